@@ -1,0 +1,12 @@
+/* Umbrella header of the Lua-free blua core. */
+#ifndef BLUA_H
+#define BLUA_H
+
+#define BLUA_VERSION "0.1.0"
+
+#include "blua/error.h"
+#include "blua/random.h"
+#include "blua/tensor.h"
+#include "blua/threads.h"
+
+#endif

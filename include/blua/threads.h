@@ -1,0 +1,11 @@
+/* One process-wide thread count shared by OpenMP loops and OpenBLAS. */
+#ifndef BLUA_THREADS_H
+#define BLUA_THREADS_H
+
+void blua_set_num_threads(int n);
+int blua_get_num_threads(void);
+/* OpenBLAS build description (config string and core name). */
+const char *blua_blas_config(void);
+const char *blua_blas_core(void);
+
+#endif

@@ -1,0 +1,34 @@
+-- blua: lifted training of neural networks. The Lua face of the runtime.
+-- The C core (blua.core) provides tensors and kernels; the submodules below add the
+-- activations registry, networks, data sets, trainers, optimisers and metrics. Submodules load
+-- on first use, so `blua.nn` costs nothing until a script touches it.
+local core = require "blua.core"
+
+local blua = {}
+for k, v in pairs(core) do blua[k] = v end
+
+local submodules = {
+  activation = "blua.activation",
+  data = "blua.data",
+  nn = "blua.nn",
+  train = "blua.train",
+  optim = "blua.optim",
+  metrics = "blua.metrics",
+  progress = "blua.progress",
+  plot = "blua.plot",
+  cli = "blua.cli",
+}
+
+setmetatable(blua, {
+  __index = function(t, k)
+    local name = submodules[k]
+    if name then
+      local m = require(name)
+      rawset(t, k, m)
+      return m
+    end
+  end,
+})
+
+package.loaded["blua"] = blua
+return blua

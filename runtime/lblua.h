@@ -1,0 +1,36 @@
+/* Internal header of the Lua binding: helpers shared by the runtime/l*.c files. */
+#ifndef LBLUA_H
+#define LBLUA_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "blua/blua.h"
+
+#define LBLUA_TENSOR_MT "blua.Tensor"
+
+/* The tensor at idx, or a Lua error "bad argument #idx to 'fname' (blua.Tensor expected...)". */
+blua_tensor *lblua_checktensor(lua_State *L, int idx);
+/* The tensor at idx, or NULL when the value there is not a live tensor. */
+blua_tensor *lblua_totensor(lua_State *L, int idx);
+/* Pushes t as a new blua.Tensor userdata; the userdata takes over the caller's reference.
+ * A NULL t raises the error in err as lblua_error does, naming fname. */
+void lblua_pushtensor(lua_State *L, blua_tensor *t);
+blua_tensor *lblua_pushresult(lua_State *L, blua_tensor *t, const char *fname, const blua_err *err);
+/* Raises a Lua error from a core message. Core messages read "problem: details"; the error
+ * becomes "problem in 'fname': details". Never returns. */
+int lblua_error(lua_State *L, const char *fname, const blua_err *err);
+/* Checks a status returned by the core and raises on failure. */
+#define lblua_check(L, status, fname, err) \
+  do { if ((status) != BLUA_OK) lblua_error((L), (fname), (err)); } while (0)
+
+/* Each binding file registers its functions into the module table on the stack top. */
+void lblua_open_tensor(lua_State *L);
+void lblua_open_prox(lua_State *L);
+void lblua_open_io(lua_State *L);
+void lblua_open_lifted(lua_State *L);
+
+/* Builds the whole module table (blua.core) and leaves it on the stack. */
+int lblua_open(lua_State *L);
+
+#endif
