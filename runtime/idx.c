@@ -1,0 +1,4 @@
+/* Placeholder until its issue lands. */
+#include "blua/blua.h"
+
+typedef int blua_idx_placeholder;
