@@ -1,5 +1,6 @@
 /* Lua binding of the tensor core: the blua.Tensor userdata, its methods and metamethods, and
  * the module-level constructors. Indices are 1-based here and 0-based in the core. */
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -183,6 +184,26 @@ static int l_randperm(lua_State *L) {
     lua_pushinteger(L, perm[i] + 1);
     lua_rawseti(L, -2, i + 1);
   }
+  return 1;
+}
+
+/* blua._sgemm(c, a, b): cblas_sgemm on contiguous row-major tensors with no checks beyond
+ * the shapes. A reference for the benchmarks, not part of the API. */
+static int l_sgemm(lua_State *L) {
+  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_checktensor(L, 2), *b = lblua_checktensor(L, 3);
+  char sa[48], sb[48];
+  if (a->dim != 2 || b->dim != 2 || c->dim != 2 || a->size[1] != b->size[0] || c->size[0] != a->size[0] ||
+      c->size[1] != b->size[1] || !blua_tensor_is_contiguous(a) || !blua_tensor_is_contiguous(b) ||
+      !blua_tensor_is_contiguous(c))
+    return luaL_error(L, "size mismatch in '_sgemm': %s * %s", shape(a, sa), shape(b, sb));
+  int m = (int)a->size[0], k = (int)a->size[1], n = (int)b->size[1];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, blua_tensor_data(a), k,
+              blua_tensor_data(b), n, 0.0f, blua_tensor_data(c), n);
+  return 0;
+}
+
+static int l_clock(lua_State *L) {
+  lua_pushnumber(L, blua_wall_time());
   return 1;
 }
 
@@ -433,7 +454,7 @@ static int t_mm(lua_State *L) {
   if (a->dim != 2 || b->dim != 2 || a->size[1] != b->size[0])
     return luaL_error(L, "size mismatch in 'mm': %s * %s", shape(a, sa), shape(b, sb));
   blua_err err;
-  blua_tensor *c = new_tensor(L, 2, a->size[0], b->size[1], "mm");
+  blua_tensor *c = lblua_pushresult(L, blua_tensor_empty(2, a->size[0], b->size[1], &err), "mm", &err);
   lblua_check(L, blua_mm(c, 0.0f, 1.0f, a, b, &err), "mm", &err);
   return 1;
 }
@@ -748,7 +769,7 @@ static const luaL_Reg module_funcs[] = {
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"rand", l_rand}, {"randn", l_randn},
     {"eye", l_eye}, {"isTensor", l_isTensor}, {"setNumThreads", l_setNumThreads},
     {"getNumThreads", l_getNumThreads}, {"manualSeed", l_manualSeed}, {"initialSeed", l_initialSeed},
-    {"randperm", l_randperm}, {"blasInfo", l_blasInfo},
+    {"randperm", l_randperm}, {"blasInfo", l_blasInfo}, {"_sgemm", l_sgemm}, {"clock", l_clock},
     {NULL, NULL}};
 
 void lblua_open_tensor(lua_State *L) {

@@ -10,7 +10,7 @@
 
 /* ---- storage and creation ---- */
 
-static blua_storage *storage_new(size_t n, blua_err *err) {
+static blua_storage *storage_new(size_t n, int zero, blua_err *err) {
   blua_storage *s = malloc(sizeof *s);
   if (!s) {
     blua_fail(err, "out of memory: storage header");
@@ -24,7 +24,7 @@ static blua_storage *storage_new(size_t n, blua_err *err) {
     blua_fail(err, "out of memory: %zu bytes", bytes);
     return NULL;
   }
-  memset(s->data, 0, bytes);
+  if (zero) memset(s->data, 0, bytes);
   s->n = n;
   s->refcount = 1;
   return s;
@@ -42,7 +42,7 @@ static blua_tensor *tensor_header(blua_storage *s, blua_err *err) {
   return t;
 }
 
-blua_tensor *blua_tensor_new(int dim, int64_t rows, int64_t cols, blua_err *err) {
+static blua_tensor *tensor_alloc(int dim, int64_t rows, int64_t cols, int zero, blua_err *err) {
   if (dim != 1 && dim != 2) {
     blua_fail(err, "bad dimension: %d (1 or 2 expected)", dim);
     return NULL;
@@ -56,7 +56,7 @@ blua_tensor *blua_tensor_new(int dim, int64_t rows, int64_t cols, blua_err *err)
     blua_fail(err, "tensor too large: %lldx%lld", (long long)rows, (long long)cols);
     return NULL;
   }
-  blua_storage *s = storage_new((size_t)(rows * cols), err);
+  blua_storage *s = storage_new((size_t)(rows * cols), zero, err);
   if (!s) return NULL;
   blua_tensor *t = tensor_header(s, err);
   s->refcount--; /* the header holds the only reference */
@@ -71,6 +71,14 @@ blua_tensor *blua_tensor_new(int dim, int64_t rows, int64_t cols, blua_err *err)
   t->stride[0] = dim == 2 ? cols : 1;
   t->stride[1] = 1;
   return t;
+}
+
+blua_tensor *blua_tensor_new(int dim, int64_t rows, int64_t cols, blua_err *err) {
+  return tensor_alloc(dim, rows, cols, 1, err);
+}
+
+blua_tensor *blua_tensor_empty(int dim, int64_t rows, int64_t cols, blua_err *err) {
+  return tensor_alloc(dim, rows, cols, 0, err);
 }
 
 blua_tensor *blua_tensor_new2d(int64_t rows, int64_t cols, blua_err *err) {
@@ -195,7 +203,7 @@ blua_tensor *blua_tensor_view(blua_tensor *t, int dim, int64_t rows, int64_t col
 /* ---- copies ---- */
 
 blua_tensor *blua_tensor_clone(const blua_tensor *t, blua_err *err) {
-  blua_tensor *c = blua_tensor_new_like(t, err);
+  blua_tensor *c = blua_tensor_empty(t->dim, t->size[0], t->size[1], err);
   if (c) blua_tensor_copy(c, t, err);
   return c;
 }

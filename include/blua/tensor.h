@@ -32,6 +32,8 @@ typedef struct blua_tensor {
 
 /* Creation: zero-filled, contiguous. */
 blua_tensor *blua_tensor_new(int dim, int64_t rows, int64_t cols, blua_err *err);
+/* Uninitialised contents: for results that are written in full before they are read. */
+blua_tensor *blua_tensor_empty(int dim, int64_t rows, int64_t cols, blua_err *err);
 blua_tensor *blua_tensor_new2d(int64_t rows, int64_t cols, blua_err *err);
 blua_tensor *blua_tensor_new1d(int64_t n, blua_err *err);
 blua_tensor *blua_tensor_new_like(const blua_tensor *t, blua_err *err);

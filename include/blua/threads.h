@@ -8,4 +8,7 @@ int blua_get_num_threads(void);
 const char *blua_blas_config(void);
 const char *blua_blas_core(void);
 
+/* Seconds on a monotonic clock, for timing. */
+double blua_wall_time(void);
+
 #endif

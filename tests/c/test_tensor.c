@@ -1,0 +1,146 @@
+/* Unit tests of the Lua-free tensor core: creation, views, arithmetic, gemm, reductions,
+ * the generator and the error paths (status and message, never an abort). */
+#include <math.h>
+#include <string.h>
+
+#include "blua/blua.h"
+#include "check.h"
+
+static void test_create_and_release(void) {
+  blua_err err;
+  blua_tensor *t = blua_tensor_new2d(3, 4, &err);
+  CHECK(t != NULL);
+  CHECK(blua_tensor_nelement(t) == 12);
+  CHECK(blua_tensor_is_contiguous(t));
+  CHECK(((uintptr_t)blua_tensor_data(t) & 63) == 0);
+  CHECK(blua_tensor_sum(t) == 0.0);
+  blua_tensor_release(t);
+
+  CHECK(blua_tensor_new2d(-1, 2, &err) == NULL);
+  CHECK(strstr(err.msg, "bad size") != NULL);
+  CHECK(blua_tensor_new2d(BLUA_MAX_ELEMENTS, 2, &err) == NULL);
+  CHECK(strstr(err.msg, "too large") != NULL);
+  CHECK(blua_tensor_new(3, 1, 1, &err) == NULL);
+}
+
+static void test_views_share_storage(void) {
+  blua_err err;
+  blua_tensor *t = blua_tensor_new2d(4, 3, &err);
+  for (int i = 0; i < 12; i++) blua_tensor_data(t)[i] = (float)i;
+  blua_tensor *v = blua_tensor_narrow(t, 0, 1, 2, &err);
+  CHECK(v && v->size[0] == 2 && *blua_tensor_at(v, 0, 0) == 3.0f);
+  blua_tensor *tr = blua_tensor_transpose(t, &err);
+  CHECK(tr->size[0] == 3 && tr->size[1] == 4 && *blua_tensor_at(tr, 2, 1) == 5.0f);
+  CHECK(!blua_tensor_is_contiguous(tr));
+  blua_tensor_release(t); /* the views keep the storage alive */
+  CHECK(*blua_tensor_at(v, 1, 2) == 8.0f);
+  CHECK(blua_tensor_narrow(v, 0, 1, 5, &err) == NULL);
+  CHECK(strstr(err.msg, "out of range") != NULL);
+  blua_tensor *c = blua_tensor_contiguous(tr, &err);
+  CHECK(blua_tensor_is_contiguous(c) && *blua_tensor_at(c, 2, 1) == 5.0f);
+  blua_tensor_release(c);
+  blua_tensor_release(v);
+  blua_tensor_release(tr);
+}
+
+static void test_arithmetic(void) {
+  blua_err err;
+  blua_tensor *a = blua_tensor_new2d(2, 2, &err), *b = blua_tensor_new2d(2, 2, &err);
+  blua_tensor *bad = blua_tensor_new2d(2, 3, &err);
+  for (int i = 0; i < 4; i++) {
+    blua_tensor_data(a)[i] = (float)(i + 1);
+    blua_tensor_data(b)[i] = 2.0f;
+  }
+  CHECK(blua_tensor_add(a, a, 0.5f, b, &err) == BLUA_OK);
+  CHECK(blua_tensor_sum(a) == 14.0);
+  CHECK(blua_tensor_cmul(a, a, b, &err) == BLUA_OK && blua_tensor_sum(a) == 28.0);
+  CHECK(blua_tensor_add(a, a, 1.0f, bad, &err) == BLUA_ERROR);
+  CHECK(strcmp(err.msg, "size mismatch: 2x2 and 2x3") == 0);
+  CHECK(blua_tensor_affine(a, a, 0.0f, 1.0f, &err) == BLUA_OK && blua_tensor_sum(a) == 4.0);
+  blua_tensor_release(a);
+  blua_tensor_release(b);
+  blua_tensor_release(bad);
+}
+
+/* gemm against a naive triple loop, for plain, transposed and narrowed operands. */
+static void test_mm(void) {
+  blua_err err;
+  blua_manual_seed(11);
+  for (int trial = 0; trial < 30; trial++) {
+    int m = 1 + trial % 7, k = 1 + (trial * 3) % 5, n = 1 + (trial * 5) % 6;
+    blua_tensor *a = blua_tensor_new2d(m, k, &err), *bt = blua_tensor_new2d(n, k, &err);
+    blua_tensor_normal(a, 0, 1);
+    blua_tensor_normal(bt, 0, 1);
+    blua_tensor *b = blua_tensor_transpose(bt, &err);
+    blua_tensor *c = blua_tensor_new2d(m, n, &err);
+    CHECK(blua_mm(c, 0.0f, 1.0f, a, b, &err) == BLUA_OK);
+    double worst = 0;
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) {
+        double s = 0;
+        for (int p = 0; p < k; p++) s += (double)*blua_tensor_at(a, i, p) * *blua_tensor_at(b, p, j);
+        worst = fmax(worst, fabs(s - *blua_tensor_at(c, i, j)));
+      }
+    CHECK(worst < 1e-4);
+    blua_tensor_release(a);
+    blua_tensor_release(b);
+    blua_tensor_release(bt);
+    blua_tensor_release(c);
+  }
+  blua_tensor *x = blua_tensor_new2d(2, 3, &err), *y = blua_tensor_new2d(2, 3, &err), *z = blua_tensor_new2d(2, 3, &err);
+  CHECK(blua_mm(z, 0.0f, 1.0f, x, y, &err) == BLUA_ERROR);
+  CHECK(strcmp(err.msg, "size mismatch: 2x3 * 2x3") == 0);
+  blua_tensor_release(x);
+  blua_tensor_release(y);
+  blua_tensor_release(z);
+}
+
+static void test_reductions(void) {
+  blua_err err;
+  blua_tensor *t = blua_tensor_new2d(2, 3, &err);
+  float v[] = {1, -2, 3, 4, 5, -6};
+  memcpy(blua_tensor_data(t), v, sizeof v);
+  CHECK(blua_tensor_sum(t) == 5.0);
+  CHECK(blua_tensor_max(t) == 5.0 && blua_tensor_min(t) == -6.0);
+  CHECK_NEAR(blua_tensor_norm(t), sqrt(91.0), 1e-9);
+  int64_t idx[2];
+  blua_tensor_argmax_rows(t, idx);
+  CHECK(idx[0] == 2 && idx[1] == 1);
+  blua_tensor *s = blua_tensor_new2d(1, 3, &err);
+  CHECK(blua_tensor_sum_rows(s, 0.0f, 1.0f, t, &err) == BLUA_OK);
+  CHECK(blua_tensor_data(s)[2] == -3.0f);
+  CHECK(blua_tensor_all_finite(t));
+  blua_tensor_data(t)[4] = NAN;
+  CHECK(!blua_tensor_all_finite(t));
+  CHECK(isnan(blua_tensor_max(t)));
+  blua_tensor_release(s);
+  blua_tensor_release(t);
+}
+
+static void test_random(void) {
+  blua_rng r1, r2;
+  blua_rng_seed(&r1, 123);
+  blua_rng_seed(&r2, 123);
+  int same = 1;
+  for (int i = 0; i < 100; i++) same &= blua_rng_next(&r1) == blua_rng_next(&r2);
+  CHECK(same);
+  int64_t perm[50], seen[50] = {0};
+  blua_rng_permutation(&r1, perm, 50);
+  for (int i = 0; i < 50; i++) seen[perm[i]]++;
+  int ok = 1;
+  for (int i = 0; i < 50; i++) ok &= seen[i] == 1;
+  CHECK(ok);
+  double s = 0;
+  for (int i = 0; i < 100000; i++) s += blua_rng_normal(&r1);
+  CHECK(fabs(s / 100000) < 0.02);
+}
+
+int main(void) {
+  test_create_and_release();
+  test_views_share_storage();
+  test_arithmetic();
+  test_mm();
+  test_reductions();
+  test_random();
+  return check_summary();
+}
