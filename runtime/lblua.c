@@ -1,7 +1,10 @@
 /* Entry of the binding: builds the blua.core table from every binding file. */
+#define _POSIX_C_SOURCE 200809L
 #include "lblua.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 int lblua_error(lua_State *L, const char *fname, const blua_err *err) {
   const char *msg = err ? err->msg : "unknown error";
@@ -11,10 +14,18 @@ int lblua_error(lua_State *L, const char *fname, const blua_err *err) {
   return luaL_error(L, "%s in '%s'", msg, fname);
 }
 
+/* blua.isatty([fd]): whether stdout (or fd) is a terminal, for progress bars. */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+  return 1;
+}
+
 int lblua_open(lua_State *L) {
   lua_newtable(L);
   lua_pushliteral(L, BLUA_VERSION);
   lua_setfield(L, -2, "version");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -2, "isatty");
   lblua_open_tensor(L);
   lblua_open_prox(L);
   lblua_open_io(L);

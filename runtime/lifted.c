@@ -1,4 +1,123 @@
-/* Placeholder until its issue lands. */
-#include "blua/blua.h"
+/* Batch kernels of the lifted trainers: affine maps, next-layer residuals, fused X-steps,
+ * W-gradients and energies. See blua/lifted.h. */
+#include "blua/lifted.h"
 
-typedef int blua_lifted_placeholder;
+#include <math.h>
+#include <stdlib.h>
+
+#include "blua/penalty.h"
+
+static int check_rows(const blua_tensor *a, const blua_tensor *b, blua_err *err) {
+  char sa[48], sb[48];
+  if (blua_tensor_rows(a) != blua_tensor_rows(b))
+    return blua_fail(err, "size mismatch: batches of %s and %s", blua_tensor_shape(a, sa, sizeof sa),
+                     blua_tensor_shape(b, sb, sizeof sb));
+  return BLUA_OK;
+}
+
+int blua_lifted_affine(blua_tensor *z, const blua_tensor *x_prev, const blua_lifted_layer *layer, blua_err *err) {
+  /* z = 1 b^T first, then z += x_prev W in the same GEMM call (beta = 1). */
+  int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
+  if (blua_tensor_nelement(layer->b) != cols) {
+    char sz[48], sb[48];
+    return blua_fail(err, "size mismatch: bias %s for output %s", blua_tensor_shape(layer->b, sb, sizeof sb),
+                     blua_tensor_shape(z, sz, sizeof sz));
+  }
+  const float *b = blua_tensor_data(layer->b);
+  int64_t bs = layer->b->dim == 2 ? layer->b->stride[1] : layer->b->stride[0];
+#pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
+  for (int64_t i = 0; i < rows; i++) {
+    float *p = blua_tensor_at(z, i, 0);
+    int64_t cs = z->stride[1];
+    for (int64_t j = 0; j < cols; j++) p[j * cs] = b[j * bs];
+  }
+  return blua_mm(z, 1.0f, 1.0f, x_prev, layer->W, err);
+}
+
+int blua_lifted_residual(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
+                         blua_tensor *z, const blua_tensor *x_next, blua_err *err) {
+  if (kind == BLUA_PENALTY_BREGMAN || is_output) return blua_act_bregman_grad(act, z, x_next, z, err);
+  return blua_tensor_add(z, z, -1.0f, x_next, err) != BLUA_OK ? BLUA_ERROR
+                                                              : blua_tensor_affine(z, z, (float)gamma, 0.0f, err);
+}
+
+int blua_lifted_xstep(blua_penalty_kind kind, const blua_lifted_layer *layer, const blua_lifted_layer *next,
+                      int next_is_output, const blua_tensor *x_prev, blua_tensor *x, const blua_tensor *x_next,
+                      double mu, double gamma, blua_tensor *work[3], blua_err *err) {
+  if (!(mu > 0)) return blua_fail(err, "bad step: mu must be positive, got %g", mu);
+  if (check_rows(x_prev, x, err) || check_rows(x, x_next, err)) return BLUA_ERROR;
+  blua_tensor *z = work[0], *zn = work[1], *g = work[2];
+  if (blua_lifted_affine(z, x_prev, layer, err)) return BLUA_ERROR;
+  if (blua_lifted_affine(zn, x, next, err)) return BLUA_ERROR;
+  if (blua_lifted_residual(kind, next->act, next_is_output, gamma, zn, x_next, err)) return BLUA_ERROR;
+  /* g = r W_{l+1}^T: a transposed view of W goes to BLAS as it is. */
+  blua_tensor *wt = blua_tensor_transpose((blua_tensor *)next->W, err);
+  if (!wt) return BLUA_ERROR;
+  int status = blua_mm(g, 0.0f, 1.0f, zn, wt, err);
+  blua_tensor_release(wt);
+  if (status) return status;
+  if (kind == BLUA_PENALTY_BREGMAN) return blua_act_xstep_bregman(layer->act, x, z, g, mu, err);
+  return blua_act_xstep_lifted(layer->act, x, z, g, mu, gamma, err);
+}
+
+int blua_lifted_wgrad(blua_penalty_kind kind, const blua_lifted_layer *layer, int is_output, double gamma,
+                      const blua_tensor *x_prev, const blua_tensor *x, double scale, blua_tensor *gW,
+                      blua_tensor *gb, blua_tensor *work, blua_err *err) {
+  if (check_rows(x_prev, x, err)) return BLUA_ERROR;
+  if (blua_lifted_affine(work, x_prev, layer, err)) return BLUA_ERROR;
+  if (blua_lifted_residual(kind, layer->act, is_output, gamma, work, x, err)) return BLUA_ERROR;
+  blua_tensor *xt = blua_tensor_transpose((blua_tensor *)x_prev, err);
+  if (!xt) return BLUA_ERROR;
+  int status = blua_mm(gW, 0.0f, (float)scale, xt, work, err);
+  blua_tensor_release(xt);
+  if (status) return status;
+  return blua_tensor_sum_rows(gb, 0.0f, (float)scale, work, err);
+}
+
+int blua_lifted_energy(blua_penalty_kind kind, const blua_lifted_layer *layer, int is_output, double gamma,
+                       const blua_tensor *x_prev, const blua_tensor *x, blua_tensor *work, double *energy,
+                       blua_err *err) {
+  if (check_rows(x_prev, x, err)) return BLUA_ERROR;
+  if (blua_lifted_affine(work, x_prev, layer, err)) return BLUA_ERROR;
+  if (kind == BLUA_PENALTY_BREGMAN || is_output) return blua_act_bregman(layer->act, x, work, energy, err);
+  return blua_quadratic_penalty(x, work, gamma, energy, err);
+}
+
+double blua_spectral_norm(const blua_tensor *W, int iters) {
+  int64_t m = blua_tensor_rows(W), n = blua_tensor_cols(W);
+  if (m == 0 || n == 0) return 0.0;
+  double *v = malloc((size_t)n * sizeof *v), *u = malloc((size_t)m * sizeof *u);
+  if (!v || !u) {
+    free(v);
+    free(u);
+    return NAN;
+  }
+  /* A fixed, non-symmetric start keeps the estimate deterministic and rarely orthogonal
+   * to the top singular vector. */
+  for (int64_t j = 0; j < n; j++) v[j] = 1.0 + 0.01 * (double)(j % 7);
+  double sigma = 0.0;
+  for (int it = 0; it < (iters > 0 ? iters : 1); it++) {
+    double nv = 0.0;
+    for (int64_t j = 0; j < n; j++) nv += v[j] * v[j];
+    nv = sqrt(nv);
+    if (nv == 0.0) break;
+    for (int64_t j = 0; j < n; j++) v[j] /= nv;
+    double nu = 0.0;
+    for (int64_t i = 0; i < m; i++) {
+      double s = 0.0;
+      const float *row = blua_tensor_at(W, i, 0);
+      for (int64_t j = 0; j < n; j++) s += row[j * W->stride[1]] * v[j];
+      u[i] = s;
+      nu += s * s;
+    }
+    sigma = sqrt(nu);
+    for (int64_t j = 0; j < n; j++) v[j] = 0.0;
+    for (int64_t i = 0; i < m; i++) {
+      const float *row = blua_tensor_at(W, i, 0);
+      for (int64_t j = 0; j < n; j++) v[j] += row[j * W->stride[1]] * u[i];
+    }
+  }
+  free(v);
+  free(u);
+  return sigma;
+}

@@ -1,4 +1,139 @@
-/* Binding of the lifted part of the core (placeholder until its issue lands). */
+/* Binding of the lifted kernels (blua/lifted.h). These are the trainers' fast path for
+ * built-in activations; lua/blua/train.lua composes the same steps from tensor operations
+ * for activations defined in Lua. Activations arrive as the Lua activation objects of
+ * blua.activation (fields name, params, builtin). */
+#include <math.h>
+#include <string.h>
+
+#include "blua/lifted.h"
+#include "blua/optim.h"
 #include "lblua.h"
 
-void lblua_open_lifted(lua_State *L) { (void)L; }
+/* A built-in activation object at idx → its C descriptor. */
+static void check_act(lua_State *L, int idx, blua_act *act, const char *fname) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "builtin");
+  int builtin = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "name");
+  const char *name = lua_tostring(L, -1);
+  if (!builtin || !name)
+    luaL_error(L, "bad activation in '%s': '%s' is not a built-in activation", fname, name ? name : "?");
+  blua_err err;
+  blua_act_kind kind;
+  if (blua_act_kind_from_name(name, &kind, &err)) lblua_error(L, fname, &err);
+  double p[2] = {NAN, NAN};
+  lua_getfield(L, idx, "params");
+  for (int i = 0; i < blua_act_nparams(kind) && i < 2; i++) {
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, blua_act_param_name(kind, i));
+      if (lua_isnumber(L, -1)) p[i] = lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  if (blua_act_init(act, name, p[0], p[1], &err)) lblua_error(L, fname, &err);
+  lua_pop(L, 3);
+}
+
+static blua_penalty_kind check_penalty(lua_State *L, int idx) {
+  static const char *const names[] = {"bregman", "quadratic", NULL};
+  return (blua_penalty_kind)luaL_checkoption(L, idx, NULL, names);
+}
+
+/* blua._affine(z, x_prev, W, b): z = x_prev W + 1 b^T, in place; returns z. */
+static int l_affine(lua_State *L) {
+  blua_tensor *z = lblua_checktensor(L, 1);
+  blua_lifted_layer layer = {NULL, lblua_checktensor(L, 3), lblua_checktensor(L, 4)};
+  blua_err err;
+  lblua_check(L, blua_lifted_affine(z, lblua_checktensor(L, 2), &layer, &err), "affine", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* blua._xstep(penalty, act, W, b, next_act, Wn, bn, next_is_output, x_prev, x, x_next, mu,
+ *             gamma, z, zn, g): one X-step of a hidden layer, in place on x. */
+static int l_xstep(lua_State *L) {
+  blua_penalty_kind kind = check_penalty(L, 1);
+  blua_act act, next_act;
+  check_act(L, 2, &act, "xstep");
+  check_act(L, 5, &next_act, "xstep");
+  blua_lifted_layer layer = {&act, lblua_checktensor(L, 3), lblua_checktensor(L, 4)};
+  blua_lifted_layer next = {&next_act, lblua_checktensor(L, 6), lblua_checktensor(L, 7)};
+  int next_is_output = lua_toboolean(L, 8);
+  blua_tensor *work[3] = {lblua_checktensor(L, 14), lblua_checktensor(L, 15), lblua_checktensor(L, 16)};
+  blua_err err;
+  lblua_check(L,
+              blua_lifted_xstep(kind, &layer, &next, next_is_output, lblua_checktensor(L, 9), lblua_checktensor(L, 10),
+                                lblua_checktensor(L, 11), luaL_checknumber(L, 12), luaL_checknumber(L, 13), work, &err),
+              "xstep", &err);
+  return 0;
+}
+
+/* blua._wgrad(penalty, act, W, b, is_output, gamma, x_prev, x, scale, gW, gb, work). */
+static int l_wgrad(lua_State *L) {
+  blua_penalty_kind kind = check_penalty(L, 1);
+  blua_act act;
+  check_act(L, 2, &act, "wgrad");
+  blua_lifted_layer layer = {&act, lblua_checktensor(L, 3), lblua_checktensor(L, 4)};
+  blua_err err;
+  lblua_check(L,
+              blua_lifted_wgrad(kind, &layer, lua_toboolean(L, 5), luaL_checknumber(L, 6), lblua_checktensor(L, 7),
+                                lblua_checktensor(L, 8), luaL_checknumber(L, 9), lblua_checktensor(L, 10),
+                                lblua_checktensor(L, 11), lblua_checktensor(L, 12), &err),
+              "wgrad", &err);
+  return 0;
+}
+
+/* blua._energy(penalty, act, W, b, is_output, gamma, x_prev, x, work) → number. */
+static int l_energy(lua_State *L) {
+  blua_penalty_kind kind = check_penalty(L, 1);
+  blua_act act;
+  check_act(L, 2, &act, "energy");
+  blua_lifted_layer layer = {&act, lblua_checktensor(L, 3), lblua_checktensor(L, 4)};
+  blua_err err;
+  double e = 0.0;
+  lblua_check(L,
+              blua_lifted_energy(kind, &layer, lua_toboolean(L, 5), luaL_checknumber(L, 6), lblua_checktensor(L, 7),
+                                 lblua_checktensor(L, 8), lblua_checktensor(L, 9), &e, &err),
+              "energy", &err);
+  lua_pushnumber(L, e);
+  return 1;
+}
+
+/* blua.spectralNorm(W [, iters]): ‖W‖₂ by power iteration. */
+static int l_spectralNorm(lua_State *L) {
+  blua_tensor *W = lblua_checktensor(L, 1);
+  lua_Integer iters = luaL_optinteger(L, 2, 20);
+  luaL_argcheck(L, W->dim == 2, 1, "2-D tensor expected");
+  lua_pushnumber(L, blua_spectral_norm(W, (int)iters));
+  return 1;
+}
+
+/* blua._adam(x, g, m, v, lr, beta1, beta2, eps, weight_decay, t): in place on x, m, v. */
+static int l_adam(lua_State *L) {
+  blua_err err;
+  lblua_check(L,
+              blua_adam_step(lblua_checktensor(L, 1), lblua_checktensor(L, 2), lblua_checktensor(L, 3),
+                             lblua_checktensor(L, 4), luaL_checknumber(L, 5), luaL_checknumber(L, 6),
+                             luaL_checknumber(L, 7), luaL_checknumber(L, 8), luaL_checknumber(L, 9),
+                             (long)luaL_checkinteger(L, 10), &err),
+              "adam", &err);
+  return 0;
+}
+
+/* blua._sgd(x, g, buf, lr, momentum, nesterov, weight_decay): in place on x and buf. */
+static int l_sgd(lua_State *L) {
+  blua_err err;
+  lblua_check(L,
+              blua_sgd_step(lblua_checktensor(L, 1), lblua_checktensor(L, 2), lblua_checktensor(L, 3),
+                            luaL_checknumber(L, 4), luaL_checknumber(L, 5), lua_toboolean(L, 6),
+                            luaL_checknumber(L, 7), &err),
+              "sgd", &err);
+  return 0;
+}
+
+static const luaL_Reg funcs[] = {
+    {"_adam", l_adam}, {"_sgd", l_sgd},
+    {"_affine", l_affine}, {"_xstep", l_xstep}, {"_wgrad", l_wgrad}, {"_energy", l_energy},
+    {"spectralNorm", l_spectralNorm}, {NULL, NULL}};
+
+void lblua_open_lifted(lua_State *L) { luaL_setfuncs(L, funcs, 0); }

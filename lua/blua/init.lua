@@ -17,6 +17,7 @@ local submodules = {
   progress = "blua.progress",
   plot = "blua.plot",
   cli = "blua.cli",
+  experiment = "blua.experiment",
 }
 
 setmetatable(blua, {

@@ -1,0 +1,60 @@
+/* The batch kernels of the lifted trainers (DESIGN.md §3–§5), for the Bregman and the
+ * classical (quadratic penalty) formulations. Rows are samples; for layer l,
+ *   Z_l = X_{l-1} W_l + 1 b_l^T,  W_l is n_{l-1} x n_l,  b_l is 1 x n_l.
+ * GEMMs go through BLAS outside any parallel region; the residuals and the prox run in
+ * OpenMP loops over samples (blua/prox.h). */
+#ifndef BLUA_LIFTED_H
+#define BLUA_LIFTED_H
+
+#include "blua/prox.h"
+
+typedef enum blua_penalty_kind {
+  BLUA_PENALTY_BREGMAN,   /* B_Ψ(x_l, Z_l), eq. (2)-(3) of the paper */
+  BLUA_PENALTY_QUADRATIC  /* (γ/2)‖x_l − Z_l‖², x_l ∈ C_l, eq. (1) */
+} blua_penalty_kind;
+
+/* One affine layer and the activation that follows it. */
+typedef struct blua_lifted_layer {
+  const blua_act *act;
+  const blua_tensor *W;
+  const blua_tensor *b;
+} blua_lifted_layer;
+
+/* z = x_prev W + 1 b^T (z must be rows x n_out). */
+int blua_lifted_affine(blua_tensor *z, const blua_tensor *x_prev, const blua_lifted_layer *layer, blua_err *err);
+
+/* r = the gradient, with respect to z = x W + b, of the term that couples x to the next
+ * variable x_next (the next hidden variable, or the targets when is_output):
+ *   Bregman or output:   r = σ(z) − x_next
+ *   quadratic, hidden:   r = γ (z − x_next)
+ * z is overwritten by r. */
+int blua_lifted_residual(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
+                         blua_tensor *z, const blua_tensor *x_next, blua_err *err);
+
+/* One X-step for hidden layer l on all samples of a batch, in place on x:
+ *   Bregman:   x ← prox_{μΦ_l}( x + μ (Z_l − g) )
+ *   quadratic: x ← Π_{C_l}( x − μ (γ (x − Z_l) + g) )
+ * with g = r W_{l+1}^T, r the residual of the next layer (blua_lifted_residual).
+ * x_next is X_{l+1}, or the targets (one-hot rows) when next_is_output.
+ * work: three scratch tensors, rows x n_l, rows x n_{l+1}, rows x n_l (reused across calls). */
+int blua_lifted_xstep(blua_penalty_kind kind, const blua_lifted_layer *layer, const blua_lifted_layer *next,
+                      int next_is_output, const blua_tensor *x_prev, blua_tensor *x, const blua_tensor *x_next,
+                      double mu, double gamma, blua_tensor *work[3], blua_err *err);
+
+/* Gradients of a layer's term with respect to W and b, scaled by `scale` (e.g. 1/batch):
+ *   gW = scale X_{l-1}^T r,  gb = scale 1^T r,  r = blua_lifted_residual of this layer.
+ * work: rows x n_l scratch. No derivative of any activation is used. */
+int blua_lifted_wgrad(blua_penalty_kind kind, const blua_lifted_layer *layer, int is_output, double gamma,
+                      const blua_tensor *x_prev, const blua_tensor *x, double scale, blua_tensor *gW,
+                      blua_tensor *gb, blua_tensor *work, blua_err *err);
+
+/* The layer's term of the energy: Σ B_Ψ(x, Z) (Bregman or output: softmax gives the
+ * cross-entropy) or (γ/2)‖x − Z‖² (quadratic hidden). work: rows x n_l scratch. */
+int blua_lifted_energy(blua_penalty_kind kind, const blua_lifted_layer *layer, int is_output, double gamma,
+                       const blua_tensor *x_prev, const blua_tensor *x, blua_tensor *work, double *energy,
+                       blua_err *err);
+
+/* ‖W‖₂ by power iteration on WᵀW from a fixed start (deterministic), `iters` steps. */
+double blua_spectral_norm(const blua_tensor *W, int iters);
+
+#endif

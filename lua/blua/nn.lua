@@ -1,0 +1,178 @@
+-- Networks: feed-forward stacks of affine layers, each followed by a proximal activation.
+-- Rows are samples: Z_l = X_{l-1} W_l + 1 b_l^T, X_l = σ_l(Z_l), W_l is n_{l-1} x n_l.
+--
+-- A network is plain data (sizes, activation specs, weight and bias tensors) with a
+-- metatable, so blua.save stores it and blua.load brings it back; activation objects are
+-- looked up from their specs on use.
+local blua = require "blua"
+
+local nn = {}
+
+local MLP = {}
+MLP.__index = MLP
+MLP.__name = "blua.nn.MLP"
+nn.MLP = MLP
+
+-- The spec {name =, params =} of an activation given by name, object or spec.
+local function act_spec(a, what)
+  if type(a) == "string" then return {name = a, params = {}} end
+  if type(a) == "table" and type(a.name) == "string" then
+    local params = {}
+    for k, v in pairs(a.params or {}) do params[k] = v end
+    return {name = a.name, params = params}
+  end
+  error(string.format("bad activation for %s: a name or an activation object expected, got %s", what, type(a)), 3)
+end
+
+local act_cache = setmetatable({}, {__mode = "k"})
+
+-- The activation object of layer l (1-based; the last layer's is the output activation).
+function MLP:activation(l)
+  local cache = act_cache[self]
+  if not cache then
+    cache = {}
+    act_cache[self] = cache
+  end
+  local a = cache[l]
+  if not a then
+    local spec = self.activations[l]
+    if not spec then error(string.format("layer %d out of range 1..%d", l, #self.W), 2) end
+    a = blua.activation.get(spec.name, spec.params)
+    cache[l] = a
+  end
+  return a
+end
+
+function MLP:nLayers() return #self.W end
+
+-- {W =, b =, activation =} of layer l; the tensors are the network's own.
+function MLP:layer(l)
+  return {W = self.W[l], b = self.b[l], activation = self:activation(l)}
+end
+
+-- A flat list of parameter tensors W1, b1, W2, b2, ...
+function MLP:parameters()
+  local p = {}
+  for l = 1, #self.W do
+    p[#p + 1] = self.W[l]
+    p[#p + 1] = self.b[l]
+  end
+  return p
+end
+
+function MLP:nParameters()
+  local n = 0
+  for _, t in ipairs(self:parameters()) do n = n + t:nElement() end
+  return n
+end
+
+local function check_input(self, x, fname)
+  if not blua.isTensor(x) or x:dim() ~= 2 or x:size(2) ~= self.sizes[1] then
+    local got = blua.isTensor(x) and table.concat({x:size()}, "x") or type(x)
+    error(string.format("size mismatch in '%s': input %s, network expects N x %d", fname, got, self.sizes[1]), 3)
+  end
+end
+
+-- Pre-activations Z and activations X of every layer: X[0] = x, Z[l], X[l] = σ_l(Z[l]).
+function MLP:forwardAll(x)
+  check_input(self, x, "forward")
+  local n = x:size(1)
+  local Z, X = {}, {[0] = x}
+  for l = 1, #self.W do
+    Z[l] = blua._affine(blua.zeros(n, self.sizes[l + 1]), X[l - 1], self.W[l], self.b[l])
+    X[l] = self:activation(l):forward(Z[l])
+  end
+  return Z, X
+end
+
+-- The network's output σ_L(Z_L) (class probabilities for a softmax output), one row per sample.
+function MLP:forward(x)
+  local _, X = self:forwardAll(x)
+  return X[#self.W]
+end
+
+-- The output layer's pre-activations (scores before softmax).
+function MLP:scores(x)
+  local Z = self:forwardAll(x)
+  return Z[#self.W]
+end
+
+-- 1-based predicted class per row, as an N x 1 tensor.
+function MLP:predict(x) return self:scores(x):argmax(2) end
+
+function MLP:clone()
+  local c = {sizes = {}, activations = {}, W = {}, b = {}, init = self.init}
+  for i, s in ipairs(self.sizes) do c.sizes[i] = s end
+  for l = 1, #self.W do
+    c.activations[l] = act_spec(self.activations[l], "clone")
+    c.W[l] = self.W[l]:clone()
+    c.b[l] = self.b[l]:clone()
+  end
+  return setmetatable(c, MLP)
+end
+
+function MLP:__tostring()
+  local parts = {}
+  for l = 1, #self.W do
+    local a = self.activations[l]
+    parts[#parts + 1] = string.format("  (%d) %d -> %d, %s", l, self.sizes[l], self.sizes[l + 1], a.name)
+  end
+  return string.format("blua.nn.MLP %s, %d parameters\n%s",
+    table.concat(self.sizes, "-"), self:nParameters(), table.concat(parts, "\n"))
+end
+
+local inits = {
+  -- He: variance 2/fan_in, for ReLU-like layers; Glorot: variance 2/(fan_in + fan_out).
+  he = function(fan_in) return math.sqrt(2 / fan_in) end,
+  glorot = function(fan_in, fan_out) return math.sqrt(2 / (fan_in + fan_out)) end,
+}
+
+--- blua.nn.mlp{784, 64, 64, 64, 10, activation = "relu", output = "softmax", init = "he"}
+-- activation: a name, an activation object, or a list with one per hidden layer.
+-- Weights are drawn from the seeded generator (blua.manualSeed), biases start at zero.
+function nn.mlp(spec)
+  if type(spec) ~= "table" then error("blua.nn.mlp: a table of layer sizes expected", 2) end
+  local known = {activation = true, output = true, init = true}
+  for k in pairs(spec) do
+    if type(k) ~= "number" and not known[k] then
+      error(string.format("blua.nn.mlp: unknown option '%s' (accepted: activation, init, output)", tostring(k)), 2)
+    end
+  end
+  local sizes = {}
+  for i, s in ipairs(spec) do
+    if math.type(s) ~= "integer" or s < 1 then
+      error(string.format("blua.nn.mlp: layer size %d must be a positive integer, got %s", i, tostring(s)), 2)
+    end
+    sizes[i] = s
+  end
+  if #sizes < 2 then error("blua.nn.mlp: at least an input and an output size expected", 2) end
+  local L = #sizes - 1
+  local hidden = spec.activation or "relu"
+  local acts = {}
+  for l = 1, L - 1 do
+    local a = hidden
+    if type(hidden) == "table" and hidden[1] ~= nil then
+      if #hidden ~= L - 1 then
+        error(string.format("blua.nn.mlp: %d activations given for %d hidden layers", #hidden, L - 1), 2)
+      end
+      a = hidden[l]
+    end
+    acts[l] = act_spec(a, "hidden layer " .. l)
+  end
+  acts[L] = act_spec(spec.output or "softmax", "the output layer")
+  local init = spec.init or "he"
+  local scale = inits[init]
+  if not scale then error(string.format("blua.nn.mlp: unknown init '%s' (accepted: glorot, he)", tostring(init)), 2) end
+  local net = setmetatable({sizes = sizes, activations = acts, W = {}, b = {}, init = init}, MLP)
+  for l = 1, L do
+    -- Resolve every activation now, so a typo fails here and not in the first epoch.
+    net:activation(l)
+    net.W[l] = blua.randn(sizes[l], sizes[l + 1]):mul(scale(sizes[l], sizes[l + 1]))
+    net.b[l] = blua.zeros(1, sizes[l + 1])
+  end
+  return net
+end
+
+if blua.registerType then blua.registerType("blua.nn.MLP", MLP) end
+
+return nn

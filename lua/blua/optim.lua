@@ -1,0 +1,105 @@
+-- Optimisers in the call shape of Torch's optim package:
+--   x, {fx} = blua.optim.adam(opfunc, x, config, state)
+-- opfunc(x) returns f(x) and the gradient df/dx. x may be one tensor or a list of tensors
+-- (then the gradient is a list of the same shapes). State (moments, step count) lives in the
+-- state table, so several parameter groups can each keep their own. Updates are fused C
+-- kernels (runtime/optim.c). Unknown config names are errors.
+local blua = require "blua"
+
+local optim = {}
+
+local function check_config(name, config, defaults)
+  config = config or {}
+  for k in pairs(config) do
+    if defaults[k] == nil then
+      local names = {}
+      for d in pairs(defaults) do names[#names + 1] = d end
+      table.sort(names)
+      error(string.format("blua.optim.%s: unknown option '%s' (accepted: %s)", name, tostring(k),
+        table.concat(names, ", ")), 3)
+    end
+  end
+  local c = {}
+  for k, v in pairs(defaults) do
+    c[k] = config[k]
+    if c[k] == nil then c[k] = v end
+    if type(c[k]) ~= type(v) then
+      error(string.format("blua.optim.%s: option '%s' must be a %s, got %s", name, k, type(v), type(c[k])), 3)
+    end
+  end
+  return c
+end
+
+local function as_list(x) return blua.isTensor(x) and {x} or x end
+
+-- The moment buffers of state, made on first use with the shapes of params.
+local function buffers(state, key, params)
+  local b = state[key]
+  if not b then
+    b = {}
+    for i, p in ipairs(params) do b[i] = blua.zeros(p:size()) end
+    state[key] = b
+  end
+  return b
+end
+
+local adam_defaults = {learningRate = 1e-3, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, weightDecay = 0}
+
+function optim.adam(opfunc, x, config, state)
+  local c = check_config("adam", config, adam_defaults)
+  state = state or config or {}
+  local fx, grads = opfunc(x)
+  local params, g = as_list(x), as_list(grads)
+  local m, v = buffers(state, "m", params), buffers(state, "v", params)
+  state.t = (state.t or 0) + 1
+  for i, p in ipairs(params) do
+    blua._adam(p, g[i], m[i], v[i], c.learningRate, c.beta1, c.beta2, c.epsilon, c.weightDecay, state.t)
+  end
+  return x, {fx}
+end
+
+local sgd_defaults = {learningRate = 1e-2, momentum = 0, nesterov = false, weightDecay = 0}
+
+function optim.sgd(opfunc, x, config, state)
+  local c = check_config("sgd", config, sgd_defaults)
+  if c.nesterov and c.momentum <= 0 then error("blua.optim.sgd: nesterov needs a positive momentum", 2) end
+  state = state or config or {}
+  local fx, grads = opfunc(x)
+  local params, g = as_list(x), as_list(grads)
+  local buf = buffers(state, "buf", params)
+  for i, p in ipairs(params) do
+    blua._sgd(p, g[i], buf[i], c.learningRate, c.momentum, c.nesterov, c.weightDecay)
+  end
+  return x, {fx}
+end
+
+-- The proximal-gradient step on a smooth term plus the anchor (1/(2τ))‖x − anchor‖²: a
+-- gradient step with the Lipschitz step 1/(lipschitz + 1/τ). config: lipschitz (required),
+-- tau (math.huge for no anchor); state.anchor holds the anchor tensors.
+local prox_defaults = {lipschitz = 1.0, tau = math.huge, scale = 1.0}
+
+function optim.proxgrad(opfunc, x, config, state)
+  local c = check_config("proxgrad", config, prox_defaults)
+  state = state or {}
+  local fx, grads = opfunc(x)
+  local params, g = as_list(x), as_list(grads)
+  local inv_tau = c.tau == math.huge and 0 or 1 / c.tau
+  local step = c.scale / (c.lipschitz + inv_tau)
+  for i, p in ipairs(params) do
+    if inv_tau > 0 and state.anchor then
+      -- gradient of the anchor term: (p − anchor)/τ
+      g[i]:add(inv_tau, p):add(-inv_tau, state.anchor[i])
+    end
+    p:add(-step, g[i])
+  end
+  return x, {fx}
+end
+
+-- Learning-rate schedules: rate at epoch e (1-based, fractional within an epoch) of n.
+optim.schedules = {
+  constant = function(base) return base end,
+  cosine = function(base, e, n) return base * 0.5 * (1 + math.cos(math.pi * math.min(e - 1, n) / n)) end,
+  exponential = function(base, e, _, decay) return base * (decay or 0.85) ^ (e - 1) end,
+}
+
+return optim

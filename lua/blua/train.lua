@@ -1,0 +1,468 @@
+-- The three trainers: lifted Bregman (eq. 2 of Wang & Benning), classical lifted (eq. 1)
+-- and back-propagation, on one loop so they differ only where the methods differ.
+--
+--   local history = blua.train.bregman(net, data, opts)
+--
+-- data = {x = N x d, y = N x 1 labels 1..C} (blua.data.*). Every option has a tuned default
+-- (RESULTS.md has the sweep behind them); unknown option names are errors. Each returns the
+-- per-epoch history: {epoch, loss, energy, energies = {per layer}, train_acc, test_acc,
+-- lr, time, seconds}.
+local blua = require "blua"
+
+local train = {}
+
+-- ---------------------------------------------------------------------------------------
+-- options
+
+local function common_defaults()
+  return {
+    epochs = 20, batch = 100, seed = 1, lr = 3e-3, schedule = "cosine", decay = 0.85,
+    optimizer = "adam", momentum = 0.9, weight_decay = 0,
+    test = false, on_epoch = false, on_batch = false, verbose = true, log = false, plot = false,
+    eval_train = true, threads = false,
+    start_epoch = 1,     -- resume: the first epoch to run (the schedule continues from there)
+    optim_state = false, -- resume: the optimiser state table of the earlier run (kept up to date)
+  }
+end
+
+-- Method knobs and their defaults, on top of the common ones.
+local method_defaults = {
+  bregman = {
+    inner = 1,          -- inner iterations (X-sweep then W-step) per mini-batch
+    xsteps = 1,         -- X-sweeps per inner iteration
+    mu = 1.0,           -- X-step: μ = mu / ‖W_{l+1}‖₂²
+    order = "backward", -- X-sweep order: backward (output first), forward, or oddeven
+    tau = math.huge,    -- proximal anchor (1/(2τ))‖W − W^k‖² of the implicit SGD; off by default
+    track_energy = true,
+  },
+  lifted = {
+    inner = 1, xsteps = 1, mu = 1.0, order = "backward", tau = math.huge, track_energy = true,
+    gamma = 1.0,        -- weight of the quadratic penalties
+  },
+  backprop = {},
+}
+
+local function check_options(method, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error(string.format("blua.train.%s: options table expected", method), 3) end
+  local o = common_defaults()
+  for k, v in pairs(method_defaults[method]) do o[k] = v end
+  for k, v in pairs(opts) do
+    if o[k] == nil then
+      local names = {}
+      for name in pairs(o) do names[#names + 1] = name end
+      table.sort(names)
+      error(string.format("blua.train.%s: unknown option '%s' (accepted: %s)", method, tostring(k),
+        table.concat(names, ", ")), 3)
+    end
+    o[k] = v
+  end
+  local function positive_int(k)
+    if math.type(o[k]) ~= "integer" or o[k] < 1 then
+      error(string.format("blua.train.%s: option '%s' must be a positive integer, got %s", method, k, tostring(o[k])), 4)
+    end
+  end
+  positive_int("epochs"); positive_int("batch")
+  if method ~= "backprop" then positive_int("inner"); positive_int("xsteps") end
+  if not blua.optim.schedules[o.schedule] then
+    error(string.format("blua.train.%s: unknown schedule '%s' (accepted: constant, cosine, exponential)", method, tostring(o.schedule)), 3)
+  end
+  local optimizers = {adam = true, sgd = true, nesterov = true}
+  if not optimizers[o.optimizer] then
+    error(string.format("blua.train.%s: unknown optimizer '%s' (accepted: adam, nesterov, sgd)", method, tostring(o.optimizer)), 3)
+  end
+  if o.order and not ({backward = true, forward = true, oddeven = true})[o.order] then
+    error(string.format("blua.train.%s: unknown order '%s' (accepted: backward, forward, oddeven)", method, tostring(o.order)), 3)
+  end
+  if not (type(o.lr) == "number" and o.lr > 0) then error(string.format("blua.train.%s: lr must be positive", method), 3) end
+  if o.mu and not (type(o.mu) == "number" and o.mu > 0) then error(string.format("blua.train.%s: mu must be positive", method), 3) end
+  if o.tau and not (type(o.tau) == "number" and o.tau > 0) then error(string.format("blua.train.%s: tau must be positive", method), 3) end
+  if o.gamma and not (type(o.gamma) == "number" and o.gamma > 0) then error(string.format("blua.train.%s: gamma must be positive", method), 3) end
+  return o
+end
+
+local function check_data(method, net, data, what)
+  if type(data) ~= "table" or not blua.isTensor(data.x) or not blua.isTensor(data.y) then
+    error(string.format("blua.train.%s: %s must be a data set {x =, y =} (see blua.data)", method, what), 3)
+  end
+  local n, d = data.x:size()
+  if d ~= net.sizes[1] or data.y:size(1) ~= n then
+    error(string.format("size mismatch in 'train.%s': %s x is %dx%d and y has %d rows, the network takes %d inputs",
+      method, what, n, d, data.y:size(1), net.sizes[1]), 3)
+  end
+end
+
+-- ---------------------------------------------------------------------------------------
+-- shared pieces
+
+-- One-hot rows of labels 1..C (N x 1 tensor) as an N x C tensor.
+local function onehot(y, classes)
+  local n = y:size(1)
+  local t = blua.zeros(n, classes)
+  for i = 1, n do
+    local c = math.tointeger(y:get(i, 1))
+    if not c or c < 1 or c > classes then
+      error(string.format("bad label: row %d has label %s, expected 1..%d", i, tostring(y:get(i, 1)), classes), 3)
+    end
+    t:set(i, c, 1)
+  end
+  return t
+end
+train.onehot = onehot
+
+local function all_builtin(net)
+  for l = 1, net:nLayers() do
+    if not net:activation(l).builtin then return false end
+  end
+  return true
+end
+
+-- Scratch tensors of the shapes a batch of `rows` needs, made once per batch size.
+local function workspace(net, rows, cache)
+  local ws = cache[rows]
+  if ws then return ws end
+  ws = {X = {}, Z = {}, Zn = {}, G = {}, D = {}}
+  for l = 1, net:nLayers() do
+    local n = net.sizes[l + 1]
+    ws.X[l] = blua.zeros(rows, n)
+    ws.Z[l] = blua.zeros(rows, n)
+    ws.G[l] = blua.zeros(rows, n)
+    ws.D[l] = blua.zeros(rows, n)
+  end
+  cache[rows] = ws
+  return ws
+end
+
+-- The optimiser state of one training run over the network's parameters.
+local function make_stepper(net, o)
+  local params = net:parameters()
+  local grads = {}
+  for i, p in ipairs(params) do grads[i] = blua.zeros(p:size()) end
+  local state = o.optim_state or {}
+  local config
+  if o.optimizer == "adam" then
+    config = {learningRate = o.lr, weightDecay = o.weight_decay}
+  else
+    config = {learningRate = o.lr, momentum = o.momentum, nesterov = o.optimizer == "nesterov", weightDecay = o.weight_decay}
+  end
+  local method = o.optimizer == "adam" and blua.optim.adam or blua.optim.sgd
+  local function feval() return 0, grads end
+  return {
+    params = params, grads = grads,
+    step = function(lr)
+      config.learningRate = lr
+      method(feval, params, config, state)
+    end,
+  }
+end
+
+local function check_finite(net, epoch, batch)
+  for l = 1, net:nLayers() do
+    for _, which in ipairs{"W", "b"} do
+      if not net[which][l]:allFinite() then
+        error(string.format("training diverged in epoch %d, batch %d: layer %d %s contains NaN or Inf",
+          epoch, batch, l, which == "W" and "weights" or "biases"), 0)
+      end
+    end
+  end
+end
+
+-- ---------------------------------------------------------------------------------------
+-- lifted steps (Bregman and classical share them; `penalty` picks the formulation)
+
+-- μ for the X-step of hidden layer l: the safe step is the inverse Lipschitz constant of the
+-- smooth part, which grows with ‖W_{l+1}‖₂².
+local function xstep_size(net, o, penalty, l)
+  local s = blua.spectralNorm(net.W[l + 1], 8)
+  local s2 = s * s
+  if penalty == "bregman" then return o.mu / math.max(s2, 1e-6) end
+  local next_is_output = l + 1 == net:nLayers()
+  return o.mu / (o.gamma + (next_is_output and s2 or o.gamma * s2))
+end
+
+-- Composed from tensor methods, for activations written in Lua; the same arithmetic as the
+-- fused C kernels of runtime/lifted.c.
+local function residual_lua(net, penalty, gamma, l, is_output, z, target, out)
+  local act = net:activation(l)
+  if penalty == "bregman" or is_output then
+    return act:bregman_grad(target, z, out)
+  end
+  return out:copy(z):add(-1, target):mul(gamma)
+end
+
+local function xstep_lua(net, penalty, o, l, X, mu, ws)
+  local L = net:nLayers()
+  local z, zn, g = ws.Z[l], ws.Z[l + 1], ws.G[l]
+  blua._affine(z, X[l - 1], net.W[l], net.b[l])
+  blua._affine(zn, X[l], net.W[l + 1], net.b[l + 1])
+  residual_lua(net, penalty, o.gamma, l + 1, l + 1 == L, zn, X[l + 1], zn)
+  g:zero():addmm(0, 1, zn, net.W[l + 1]:t())
+  local act = net:activation(l)
+  if penalty == "bregman" then
+    -- x ← prox_{μΦ}(x + μ (z − g))
+    local v = ws.D[l]:copy(X[l]):add(mu, z):add(-mu, g)
+    act:prox(v, mu, X[l])
+  else
+    -- x ← Π_C(x − μ (γ (x − z) + g))
+    local v = ws.D[l]:copy(X[l]):mul(1 - mu * o.gamma):add(mu * o.gamma, z):add(-mu, g)
+    act:project(v, X[l])
+  end
+end
+
+local function wgrad_lua(net, penalty, o, l, X, scale, gW, gb, ws)
+  local z = ws.Z[l]
+  blua._affine(z, X[l - 1], net.W[l], net.b[l])
+  residual_lua(net, penalty, o.gamma, l, l == net:nLayers(), z, X[l], z)
+  gW:zero():addmm(0, scale, X[l - 1]:t(), z)
+  gb:zero():add(scale, z:sumRows())
+end
+
+local function sweep_order(L, order)
+  local ls = {}
+  if order == "forward" then
+    for l = 1, L - 1 do ls[#ls + 1] = l end
+  elseif order == "oddeven" then
+    -- odd layers depend only on even ones and vice versa: each half could run in parallel
+    for l = 1, L - 1, 2 do ls[#ls + 1] = l end
+    for l = 2, L - 1, 2 do ls[#ls + 1] = l end
+  else
+    for l = L - 1, 1, -1 do ls[#ls + 1] = l end
+  end
+  return ls
+end
+
+-- One mini-batch of lifted training: X from a forward pass, then `inner` times
+-- (X-sweeps, W-step). Returns the batch's loss at the forward pass and the energies.
+local function lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
+  local L = net:nLayers()
+  local X = ws.X
+  X[0] = xb
+  -- Forward pass: every hidden penalty starts at zero.
+  for l = 1, L - 1 do
+    blua._affine(ws.Z[l], X[l - 1], net.W[l], net.b[l])
+    net:activation(l):forward(ws.Z[l], X[l])
+  end
+  local saved_out = X[L]
+  X[L] = yb
+  local gamma = o.gamma or 0
+  local loss = fast and blua._energy(penalty, net:activation(L), net.W[L], net.b[L], true, gamma, X[L - 1], yb, ws.Z[L])
+    or net:activation(L):bregman(yb, blua._affine(ws.Z[L], X[L - 1], net.W[L], net.b[L]))
+  local order = sweep_order(L, o.order)
+  local anchor
+  if o.tau ~= math.huge and o.inner > 1 then
+    anchor = {}
+    for i, p in ipairs(stepper.params) do anchor[i] = p:clone() end
+  end
+  local scale = 1 / xb:size(1)
+  for _ = 1, o.inner do
+    for _ = 1, o.xsteps do
+      for _, l in ipairs(order) do
+        local mu = xstep_size(net, o, penalty, l)
+        if fast then
+          blua._xstep(penalty, net:activation(l), net.W[l], net.b[l], net:activation(l + 1), net.W[l + 1],
+            net.b[l + 1], l + 1 == L, X[l - 1], X[l], X[l + 1], mu, gamma, ws.Z[l], ws.Z[l + 1], ws.G[l])
+        else
+          xstep_lua(net, penalty, o, l, X, mu, ws)
+        end
+      end
+    end
+    for l = 1, L do
+      local gW, gb = stepper.grads[2 * l - 1], stepper.grads[2 * l]
+      if fast then
+        blua._wgrad(penalty, net:activation(l), net.W[l], net.b[l], l == L, gamma, X[l - 1], X[l], scale, gW, gb, ws.Z[l])
+      else
+        wgrad_lua(net, penalty, o, l, X, scale, gW, gb, ws)
+      end
+    end
+    if anchor then
+      for i, p in ipairs(stepper.params) do
+        stepper.grads[i]:add(1 / o.tau, p):add(-1 / o.tau, anchor[i])
+      end
+    end
+    stepper.step(lr)
+  end
+  local energies
+  if o.track_energy then
+    energies = {}
+    for l = 1, L - 1 do
+      local act = net:activation(l)
+      if fast then
+        energies[l] = blua._energy(penalty, act, net.W[l], net.b[l], false, gamma, X[l - 1], X[l], ws.Z[l])
+      elseif act.has_energy ~= false and penalty == "bregman" then
+        energies[l] = act:bregman(X[l], blua._affine(ws.Z[l], X[l - 1], net.W[l], net.b[l]))
+      else
+        energies[l] = 0 / 0
+      end
+    end
+  end
+  X[L] = saved_out
+  return loss * scale, energies
+end
+
+-- ---------------------------------------------------------------------------------------
+-- back-propagation
+
+local function backprop_batch(net, o, xb, yb, ws, stepper, lr)
+  local L = net:nLayers()
+  local Z, X, D = ws.Z, ws.X, ws.D
+  X[0] = xb
+  for l = 1, L do
+    blua._affine(Z[l], X[l - 1], net.W[l], net.b[l])
+    if l < L then net:activation(l):forward(Z[l], X[l]) end
+  end
+  local out = net:activation(L)
+  local scale = 1 / xb:size(1)
+  local loss = out:bregman(yb, Z[L]) * scale
+  -- The output layer's Bregman penalty is the loss (softmax: cross-entropy; identity: squared
+  -- error), and its gradient in Z_L is σ(Z_L) − y.
+  out:bregman_grad(yb, Z[L], D[L])
+  for l = L, 1, -1 do
+    local gW, gb = stepper.grads[2 * l - 1], stepper.grads[2 * l]
+    gW:addmm(0, scale, X[l - 1]:t(), D[l])
+    gb:zero():add(scale, D[l]:sumRows())
+    if l > 1 then
+      D[l - 1]:addmm(0, 1, D[l], net.W[l]:t())
+      D[l - 1]:cmul(net:activation(l - 1):derivative(Z[l - 1], ws.G[l - 1]))
+    end
+  end
+  stepper.step(lr)
+  return loss
+end
+
+-- ---------------------------------------------------------------------------------------
+-- the loop
+
+local function run(method, net, data, opts)
+  local o = check_options(method, opts)
+  if getmetatable(net) ~= blua.nn.MLP then error(string.format("blua.train.%s: a blua.nn.mlp network expected", method), 3) end
+  check_data(method, net, data, "data")
+  if o.test then check_data(method, net, o.test, "opts.test") end
+  local L = net:nLayers()
+  local fast = all_builtin(net)
+  if method == "backprop" then
+    for l = 1, L - 1 do
+      local a = net:activation(l)
+      if not a.derivative or a.has_derivative == false then
+        error(string.format("blua.train.backprop: activation '%s' has no derivative; define it with derivative = function(z) ... end, or train with blua.train.bregman", a.name), 3)
+      end
+    end
+  end
+  local old_threads = blua.getNumThreads()
+  if o.threads then blua.setNumThreads(o.threads) end
+
+  local n = data.x:size(1)
+  local classes = net.sizes[L + 1]
+  local Y = onehot(data.y, classes)
+  local nbatches = math.ceil(n / o.batch)
+  local stepper = make_stepper(net, o)
+  local schedule = blua.optim.schedules[o.schedule]
+  local caches = {}
+  local history = {}
+  local log
+  if o.log then
+    log = assert(io.open(o.log, "w"))
+    log:write("epoch,loss,energy,train_acc,test_acc,lr,seconds\n")
+  end
+  local started = blua.clock()
+  local penalty = method == "bregman" and "bregman" or "quadratic"
+
+  for epoch = o.start_epoch, o.epochs do
+    local t0 = blua.clock()
+    -- Each epoch's order depends on the seed and the epoch alone, so a resumed run draws the
+    -- same batches as an uninterrupted one.
+    blua.manualSeed(o.seed * 1000003 + epoch)
+    local perm = blua.randperm(n)
+    local bar = o.verbose and blua.progress.new{total = nbatches, title = string.format("%s epoch %d/%d", method, epoch, o.epochs), unit = "batch"}
+    local loss_sum, energy_sum, layer_sums, counted = 0, 0, {}, 0
+    local lr
+    for b = 1, nbatches do
+      local first = (b - 1) * o.batch + 1
+      local idx = table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
+      local xb, yb = data.x:indexRows(idx), Y:indexRows(idx)
+      local ws = workspace(net, #idx, caches)
+      lr = schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
+      local loss, energies
+      if method == "backprop" then
+        loss = backprop_batch(net, o, xb, yb, ws, stepper, lr)
+      else
+        loss, energies = lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
+      end
+      if loss ~= loss or loss == math.huge then
+        error(string.format("training diverged in epoch %d, batch %d: the loss is %s", epoch, b, tostring(loss)), 0)
+      end
+      loss_sum = loss_sum + loss
+      counted = counted + 1
+      if energies then
+        for l, e in ipairs(energies) do
+          if e ~= e or e == math.huge then
+            error(string.format("training diverged in epoch %d, batch %d: layer %d energy is %s", epoch, b, l, tostring(e)), 0)
+          end
+          layer_sums[l] = (layer_sums[l] or 0) + e / #idx
+        end
+      end
+      if o.on_batch then o.on_batch(epoch, b, loss) end
+      if bar then bar:update(b, string.format("loss %.4f", loss_sum / counted)) end
+    end
+    check_finite(net, epoch, nbatches)
+    local seconds = blua.clock() - t0
+    local stats = {epoch = epoch, loss = loss_sum / counted, lr = lr, seconds = seconds}
+    if next(layer_sums) then
+      stats.energies = {}
+      energy_sum = stats.loss
+      for l, s in ipairs(layer_sums) do
+        stats.energies[l] = s / counted
+        energy_sum = energy_sum + s / counted
+      end
+      stats.energy = energy_sum
+    end
+    if o.eval_train then stats.train_acc = blua.metrics.accuracy(net, data) end
+    if o.test then stats.test_acc = blua.metrics.accuracy(net, o.test) end
+    stats.time = blua.clock() - started
+    history[#history + 1] = stats
+    if bar then
+      local parts = {string.format("loss %.4f", stats.loss)}
+      if stats.energy then parts[#parts + 1] = string.format("energy %.4f", stats.energy) end
+      if stats.train_acc then parts[#parts + 1] = string.format("train %.2f%%", 100 * stats.train_acc) end
+      if stats.test_acc then parts[#parts + 1] = string.format("test %.2f%%", 100 * stats.test_acc) end
+      bar:finish(table.concat(parts, "  "))
+    end
+    if log then
+      log:write(string.format("%d,%.6g,%s,%s,%s,%.6g,%.3f\n", epoch, stats.loss, stats.energy and string.format("%.6g", stats.energy) or "",
+        stats.train_acc and string.format("%.6f", stats.train_acc) or "", stats.test_acc and string.format("%.6f", stats.test_acc) or "",
+        lr, seconds))
+      log:flush()
+    end
+    if o.on_epoch then o.on_epoch(epoch, stats) end
+  end
+  if log then log:close() end
+  if o.plot then
+    local series = {}
+    local function curve(name, key)
+      local xs, ys = {}, {}
+      for _, h in ipairs(history) do
+        if h[key] then xs[#xs + 1] = h.epoch; ys[#ys + 1] = 100 * h[key] end
+      end
+      if #xs > 0 then series[#series + 1] = {name = name, x = xs, y = ys} end
+    end
+    curve("train", "train_acc")
+    curve("test", "test_acc")
+    local ok, err = blua.plot.lines{path = o.plot, title = method, xlabel = "epoch", ylabel = "accuracy %", series = series}
+    if not ok then io.stderr:write("blua: no plot: ", err, "\n") end
+  end
+  blua.setNumThreads(old_threads)
+  return history
+end
+
+function train.bregman(net, data, opts) return run("bregman", net, data, opts) end
+function train.lifted(net, data, opts) return run("lifted", net, data, opts) end
+function train.backprop(net, data, opts) return run("backprop", net, data, opts) end
+
+-- The option names and defaults of a method, for help texts and scripts.
+function train.defaults(method)
+  if not method_defaults[method] then error("blua.train.defaults: unknown method '" .. tostring(method) .. "'", 2) end
+  local o = common_defaults()
+  for k, v in pairs(method_defaults[method]) do o[k] = v end
+  return o
+end
+
+return train
