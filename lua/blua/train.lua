@@ -217,6 +217,20 @@ local function wgrad_lua(net, penalty, o, l, X, scale, gW, gb, ws)
   gb:zero():add(scale, z:sumRows())
 end
 
+-- Gradients of the batch's lifted energy (times scale) with respect to every W and b at the
+-- auxiliary variables X (X[0] the inputs, X[L] the targets).
+local function lifted_wgrads(net, penalty, o, X, scale, grads, ws, fast)
+  local L = net:nLayers()
+  for l = 1, L do
+    local gW, gb = grads[2 * l - 1], grads[2 * l]
+    if fast then
+      blua._wgrad(penalty, net:activation(l), net.W[l], net.b[l], l == L, o.gamma or 0, X[l - 1], X[l], scale, gW, gb, ws.Z[l])
+    else
+      wgrad_lua(net, penalty, o, l, X, scale, gW, gb, ws)
+    end
+  end
+end
+
 local function sweep_order(L, order)
   local ls = {}
   if order == "forward" then
@@ -266,14 +280,7 @@ local function lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
         end
       end
     end
-    for l = 1, L do
-      local gW, gb = stepper.grads[2 * l - 1], stepper.grads[2 * l]
-      if fast then
-        blua._wgrad(penalty, net:activation(l), net.W[l], net.b[l], l == L, gamma, X[l - 1], X[l], scale, gW, gb, ws.Z[l])
-      else
-        wgrad_lua(net, penalty, o, l, X, scale, gW, gb, ws)
-      end
-    end
+    lifted_wgrads(net, penalty, o, X, scale, stepper.grads, ws, fast)
     if anchor then
       for i, p in ipairs(stepper.params) do
         stepper.grads[i]:add(1 / o.tau, p):add(-1 / o.tau, anchor[i])
@@ -302,7 +309,8 @@ end
 -- ---------------------------------------------------------------------------------------
 -- back-propagation
 
-local function backprop_batch(net, o, xb, yb, ws, stepper, lr)
+-- Gradients of the mean loss over the batch into grads (W1, b1, W2, ...); returns the loss.
+local function backprop_grads(net, xb, yb, ws, grads)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
   X[0] = xb
@@ -317,14 +325,18 @@ local function backprop_batch(net, o, xb, yb, ws, stepper, lr)
   -- error), and its gradient in Z_L is σ(Z_L) − y.
   out:bregman_grad(yb, Z[L], D[L])
   for l = L, 1, -1 do
-    local gW, gb = stepper.grads[2 * l - 1], stepper.grads[2 * l]
-    gW:addmm(0, scale, X[l - 1]:t(), D[l])
-    gb:zero():add(scale, D[l]:sumRows())
+    grads[2 * l - 1]:addmm(0, scale, X[l - 1]:t(), D[l])
+    grads[2 * l]:zero():add(scale, D[l]:sumRows())
     if l > 1 then
       D[l - 1]:addmm(0, 1, D[l], net.W[l]:t())
       D[l - 1]:cmul(net:activation(l - 1):derivative(Z[l - 1], ws.G[l - 1]))
     end
   end
+  return loss
+end
+
+local function backprop_batch(net, _, xb, yb, ws, stepper, lr)
+  local loss = backprop_grads(net, xb, yb, ws, stepper.grads)
   stepper.step(lr)
   return loss
 end
@@ -456,6 +468,45 @@ end
 function train.bregman(net, data, opts) return run("bregman", net, data, opts) end
 function train.lifted(net, data, opts) return run("lifted", net, data, opts) end
 function train.backprop(net, data, opts) return run("backprop", net, data, opts) end
+
+--- Gradients for checking and for research scripts: a list W1, b1, W2, b2, ... and the loss.
+-- backprop: of the mean loss over the rows of x. bregman / lifted: of the mean lifted energy
+-- at the auxiliary variables opts.X ({[1] = X1, ...}; default the forward pass), with the
+-- targets as X[L]. opts.lua = true uses the tensor-method path instead of the C kernels.
+function train.gradients(method, net, x, y, opts)
+  opts = opts or {}
+  local L = net:nLayers()
+  local Y = onehot(y, net.sizes[L + 1])
+  local ws = workspace(net, x:size(1), {})
+  local grads = {}
+  for i, p in ipairs(net:parameters()) do grads[i] = blua.zeros(p:size()) end
+  if method == "backprop" then return grads, backprop_grads(net, x, Y, ws, grads) end
+  local o = {gamma = opts.gamma or method_defaults.lifted.gamma}
+  local penalty = method == "bregman" and "bregman" or "quadratic"
+  local _, Xf = net:forwardAll(x)
+  local X = {[0] = x, [L] = Y}
+  for l = 1, L - 1 do X[l] = opts.X and opts.X[l] or Xf[l] end
+  lifted_wgrads(net, penalty, o, X, 1 / x:size(1), grads, ws, not opts.lua and all_builtin(net))
+  return grads
+end
+
+--- One X-step of hidden layer l, in place on X[l] (X as in train.gradients, X[L] = one-hot
+-- targets). mu defaults to the trainer's safe step. For tests and research scripts.
+function train.xstep(method, net, X, l, opts)
+  opts = opts or {}
+  local o = {gamma = opts.gamma or method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0}
+  local penalty = method == "bregman" and "bregman" or "quadratic"
+  local L = net:nLayers()
+  local ws = workspace(net, X[0]:size(1), {})
+  local mu = opts.mu or xstep_size(net, o, penalty, l)
+  if not opts.lua and all_builtin(net) then
+    blua._xstep(penalty, net:activation(l), net.W[l], net.b[l], net:activation(l + 1), net.W[l + 1],
+      net.b[l + 1], l + 1 == L, X[l - 1], X[l], X[l + 1], mu, o.gamma, ws.Z[l], ws.Z[l + 1], ws.G[l])
+  else
+    xstep_lua(net, penalty, o, l, X, mu, ws)
+  end
+  return mu
+end
 
 -- The option names and defaults of a method, for help texts and scripts.
 function train.defaults(method)
