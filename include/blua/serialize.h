@@ -37,11 +37,23 @@ enum {
   BLUA_TAG_TENSOR = 9    /* u8 dim (1 or 2), i64 rows, i64 cols, rows*cols f32 row-major */
 };
 
-/* A growing byte buffer. Appends never fail loudly: the first allocation failure sets
- * `failed` and later appends do nothing, so a writer checks once at the end. */
+/* A growing byte buffer plus references to large tensor data (so a big tensor is written
+ * from its own storage, not copied). Appends never fail loudly: the first allocation failure
+ * sets `failed` and later appends do nothing, so a writer checks once at the end. The payload
+ * is data[0..len) with each ext[i] spliced in at inline offset ext[i].at. */
+typedef struct blua_buf_ext {
+  size_t at;                 /* inline offset where this block goes */
+  const unsigned char *p;
+  size_t len;
+  blua_tensor *hold;         /* reference kept on the tensor owning p */
+} blua_buf_ext;
+
 typedef struct blua_buf {
   unsigned char *data;
   size_t len, cap;
+  blua_buf_ext *ext;
+  size_t next, ecap;
+  uint64_t total;            /* payload bytes: len plus every ext block */
   int failed;
 } blua_buf;
 
@@ -54,23 +66,36 @@ void blua_buf_u32(blua_buf *b, uint32_t v);
 void blua_buf_u64(blua_buf *b, uint64_t v);
 void blua_buf_i64(blua_buf *b, int64_t v);
 void blua_buf_f64(blua_buf *b, double v);
+/* Overwrites 8 bytes at inline offset at (a count known only after its items). */
+void blua_buf_patch_u64(blua_buf *b, size_t at, uint64_t v);
 /* tag, dim, rows, cols, then the values row-major whatever the tensor's layout. */
-void blua_buf_tensor(blua_buf *b, const blua_tensor *t);
+void blua_buf_tensor(blua_buf *b, blua_tensor *t);
 
-/* A bounds-checked reader over a payload. Every get fails (BLUA_ERROR with "bad checkpoint:
- * 'path': ...") instead of reading past the end; path only labels the messages. */
+/* Reader of a checkpoint's payload, streaming from the file. blua_checkpoint_open checks the
+ * header and the payload checksum (one pass over the file) before any value is decoded; the
+ * reads below then fail (BLUA_ERROR with "bad checkpoint: 'path': ...") instead of reading
+ * past the payload, and tensors are read straight into their storage. */
 typedef struct blua_cursor {
-  const unsigned char *p;
-  size_t left;
-  const char *path;
+  int fd;
+  const char *path;          /* borrowed, labels the messages */
+  uint64_t left;             /* payload bytes not consumed yet */
+  uint32_t crc, want_crc;    /* running CRC of consumed bytes; the header's CRC */
+  unsigned char *buf;
+  size_t bpos, blen;
 } blua_cursor;
 
+int blua_checkpoint_open(const char *path, blua_cursor *c, blua_err *err);
+/* After decoding: no payload bytes may be left, and the bytes decoded must still match the
+ * checksum (the file did not change between the check and the decode). */
+int blua_checkpoint_finish(blua_cursor *c, blua_err *err);
+/* Releases the file and buffer; safe to call twice (open leaves fd = -1 on failure). */
+void blua_checkpoint_close(blua_cursor *c);
+
+int blua_cur_read(blua_cursor *c, void *dst, size_t n, const char *what, blua_err *err);
 int blua_cur_u8(blua_cursor *c, unsigned *v, const char *what, blua_err *err);
 int blua_cur_u64(blua_cursor *c, uint64_t *v, const char *what, blua_err *err);
 int blua_cur_i64(blua_cursor *c, int64_t *v, const char *what, blua_err *err);
 int blua_cur_f64(blua_cursor *c, double *v, const char *what, blua_err *err);
-/* n bytes in place (*p points into the payload). */
-int blua_cur_bytes(blua_cursor *c, size_t n, const unsigned char **p, const char *what, blua_err *err);
 /* A tensor after its tag: shape checked against the bytes left before allocating. */
 blua_tensor *blua_cur_tensor(blua_cursor *c, blua_err *err);
 /* Formats "bad checkpoint: 'path': ..." for decoders. */
@@ -83,9 +108,6 @@ int blua_cur_fail(blua_cursor *c, blua_err *err, const char *fmt, ...)
 /* Writes header + payload to a temporary file beside path, fsyncs it, renames it over path
  * and fsyncs the directory: after a crash at any instant path holds the old or the new
  * checkpoint, never a mix (a stray "path.tmp-XXXXXX" may remain). */
-int blua_checkpoint_write(const char *path, const void *payload, size_t len, blua_err *err);
-/* Reads path, checks magic, header checksum, version, length against the file size and the
- * payload checksum; on success *payload (malloc'd, caller frees) holds *len bytes. */
-int blua_checkpoint_read(const char *path, unsigned char **payload, size_t *len, blua_err *err);
+int blua_checkpoint_write(const char *path, const blua_buf *payload, blua_err *err);
 
 #endif

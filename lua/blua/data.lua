@@ -1,0 +1,245 @@
+-- blua.data: the MNIST and Fashion-MNIST data sets, any IDX file, subsets, batches, one-hot.
+--
+-- A data set is a plain table {x = N×784 tensor in [0, 1], y = N×1 tensor of labels 1..10
+-- (digit or class d is label d+1), n = N, classes = 10, name = "mnist/train"}.
+--
+-- Where data sets are looked for:
+--   1. $BLUA_DATA, when set (a folder holding mnist/ and fashion/): then only there;
+--   otherwise, in order,
+--   2. <repo>/data, found from this file's own location (lua/blua/data.lua → ../../data), so a
+--      source checkout works from any working directory;
+--   3. <prefix>/share/blua/data for an installed blua (this file installs to
+--      <prefix>/share/lua/5.4/blua/data.lua, and scripts/fetch-data, installed to
+--      <prefix>/share/blua/scripts, writes beside itself into ../data).
+-- The first folder that holds the wanted files wins. scripts/fetch-data fills 2 (or $BLUA_DATA).
+local blua = require "blua"
+
+local data = {}
+
+-- blua._idx raising at the caller's level, without this file's position in the message.
+local function read_idx(level, path, scale, shift)
+  local ok, t, info = pcall(blua._idx, path, scale, shift)
+  if not ok then error((tostring(t):gsub("^[^\n]-:%d+: ", "")), level + 1) end
+  return t, info
+end
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- "a/b/../c" → "a/c", so messages show plain folder names.
+local function tidy(path)
+  local parts = {}
+  for seg in path:gmatch("[^/]+") do
+    if seg == ".." and #parts > 0 and parts[#parts] ~= ".." then
+      parts[#parts] = nil
+    elseif seg ~= "." then
+      parts[#parts + 1] = seg
+    end
+  end
+  return (path:sub(1, 1) == "/" and "/" or "") .. table.concat(parts, "/")
+end
+
+-- Candidate data roots, most specific first.
+local function roots()
+  local list = {}
+  local env = os.getenv("BLUA_DATA")
+  if env and env ~= "" then return {env} end
+  local src = debug.getinfo(1, "S").source
+  if src:sub(1, 1) == "@" then
+    local here = dirname(src:sub(2))                  -- .../lua/blua
+    list[#list + 1] = tidy(here .. "/../../data")          -- source checkout
+    list[#list + 1] = tidy(here .. "/../../../blua/data")  -- installed: share/lua/5.4/blua → share/blua/data
+  end
+  return list
+end
+
+data.roots = roots
+
+local sets = {
+  mnist = {folder = "mnist", title = "MNIST"},
+  fashion = {folder = "fashion", title = "Fashion-MNIST"},
+}
+local files = {
+  train = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000},
+  test = {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000},
+}
+
+-- The path of name (raw or .gz) under one of the roots, or nil and the folders tried.
+local function find(folder, name)
+  local tried = {}
+  for _, root in ipairs(roots()) do
+    local dir = root .. "/" .. folder
+    for _, candidate in ipairs({dir .. "/" .. name, dir .. "/" .. name .. ".gz"}) do
+      if exists(candidate) then return candidate end
+    end
+    tried[#tried + 1] = dir
+  end
+  return nil, tried
+end
+
+-- Loaded sets, shared while someone holds them: repeated calls cost nothing, and the memory
+-- goes back once no script refers to a set any more.
+local cache = setmetatable({}, {__mode = "v"})
+
+local function load_set(which, split, fname)
+  if split ~= "train" and split ~= "test" then
+    error(("bad split in '%s': %s (use \"train\" or \"test\")"):format(fname, tostring(split)), 3)
+  end
+  local key = which .. "/" .. split
+  local hit = cache[key]
+  if hit then return hit end
+  local set, names = sets[which], files[split]
+  local ipath, tried = find(set.folder, names[1])
+  local lpath = ipath and find(set.folder, names[2])
+  if not ipath or not lpath then
+    error(("data set not found in '%s': %s %s files are missing (looked in %s). Run scripts/fetch-data " ..
+      "from the blua source tree to download and verify them, or set BLUA_DATA to a folder holding " ..
+      "mnist/ and fashion/"):format(fname, set.title, split, table.concat(tried or roots(), ", ")), 3)
+  end
+  -- Pixels 0..255 become [0, 1]; labels 0..9 become 1..10. Both done while converting.
+  local x, xi = read_idx(3, ipath, 1 / 255)
+  local y, yi = read_idx(3, lpath, 1, 1)
+  local n = xi.dims[1]
+  if xi.type ~= "ubyte" or xi.dims[2] ~= 28 or xi.dims[3] ~= 28 or #xi.dims ~= 3 then
+    error(("bad data set in '%s': %s is not N×28×28 unsigned bytes"):format(fname, ipath), 3)
+  end
+  if yi.type ~= "ubyte" or #yi.dims ~= 1 or yi.dims[1] ~= n then
+    error(("bad data set in '%s': %s does not hold %d byte labels"):format(fname, lpath, n), 3)
+  end
+  if y:min() < 1 or y:max() > 10 then
+    error(("bad data set in '%s': %s has labels outside 0..9"):format(fname, lpath), 3)
+  end
+  local d = {x = x, y = y, n = n, classes = 10, name = key}
+  cache[key] = d
+  return d
+end
+
+--- blua.data.mnist(split): split "train" (60000 samples) or "test" (10000).
+function data.mnist(split)
+  local d = load_set("mnist", split, "blua.data.mnist")
+  return d
+end
+
+--- blua.data.fashion(split): Fashion-MNIST, same shapes and labels as MNIST.
+function data.fashion(split)
+  local d = load_set("fashion", split, "blua.data.fashion")
+  return d
+end
+
+--- blua.data.idx(path): any IDX file, raw or .gz, as a tensor of its values (rows = first
+--- dimension, columns = the product of the others). A second result describes the file:
+--- {type = "ubyte"|"sbyte"|"short"|"int"|"float"|"double", dims = {...}, compressed = bool}.
+function data.idx(path)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'blua.data.idx' (string expected, got %s)"):format(type(path)), 2)
+  end
+  local t, info = read_idx(2, path) -- not a tail call: error levels count this frame
+  return t, info
+end
+
+local function check_set(d, fname)
+  if type(d) ~= "table" or not blua.isTensor(d.x) or not blua.isTensor(d.y) then
+    error(("bad argument #1 to '%s' (data set {x = tensor, y = tensor, n = N} expected)"):format(fname), 3)
+  end
+  local n = d.n or d.x:size(1)
+  if d.x:size(1) ~= n or d.y:size(1) ~= n then
+    error(("size mismatch in '%s': x has %d rows, y %d, n = %d"):format(fname, d.x:size(1), d.y:size(1), n), 3)
+  end
+  return n
+end
+
+local function copy_fields(d, sub)
+  for k, v in pairs(d) do
+    if sub[k] == nil and k ~= "x" and k ~= "y" and k ~= "n" and k ~= "name" then sub[k] = v end
+  end
+  return sub
+end
+
+--- blua.data.subset(d, first, count): rows first .. first+count-1 (1-based) as views that
+--- share storage with d.
+function data.subset(d, first, count)
+  local n = check_set(d, "blua.data.subset")
+  if math.type(first) ~= "integer" or math.type(count) ~= "integer" then
+    error("bad argument to 'blua.data.subset' (integer first and count expected)", 2)
+  end
+  if first < 1 or count < 1 or first + count - 1 > n then
+    error(("out of range in 'blua.data.subset': rows %d..%d of a set of %d"):format(first, first + count - 1, n), 2)
+  end
+  return copy_fields(d, {
+    x = d.x:narrow(1, first, count),
+    y = d.y:narrow(1, first, count),
+    n = count,
+    name = ("%s[%d..%d]"):format(d.name or "data", first, first + count - 1),
+  })
+end
+
+--- blua.data.onehot(y, classes): N×classes tensor with a 1 in column y[i] of row i.
+function data.onehot(y, classes)
+  if not blua.isTensor(y) then
+    error("bad argument #1 to 'blua.data.onehot' (tensor of labels expected)", 2)
+  end
+  return blua._onehot(y, classes or 10)
+end
+
+local batch_options = {shuffle = true, seed = true, copy = true, drop_last = true}
+
+--- blua.data.batches(d, batch_size [, opts]) → iterator of (xb, yb, indices, k) where indices
+--- is a table of the batch's 1-based row numbers in d and k the batch number.
+--- opts.shuffle (default true): a new random order of rows on every call; the order comes from
+---   opts.seed when given (same seed, same order), else from the global generator
+---   (blua.manualSeed). Shuffled batches are copies gathered by row.
+--- opts.copy (default false): unshuffled batches are views of d unless copy is true.
+--- opts.drop_last (default false): skip a final batch smaller than batch_size.
+function data.batches(d, batch_size, opts)
+  local n = check_set(d, "blua.data.batches")
+  if math.type(batch_size) ~= "integer" or batch_size < 1 then
+    error(("bad argument #2 to 'blua.data.batches' (positive integer batch size expected, got %s)")
+      :format(tostring(batch_size)), 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not batch_options[k] then
+      error(("bad option in 'blua.data.batches': unknown option '%s' (known: shuffle, seed, copy, drop_last)")
+        :format(tostring(k)), 2)
+    end
+  end
+  local shuffle = opts.shuffle ~= false
+  local order
+  if shuffle then
+    if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then
+      error("bad option in 'blua.data.batches': seed must be an integer", 2)
+    end
+    order = blua._permutation(n, opts.seed)
+  end
+  local last = opts.drop_last and n - n % batch_size or n
+  local first, k = 1, 0
+  return function()
+    if first > last then return nil end
+    local count = math.min(batch_size, last - first + 1)
+    local idx = {}
+    if order then
+      table.move(order, first, first + count - 1, 1, idx)
+    else
+      for i = 1, count do idx[i] = first + i - 1 end
+    end
+    local xb, yb
+    if order then
+      xb, yb = d.x:indexRows(idx), d.y:indexRows(idx)
+    else
+      xb, yb = d.x:narrow(1, first, count), d.y:narrow(1, first, count)
+      if opts.copy then xb, yb = xb:clone(), yb:clone() end
+    end
+    first = first + count
+    k = k + 1
+    return xb, yb, idx, k
+  end
+end
+
+return data
