@@ -272,6 +272,9 @@ local function lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
     for _ = 1, o.xsteps do
       for _, l in ipairs(order) do
         local mu = xstep_size(net, o, penalty, l)
+        if mu ~= mu or mu == 0 then
+          error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0)
+        end
         if fast then
           blua._xstep(penalty, net:activation(l), net.W[l], net.b[l], net:activation(l + 1), net.W[l + 1],
             net.b[l + 1], l + 1 == L, X[l - 1], X[l], X[l + 1], mu, gamma, ws.Z[l], ws.Z[l + 1], ws.G[l])
@@ -295,10 +298,11 @@ local function lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
       local act = net:activation(l)
       if fast then
         energies[l] = blua._energy(penalty, act, net.W[l], net.b[l], false, gamma, X[l - 1], X[l], ws.Z[l])
-      elseif act.has_energy ~= false and penalty == "bregman" then
+      elseif act.has_energy and penalty == "bregman" then
         energies[l] = act:bregman(X[l], blua._affine(ws.Z[l], X[l - 1], net.W[l], net.b[l]))
       else
-        energies[l] = 0 / 0
+        energies = nil -- an activation defined without psi and conj has no energy to report
+        break
       end
     end
   end
@@ -354,9 +358,14 @@ local function run(method, net, data, opts)
   if method == "backprop" then
     for l = 1, L - 1 do
       local a = net:activation(l)
-      if not a.derivative or a.has_derivative == false then
+      if not a.builtin and not a._derivative then
         error(string.format("blua.train.backprop: activation '%s' has no derivative; define it with derivative = function(z) ... end, or train with blua.train.bregman", a.name), 3)
       end
+    end
+  end
+  for l = 1, L do
+    if not (net.W[l]:allFinite() and net.b[l]:allFinite()) then
+      error(string.format("blua.train.%s: layer %d of the network contains NaN or Inf before training", method, l), 3)
     end
   end
   local old_threads = blua.getNumThreads()
@@ -393,11 +402,19 @@ local function run(method, net, data, opts)
       local xb, yb = data.x:indexRows(idx), Y:indexRows(idx)
       local ws = workspace(net, #idx, caches)
       lr = schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
-      local loss, energies
+      local ok, loss, energies
       if method == "backprop" then
-        loss = backprop_batch(net, o, xb, yb, ws, stepper, lr)
+        ok, loss = pcall(backprop_batch, net, o, xb, yb, ws, stepper, lr)
       else
-        loss, energies = lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
+        ok, loss, energies = pcall(lifted_batch, net, penalty, o, xb, yb, ws, stepper, lr, fast)
+      end
+      if not ok then
+        local msg = tostring(loss)
+        if msg:find("^training diverged: ") then
+          msg = msg:gsub("^training diverged: ", string.format("training diverged in epoch %d, batch %d: ", epoch, b))
+        end
+        blua.setNumThreads(old_threads)
+        error(msg, 0)
       end
       if loss ~= loss or loss == math.huge then
         error(string.format("training diverged in epoch %d, batch %d: the loss is %s", epoch, b, tostring(loss)), 0)

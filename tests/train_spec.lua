@@ -1,0 +1,258 @@
+-- Trainers: gradients against finite differences, the X-step's descent property, thread
+-- independence, determinism, learning on synthetic and real data, and the error paths.
+local blua = require "blua"
+
+-- Two interleaved half-moons-like clusters in 2-D: not linearly separable.
+local function synthetic(n, seed)
+  blua.manualSeed(seed or 3)
+  local x, y = blua.zeros(n, 2), blua.zeros(n, 1)
+  local noise = blua.randn(n, 2):mul(0.15)
+  for i = 1, n do
+    local c = i % 2
+    local t = math.pi * (i / n)
+    local px = c == 0 and math.cos(t) or 1 - math.cos(t)
+    local py = c == 0 and math.sin(t) or 0.5 - math.sin(t)
+    x:set(i, 1, px + noise:get(i, 1))
+    x:set(i, 2, py + noise:get(i, 2))
+    y:set(i, 1, c + 1)
+  end
+  return {x = x, y = y, n = n}
+end
+
+local function small_net(act, seed)
+  blua.manualSeed(seed or 1)
+  return blua.nn.mlp{2, 16, 16, 2, activation = act or "relu", output = "softmax"}
+end
+
+local quiet = {verbose = false}
+local function opts(t)
+  local o = {verbose = false}
+  for k, v in pairs(t) do o[k] = v end
+  return o
+end
+
+-- Objective of the whole batch, as a function of the parameters (for finite differences).
+local function objective(method, net, data, X)
+  if method == "backprop" then
+    local _, terms = blua.metrics.energy(net, data)
+    return terms[#terms]
+  end
+  local total = blua.metrics.energy(net, data, {X = X, penalty = method == "bregman" and "bregman" or "quadratic", gamma = 1.0})
+  return total
+end
+
+local function check_gradients(method, lua_path)
+  local data = synthetic(16, 5)
+  local net = small_net("relu", 2)
+  local X
+  if method ~= "backprop" then
+    -- Auxiliary variables away from the forward pass, but inside the ReLU's domain.
+    local _, Xf = net:forwardAll(data.x)
+    X = {}
+    for l = 1, net:nLayers() - 1 do X[l] = Xf[l]:clone():add(blua.rand(Xf[l]:size()):mul(0.3)) end
+  end
+  local grads = blua.train.gradients(method, net, data.x, data.y, {X = X, lua = lua_path})
+  local params = net:parameters()
+  local h, worst, checked = 2e-3, 0, 0
+  for i, p in ipairs(params) do
+    local rows, cols = p:size()
+    for _ = 1, 6 do
+      local r, c = math.random(rows), math.random(cols)
+      local v = p:get(r, c)
+      p:set(r, c, v + h)
+      local fp = objective(method, net, data, X)
+      p:set(r, c, v - h)
+      local fm = objective(method, net, data, X)
+      p:set(r, c, v)
+      local f0 = objective(method, net, data, X)
+      -- A ReLU kink inside [v - h, v + h] makes the one-sided slopes disagree; such an entry
+      -- says nothing about the gradient, so it is skipped.
+      local right, left = (fp - f0) / h, (f0 - fm) / h
+      if math.abs(right - left) <= 0.05 * (math.abs(right) + math.abs(left)) + 1e-4 then
+        local fd = (fp - fm) / (2 * h)
+        local g = grads[i]:get(r, c)
+        worst = math.max(worst, math.abs(fd - g) / math.max(1e-2, math.abs(fd) + math.abs(g)))
+        checked = checked + 1
+      end
+    end
+  end
+  assert(checked >= 20, "too few entries away from kinks: " .. checked)
+  return worst
+end
+
+describe("gradients", function()
+  before_each(function() math.randomseed(7) end)
+
+  it("back-propagation matches finite differences of the loss", function()
+    local w = check_gradients("backprop"); assert.is_true(w < 0.05, "worst relative error " .. w)
+  end)
+
+  it("the Bregman W-gradient matches finite differences of the energy", function()
+    local w = check_gradients("bregman"); assert.is_true(w < 0.05, "worst relative error " .. w)
+  end)
+
+  it("the Bregman W-gradient of the Lua path matches too", function()
+    local w = check_gradients("bregman", true); assert.is_true(w < 0.05, "worst relative error " .. w)
+  end)
+
+  it("the classical lifted W-gradient matches finite differences", function()
+    local w = check_gradients("lifted"); assert.is_true(w < 0.05, "worst relative error " .. w)
+  end)
+end)
+
+describe("the X-step", function()
+  -- The terms of the energy that involve X_l, per sample.
+  local function local_objective(method, net, x, y, X, l)
+    local data = {x = x, y = y}
+    local _, terms = blua.metrics.energy(net, data, {X = X, penalty = method == "bregman" and "bregman" or "quadratic", gamma = 1.0})
+    return terms[l] + terms[l + 1]
+  end
+
+  for _, method in ipairs{"bregman", "lifted"} do
+    it(method .. " never increases a sample's objective with the safe step", function()
+      local data = synthetic(40, 9)
+      local net = small_net("relu", 4)
+      local L = net:nLayers()
+      for i = 1, 40 do
+        local x, y = data.x:narrow(1, i, 1), data.y:narrow(1, i, 1)
+        local _, Xf = net:forwardAll(x)
+        local X = {[0] = x, [L] = blua.train.onehot(y, 2)}
+        for l = 1, L - 1 do X[l] = Xf[l]:clone():add(blua.rand(1, 16):mul(0.5)) end
+        for _, l in ipairs{2, 1} do
+          local before = local_objective(method, net, x, y, X, l)
+          blua.train.xstep(method, net, X, l)
+          local after = local_objective(method, net, x, y, X, l)
+          assert.is_true(after <= before + 1e-5, string.format("sample %d layer %d: %g -> %g", i, l, before, after))
+        end
+      end
+    end)
+  end
+
+  it("gives the same result with 1 and 2 threads and in the Lua path", function()
+    blua.manualSeed(8)
+    local net = blua.nn.mlp{50, 64, 64, 10}
+    local x = blua.rand(3000, 50)
+    local y = blua.rand(3000, 1):mul(10):floor():add(1)
+    local _, Xf = net:forwardAll(x)
+    local function run(threads, lua_path)
+      blua.setNumThreads(threads)
+      local X = {[0] = x, [1] = Xf[1]:clone():add(0.1), [2] = Xf[2]:clone(), [3] = blua.train.onehot(y, 10)}
+      blua.train.xstep("bregman", net, X, 2, {lua = lua_path})
+      blua.train.xstep("bregman", net, X, 1, {lua = lua_path})
+      return X[1], X[2]
+    end
+    local before = blua.getNumThreads()
+    local a1, a2 = run(1)
+    local b1, b2 = run(2)
+    local c1, c2 = run(2, true)
+    blua.setNumThreads(before)
+    assert.is_true((a1 - b1):abs():max() < 1e-5)
+    assert.is_true((a2 - b2):abs():max() < 1e-5)
+    assert.is_true((a1 - c1):abs():max() < 1e-4)
+    assert.is_true((a2 - c2):abs():max() < 1e-4)
+  end)
+end)
+
+describe("trainers", function()
+  for _, method in ipairs{"bregman", "lifted", "backprop"} do
+    it(method .. " is deterministic for a fixed seed", function()
+      local data = synthetic(200)
+      local n1, n2 = small_net(), small_net()
+      blua.train[method](n1, data, opts{epochs = 2, batch = 20, seed = 4})
+      blua.train[method](n2, data, opts{epochs = 2, batch = 20, seed = 4})
+      for l = 1, n1:nLayers() do assert.equal(0, (n1.W[l] - n2.W[l]):abs():max()) end
+    end)
+  end
+
+  it("each learns a small synthetic problem", function()
+    local data, test = synthetic(600, 3), synthetic(400, 11)
+    local floors = {bregman = 0.95, backprop = 0.95, lifted = 0.75}
+    for method, floor in pairs(floors) do
+      local net = small_net()
+      local h = blua.train[method](net, data, opts{epochs = 30, batch = 20, lr = 1e-2})
+      local acc = blua.metrics.accuracy(net, test)
+      assert.is_true(acc >= floor, string.format("%s: test accuracy %.3f < %.2f", method, acc, floor))
+      assert.equal(30, #h)
+      assert.is_number(h[30].loss)
+      assert.is_number(h[30].train_acc)
+    end
+  end)
+
+  it("trains a user-defined activation that has only a forward map", function()
+    local name = "ramp_only_forward"
+    pcall(blua.activation.define, {name = name, forward = function(z) return z:clone():clamp(0, 4) end})
+    local data, test = synthetic(600, 3), synthetic(400, 11)
+    local net = small_net(name)
+    blua.train.bregman(net, data, opts{epochs = 30, batch = 20, lr = 1e-2})
+    assert.is_true(blua.metrics.accuracy(net, test) >= 0.9)
+    -- back-propagation needs a derivative and says so
+    assert.has_error(function() blua.train.backprop(small_net(name), data, quiet) end)
+  end)
+
+  it("refuses unknown options, bad values and mismatched data", function()
+    local data, net = synthetic(50), small_net()
+    assert.has_error(function() blua.train.bregman(net, data, {epoch = 3}) end)
+    local ok, err = pcall(blua.train.bregman, net, data, {nonsense = 1})
+    assert.is_false(ok)
+    assert.truthy(err:find("unknown option 'nonsense'", 1, true))
+    assert.has_error(function() blua.train.backprop(net, data, {gamma = 1}) end)
+    assert.has_error(function() blua.train.lifted(net, data, {epochs = 0}) end)
+    assert.has_error(function() blua.train.bregman(net, data, {optimizer = "lbfgs"}) end)
+    assert.has_error(function() blua.train.bregman(net, {x = blua.zeros(5, 3), y = blua.ones(5, 1)}, quiet) end)
+  end)
+
+  it("stops on NaN with an error naming the epoch and the layer", function()
+    for _, method in ipairs{"bregman", "lifted", "backprop"} do
+      local data, net = synthetic(100), small_net()
+      local poison = function(_, b) if b == 1 then net.W[2]:set(1, 1, 0 / 0) end end
+      local ok, err = pcall(blua.train[method], net, data, opts{epochs = 2, batch = 20, on_batch = poison})
+      assert.is_false(ok)
+      assert.truthy(err:find("training diverged in epoch 1, batch 2", 1, true), err)
+      net = small_net()
+      net.b[3]:set(1, 1, math.huge)
+      ok, err = pcall(blua.train[method], net, data, quiet)
+      assert.is_false(ok)
+      assert.truthy(err:find("layer 3 of the network contains NaN or Inf", 1, true), err)
+    end
+  end)
+
+  it("writes a CSV log and calls on_epoch", function()
+    local data, net = synthetic(100), small_net()
+    local path = os.tmpname()
+    local seen = {}
+    blua.train.backprop(net, data, opts{epochs = 2, log = path, on_epoch = function(e, s) seen[#seen + 1] = {e, s.loss} end})
+    local f = assert(io.open(path))
+    local text = f:read("a")
+    f:close()
+    os.remove(path)
+    assert.truthy(text:find("^epoch,loss"))
+    assert.equal(3, select(2, text:gsub("\n", "")))
+    assert.equal(2, #seen)
+  end)
+end)
+
+describe("on MNIST", function()
+  local ok, train = pcall(blua.data.mnist, "train")
+  local test = ok and blua.data.mnist("test")
+  if not ok then
+    pending("MNIST is not fetched (scripts/fetch-data): " .. tostring(train))
+    return
+  end
+  local sub = blua.data.subset(train, 1, 3000)
+  local tsub = blua.data.subset(test, 1, 2000)
+  local floors = {bregman = 0.83, backprop = 0.83, lifted = 0.2}
+  for _, method in ipairs{"bregman", "backprop", "lifted"} do
+    it(method .. " passes its accuracy floor on 3000 samples in 3 epochs", function()
+      blua.manualSeed(1)
+      local net = blua.nn.mlp{784, 64, 64, 64, 10}
+      blua.train[method](net, sub, opts{epochs = 3})
+      local acc = blua.metrics.accuracy(net, tsub)
+      assert.is_true(acc >= floors[method], string.format("%s: %.3f < %.2f", method, acc, floors[method]))
+      local lin = blua.metrics.linear_fraction(net, tsub)
+      assert.equal(3, #lin)
+      if method == "lifted" then
+        for l = 1, 3 do assert.is_true(lin[l] > 0.95, "classical lifted layers turn linear") end
+      end
+    end)
+  end
+end)
