@@ -31,5 +31,12 @@ setmetatable(blua, {
   end,
 })
 
+-- Networks are saved under a registered type name; make sure that type is known before a
+-- checkpoint is read, even when the script has not touched blua.nn yet.
+function blua.load(path)
+  local _ = blua.nn
+  return core.load(path)
+end
+
 package.loaded["blua"] = blua
 return blua

@@ -173,6 +173,6 @@ function nn.mlp(spec)
   return net
 end
 
-if blua.registerType then blua.registerType("blua.nn.MLP", MLP) end
+blua.register_type("blua.nn.MLP", MLP)
 
 return nn
