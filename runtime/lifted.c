@@ -41,14 +41,11 @@ int blua_lifted_residual(blua_penalty_kind kind, const blua_act *act, int is_out
                                                               : blua_tensor_affine(z, z, (float)gamma, 0.0f, err);
 }
 
-int blua_lifted_xstep(blua_penalty_kind kind, const blua_lifted_layer *layer, const blua_lifted_layer *next,
-                      int next_is_output, const blua_tensor *x_prev, blua_tensor *x, const blua_tensor *x_next,
-                      double mu, double gamma, blua_tensor *work[3], blua_err *err) {
+int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next,
+                      int next_is_output, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
+                      const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, blua_err *err) {
   if (!(mu > 0)) return blua_fail(err, "bad step: mu must be positive, got %g", mu);
-  if (check_rows(x_prev, x, err) || check_rows(x, x_next, err)) return BLUA_ERROR;
-  blua_tensor *z = work[0], *zn = work[1], *g = work[2];
-  if (blua_lifted_affine(z, x_prev, layer, err)) return BLUA_ERROR;
-  if (blua_lifted_affine(zn, x, next, err)) return BLUA_ERROR;
+  if (check_rows(z, x, err) || check_rows(x, x_next, err) || check_rows(zn, x_next, err)) return BLUA_ERROR;
   if (blua_lifted_residual(kind, next->act, next_is_output, gamma, zn, x_next, err)) return BLUA_ERROR;
   /* g = r W_{l+1}^T: a transposed view of W goes to BLAS as it is. */
   blua_tensor *wt = blua_tensor_transpose((blua_tensor *)next->W, err);
@@ -56,31 +53,27 @@ int blua_lifted_xstep(blua_penalty_kind kind, const blua_lifted_layer *layer, co
   int status = blua_mm(g, 0.0f, 1.0f, zn, wt, err);
   blua_tensor_release(wt);
   if (status) return status;
-  if (kind == BLUA_PENALTY_BREGMAN) return blua_act_xstep_bregman(layer->act, x, z, g, mu, err);
-  return blua_act_xstep_lifted(layer->act, x, z, g, mu, gamma, err);
+  if (kind == BLUA_PENALTY_BREGMAN) return blua_act_xstep_bregman(act, x, z, g, mu, err);
+  return blua_act_xstep_lifted(act, x, z, g, mu, gamma, err);
 }
 
-int blua_lifted_wgrad(blua_penalty_kind kind, const blua_lifted_layer *layer, int is_output, double gamma,
-                      const blua_tensor *x_prev, const blua_tensor *x, double scale, blua_tensor *gW,
-                      blua_tensor *gb, blua_tensor *work, blua_err *err) {
-  if (check_rows(x_prev, x, err)) return BLUA_ERROR;
-  if (blua_lifted_affine(work, x_prev, layer, err)) return BLUA_ERROR;
-  if (blua_lifted_residual(kind, layer->act, is_output, gamma, work, x, err)) return BLUA_ERROR;
+int blua_lifted_wgrad(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
+                      const blua_tensor *x_prev, const blua_tensor *x, blua_tensor *z, double scale,
+                      blua_tensor *gW, blua_tensor *gb, blua_err *err) {
+  if (check_rows(x_prev, x, err) || check_rows(z, x, err)) return BLUA_ERROR;
+  if (blua_lifted_residual(kind, act, is_output, gamma, z, x, err)) return BLUA_ERROR;
   blua_tensor *xt = blua_tensor_transpose((blua_tensor *)x_prev, err);
   if (!xt) return BLUA_ERROR;
-  int status = blua_mm(gW, 0.0f, (float)scale, xt, work, err);
+  int status = blua_mm(gW, 0.0f, (float)scale, xt, z, err);
   blua_tensor_release(xt);
   if (status) return status;
-  return blua_tensor_sum_rows(gb, 0.0f, (float)scale, work, err);
+  return blua_tensor_sum_rows(gb, 0.0f, (float)scale, z, err);
 }
 
-int blua_lifted_energy(blua_penalty_kind kind, const blua_lifted_layer *layer, int is_output, double gamma,
-                       const blua_tensor *x_prev, const blua_tensor *x, blua_tensor *work, double *energy,
-                       blua_err *err) {
-  if (check_rows(x_prev, x, err)) return BLUA_ERROR;
-  if (blua_lifted_affine(work, x_prev, layer, err)) return BLUA_ERROR;
-  if (kind == BLUA_PENALTY_BREGMAN || is_output) return blua_act_bregman(layer->act, x, work, energy, err);
-  return blua_quadratic_penalty(x, work, gamma, energy, err);
+int blua_lifted_energy(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
+                       const blua_tensor *x, const blua_tensor *z, double *energy, blua_err *err) {
+  if (kind == BLUA_PENALTY_BREGMAN || is_output) return blua_act_bregman(act, x, z, energy, err);
+  return blua_quadratic_penalty(x, z, gamma, energy, err);
 }
 
 double blua_spectral_norm(const blua_tensor *W, int iters) {

@@ -49,51 +49,47 @@ static int l_affine(lua_State *L) {
   return 1;
 }
 
-/* blua._xstep(penalty, act, W, b, next_act, Wn, bn, next_is_output, x_prev, x, x_next, mu,
- *             gamma, z, zn, g): one X-step of a hidden layer, in place on x. */
+/* blua._xstep(penalty, act, next_act, Wn, bn, next_is_output, z, zn, x, x_next, mu, gamma, g):
+ * one X-step of a hidden layer, in place on x; zn is overwritten by the next layer's residual. */
 static int l_xstep(lua_State *L) {
   blua_penalty_kind kind = check_penalty(L, 1);
   blua_act act, next_act;
   check_act(L, 2, &act, "xstep");
-  check_act(L, 5, &next_act, "xstep");
-  blua_lifted_layer layer = {&act, lblua_checktensor(L, 3), lblua_checktensor(L, 4)};
-  blua_lifted_layer next = {&next_act, lblua_checktensor(L, 6), lblua_checktensor(L, 7)};
-  int next_is_output = lua_toboolean(L, 8);
-  blua_tensor *work[3] = {lblua_checktensor(L, 14), lblua_checktensor(L, 15), lblua_checktensor(L, 16)};
+  check_act(L, 3, &next_act, "xstep");
+  blua_lifted_layer next = {&next_act, lblua_checktensor(L, 4), lblua_checktensor(L, 5)};
   blua_err err;
   lblua_check(L,
-              blua_lifted_xstep(kind, &layer, &next, next_is_output, lblua_checktensor(L, 9), lblua_checktensor(L, 10),
-                                lblua_checktensor(L, 11), luaL_checknumber(L, 12), luaL_checknumber(L, 13), work, &err),
+              blua_lifted_xstep(kind, &act, &next, lua_toboolean(L, 6), lblua_checktensor(L, 7), lblua_checktensor(L, 8),
+                                lblua_checktensor(L, 9), lblua_checktensor(L, 10), luaL_checknumber(L, 11),
+                                luaL_checknumber(L, 12), lblua_checktensor(L, 13), &err),
               "xstep", &err);
   return 0;
 }
 
-/* blua._wgrad(penalty, act, W, b, is_output, gamma, x_prev, x, scale, gW, gb, work). */
+/* blua._wgrad(penalty, act, is_output, gamma, x_prev, x, z, scale, gW, gb): z is overwritten. */
 static int l_wgrad(lua_State *L) {
   blua_penalty_kind kind = check_penalty(L, 1);
   blua_act act;
   check_act(L, 2, &act, "wgrad");
-  blua_lifted_layer layer = {&act, lblua_checktensor(L, 3), lblua_checktensor(L, 4)};
   blua_err err;
   lblua_check(L,
-              blua_lifted_wgrad(kind, &layer, lua_toboolean(L, 5), luaL_checknumber(L, 6), lblua_checktensor(L, 7),
-                                lblua_checktensor(L, 8), luaL_checknumber(L, 9), lblua_checktensor(L, 10),
-                                lblua_checktensor(L, 11), lblua_checktensor(L, 12), &err),
+              blua_lifted_wgrad(kind, &act, lua_toboolean(L, 3), luaL_checknumber(L, 4), lblua_checktensor(L, 5),
+                                lblua_checktensor(L, 6), lblua_checktensor(L, 7), luaL_checknumber(L, 8),
+                                lblua_checktensor(L, 9), lblua_checktensor(L, 10), &err),
               "wgrad", &err);
   return 0;
 }
 
-/* blua._energy(penalty, act, W, b, is_output, gamma, x_prev, x, work) → number. */
+/* blua._energy(penalty, act, is_output, gamma, x, z) → number. */
 static int l_energy(lua_State *L) {
   blua_penalty_kind kind = check_penalty(L, 1);
   blua_act act;
   check_act(L, 2, &act, "energy");
-  blua_lifted_layer layer = {&act, lblua_checktensor(L, 3), lblua_checktensor(L, 4)};
   blua_err err;
   double e = 0.0;
   lblua_check(L,
-              blua_lifted_energy(kind, &layer, lua_toboolean(L, 5), luaL_checknumber(L, 6), lblua_checktensor(L, 7),
-                                 lblua_checktensor(L, 8), lblua_checktensor(L, 9), &e, &err),
+              blua_lifted_energy(kind, &act, lua_toboolean(L, 3), luaL_checknumber(L, 4), lblua_checktensor(L, 5),
+                                 lblua_checktensor(L, 6), &e, &err),
               "energy", &err);
   lua_pushnumber(L, e);
   return 1;

@@ -51,7 +51,7 @@ local function check_gradients(method, lua_path)
     X = {}
     for l = 1, net:nLayers() - 1 do X[l] = Xf[l]:clone():add(blua.rand(Xf[l]:size()):mul(0.3)) end
   end
-  local grads = blua.train.gradients(method, net, data.x, data.y, {X = X, lua = lua_path})
+  local grads = blua.train.gradients(method, net, data.x, data.y, {X = X, lua = lua_path, gamma = 1.0})
   local params = net:parameters()
   local h, worst, checked = 2e-3, 0, 0
   for i, p in ipairs(params) do
@@ -120,7 +120,7 @@ describe("the X-step", function()
         for l = 1, L - 1 do X[l] = Xf[l]:clone():add(blua.rand(1, 16):mul(0.5)) end
         for _, l in ipairs{2, 1} do
           local before = local_objective(method, net, x, y, X, l)
-          blua.train.xstep(method, net, X, l)
+          blua.train.xstep(method, net, X, l, {gamma = 1.0})
           local after = local_objective(method, net, x, y, X, l)
           assert.is_true(after <= before + 1e-5, string.format("sample %d layer %d: %g -> %g", i, l, before, after))
         end

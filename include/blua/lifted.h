@@ -32,27 +32,28 @@ int blua_lifted_residual(blua_penalty_kind kind, const blua_act *act, int is_out
                          blua_tensor *z, const blua_tensor *x_next, blua_err *err);
 
 /* One X-step for hidden layer l on all samples of a batch, in place on x:
- *   Bregman:   x ← prox_{μΦ_l}( x + μ (Z_l − g) )
- *   quadratic: x ← Π_{C_l}( x − μ (γ (x − Z_l) + g) )
- * with g = r W_{l+1}^T, r the residual of the next layer (blua_lifted_residual).
- * x_next is X_{l+1}, or the targets (one-hot rows) when next_is_output.
- * work: three scratch tensors, rows x n_l, rows x n_{l+1}, rows x n_l (reused across calls). */
-int blua_lifted_xstep(blua_penalty_kind kind, const blua_lifted_layer *layer, const blua_lifted_layer *next,
-                      int next_is_output, const blua_tensor *x_prev, blua_tensor *x, const blua_tensor *x_next,
-                      double mu, double gamma, blua_tensor *work[3], blua_err *err);
+ *   Bregman:   x ← prox_{μΦ_l}( x + μ (z − g) )
+ *   quadratic: x ← Π_{C_l}( x − μ (γ (x − z) + g) )
+ * with g = r W_{l+1}^T and r the residual of the next layer (blua_lifted_residual).
+ * z = X_{l-1} W_l + 1 b_l^T and zn = x W_{l+1} + 1 b_{l+1}^T come precomputed (blua_lifted_affine),
+ * so a sweep reuses the pre-activations of the forward pass; zn is overwritten by the residual.
+ * x_next is X_{l+1}, or the targets (one-hot rows) when next_is_output. g: rows x n_l scratch. */
+int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next,
+                      int next_is_output, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
+                      const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, blua_err *err);
 
 /* Gradients of a layer's term with respect to W and b, scaled by `scale` (e.g. 1/batch):
- *   gW = scale X_{l-1}^T r,  gb = scale 1^T r,  r = blua_lifted_residual of this layer.
- * work: rows x n_l scratch. No derivative of any activation is used. */
-int blua_lifted_wgrad(blua_penalty_kind kind, const blua_lifted_layer *layer, int is_output, double gamma,
-                      const blua_tensor *x_prev, const blua_tensor *x, double scale, blua_tensor *gW,
-                      blua_tensor *gb, blua_tensor *work, blua_err *err);
+ *   gW = scale X_{l-1}^T r,  gb = scale 1^T r,  r = blua_lifted_residual of this layer,
+ * from the precomputed pre-activation z = X_{l-1} W_l + 1 b_l^T, which is overwritten by r.
+ * No derivative of any activation is used. */
+int blua_lifted_wgrad(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
+                      const blua_tensor *x_prev, const blua_tensor *x, blua_tensor *z, double scale,
+                      blua_tensor *gW, blua_tensor *gb, blua_err *err);
 
-/* The layer's term of the energy: Σ B_Ψ(x, Z) (Bregman or output: softmax gives the
- * cross-entropy) or (γ/2)‖x − Z‖² (quadratic hidden). work: rows x n_l scratch. */
-int blua_lifted_energy(blua_penalty_kind kind, const blua_lifted_layer *layer, int is_output, double gamma,
-                       const blua_tensor *x_prev, const blua_tensor *x, blua_tensor *work, double *energy,
-                       blua_err *err);
+/* The layer's term of the energy at the precomputed pre-activation z: Σ B_Ψ(x, z) (Bregman
+ * or output: softmax gives the cross-entropy) or (γ/2)‖x − z‖² (quadratic hidden). */
+int blua_lifted_energy(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
+                       const blua_tensor *x, const blua_tensor *z, double *energy, blua_err *err);
 
 /* ‖W‖₂ by power iteration on WᵀW from a fixed start (deterministic), `iters` steps. */
 double blua_spectral_norm(const blua_tensor *W, int iters);

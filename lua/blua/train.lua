@@ -16,7 +16,7 @@ local train = {}
 
 local function common_defaults()
   return {
-    epochs = 20, batch = 100, seed = 1, lr = 3e-3, schedule = "cosine", decay = 0.85,
+    epochs = 10, batch = 128, seed = 1, lr = 4e-3, schedule = "cosine", decay = 0.85,
     optimizer = "adam", momentum = 0.9, weight_decay = 0,
     test = false, on_epoch = false, on_batch = false, verbose = true, log = false, plot = false,
     eval_train = true, threads = false,
@@ -37,7 +37,8 @@ local method_defaults = {
   },
   lifted = {
     inner = 1, xsteps = 1, mu = 1.0, order = "backward", tau = math.huge, track_energy = true,
-    gamma = 1.0,        -- weight of the quadratic penalties
+    gamma = 0.1,        -- weight of the quadratic penalties
+    lr = 3e-3,
   },
   backprop = {},
 }
@@ -171,63 +172,107 @@ end
 -- lifted steps (Bregman and classical share them; `penalty` picks the formulation)
 
 -- μ for the X-step of hidden layer l: the safe step is the inverse Lipschitz constant of the
--- smooth part, which grows with ‖W_{l+1}‖₂².
+-- smooth part, which grows with ‖W_{l+1}‖₂² (the softmax cross-entropy's curvature is at
+-- most ½, the Bregman penalty's at most 1, the quadratic penalty's γ).
 local function xstep_size(net, o, penalty, l)
-  local s = blua.spectralNorm(net.W[l + 1], 8)
+  local s = blua.spectralNorm(net.W[l + 1], 20)
   local s2 = s * s
+  if s2 ~= s2 then error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0) end
   if penalty == "bregman" then return o.mu / math.max(s2, 1e-6) end
   local next_is_output = l + 1 == net:nLayers()
-  return o.mu / (o.gamma + (next_is_output and s2 or o.gamma * s2))
+  return o.mu / (o.gamma * (1 + (next_is_output and 0 or s2)) + (next_is_output and 0.5 * s2 or 0))
 end
 
--- Composed from tensor methods, for activations written in Lua; the same arithmetic as the
--- fused C kernels of runtime/lifted.c.
-local function residual_lua(net, penalty, gamma, l, is_output, z, target, out)
-  local act = net:activation(l)
-  if penalty == "bregman" or is_output then
-    return act:bregman_grad(target, z, out)
+-- The lifted state of one mini-batch: auxiliary variables X[0..L] (X[0] the inputs, X[L] the
+-- targets) and pre-activations Z[l] = X[l-1] W_l + b_l, recomputed only when stale. Right
+-- after the forward pass every Z is current, so the first backward X-sweep needs no affine
+-- map at all, and the W-step reuses Z[1].
+local Batch = {}
+Batch.__index = Batch
+
+local function new_batch(net, penalty, o, ws, fast)
+  return setmetatable({net = net, penalty = penalty, o = o, ws = ws, X = ws.X, Z = ws.Z, fast = fast,
+    gamma = o.gamma or 0, current = {}}, Batch)
+end
+
+function Batch:z(l)
+  if not self.current[l] then
+    blua._affine(self.Z[l], self.X[l - 1], self.net.W[l], self.net.b[l])
+    self.current[l] = true
   end
-  return out:copy(z):add(-1, target):mul(gamma)
+  return self.Z[l]
 end
 
-local function xstep_lua(net, penalty, o, l, X, mu, ws)
+-- Forward pass from the inputs x; the targets y become X[L].
+function Batch:forward(x, y)
+  local net, X = self.net, self.X
+  X[0] = x
+  self.current = {}
+  for l = 1, net:nLayers() - 1 do net:activation(l):forward(self:z(l), X[l]) end
+  self:z(net:nLayers())
+  self.saved_out = X[net:nLayers()]
+  X[net:nLayers()] = y
+end
+
+function Batch:finish() self.X[self.net:nLayers()] = self.saved_out end
+
+-- r = residual of layer l at z (overwritten), composed from activation methods.
+local function residual_lua(self, l, z)
+  local act = self.net:activation(l)
+  if self.penalty == "bregman" or l == self.net:nLayers() then return act:bregman_grad(self.X[l], z, z) end
+  return z:add(-1, self.X[l]):mul(self.gamma)
+end
+
+-- One X-step of hidden layer l with step mu (DESIGN.md §4), in place on X[l].
+function Batch:xstep(l, mu)
+  local net, X, ws = self.net, self.X, self.ws
   local L = net:nLayers()
-  local z, zn, g = ws.Z[l], ws.Z[l + 1], ws.G[l]
-  blua._affine(z, X[l - 1], net.W[l], net.b[l])
-  blua._affine(zn, X[l], net.W[l + 1], net.b[l + 1])
-  residual_lua(net, penalty, o.gamma, l + 1, l + 1 == L, zn, X[l + 1], zn)
-  g:zero():addmm(0, 1, zn, net.W[l + 1]:t())
-  local act = net:activation(l)
-  if penalty == "bregman" then
-    -- x ← prox_{μΦ}(x + μ (z − g))
-    local v = ws.D[l]:copy(X[l]):add(mu, z):add(-mu, g)
-    act:prox(v, mu, X[l])
+  local z, zn, g = self:z(l), self:z(l + 1), ws.G[l]
+  if self.fast then
+    blua._xstep(self.penalty, net:activation(l), net:activation(l + 1), net.W[l + 1], net.b[l + 1], l + 1 == L,
+      z, zn, X[l], X[l + 1], mu, self.gamma, g)
   else
-    -- x ← Π_C(x − μ (γ (x − z) + g))
-    local v = ws.D[l]:copy(X[l]):mul(1 - mu * o.gamma):add(mu * o.gamma, z):add(-mu, g)
-    act:project(v, X[l])
+    residual_lua(self, l + 1, zn)
+    g:addmm(0, 1, zn, net.W[l + 1]:t())
+    local v = ws.D[l]
+    if self.penalty == "bregman" then
+      v:copy(X[l]):add(mu, z):add(-mu, g)                 -- x ← prox_{μΦ}(x + μ (z − g))
+      net:activation(l):prox(v, mu, X[l])
+    else
+      v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
+      net:activation(l):project(v, X[l])                  -- x ← Π_C(x − μ (γ (x − z) + g))
+    end
   end
+  self.current[l + 1] = false -- zn now holds the residual, and X[l] has moved
 end
 
-local function wgrad_lua(net, penalty, o, l, X, scale, gW, gb, ws)
-  local z = ws.Z[l]
-  blua._affine(z, X[l - 1], net.W[l], net.b[l])
-  residual_lua(net, penalty, o.gamma, l, l == net:nLayers(), z, X[l], z)
-  gW:zero():addmm(0, scale, X[l - 1]:t(), z)
-  gb:zero():add(scale, z:sumRows())
+-- The layer's term of the energy at the current X (nil when the activation has none).
+function Batch:energy(l)
+  local act = self.net:activation(l)
+  local is_output = l == self.net:nLayers()
+  if self.fast then return blua._energy(self.penalty, act, is_output, self.gamma, self.X[l], self:z(l)) end
+  if self.penalty == "quadratic" and not is_output then
+    local d = self.ws.D[l]:copy(self.X[l]):add(-1, self:z(l))
+    return 0.5 * self.gamma * d:dot(d)
+  end
+  if not act.has_energy then return nil end
+  return act:bregman(self.X[l], self:z(l))
 end
 
--- Gradients of the batch's lifted energy (times scale) with respect to every W and b at the
--- auxiliary variables X (X[0] the inputs, X[L] the targets).
-local function lifted_wgrads(net, penalty, o, X, scale, grads, ws, fast)
+-- Gradients (times scale) of the batch's energy for every W and b into grads.
+function Batch:wgrads(scale, grads)
+  local net, X = self.net, self.X
   local L = net:nLayers()
   for l = 1, L do
-    local gW, gb = grads[2 * l - 1], grads[2 * l]
-    if fast then
-      blua._wgrad(penalty, net:activation(l), net.W[l], net.b[l], l == L, o.gamma or 0, X[l - 1], X[l], scale, gW, gb, ws.Z[l])
+    local gW, gb, z = grads[2 * l - 1], grads[2 * l], self:z(l)
+    if self.fast then
+      blua._wgrad(self.penalty, net:activation(l), l == L, self.gamma, X[l - 1], X[l], z, scale, gW, gb)
     else
-      wgrad_lua(net, penalty, o, l, X, scale, gW, gb, ws)
+      residual_lua(self, l, z)
+      gW:addmm(0, scale, X[l - 1]:t(), z)
+      gb:zero():add(scale, z:sumRows())
     end
+    self.current[l] = false
   end
 end
 
@@ -236,7 +281,7 @@ local function sweep_order(L, order)
   if order == "forward" then
     for l = 1, L - 1 do ls[#ls + 1] = l end
   elseif order == "oddeven" then
-    -- odd layers depend only on even ones and vice versa: each half could run in parallel
+    -- odd layers couple only to even ones: each half could be updated in parallel
     for l = 1, L - 1, 2 do ls[#ls + 1] = l end
     for l = 2, L - 1, 2 do ls[#ls + 1] = l end
   else
@@ -246,68 +291,42 @@ local function sweep_order(L, order)
 end
 
 -- One mini-batch of lifted training: X from a forward pass, then `inner` times
--- (X-sweeps, W-step). Returns the batch's loss at the forward pass and the energies.
+-- (X-sweeps, W-step). Returns the batch's mean loss at the forward pass and the mean hidden
+-- energies after the last sweep.
 local function lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
   local L = net:nLayers()
-  local X = ws.X
-  X[0] = xb
-  -- Forward pass: every hidden penalty starts at zero.
-  for l = 1, L - 1 do
-    blua._affine(ws.Z[l], X[l - 1], net.W[l], net.b[l])
-    net:activation(l):forward(ws.Z[l], X[l])
-  end
-  local saved_out = X[L]
-  X[L] = yb
-  local gamma = o.gamma or 0
-  local loss = fast and blua._energy(penalty, net:activation(L), net.W[L], net.b[L], true, gamma, X[L - 1], yb, ws.Z[L])
-    or net:activation(L):bregman(yb, blua._affine(ws.Z[L], X[L - 1], net.W[L], net.b[L]))
+  local batch = new_batch(net, penalty, o, ws, fast)
+  batch:forward(xb, yb)
+  local scale = 1 / xb:size(1)
+  local loss = batch:energy(L) * scale
   local order = sweep_order(L, o.order)
   local anchor
   if o.tau ~= math.huge and o.inner > 1 then
     anchor = {}
     for i, p in ipairs(stepper.params) do anchor[i] = p:clone() end
   end
-  local scale = 1 / xb:size(1)
-  for _ = 1, o.inner do
+  local energies
+  for k = 1, o.inner do
     for _ = 1, o.xsteps do
-      for _, l in ipairs(order) do
-        local mu = xstep_size(net, o, penalty, l)
-        if mu ~= mu or mu == 0 then
-          error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0)
-        end
-        if fast then
-          blua._xstep(penalty, net:activation(l), net.W[l], net.b[l], net:activation(l + 1), net.W[l + 1],
-            net.b[l + 1], l + 1 == L, X[l - 1], X[l], X[l + 1], mu, gamma, ws.Z[l], ws.Z[l + 1], ws.G[l])
-        else
-          xstep_lua(net, penalty, o, l, X, mu, ws)
-        end
+      for _, l in ipairs(order) do batch:xstep(l, xstep_size(net, o, penalty, l)) end
+    end
+    if k == o.inner and o.track_energy then
+      energies = {}
+      for l = 1, L - 1 do
+        local e = batch:energy(l)
+        if not e then energies = nil break end
+        energies[l] = e * scale
       end
     end
-    lifted_wgrads(net, penalty, o, X, scale, stepper.grads, ws, fast)
+    batch:wgrads(scale, stepper.grads)
     if anchor then
-      for i, p in ipairs(stepper.params) do
-        stepper.grads[i]:add(1 / o.tau, p):add(-1 / o.tau, anchor[i])
-      end
+      for i, p in ipairs(stepper.params) do stepper.grads[i]:add(1 / o.tau, p):add(-1 / o.tau, anchor[i]) end
     end
     stepper.step(lr)
+    batch.current = {} -- new weights: every pre-activation is stale
   end
-  local energies
-  if o.track_energy then
-    energies = {}
-    for l = 1, L - 1 do
-      local act = net:activation(l)
-      if fast then
-        energies[l] = blua._energy(penalty, act, net.W[l], net.b[l], false, gamma, X[l - 1], X[l], ws.Z[l])
-      elseif act.has_energy and penalty == "bregman" then
-        energies[l] = act:bregman(X[l], blua._affine(ws.Z[l], X[l - 1], net.W[l], net.b[l]))
-      else
-        energies = nil -- an activation defined without psi and conj has no energy to report
-        break
-      end
-    end
-  end
-  X[L] = saved_out
-  return loss * scale, energies
+  batch:finish()
+  return loss, energies
 end
 
 -- ---------------------------------------------------------------------------------------
@@ -426,7 +445,7 @@ local function run(method, net, data, opts)
           if e ~= e or e == math.huge then
             error(string.format("training diverged in epoch %d, batch %d: layer %d energy is %s", epoch, b, l, tostring(e)), 0)
           end
-          layer_sums[l] = (layer_sums[l] or 0) + e / #idx
+          layer_sums[l] = (layer_sums[l] or 0) + e
         end
       end
       if o.on_batch then o.on_batch(epoch, b, loss) end
@@ -499,29 +518,35 @@ function train.gradients(method, net, x, y, opts)
   for i, p in ipairs(net:parameters()) do grads[i] = blua.zeros(p:size()) end
   if method == "backprop" then return grads, backprop_grads(net, x, Y, ws, grads) end
   local o = {gamma = opts.gamma or method_defaults.lifted.gamma}
-  local penalty = method == "bregman" and "bregman" or "quadratic"
-  local _, Xf = net:forwardAll(x)
-  local X = {[0] = x, [L] = Y}
-  for l = 1, L - 1 do X[l] = opts.X and opts.X[l] or Xf[l] end
-  lifted_wgrads(net, penalty, o, X, 1 / x:size(1), grads, ws, not opts.lua and all_builtin(net))
+  local batch = new_batch(net, method == "bregman" and "bregman" or "quadratic", o, ws, not opts.lua and all_builtin(net))
+  batch:forward(x, Y)
+  for l = 1, L - 1 do
+    if opts.X and opts.X[l] then
+      ws.X[l]:copy(opts.X[l])
+      batch.current[l + 1] = false
+    end
+  end
+  batch:wgrads(1 / x:size(1), grads)
+  batch:finish()
   return grads
 end
 
 --- One X-step of hidden layer l, in place on X[l] (X as in train.gradients, X[L] = one-hot
--- targets). mu defaults to the trainer's safe step. For tests and research scripts.
+-- targets). mu defaults to the trainer's safe step; returns the step used.
 function train.xstep(method, net, X, l, opts)
   opts = opts or {}
   local o = {gamma = opts.gamma or method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0}
   local penalty = method == "bregman" and "bregman" or "quadratic"
-  local L = net:nLayers()
-  local ws = workspace(net, X[0]:size(1), {})
-  local mu = opts.mu or xstep_size(net, o, penalty, l)
-  if not opts.lua and all_builtin(net) then
-    blua._xstep(penalty, net:activation(l), net.W[l], net.b[l], net:activation(l + 1), net.W[l + 1],
-      net.b[l + 1], l + 1 == L, X[l - 1], X[l], X[l + 1], mu, o.gamma, ws.Z[l], ws.Z[l + 1], ws.G[l])
-  else
-    xstep_lua(net, penalty, o, l, X, mu, ws)
+  local ws = {X = X, Z = {}, G = {}, D = {}}
+  local rows = X[0]:size(1)
+  for k = 1, net:nLayers() do
+    ws.Z[k] = blua.zeros(rows, net.sizes[k + 1])
+    ws.G[k] = blua.zeros(rows, net.sizes[k + 1])
+    ws.D[k] = blua.zeros(rows, net.sizes[k + 1])
   end
+  local batch = new_batch(net, penalty, o, ws, not opts.lua and all_builtin(net))
+  local mu = opts.mu or xstep_size(net, o, penalty, l)
+  batch:xstep(l, mu)
   return mu
 end
 

@@ -1,0 +1,54 @@
+-- The lifted X-step kernel over a 60000-sample epoch (all hidden layers of the paper's
+-- 784-64-64-64-10 network, in batches of --batch rows) with 1 and with 2 threads, side by side
+-- in one run, and the speed-up. Usage: blua scripts/bench/xstep.lua [--batch N] [--reps N]
+local blua = require "blua"
+
+local o = blua.cli.parse(arg, {
+  {"batch", "integer", 60000, "rows per X-step call"},
+  {"reps", "integer", 5, "repetitions (the median is reported)"},
+  {"penalty", {"bregman", "lifted"}, "bregman", "formulation"},
+}, {usage = "blua scripts/bench/xstep.lua [options]"})
+
+local N = 60000
+blua.manualSeed(1)
+local net = blua.nn.mlp{784, 64, 64, 64, 10}
+local x = blua.rand(N, 784)
+local y = blua.rand(N, 1):mul(10):floor():add(1)
+local _, Xf = net:forwardAll(x)
+local Y = blua.train.onehot(y, 10)
+
+-- Auxiliary variables per batch, made once: the timing covers the X-steps only.
+local batches = {}
+for first = 1, N, o.batch do
+  local count = math.min(o.batch, N - first + 1)
+  local X = {[0] = x:narrow(1, first, count), [4] = Y:narrow(1, first, count)}
+  for l = 1, 3 do X[l] = Xf[l]:narrow(1, first, count):clone() end
+  batches[#batches + 1] = X
+end
+
+local function epoch()
+  for _, X in ipairs(batches) do
+    for l = 3, 1, -1 do blua.train.xstep(o.penalty, net, X, l) end
+  end
+end
+
+local function median(t)
+  table.sort(t)
+  return t[(#t + 1) // 2]
+end
+
+local times = {[1] = {}, [2] = {}}
+epoch() -- warm up caches and thread pools
+for _ = 1, o.reps do
+  for _, threads in ipairs{1, 2} do -- interleaved, so noise from neighbours hits both
+    blua.setNumThreads(threads)
+    local t0 = blua.clock()
+    epoch()
+    times[threads][#times[threads] + 1] = blua.clock() - t0
+  end
+end
+local t1, t2 = median(times[1]), median(times[2])
+print(string.format("X-step epoch (%s, %d samples, batch %d, 3 hidden layers of 64)", o.penalty, N, o.batch))
+print(string.format("  1 thread : %.3f s", t1))
+print(string.format("  2 threads: %.3f s", t2))
+print(string.format("  speed-up : %.2fx", t1 / t2))
