@@ -1,4 +1,261 @@
-/* Placeholder until its issue lands. */
-#include "blua/blua.h"
+/* Energies of the proximal activations: Σ Ψ, Σ Φ*, Σ B_Ψ and the quadratic penalty.
+ * Every sum is accumulated in double; the Bregman penalty is written per kind as a sum of
+ * non-negative terms so that B(σ(z), z) comes out as (nearly) 0 instead of the difference of
+ * two large numbers. */
+#include <math.h>
 
-typedef int blua_penalty_placeholder;
+#include "blua/penalty.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Runs LOOP(K) with K the constant kind, for the elementwise kinds (as in prox.c). */
+#define DISPATCH(kind, LOOP)                                              \
+  switch (kind) {                                                         \
+    case BLUA_ACT_IDENTITY: LOOP(BLUA_ACT_IDENTITY); break;               \
+    case BLUA_ACT_RELU: LOOP(BLUA_ACT_RELU); break;                       \
+    case BLUA_ACT_LEAKY_RELU: LOOP(BLUA_ACT_LEAKY_RELU); break;           \
+    case BLUA_ACT_CLIP: LOOP(BLUA_ACT_CLIP); break;                       \
+    case BLUA_ACT_SOFT_THRESHOLD: LOOP(BLUA_ACT_SOFT_THRESHOLD); break;   \
+    case BLUA_ACT_SIGMOID: LOOP(BLUA_ACT_SIGMOID); break;                 \
+    case BLUA_ACT_TANH: LOOP(BLUA_ACT_TANH); break;                       \
+    default: break;                                                       \
+  }
+
+#define PAR_SUM(acc) _Pragma("omp parallel for schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
+
+INLINE double xlogx(double x) { return x > 0.0 ? x * log(x) : 0.0; }
+
+/* log(1 + e^z) without overflow or cancellation. */
+INLINE double softplus(double z) { return (z > 0.0 ? z : 0.0) + log1p(exp(-fabs(z))); }
+
+INLINE double psi1(blua_act_kind k, double a, double b, double u) {
+  if (isnan(u)) return u;
+  switch (k) {
+    case BLUA_ACT_RELU: return u >= 0.0 ? 0.0 : INFINITY;
+    case BLUA_ACT_LEAKY_RELU: return u >= 0.0 ? 0.0 : 0.5 * (1.0 / a - 1.0) * u * u;
+    case BLUA_ACT_CLIP: return u >= a && u <= b ? 0.0 : INFINITY;
+    case BLUA_ACT_SOFT_THRESHOLD: return a * fabs(u);
+    case BLUA_ACT_SIGMOID: return u >= 0.0 && u <= 1.0 ? xlogx(u) + xlogx(1.0 - u) - 0.5 * u * u : INFINITY;
+    case BLUA_ACT_TANH:
+      return fabs(u) <= 1.0 ? 0.5 * (xlogx(1.0 + u) + xlogx(1.0 - u)) - 0.5 * u * u : INFINITY;
+    default: return 0.0;
+  }
+}
+
+INLINE double conj1(blua_act_kind k, double a, double b, double z) {
+  switch (k) {
+    case BLUA_ACT_RELU: return z > 0.0 ? 0.5 * z * z : 0.0;
+    case BLUA_ACT_LEAKY_RELU: return z >= 0.0 ? 0.5 * z * z : 0.5 * a * z * z;
+    case BLUA_ACT_CLIP: { /* sup over [lo, hi] of z u - u²/2, attained at the clip c */
+      double c = z < a ? a : (z > b ? b : z);
+      return z * c - 0.5 * c * c;
+    }
+    case BLUA_ACT_SOFT_THRESHOLD: {
+      double s = fabs(z) - a;
+      return s > 0.0 ? 0.5 * s * s : 0.0;
+    }
+    case BLUA_ACT_SIGMOID: return softplus(z);
+    case BLUA_ACT_TANH: return fabs(z) + log1p(exp(-2.0 * fabs(z))) - 0.69314718055994530942; /* log cosh z */
+    default: return 0.5 * z * z;
+  }
+}
+
+/* B_Ψ(y, z) = Φ(y) + Φ*(z) − yz, per kind, as non-negative pieces. */
+INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) {
+  switch (k) {
+    case BLUA_ACT_RELU:
+      if (y < 0.0) return INFINITY;
+      return z >= 0.0 ? 0.5 * (y - z) * (y - z) : 0.5 * y * y - y * z;
+    case BLUA_ACT_LEAKY_RELU:
+      if (y >= 0.0) return z >= 0.0 ? 0.5 * (y - z) * (y - z) : 0.5 * y * y + 0.5 * a * z * z - y * z;
+      if (z < 0.0) return (y - a * z) * (y - a * z) / (2.0 * a);
+      return y * y / (2.0 * a) + 0.5 * z * z - y * z;
+    case BLUA_ACT_CLIP: {
+      if (!(y >= a && y <= b)) return isnan(y) ? y : INFINITY;
+      double c = z < a ? a : (z > b ? b : z); /* ½(y−z)² − ½(z−c)² = ½(y−c)² + (y−c)(c−z) */
+      return 0.5 * (y - c) * (y - c) + (y - c) * (c - z);
+    }
+    case BLUA_ACT_SOFT_THRESHOLD: {
+      double r = fabs(z) <= a ? z : copysign(a, z), s = z - r; /* r = z − σ(z), |r| <= λ */
+      return 0.5 * (y - s) * (y - s) + a * fabs(y) - y * r;
+    }
+    case BLUA_ACT_SIGMOID: /* KL(Bernoulli(y) ‖ Bernoulli(σ(z))); log σ(z) = −softplus(−z) */
+      if (!(y >= 0.0 && y <= 1.0)) return isnan(y) ? y : INFINITY;
+      return xlogx(y) + xlogx(1.0 - y) + y * softplus(-z) + (1.0 - y) * softplus(z);
+    case BLUA_ACT_TANH: { /* the sigmoid penalty at ((1 + y)/2, 2z) */
+      if (!(fabs(y) <= 1.0)) return isnan(y) ? y : INFINITY;
+      double p = 0.5 * (1.0 + y), q = 0.5 * (1.0 - y);
+      return xlogx(p) + xlogx(q) + p * softplus(-2.0 * z) + q * softplus(2.0 * z);
+    }
+    default: return 0.5 * (y - z) * (y - z);
+  }
+}
+
+/* ---- operands ---- */
+
+static int check_act(const blua_act *act, blua_err *err) {
+  if (!act || (unsigned)act->kind >= BLUA_ACT_NKINDS) return blua_fail(err, "bad activation: not initialised");
+  return BLUA_OK;
+}
+
+/* The data of t, contiguous: t itself (retained) or a copy; *hold gets the reference. */
+static const float *contiguous_data(const blua_tensor *t, blua_tensor **hold, blua_err *err) {
+  *hold = blua_tensor_contiguous((blua_tensor *)t, err);
+  return *hold ? blua_tensor_data(*hold) : NULL;
+}
+
+static int check_pair(const blua_tensor *y, const blua_tensor *z, blua_err *err) {
+  if (blua_tensor_same_shape(y, z)) return BLUA_OK;
+  char s1[48], s2[48];
+  return blua_fail(err, "size mismatch: y %s, z %s", blua_tensor_shape(y, s1, sizeof s1),
+                   blua_tensor_shape(z, s2, sizeof s2));
+}
+
+/* Whether a row lies on the simplex (within BLUA_SIMPLEX_TOL for the sum); *sum gets Σ u. */
+static int on_simplex(const float *u, int64_t n, double *sum) {
+  double s = 0.0;
+  int ok = 1;
+  for (int64_t j = 0; j < n; j++) {
+    if (!(u[j] >= 0.0f)) ok = 0;
+    s += u[j];
+  }
+  *sum = s;
+  return ok && fabs(s - 1.0) <= BLUA_SIMPLEX_TOL;
+}
+
+/* Max and log Σ e^{z − max} of a row. */
+static void logsumexp_row(const float *z, int64_t n, double *m, double *logs) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; j++) mx = z[j] > mx ? z[j] : mx;
+  double s = 0.0;
+  for (int64_t j = 0; j < n; j++) s += exp((double)z[j] - mx);
+  *m = mx;
+  *logs = log(s);
+}
+
+/* ---- kernels ---- */
+
+int blua_act_psi(const blua_act *act, const blua_tensor *u, double *result, blua_err *err) {
+  if (check_act(act, err)) return BLUA_ERROR;
+  blua_tensor *hold;
+  const float *x = contiguous_data(u, &hold, err);
+  if (!x) return BLUA_ERROR;
+  const double a = act->a, b = act->b;
+  int64_t n = blua_tensor_nelement(u);
+  double acc = 0.0;
+  if (act->kind == BLUA_ACT_SOFTMAX) {
+    int64_t rows = blua_tensor_rows(u), cols = blua_tensor_cols(u);
+    PAR_SUM(acc)
+    for (int64_t i = 0; i < rows; i++) {
+      const float *r = x + i * cols;
+      double s;
+      if (!on_simplex(r, cols, &s)) {
+        acc += INFINITY;
+        continue;
+      }
+      double t = 0.0;
+      for (int64_t j = 0; j < cols; j++) t += xlogx(r[j]) - 0.5 * (double)r[j] * r[j];
+      acc += t;
+    }
+  } else {
+#define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += psi1(K, a, b, x[i])
+    DISPATCH(act->kind, LOOP)
+#undef LOOP
+  }
+  blua_tensor_release(hold);
+  *result = acc;
+  return BLUA_OK;
+}
+
+int blua_act_conj(const blua_act *act, const blua_tensor *z, double *result, blua_err *err) {
+  if (check_act(act, err)) return BLUA_ERROR;
+  blua_tensor *hold;
+  const float *x = contiguous_data(z, &hold, err);
+  if (!x) return BLUA_ERROR;
+  const double a = act->a, b = act->b;
+  int64_t n = blua_tensor_nelement(z);
+  double acc = 0.0;
+  if (act->kind == BLUA_ACT_SOFTMAX) {
+    int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
+    PAR_SUM(acc)
+    for (int64_t i = 0; i < rows; i++) {
+      double m, logs;
+      logsumexp_row(x + i * cols, cols, &m, &logs);
+      acc += m + logs;
+    }
+  } else {
+#define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += conj1(K, a, b, x[i])
+    DISPATCH(act->kind, LOOP)
+#undef LOOP
+  }
+  blua_tensor_release(hold);
+  *result = acc;
+  return BLUA_OK;
+}
+
+int blua_act_bregman(const blua_act *act, const blua_tensor *y, const blua_tensor *z, double *result,
+                     blua_err *err) {
+  if (check_act(act, err) || check_pair(y, z, err)) return BLUA_ERROR;
+  blua_tensor *hy, *hz;
+  const float *yy = contiguous_data(y, &hy, err);
+  if (!yy) return BLUA_ERROR;
+  const float *x = contiguous_data(z, &hz, err);
+  if (!x) {
+    blua_tensor_release(hy);
+    return BLUA_ERROR;
+  }
+  const double a = act->a, b = act->b;
+  int64_t n = blua_tensor_nelement(z);
+  double acc = 0.0;
+  if (act->kind == BLUA_ACT_SOFTMAX) {
+    /* Σ y log y + logsumexp(z) − ⟨y, z⟩ = Σ_j y_j (log y_j − logsoftmax_j) + lse (1 − Σ y). */
+    int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
+    PAR_SUM(acc)
+    for (int64_t i = 0; i < rows; i++) {
+      const float *yi = yy + i * cols, *zi = x + i * cols;
+      double s, m, logs;
+      if (!on_simplex(yi, cols, &s)) {
+        acc += INFINITY;
+        continue;
+      }
+      logsumexp_row(zi, cols, &m, &logs);
+      double t = (m + logs) * (1.0 - s);
+      for (int64_t j = 0; j < cols; j++) t += xlogx(yi[j]) - yi[j] * ((double)zi[j] - m - logs);
+      acc += t;
+    }
+  } else {
+#define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += bregman1(K, a, b, yy[i], x[i])
+    DISPATCH(act->kind, LOOP)
+#undef LOOP
+  }
+  blua_tensor_release(hy);
+  blua_tensor_release(hz);
+  *result = acc;
+  return BLUA_OK;
+}
+
+int blua_quadratic_penalty(const blua_tensor *y, const blua_tensor *z, double gamma, double *result,
+                           blua_err *err) {
+  if (check_pair(y, z, err)) return BLUA_ERROR;
+  if (!(gamma >= 0.0 && isfinite(gamma)))
+    return blua_fail(err, "bad penalty: gamma must be non-negative and finite, got %g", gamma);
+  blua_tensor *hy, *hz;
+  const float *yy = contiguous_data(y, &hy, err);
+  if (!yy) return BLUA_ERROR;
+  const float *x = contiguous_data(z, &hz, err);
+  if (!x) {
+    blua_tensor_release(hy);
+    return BLUA_ERROR;
+  }
+  int64_t n = blua_tensor_nelement(y);
+  double acc = 0.0;
+  PAR_SUM(acc)
+  for (int64_t i = 0; i < n; i++) {
+    double d = (double)yy[i] - x[i];
+    acc += d * d;
+  }
+  blua_tensor_release(hy);
+  blua_tensor_release(hz);
+  *result = 0.5 * gamma * acc;
+  return BLUA_OK;
+}
