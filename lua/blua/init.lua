@@ -20,7 +20,12 @@ local submodules = {
   experiment = "blua.experiment",
 }
 
+local lazy_names = {}
+for k in pairs(submodules) do lazy_names[#lazy_names + 1] = k end
+table.sort(lazy_names)
+
 setmetatable(blua, {
+  __fields = lazy_names, -- for the REPL's Tab completion, which cannot list an __index function
   __index = function(t, k)
     local name = submodules[k]
     if name then
