@@ -21,18 +21,31 @@
     default: break;                                                       \
   }
 
-#define PAR_SUM(acc) _Pragma("omp parallel for schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
+/* Elementwise sums: simd lets the compiler vectorise the piecewise-linear kinds (written for it,
+ * see pos/neg below); row sums stay scalar. */
+#define PAR_SUM(acc) _Pragma("omp parallel for simd schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
+#define PAR_SUM_ROWS(acc) _Pragma("omp parallel for schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
 
 INLINE double xlogx(double x) { return x > 0.0 ? x * log(x) : 0.0; }
 
-/* log(1 + e^z) without overflow or cancellation. */
-INLINE double softplus(double z) { return (z > 0.0 ? z : 0.0) + log1p(exp(-fabs(z))); }
+/* softplus(w) = log(1 + e^w) and softplus(−w) from one exp and one log1p, without overflow. */
+INLINE void softplus2(double w, double *pos, double *neg) {
+  double l = log1p(exp(-fabs(w)));
+  *pos = (w > 0.0 ? w : 0.0) + l;
+  *neg = (w < 0.0 ? -w : 0.0) + l;
+}
+
+/* Positive and negative parts, exact in double for float inputs. The piecewise kinds below
+ * are written with them (and with conditionals that only choose between constants): GCC
+ * if-converts, and so vectorises, a reduction loop only in that form. Entries off the
+ * domain, NaN included, give +INFINITY. */
+INLINE double pos(double x) { return 0.5 * (x + fabs(x)); }
+INLINE double neg(double x) { return 0.5 * (x - fabs(x)); }
 
 INLINE double psi1(blua_act_kind k, double a, double b, double u) {
-  if (isnan(u)) return u;
   switch (k) {
     case BLUA_ACT_RELU: return u >= 0.0 ? 0.0 : INFINITY;
-    case BLUA_ACT_LEAKY_RELU: return u >= 0.0 ? 0.0 : 0.5 * (1.0 / a - 1.0) * u * u;
+    case BLUA_ACT_LEAKY_RELU: { double un = neg(u); return 0.5 * (1.0 / a - 1.0) * un * un; }
     case BLUA_ACT_CLIP: return u >= a && u <= b ? 0.0 : INFINITY;
     case BLUA_ACT_SOFT_THRESHOLD: return a * fabs(u);
     case BLUA_ACT_SIGMOID: return u >= 0.0 && u <= 1.0 ? xlogx(u) + xlogx(1.0 - u) - 0.5 * u * u : INFINITY;
@@ -44,48 +57,49 @@ INLINE double psi1(blua_act_kind k, double a, double b, double u) {
 
 INLINE double conj1(blua_act_kind k, double a, double b, double z) {
   switch (k) {
-    case BLUA_ACT_RELU: return z > 0.0 ? 0.5 * z * z : 0.0;
-    case BLUA_ACT_LEAKY_RELU: return z >= 0.0 ? 0.5 * z * z : 0.5 * a * z * z;
-    case BLUA_ACT_CLIP: { /* sup over [lo, hi] of z u - u²/2, attained at the clip c */
+    case BLUA_ACT_RELU: { double zp = pos(z); return 0.5 * zp * zp; }
+    case BLUA_ACT_LEAKY_RELU: { double zp = pos(z), zn = neg(z); return 0.5 * (zp * zp + a * zn * zn); }
+    case BLUA_ACT_CLIP: { /* sup over [lo, hi] of z u − u²/2, attained at the clip c */
       double c = z < a ? a : (z > b ? b : z);
       return z * c - 0.5 * c * c;
     }
-    case BLUA_ACT_SOFT_THRESHOLD: {
-      double s = fabs(z) - a;
-      return s > 0.0 ? 0.5 * s * s : 0.0;
-    }
-    case BLUA_ACT_SIGMOID: return softplus(z);
+    case BLUA_ACT_SOFT_THRESHOLD: { double s = pos(fabs(z) - a); return 0.5 * s * s; }
+    case BLUA_ACT_SIGMOID: { double sp, sn; softplus2(z, &sp, &sn); return sp; }
     case BLUA_ACT_TANH: return fabs(z) + log1p(exp(-2.0 * fabs(z))) - 0.69314718055994530942; /* log cosh z */
     default: return 0.5 * z * z;
   }
 }
 
-/* B_Ψ(y, z) = Φ(y) + Φ*(z) − yz, per kind, as non-negative pieces. */
+/* B_Ψ(y, z) = Φ(y) + Φ*(z) − yz, per kind, as a sum of non-negative pieces. */
 INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) {
   switch (k) {
-    case BLUA_ACT_RELU:
-      if (y < 0.0) return INFINITY;
-      return z >= 0.0 ? 0.5 * (y - z) * (y - z) : 0.5 * y * y - y * z;
-    case BLUA_ACT_LEAKY_RELU:
-      if (y >= 0.0) return z >= 0.0 ? 0.5 * (y - z) * (y - z) : 0.5 * y * y + 0.5 * a * z * z - y * z;
-      if (z < 0.0) return (y - a * z) * (y - a * z) / (2.0 * a);
-      return y * y / (2.0 * a) + 0.5 * z * z - y * z;
-    case BLUA_ACT_CLIP: {
-      if (!(y >= a && y <= b)) return isnan(y) ? y : INFINITY;
-      double c = z < a ? a : (z > b ? b : z); /* ½(y−z)² − ½(z−c)² = ½(y−c)² + (y−c)(c−z) */
-      return 0.5 * (y - c) * (y - c) + (y - c) * (c - z);
+    case BLUA_ACT_RELU: { /* ½(y − z⁺)² − y z⁻ */
+      double zp = pos(z), off = y >= 0.0 ? 0.0 : INFINITY;
+      return 0.5 * (y - zp) * (y - zp) - y * neg(z) + off;
     }
-    case BLUA_ACT_SOFT_THRESHOLD: {
-      double r = fabs(z) <= a ? z : copysign(a, z), s = z - r; /* r = z − σ(z), |r| <= λ */
+    case BLUA_ACT_LEAKY_RELU: { /* ½(y⁺ − z⁺)² + (y⁻ − a z⁻)²/(2a) − y⁺z⁻ − y⁻z⁺ */
+      double yp = pos(y), yn = neg(y), zp = pos(z), zn = neg(z), d = yn - a * zn;
+      return 0.5 * (yp - zp) * (yp - zp) + (0.5 / a) * d * d - yp * zn - yn * zp;
+    }
+    case BLUA_ACT_CLIP: { /* ½(y−z)² − ½(z−c)² = ½(y−c)² + (y−c)(c−z) */
+      double c = z < a ? a : (z > b ? b : z), off = y >= a && y <= b ? 0.0 : INFINITY;
+      return 0.5 * (y - c) * (y - c) + (y - c) * (c - z) + off;
+    }
+    case BLUA_ACT_SOFT_THRESHOLD: { /* s = σ(z), r = z − s with |r| <= λ */
+      double s = pos(z - a) + neg(z + a), r = z - s;
       return 0.5 * (y - s) * (y - s) + a * fabs(y) - y * r;
     }
-    case BLUA_ACT_SIGMOID: /* KL(Bernoulli(y) ‖ Bernoulli(σ(z))); log σ(z) = −softplus(−z) */
-      if (!(y >= 0.0 && y <= 1.0)) return isnan(y) ? y : INFINITY;
-      return xlogx(y) + xlogx(1.0 - y) + y * softplus(-z) + (1.0 - y) * softplus(z);
+    case BLUA_ACT_SIGMOID: { /* KL(Bernoulli(y) ‖ Bernoulli(σ(z))); log σ(z) = −softplus(−z) */
+      if (!(y >= 0.0 && y <= 1.0)) return INFINITY;
+      double sp, sn;
+      softplus2(z, &sp, &sn);
+      return xlogx(y) + xlogx(1.0 - y) + y * sn + (1.0 - y) * sp;
+    }
     case BLUA_ACT_TANH: { /* the sigmoid penalty at ((1 + y)/2, 2z) */
-      if (!(fabs(y) <= 1.0)) return isnan(y) ? y : INFINITY;
-      double p = 0.5 * (1.0 + y), q = 0.5 * (1.0 - y);
-      return xlogx(p) + xlogx(q) + p * softplus(-2.0 * z) + q * softplus(2.0 * z);
+      if (!(fabs(y) <= 1.0)) return INFINITY;
+      double p = 0.5 * (1.0 + y), q = 0.5 * (1.0 - y), sp, sn;
+      softplus2(2.0 * z, &sp, &sn);
+      return xlogx(p) + xlogx(q) + p * sn + q * sp;
     }
     default: return 0.5 * (y - z) * (y - z);
   }
@@ -145,7 +159,7 @@ int blua_act_psi(const blua_act *act, const blua_tensor *u, double *result, blua
   double acc = 0.0;
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = blua_tensor_rows(u), cols = blua_tensor_cols(u);
-    PAR_SUM(acc)
+    PAR_SUM_ROWS(acc)
     for (int64_t i = 0; i < rows; i++) {
       const float *r = x + i * cols;
       double s;
@@ -177,7 +191,7 @@ int blua_act_conj(const blua_act *act, const blua_tensor *z, double *result, blu
   double acc = 0.0;
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
-    PAR_SUM(acc)
+    PAR_SUM_ROWS(acc)
     for (int64_t i = 0; i < rows; i++) {
       double m, logs;
       logsumexp_row(x + i * cols, cols, &m, &logs);
@@ -210,7 +224,7 @@ int blua_act_bregman(const blua_act *act, const blua_tensor *y, const blua_tenso
   if (act->kind == BLUA_ACT_SOFTMAX) {
     /* Σ y log y + logsumexp(z) − ⟨y, z⟩ = Σ_j y_j (log y_j − logsoftmax_j) + lse (1 − Σ y). */
     int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
-    PAR_SUM(acc)
+    PAR_SUM_ROWS(acc)
     for (int64_t i = 0; i < rows; i++) {
       const float *yi = yy + i * cols, *zi = x + i * cols;
       double s, m, logs;

@@ -102,13 +102,24 @@ INLINE double sigmoid1(double z) {
 
 INLINE float clipf1(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-/* sign(x) max(|x| - t, 0); NaN stays NaN. */
-INLINE float shrinkf1(float x, float t) { return fabsf(x) <= t ? 0.0f : (x > 0.0f ? x - t : x + t); }
+/* The piecewise maps are written as selects between values (never between expressions) and
+ * unconditional arithmetic: under the default -ftrapping-math the compiler will not speculate
+ * a float operation that sits in one arm of a conditional, so such an arm keeps a branch
+ * (mispredicted half the time on random signs) and the loop stays scalar. */
+
+/* sign(x) max(|x| - t, 0) = max(x - t, 0) + min(x + t, 0); NaN stays NaN. */
+INLINE float shrinkf1(float x, float t) {
+  float down = x - t, up = x + t;
+  return (down < 0.0f ? 0.0f : down) + (up > 0.0f ? 0.0f : up);
+}
 
 INLINE float fwd1(blua_act_kind k, float a, float b, float z) {
   switch (k) {
     case BLUA_ACT_RELU: return z < 0.0f ? 0.0f : z;
-    case BLUA_ACT_LEAKY_RELU: return z < 0.0f ? a * z : z;
+    case BLUA_ACT_LEAKY_RELU: {
+      float pos = z < 0.0f ? 0.0f : z, neg = z < 0.0f ? z : 0.0f;
+      return pos + a * neg;
+    }
     case BLUA_ACT_CLIP: return clipf1(z, a, b);
     case BLUA_ACT_SOFT_THRESHOLD: return shrinkf1(z, a);
     case BLUA_ACT_SIGMOID: return sigmoidf1(z);
@@ -184,7 +195,7 @@ static prox_consts prox_setup(const blua_act *act, double mu) {
 INLINE float prox1(blua_act_kind k, float a, float b, prox_consts p, float v) {
   switch (k) {
     case BLUA_ACT_RELU: { float t = v * p.c; return t < 0.0f ? 0.0f : t; }
-    case BLUA_ACT_LEAKY_RELU: return v < 0.0f ? p.d * v : p.c * v;
+    case BLUA_ACT_LEAKY_RELU: { float coef = v < 0.0f ? p.d : p.c; return coef * v; }
     case BLUA_ACT_CLIP: return clipf1(v * p.c, a, b);
     case BLUA_ACT_SOFT_THRESHOLD: return shrinkf1(v * p.c, p.d);
     case BLUA_ACT_SIGMOID: return sigmoid_prox1(v, p.mu);
