@@ -22,8 +22,14 @@
   }
 
 /* Elementwise sums: simd lets the compiler vectorise the piecewise-linear kinds (written for it,
- * see pos/neg below); row sums stay scalar. */
-#define PAR_SUM(acc) _Pragma("omp parallel for simd schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
+ * see pos/neg below); row sums stay scalar. Chunks are dealt dynamically (see prox.c). */
+#define PAR_SUM(acc) \
+  _Pragma("omp parallel for simd schedule(dynamic, chunk) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
+/* Small chunks for the kinds that call exp and log per entry, a few large ones otherwise. */
+static int64_t chunk_of(blua_act_kind kind, int64_t n) {
+  if (kind == BLUA_ACT_SIGMOID || kind == BLUA_ACT_TANH) return 2048;
+  return n / 8 > 4096 ? n / 8 : 4096;
+}
 #define PAR_SUM_ROWS(acc) _Pragma("omp parallel for schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
 
 INLINE double xlogx(double x) { return x > 0.0 ? x * log(x) : 0.0; }
@@ -157,6 +163,7 @@ int blua_act_psi(const blua_act *act, const blua_tensor *u, double *result, blua
   const double a = act->a, b = act->b;
   int64_t n = blua_tensor_nelement(u);
   double acc = 0.0;
+  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = blua_tensor_rows(u), cols = blua_tensor_cols(u);
     PAR_SUM_ROWS(acc)
@@ -189,6 +196,7 @@ int blua_act_conj(const blua_act *act, const blua_tensor *z, double *result, blu
   const double a = act->a, b = act->b;
   int64_t n = blua_tensor_nelement(z);
   double acc = 0.0;
+  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
     PAR_SUM_ROWS(acc)
@@ -221,6 +229,7 @@ int blua_act_bregman(const blua_act *act, const blua_tensor *y, const blua_tenso
   const double a = act->a, b = act->b;
   int64_t n = blua_tensor_nelement(z);
   double acc = 0.0;
+  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     /* Σ y log y + logsumexp(z) − ⟨y, z⟩ = Σ_j y_j (log y_j − logsoftmax_j) + lse (1 − Σ y). */
     int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
@@ -263,6 +272,7 @@ int blua_quadratic_penalty(const blua_tensor *y, const blua_tensor *z, double ga
   }
   int64_t n = blua_tensor_nelement(y);
   double acc = 0.0;
+  const int64_t chunk = chunk_of(BLUA_ACT_IDENTITY, n);
   PAR_SUM(acc)
   for (int64_t i = 0; i < n; i++) {
     double d = (double)yy[i] - x[i];

@@ -247,8 +247,16 @@ INLINE float deriv1(blua_act_kind k, float a, float b, float z) {
     default: break;                                                       \
   }
 
-/* Elementwise loops over n entries (a local of the kernel). */
-#define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n > BLUA_OMP_THRESHOLD)")
+/* Elementwise loops over n entries with chunks of `chunk` (locals of the kernel). Chunks are
+ * handed out dynamically: on a machine shared with other jobs a static split leaves the
+ * loop waiting for the thread whose core is busy. */
+#define PAR_FOR _Pragma("omp parallel for simd schedule(dynamic, chunk) if (n > BLUA_OMP_THRESHOLD)")
+
+/* Small chunks for the kinds that iterate per entry, a few large ones for the others. */
+static int64_t chunk_of(blua_act_kind kind, int64_t n) {
+  if (kind == BLUA_ACT_SIGMOID || kind == BLUA_ACT_TANH) return 2048;
+  return n / 8 > 4096 ? n / 8 : 4096;
+}
 
 /* ---- softmax rows ---- */
 
@@ -438,6 +446,7 @@ int blua_act_forward(const blua_act *act, blua_tensor *out, const blua_tensor *z
   const float a = act->a, b = act->b, *x = o.in[0];
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = o.rows, cols = o.cols;
 #pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
@@ -459,6 +468,7 @@ int blua_act_prox(const blua_act *act, blua_tensor *out, const blua_tensor *v, d
   const float a = act->a, b = act->b, *x = o.in[0];
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
   int status = BLUA_OK;
   const prox_consts p = prox_setup(act, mu);
   if (act->kind == BLUA_ACT_SOFTMAX) {
@@ -480,6 +490,7 @@ int blua_act_project(const blua_act *act, blua_tensor *out, const blua_tensor *v
   const float a = act->a, b = act->b, *x = o.in[0];
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = o.rows, cols = o.cols;
 #pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
@@ -501,6 +512,7 @@ int blua_act_linear_mask(const blua_act *act, blua_tensor *out, const blua_tenso
   const float a = act->a, b = act->b, *x = o.in[0];
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     memset(r, 0, (size_t)n * sizeof *r);
   } else {
@@ -523,6 +535,7 @@ int blua_act_derivative(const blua_act *act, blua_tensor *out, const blua_tensor
   const float a = act->a, b = act->b, *x = o.in[0];
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
 #define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = deriv1(K, a, b, x[i])
   DISPATCH(act->kind, LOOP)
 #undef LOOP
@@ -539,6 +552,7 @@ int blua_act_bregman_grad(const blua_act *act, blua_tensor *out, const blua_tens
   const float a = act->a, b = act->b, *yy = o.in[0], *x = o.in[1];
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = o.rows, cols = o.cols;
 #pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
@@ -579,6 +593,7 @@ int blua_act_xstep_bregman(const blua_act *act, blua_tensor *xt, const blua_tens
   const float a = act->a, b = act->b, *x = o.in[0], *zz = o.in[1], *gg = o.in[2], m = (float)mu;
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
   int status = BLUA_OK;
   const prox_consts p = prox_setup(act, mu);
   if (act->kind == BLUA_ACT_SOFTMAX) {
@@ -614,6 +629,7 @@ int blua_act_xstep_lifted(const blua_act *act, blua_tensor *xt, const blua_tenso
   const float a = act->a, b = act->b, *x = o.in[0], *zz = o.in[1], *gg = o.in[2], m = (float)mu, gm = (float)gamma;
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = o.rows, cols = o.cols;
 #pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
@@ -644,6 +660,7 @@ int blua_xstep_bregman_point(blua_tensor *out, const blua_tensor *xt, const blua
   const float *x = o.in[0], *zz = o.in[1], *gg = o.in[2], m = (float)mu;
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(BLUA_ACT_IDENTITY, n);
   PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = x[i] + m * (zz[i] - gg[i]);
   return finish(&o, BLUA_OK, err);
 }
@@ -658,6 +675,7 @@ int blua_xstep_lifted_point(blua_tensor *out, const blua_tensor *xt, const blua_
   const float *x = o.in[0], *zz = o.in[1], *gg = o.in[2], m = (float)mu, gm = (float)gamma;
   float *r = o.out;
   int64_t n = o.n;
+  const int64_t chunk = chunk_of(BLUA_ACT_IDENTITY, n);
   PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = x[i] - m * (gm * (x[i] - zz[i]) + gg[i]);
   return finish(&o, BLUA_OK, err);
 }
