@@ -95,11 +95,6 @@ int blua_act_init(blua_act *act, const char *name, double p1, double p2, blua_er
 
 INLINE float sigmoidf1(float z) { return 1.0f / (1.0f + expf(-z)); }
 
-INLINE double sigmoid1(double z) {
-  double e = exp(-fabs(z));
-  return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-}
-
 INLINE float clipf1(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
 /* The piecewise maps are written as selects between values (never between expressions) and
