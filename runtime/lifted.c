@@ -42,15 +42,16 @@ int blua_lifted_residual(blua_penalty_kind kind, const blua_act *act, int is_out
 }
 
 int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next,
-                      int next_is_output, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
-                      const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, blua_err *err) {
+                      int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn,
+                      blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
+                      blua_err *err) {
   if (!(mu > 0)) return blua_fail(err, "bad step: mu must be positive, got %g", mu);
   if (check_rows(z, x, err) || check_rows(x, x_next, err) || check_rows(zn, x_next, err)) return BLUA_ERROR;
   if (blua_lifted_residual(kind, next->act, next_is_output, gamma, zn, x_next, err)) return BLUA_ERROR;
   /* g = r W_{l+1}^T: a transposed view of W goes to BLAS as it is. */
   blua_tensor *wt = blua_tensor_transpose((blua_tensor *)next->W, err);
   if (!wt) return BLUA_ERROR;
-  int status = blua_mm(g, 0.0f, 1.0f, zn, wt, err);
+  int status = blua_mm(g, 0.0f, (float)next_weight, zn, wt, err);
   blua_tensor_release(wt);
   if (status) return status;
   if (kind == BLUA_PENALTY_BREGMAN) return blua_act_xstep_bregman(act, x, z, g, mu, err);

@@ -49,7 +49,8 @@ static int l_affine(lua_State *L) {
   return 1;
 }
 
-/* blua._xstep(penalty, act, next_act, Wn, bn, next_is_output, z, zn, x, x_next, mu, gamma, g):
+/* blua._xstep(penalty, act, next_act, Wn, bn, next_weight, z, zn, x, x_next, mu, gamma, g): next_weight
+ * is nil for a hidden next layer and the weight of the loss when the next layer is the output; 
  * one X-step of a hidden layer, in place on x; zn is overwritten by the next layer's residual. */
 static int l_xstep(lua_State *L) {
   blua_penalty_kind kind = check_penalty(L, 1);
@@ -59,7 +60,8 @@ static int l_xstep(lua_State *L) {
   blua_lifted_layer next = {&next_act, lblua_checktensor(L, 4), lblua_checktensor(L, 5)};
   blua_err err;
   lblua_check(L,
-              blua_lifted_xstep(kind, &act, &next, lua_toboolean(L, 6), lblua_checktensor(L, 7), lblua_checktensor(L, 8),
+              blua_lifted_xstep(kind, &act, &next, !lua_isnil(L, 6), luaL_optnumber(L, 6, 1.0), lblua_checktensor(L, 7),
+                                lblua_checktensor(L, 8),
                                 lblua_checktensor(L, 9), lblua_checktensor(L, 10), luaL_checknumber(L, 11),
                                 luaL_checknumber(L, 12), lblua_checktensor(L, 13), &err),
               "xstep", &err);

@@ -37,10 +37,12 @@ int blua_lifted_residual(blua_penalty_kind kind, const blua_act *act, int is_out
  * with g = r W_{l+1}^T and r the residual of the next layer (blua_lifted_residual).
  * z = X_{l-1} W_l + 1 b_l^T and zn = x W_{l+1} + 1 b_{l+1}^T come precomputed (blua_lifted_affine),
  * so a sweep reuses the pre-activations of the forward pass; zn is overwritten by the residual.
- * x_next is X_{l+1}, or the targets (one-hot rows) when next_is_output. g: rows x n_l scratch. */
+ * x_next is X_{l+1}, or the targets (one-hot rows) when next_is_output; next_weight scales the
+ * next layer's term (the weight of the loss, for the last hidden layer). g: rows x n_l scratch. */
 int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next,
-                      int next_is_output, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
-                      const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, blua_err *err);
+                      int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn,
+                      blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
+                      blua_err *err);
 
 /* Gradients of a layer's term with respect to W and b, scaled by `scale` (e.g. 1/batch):
  *   gW = scale X_{l-1}^T r,  gb = scale 1^T r,  r = blua_lifted_residual of this layer,

@@ -54,7 +54,8 @@ end
 
 --- The lifted objective at auxiliary variables X (default: the forward pass, where every
 -- hidden term is zero), averaged per sample: returns total, {per-layer terms}. The last
--- term is the loss. opts: X = {[1] = ..., [L-1] = ...}, penalty = "bregman"|"quadratic", gamma.
+-- term is the loss, times opts.loss_weight (default 1). opts: X = {[1] = ..., [L-1] = ...},
+-- penalty = "bregman"|"quadratic", gamma, loss_weight.
 function metrics.energy(net, data, opts)
   check(data, "energy")
   opts = opts or {}
@@ -79,6 +80,7 @@ function metrics.energy(net, data, opts)
     else
       e = act:bregman(X[l], z)
     end
+    if l == L then e = e * (opts.loss_weight or 1) end
     terms[l] = e / n
     total = total + terms[l]
   end

@@ -30,13 +30,16 @@ local method_defaults = {
   bregman = {
     inner = 1,          -- inner iterations (X-sweep then W-step) per mini-batch
     xsteps = 1,         -- X-sweeps per inner iteration
-    mu = 1.0,           -- X-step: μ = mu / ‖W_{l+1}‖₂²
+    mu = 1.0,           -- X-step: μ = mu times the safe step (see xstep_size)
     order = "backward", -- X-sweep order: backward (output first), forward, or oddeven
     tau = math.huge,    -- proximal anchor (1/(2τ))‖W − W^k‖² of the implicit SGD; off by default
+    loss_weight = 0.1,  -- weight β of the loss against the layer penalties: E = β ℓ + Σ B_l;
+                        -- below 1 it keeps the last hidden layer from turning linear (RESULTS.md)
     track_energy = true,
   },
   lifted = {
     inner = 1, xsteps = 1, mu = 1.0, order = "backward", tau = math.huge, track_energy = true,
+    loss_weight = 1.0,
     gamma = 0.1,        -- weight of the quadratic penalties
     lr = 3e-3,
   },
@@ -79,6 +82,7 @@ local function check_options(method, opts)
   if o.mu and not (type(o.mu) == "number" and o.mu > 0) then error(string.format("blua.train.%s: mu must be positive", method), 3) end
   if o.tau and not (type(o.tau) == "number" and o.tau > 0) then error(string.format("blua.train.%s: tau must be positive", method), 3) end
   if o.gamma and not (type(o.gamma) == "number" and o.gamma > 0) then error(string.format("blua.train.%s: gamma must be positive", method), 3) end
+  if o.loss_weight and not (type(o.loss_weight) == "number" and o.loss_weight > 0) then error(string.format("blua.train.%s: loss_weight must be positive", method), 3) end
   return o
 end
 
@@ -171,16 +175,24 @@ end
 -- ---------------------------------------------------------------------------------------
 -- lifted steps (Bregman and classical share them; `penalty` picks the formulation)
 
--- μ for the X-step of hidden layer l: the safe step is the inverse Lipschitz constant of the
--- smooth part, which grows with ‖W_{l+1}‖₂² (the softmax cross-entropy's curvature is at
--- most ½, the Bregman penalty's at most 1, the quadratic penalty's γ).
+-- μ for the X-step of hidden layer l: `mu` times the safe step, the inverse Lipschitz
+-- constant of the smooth part of the objective in X_l. That part is the next layer's term:
+-- a Bregman penalty (curvature at most ‖W_{l+1}‖₂²), a quadratic penalty (γ‖W_{l+1}‖₂²) or the
+-- weighted loss (softmax cross-entropy: curvature at most ½ β‖W_L‖₂²); the classical model adds
+-- its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox.
 local function xstep_size(net, o, penalty, l)
   local s = blua.spectralNorm(net.W[l + 1], 20)
   local s2 = s * s
   if s2 ~= s2 then error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0) end
-  if penalty == "bregman" then return o.mu / math.max(s2, 1e-6) end
   local next_is_output = l + 1 == net:nLayers()
-  return o.mu / (o.gamma * (1 + (next_is_output and 0 or s2)) + (next_is_output and 0.5 * s2 or 0))
+  local coupling
+  if next_is_output then
+    coupling = 0.5 * (o.loss_weight or 1) * s2
+  else
+    coupling = (penalty == "bregman" and 1 or o.gamma) * s2
+  end
+  local own = penalty == "bregman" and 0 or o.gamma
+  return o.mu / math.max(own + coupling, 1e-12)
 end
 
 -- The lifted state of one mini-batch: auxiliary variables X[0..L] (X[0] the inputs, X[L] the
@@ -192,7 +204,7 @@ Batch.__index = Batch
 
 local function new_batch(net, penalty, o, ws, fast)
   return setmetatable({net = net, penalty = penalty, o = o, ws = ws, X = ws.X, Z = ws.Z, fast = fast,
-    gamma = o.gamma or 0, current = {}}, Batch)
+    gamma = o.gamma or 0, beta = o.loss_weight or 1, current = {}}, Batch)
 end
 
 function Batch:z(l)
@@ -229,11 +241,11 @@ function Batch:xstep(l, mu)
   local L = net:nLayers()
   local z, zn, g = self:z(l), self:z(l + 1), ws.G[l]
   if self.fast then
-    blua._xstep(self.penalty, net:activation(l), net:activation(l + 1), net.W[l + 1], net.b[l + 1], l + 1 == L,
-      z, zn, X[l], X[l + 1], mu, self.gamma, g)
+    blua._xstep(self.penalty, net:activation(l), net:activation(l + 1), net.W[l + 1], net.b[l + 1],
+      l + 1 == L and self.beta or nil, z, zn, X[l], X[l + 1], mu, self.gamma, g)
   else
     residual_lua(self, l + 1, zn)
-    g:addmm(0, 1, zn, net.W[l + 1]:t())
+    g:addmm(0, l + 1 == L and self.beta or 1, zn, net.W[l + 1]:t())
     local v = ws.D[l]
     if self.penalty == "bregman" then
       v:copy(X[l]):add(mu, z):add(-mu, g)                 -- x ← prox_{μΦ}(x + μ (z − g))
@@ -265,12 +277,13 @@ function Batch:wgrads(scale, grads)
   local L = net:nLayers()
   for l = 1, L do
     local gW, gb, z = grads[2 * l - 1], grads[2 * l], self:z(l)
+    local s = l == L and scale * self.beta or scale
     if self.fast then
-      blua._wgrad(self.penalty, net:activation(l), l == L, self.gamma, X[l - 1], X[l], z, scale, gW, gb)
+      blua._wgrad(self.penalty, net:activation(l), l == L, self.gamma, X[l - 1], X[l], z, s, gW, gb)
     else
       residual_lua(self, l, z)
-      gW:addmm(0, scale, X[l - 1]:t(), z)
-      gb:zero():add(scale, z:sumRows())
+      gW:addmm(0, s, X[l - 1]:t(), z)
+      gb:zero():add(s, z:sumRows())
     end
     self.current[l] = false
   end
@@ -508,7 +521,8 @@ function train.backprop(net, data, opts) return run("backprop", net, data, opts)
 --- Gradients for checking and for research scripts: a list W1, b1, W2, b2, ... and the loss.
 -- backprop: of the mean loss over the rows of x. bregman / lifted: of the mean lifted energy
 -- at the auxiliary variables opts.X ({[1] = X1, ...}; default the forward pass), with the
--- targets as X[L]. opts.lua = true uses the tensor-method path instead of the C kernels.
+-- targets as X[L], and the loss weighted by opts.loss_weight (default 1, as blua.metrics.energy).
+-- opts.lua = true uses the tensor-method path instead of the C kernels.
 function train.gradients(method, net, x, y, opts)
   opts = opts or {}
   local L = net:nLayers()
@@ -517,7 +531,7 @@ function train.gradients(method, net, x, y, opts)
   local grads = {}
   for i, p in ipairs(net:parameters()) do grads[i] = blua.zeros(p:size()) end
   if method == "backprop" then return grads, backprop_grads(net, x, Y, ws, grads) end
-  local o = {gamma = opts.gamma or method_defaults.lifted.gamma}
+  local o = {gamma = opts.gamma or method_defaults.lifted.gamma, loss_weight = opts.loss_weight}
   local batch = new_batch(net, method == "bregman" and "bregman" or "quadratic", o, ws, not opts.lua and all_builtin(net))
   batch:forward(x, Y)
   for l = 1, L - 1 do
@@ -532,10 +546,11 @@ function train.gradients(method, net, x, y, opts)
 end
 
 --- One X-step of hidden layer l, in place on X[l] (X as in train.gradients, X[L] = one-hot
--- targets). mu defaults to the trainer's safe step; returns the step used.
+-- targets). mu defaults to mu_scale (1) times the safe step for the energy with the loss weighted
+-- by opts.loss_weight (default 1); returns the step used.
 function train.xstep(method, net, X, l, opts)
   opts = opts or {}
-  local o = {gamma = opts.gamma or method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0}
+  local o = {gamma = opts.gamma or method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0, loss_weight = opts.loss_weight}
   local penalty = method == "bregman" and "bregman" or "quadratic"
   local ws = {X = X, Z = {}, G = {}, D = {}}
   local rows = X[0]:size(1)
