@@ -41,21 +41,51 @@ int blua_lifted_residual(blua_penalty_kind kind, const blua_act *act, int is_out
                                                               : blua_tensor_affine(z, z, (float)gamma, 0.0f, err);
 }
 
+/* The X-step on rows [first, first + count): residual, GEMM and prox back to back, so the
+ * chunk's operands are still in cache when the next pass reads them. */
+static int xstep_rows(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next, int next_is_output,
+                      double next_weight, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
+                      const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, const blua_tensor *wt,
+                      blua_err *err) {
+  if (blua_lifted_residual(kind, next->act, next_is_output, gamma, zn, x_next, err)) return BLUA_ERROR;
+  if (blua_mm(g, 0.0f, (float)next_weight, zn, wt, err)) return BLUA_ERROR;
+  if (kind == BLUA_PENALTY_BREGMAN) return blua_act_xstep_bregman(act, x, z, g, mu, err);
+  return blua_act_xstep_lifted(act, x, z, g, mu, gamma, err);
+}
+
+/* Rows per chunk: the operands of a chunk of a 64-wide layer stay in the shared cache. */
+#define XSTEP_CHUNK_ROWS 4096
+
 int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next,
                       int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn,
                       blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
                       blua_err *err) {
   if (!(mu > 0)) return blua_fail(err, "bad step: mu must be positive, got %g", mu);
-  if (check_rows(z, x, err) || check_rows(x, x_next, err) || check_rows(zn, x_next, err)) return BLUA_ERROR;
-  if (blua_lifted_residual(kind, next->act, next_is_output, gamma, zn, x_next, err)) return BLUA_ERROR;
+  if (check_rows(z, x, err) || check_rows(x, x_next, err) || check_rows(zn, x_next, err) || check_rows(g, x, err))
+    return BLUA_ERROR;
   /* g = r W_{l+1}^T: a transposed view of W goes to BLAS as it is. */
   blua_tensor *wt = blua_tensor_transpose((blua_tensor *)next->W, err);
   if (!wt) return BLUA_ERROR;
-  int status = blua_mm(g, 0.0f, (float)next_weight, zn, wt, err);
+  int64_t rows = blua_tensor_rows(x);
+  int status = BLUA_OK;
+  if (rows <= XSTEP_CHUNK_ROWS) {
+    status = xstep_rows(kind, act, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, wt, err);
+  } else {
+    for (int64_t first = 0; first < rows && status == BLUA_OK; first += XSTEP_CHUNK_ROWS) {
+      int64_t count = rows - first < XSTEP_CHUNK_ROWS ? rows - first : XSTEP_CHUNK_ROWS;
+      blua_tensor *part[5] = {
+          blua_tensor_narrow((blua_tensor *)z, 0, first, count, err), blua_tensor_narrow(zn, 0, first, count, err),
+          blua_tensor_narrow(x, 0, first, count, err), blua_tensor_narrow((blua_tensor *)x_next, 0, first, count, err),
+          blua_tensor_narrow(g, 0, first, count, err)};
+      status = part[0] && part[1] && part[2] && part[3] && part[4] ? BLUA_OK : BLUA_ERROR;
+      if (status == BLUA_OK)
+        status = xstep_rows(kind, act, next, next_is_output, next_weight, part[0], part[1], part[2], part[3], mu,
+                            gamma, part[4], wt, err);
+      for (int i = 0; i < 5; i++) blua_tensor_release(part[i]);
+    }
+  }
   blua_tensor_release(wt);
-  if (status) return status;
-  if (kind == BLUA_PENALTY_BREGMAN) return blua_act_xstep_bregman(act, x, z, g, mu, err);
-  return blua_act_xstep_lifted(act, x, z, g, mu, gamma, err);
+  return status;
 }
 
 int blua_lifted_wgrad(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
