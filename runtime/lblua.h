@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 
 #include "blua/blua.h"
+#include "blua/prox.h"
 
 #define LBLUA_TENSOR_MT "blua.Tensor"
 
@@ -23,6 +24,9 @@ int lblua_error(lua_State *L, const char *fname, const blua_err *err);
 /* Checks a status returned by the core and raises on failure. */
 #define lblua_check(L, status, fname, err) \
   do { if ((status) != BLUA_OK) lblua_error((L), (fname), (err)); } while (0)
+
+/* The C descriptor inside a built-in activation's `kernel` userdata (blua.Act), or a Lua error. */
+blua_act *lblua_checkact(lua_State *L, int idx);
 
 /* Each binding file registers its functions into the module table on the stack top. */
 void lblua_open_tensor(lua_State *L);

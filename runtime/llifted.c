@@ -2,36 +2,20 @@
  * built-in activations; lua/blua/train.lua composes the same steps from tensor operations
  * for activations defined in Lua. Activations arrive as the Lua activation objects of
  * blua.activation (fields name, params, builtin). */
-#include <math.h>
-#include <string.h>
-
 #include "blua/lifted.h"
 #include "blua/optim.h"
 #include "lblua.h"
 
-/* A built-in activation object at idx → its C descriptor. */
+/* A built-in activation object at idx → its C descriptor (from its `kernel` userdata). */
 static void check_act(lua_State *L, int idx, blua_act *act, const char *fname) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "builtin");
-  int builtin = lua_toboolean(L, -1);
-  lua_getfield(L, idx, "name");
-  const char *name = lua_tostring(L, -1);
-  if (!builtin || !name)
-    luaL_error(L, "bad activation in '%s': '%s' is not a built-in activation", fname, name ? name : "?");
-  blua_err err;
-  blua_act_kind kind;
-  if (blua_act_kind_from_name(name, &kind, &err)) lblua_error(L, fname, &err);
-  double p[2] = {NAN, NAN};
-  lua_getfield(L, idx, "params");
-  for (int i = 0; i < blua_act_nparams(kind) && i < 2; i++) {
-    if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, blua_act_param_name(kind, i));
-      if (lua_isnumber(L, -1)) p[i] = lua_tonumber(L, -1);
-      lua_pop(L, 1);
-    }
+  if (lua_getfield(L, idx, "kernel") != LUA_TUSERDATA) {
+    lua_getfield(L, idx, "name");
+    luaL_error(L, "bad activation in '%s': '%s' is not a built-in activation", fname,
+               lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
   }
-  if (blua_act_init(act, name, p[0], p[1], &err)) lblua_error(L, fname, &err);
-  lua_pop(L, 3);
+  *act = *lblua_checkact(L, -1);
+  lua_pop(L, 1);
 }
 
 static blua_penalty_kind check_penalty(lua_State *L, int idx) {

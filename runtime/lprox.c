@@ -23,7 +23,6 @@
 #define ACT_MT "blua.Act"
 #define SOLVER_MT "blua.ProxSolver"
 
-blua_act *lblua_checkact(lua_State *L, int idx);
 blua_act *lblua_checkact(lua_State *L, int idx) { return luaL_checkudata(L, idx, ACT_MT); }
 
 /* The optional output tensor at idx, or a new tensor shaped like ref pushed on the stack.

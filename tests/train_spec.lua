@@ -102,14 +102,16 @@ end)
 
 describe("the X-step", function()
   -- The terms of the energy that involve X_l, per sample.
-  local function local_objective(method, net, x, y, X, l)
+  local function local_objective(method, net, x, y, X, l, beta)
     local data = {x = x, y = y}
-    local _, terms = blua.metrics.energy(net, data, {X = X, penalty = method == "bregman" and "bregman" or "quadratic", gamma = 1.0})
+    local _, terms = blua.metrics.energy(net, data, {X = X, penalty = method == "bregman" and "bregman" or "quadratic",
+      gamma = 1.0, loss_weight = beta})
     return terms[l] + terms[l + 1]
   end
 
-  for _, method in ipairs{"bregman", "lifted"} do
-    it(method .. " never increases a sample's objective with the safe step", function()
+  for _, case in ipairs{{"bregman", 1}, {"bregman", 0.1}, {"lifted", 1}} do
+    local method, beta = case[1], case[2]
+    it(method .. " never increases a sample's objective with the safe step (loss weight " .. beta .. ")", function()
       local data = synthetic(40, 9)
       local net = small_net("relu", 4)
       local L = net:nLayers()
@@ -119,9 +121,9 @@ describe("the X-step", function()
         local X = {[0] = x, [L] = blua.train.onehot(y, 2)}
         for l = 1, L - 1 do X[l] = Xf[l]:clone():add(blua.rand(1, 16):mul(0.5)) end
         for _, l in ipairs{2, 1} do
-          local before = local_objective(method, net, x, y, X, l)
-          blua.train.xstep(method, net, X, l, {gamma = 1.0})
-          local after = local_objective(method, net, x, y, X, l)
+          local before = local_objective(method, net, x, y, X, l, beta)
+          blua.train.xstep(method, net, X, l, {gamma = 1.0, loss_weight = beta})
+          local after = local_objective(method, net, x, y, X, l, beta)
           assert.is_true(after <= before + 1e-5, string.format("sample %d layer %d: %g -> %g", i, l, before, after))
         end
       end
@@ -175,6 +177,25 @@ describe("trainers", function()
       assert.equal(30, #h)
       assert.is_number(h[30].loss)
       assert.is_number(h[30].train_acc)
+    end
+  end)
+
+  it("learns with every sweep order, inner iterations with an anchor, and every W-step method", function()
+    local data, test = synthetic(600, 3), synthetic(400, 11)
+    local variants = {
+      {order = "forward"}, {order = "oddeven"}, {inner = 2, tau = 1.0}, {xsteps = 2},
+      {optimizer = "nesterov", lr = 0.05}, {optimizer = "sgd", lr = 0.1, momentum = 0.9},
+      {optimizer = "proxgrad", schedule = "constant"}, {loss_weight = 1.0},
+    }
+    for _, v in ipairs(variants) do
+      local net = small_net()
+      local o = opts{epochs = 30, batch = 20, lr = v.optimizer == nil and 1e-2 or nil}
+      for k, x in pairs(v) do o[k] = x end
+      blua.train.bregman(net, data, o)
+      local acc = blua.metrics.accuracy(net, test)
+      local name = {}
+      for k, x in pairs(v) do name[#name + 1] = k .. "=" .. tostring(x) end
+      assert.is_true(acc >= 0.85, table.concat(name, ",") .. string.format(": test accuracy %.3f", acc))
     end
   end)
 

@@ -5,6 +5,10 @@
 #define BLUA_VERSION "0.1.0"
 
 #include "blua/error.h"
+#include "blua/lifted.h"
+#include "blua/optim.h"
+#include "blua/penalty.h"
+#include "blua/prox.h"
 #include "blua/random.h"
 #include "blua/tensor.h"
 #include "blua/threads.h"

@@ -71,10 +71,13 @@ local function check_options(method, opts)
   if not blua.optim.schedules[o.schedule] then
     error(string.format("blua.train.%s: unknown schedule '%s' (accepted: constant, cosine, exponential)", method, tostring(o.schedule)), 3)
   end
-  local optimizers = {adam = true, sgd = true, nesterov = true}
+  local optimizers = {adam = true, sgd = true, nesterov = true, proxgrad = method ~= "backprop"}
   if not optimizers[o.optimizer] then
-    error(string.format("blua.train.%s: unknown optimizer '%s' (accepted: adam, nesterov, sgd)", method, tostring(o.optimizer)), 3)
+    error(string.format("blua.train.%s: unknown optimizer '%s' (accepted: adam, nesterov, sgd%s)", method,
+      tostring(o.optimizer), method ~= "backprop" and ", proxgrad" or ""), 3)
   end
+  -- proxgrad steps are 1/Lipschitz; lr is then the multiplier of that step.
+  if o.optimizer == "proxgrad" and opts.lr == nil then o.lr = 1.0 end
   if o.order and not ({backward = true, forward = true, oddeven = true})[o.order] then
     error(string.format("blua.train.%s: unknown order '%s' (accepted: backward, forward, oddeven)", method, tostring(o.order)), 3)
   end
@@ -152,6 +155,17 @@ local function make_stepper(net, o)
   end
   local method = o.optimizer == "adam" and blua.optim.adam or blua.optim.sgd
   local function feval() return 0, grads end
+  if o.optimizer == "proxgrad" then
+    -- Proximal-gradient W-steps with the Lipschitz step of each layer (lipschitz[l], from
+    -- the batch) and the anchor term's 1/τ: W ← W − lr/(L_l + 1/τ) ∇.
+    local inv_tau = o.tau == math.huge and 0 or 1 / o.tau
+    return {
+      params = params, grads = grads,
+      step = function(lr, lipschitz)
+        for i, p in ipairs(params) do p:add(-lr / (lipschitz[(i + 1) // 2] + inv_tau), grads[i]) end
+      end,
+    }
+  end
   return {
     params = params, grads = grads,
     step = function(lr)
@@ -289,6 +303,22 @@ function Batch:wgrads(scale, grads)
   end
 end
 
+-- Lipschitz constants of the W-gradients of each layer's mean term: curvature of the term in
+-- its pre-activation (1 for a Bregman penalty, γ for a quadratic one, ½β for the weighted
+-- softmax loss) times ‖[X_{l-1} 1]‖₂²/B ≤ (‖X_{l-1}‖₂² + B)/B.
+function Batch:lipschitz()
+  local net, X = self.net, self.X
+  local L = net:nLayers()
+  local rows = X[0]:size(1)
+  local out = {}
+  for l = 1, L do
+    local s = blua.spectralNorm(X[l - 1], 6)
+    local curvature = l == L and 0.5 * self.beta or (self.penalty == "bregman" and 1 or self.gamma)
+    out[l] = curvature * (s * s + rows) / rows
+  end
+  return out
+end
+
 local function sweep_order(L, order)
   local ls = {}
   if order == "forward" then
@@ -335,7 +365,7 @@ local function lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
     if anchor then
       for i, p in ipairs(stepper.params) do stepper.grads[i]:add(1 / o.tau, p):add(-1 / o.tau, anchor[i]) end
     end
-    stepper.step(lr)
+    stepper.step(lr, o.optimizer == "proxgrad" and batch:lipschitz() or nil)
     batch.current = {} -- new weights: every pre-activation is stale
   end
   batch:finish()
