@@ -22,9 +22,9 @@ function cli.usage(spec, info)
     local name, kind, default, help = s[1], s[2], s[3], s[4]
     local left = "  --" .. name .. (kind == "flag" and "" or " " .. kind_name(kind))
     local def = (default ~= nil and kind ~= "flag") and string.format(" (default %s)", tostring(default)) or ""
-    lines[#lines + 1] = string.format("%-34s %s%s", left, help or "", def)
+    lines[#lines + 1] = string.format("%-40s %s%s", left, help or "", def)
   end
-  lines[#lines + 1] = string.format("%-34s %s", "  --help", "show this help")
+  lines[#lines + 1] = string.format("%-40s %s", "  --help", "show this help")
   return table.concat(lines, "\n")
 end
 
