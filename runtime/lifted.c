@@ -107,32 +107,42 @@ int blua_lifted_energy(blua_penalty_kind kind, const blua_act *act, int is_outpu
   return blua_quadratic_penalty(x, z, gamma, energy, err);
 }
 
-double blua_spectral_norm(const blua_tensor *W, int iters) {
+double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
   int64_t m = blua_tensor_rows(W), n = blua_tensor_cols(W);
   if (m == 0 || n == 0) return 0.0;
+  if (start && blua_tensor_nelement(start) != n) return NAN;
   double *v = malloc((size_t)n * sizeof *v), *u = malloc((size_t)m * sizeof *u);
   if (!v || !u) {
     free(v);
     free(u);
     return NAN;
   }
-  /* A fixed, non-symmetric start keeps the estimate deterministic and rarely orthogonal
-   * to the top singular vector. */
-  for (int64_t j = 0; j < n; j++) v[j] = 1.0 + 0.01 * (double)(j % 7);
+  /* A given start (the previous estimate's vector) makes a few steps enough while W changes
+   * slowly; otherwise a fixed, non-symmetric start keeps the estimate deterministic. */
+  int warm = 0;
+  for (int64_t j = 0; j < n; j++) {
+    v[j] = start ? *blua_tensor_at(start, start->dim == 2 ? 0 : j, start->dim == 2 ? j : 0) : 0.0;
+    warm |= v[j] != 0.0;
+  }
+  if (!warm)
+    for (int64_t j = 0; j < n; j++) v[j] = 1.0 + 0.01 * (double)(j % 7);
   double sigma = 0.0;
   for (int it = 0; it < (iters > 0 ? iters : 1); it++) {
     double nv = 0.0;
     for (int64_t j = 0; j < n; j++) nv += v[j] * v[j];
     nv = sqrt(nv);
-    if (nv == 0.0) break;
+    if (nv == 0.0 || !isfinite(nv)) {
+      sigma = isfinite(nv) ? 0.0 : NAN;
+      break;
+    }
     for (int64_t j = 0; j < n; j++) v[j] /= nv;
     double nu = 0.0;
     for (int64_t i = 0; i < m; i++) {
-      double s = 0.0;
+      double acc = 0.0;
       const float *row = blua_tensor_at(W, i, 0);
-      for (int64_t j = 0; j < n; j++) s += row[j * W->stride[1]] * v[j];
-      u[i] = s;
-      nu += s * s;
+      for (int64_t j = 0; j < n; j++) acc += row[j * W->stride[1]] * v[j];
+      u[i] = acc;
+      nu += acc * acc;
     }
     sigma = sqrt(nu);
     for (int64_t j = 0; j < n; j++) v[j] = 0.0;
@@ -140,6 +150,13 @@ double blua_spectral_norm(const blua_tensor *W, int iters) {
       const float *row = blua_tensor_at(W, i, 0);
       for (int64_t j = 0; j < n; j++) v[j] += row[j * W->stride[1]] * u[i];
     }
+  }
+  if (start && isfinite(sigma)) {
+    double nv = 0.0;
+    for (int64_t j = 0; j < n; j++) nv += v[j] * v[j];
+    nv = sqrt(nv);
+    for (int64_t j = 0; j < n; j++)
+      *blua_tensor_at(start, start->dim == 2 ? 0 : j, start->dim == 2 ? j : 0) = nv > 0 ? (float)(v[j] / nv) : 0.0f;
   }
   free(v);
   free(u);

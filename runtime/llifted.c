@@ -81,12 +81,19 @@ static int l_energy(lua_State *L) {
   return 1;
 }
 
-/* blua.spectralNorm(W [, iters]): ‖W‖₂ by power iteration. */
+/* blua.spectralNorm(W [, iters [, v]]): ‖W‖₂ by power iteration; v (cols(W) entries) is the
+ * warm start, updated in place. */
 static int l_spectralNorm(lua_State *L) {
   blua_tensor *W = lblua_checktensor(L, 1);
   lua_Integer iters = luaL_optinteger(L, 2, 20);
+  blua_tensor *v = lua_isnoneornil(L, 3) ? NULL : lblua_checktensor(L, 3);
   luaL_argcheck(L, W->dim == 2, 1, "2-D tensor expected");
-  lua_pushnumber(L, blua_spectral_norm(W, (int)iters));
+  if (v && blua_tensor_nelement(v) != blua_tensor_cols(W)) {
+    char sw[48], sv[48];
+    return luaL_error(L, "size mismatch in 'spectralNorm': W %s, start vector %s", blua_tensor_shape(W, sw, sizeof sw),
+                      blua_tensor_shape(v, sv, sizeof sv));
+  }
+  lua_pushnumber(L, blua_spectral_norm(W, (int)iters, v));
   return 1;
 }
 

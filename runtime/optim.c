@@ -12,6 +12,11 @@ static int same_shapes(const blua_tensor *x, const blua_tensor *a, const blua_te
   return BLUA_OK;
 }
 
+static int all_contiguous(const blua_tensor *a, const blua_tensor *b, const blua_tensor *c, const blua_tensor *d) {
+  return blua_tensor_is_contiguous(a) && blua_tensor_is_contiguous(b) && blua_tensor_is_contiguous(c) &&
+         (!d || blua_tensor_is_contiguous(d));
+}
+
 int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_tensor *v, double lr, double beta1,
                    double beta2, double eps, double weight_decay, long t, blua_err *err) {
   if (same_shapes(x, g, m, err) || same_shapes(x, v, NULL, err)) return BLUA_ERROR;
@@ -20,6 +25,19 @@ int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_te
   float step = (float)(lr / c1), b1 = (float)beta1, b2 = (float)beta2, e = (float)eps;
   float isc2 = (float)(1.0 / sqrt(c2)), decay = (float)(lr * weight_decay);
   int64_t rows = blua_tensor_rows(x), cols = blua_tensor_cols(x);
+  if (all_contiguous(x, g, m, v)) {
+    /* The common case (the trainers' own parameters): one flat loop the compiler vectorises. */
+    int64_t n = rows * cols;
+    float *px = blua_tensor_data(x), *pm = blua_tensor_data(m), *pv = blua_tensor_data(v);
+    const float *pg = blua_tensor_data(g);
+#pragma omp parallel for simd if (n > BLUA_OMP_THRESHOLD)
+    for (int64_t k = 0; k < n; k++) {
+      pm[k] = b1 * pm[k] + (1.0f - b1) * pg[k];
+      pv[k] = b2 * pv[k] + (1.0f - b2) * pg[k] * pg[k];
+      px[k] -= step * pm[k] / (sqrtf(pv[k]) * isc2 + e) + decay * px[k];
+    }
+    return BLUA_OK;
+  }
 #pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) {
@@ -37,6 +55,18 @@ int blua_sgd_step(blua_tensor *x, const blua_tensor *g, blua_tensor *buf, double
   if (same_shapes(x, g, buf, err)) return BLUA_ERROR;
   float mu = (float)momentum, wd = (float)weight_decay, rate = (float)lr;
   int64_t rows = blua_tensor_rows(x), cols = blua_tensor_cols(x);
+  if (all_contiguous(x, g, buf, NULL)) {
+    int64_t n = rows * cols;
+    float *px = blua_tensor_data(x), *pb = blua_tensor_data(buf);
+    const float *pg = blua_tensor_data(g);
+#pragma omp parallel for simd if (n > BLUA_OMP_THRESHOLD)
+    for (int64_t k = 0; k < n; k++) {
+      float d = pg[k] + wd * px[k];
+      pb[k] = mu * pb[k] + d;
+      px[k] -= rate * (nesterov ? d + mu * pb[k] : pb[k]);
+    }
+    return BLUA_OK;
+  }
 #pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) {

@@ -262,6 +262,12 @@ int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int6
     if (idx[k] < 0 || idx[k] >= ROWS(src))
       return blua_fail(err, "out of range: row %lld of %s", (long long)idx[k] + 1, blua_tensor_shape(src, ss, sizeof ss));
   int64_t cols = COLS(src);
+  if (CS(dst) == 1 && CS(src) == 1) { /* rows are contiguous runs: copy them whole */
+#pragma omp parallel for if (BIG(dst))
+    for (int64_t k = 0; k < n; k++)
+      memcpy(blua_tensor_at(dst, k, 0), blua_tensor_at(src, idx[k], 0), (size_t)cols * sizeof(float));
+    return BLUA_OK;
+  }
 #pragma omp parallel for if (BIG(dst))
   for (int64_t k = 0; k < n; k++)
     for (int64_t j = 0; j < cols; j++) *blua_tensor_at(dst, k, j) = *blua_tensor_at(src, idx[k], j);

@@ -57,7 +57,10 @@ int blua_lifted_wgrad(blua_penalty_kind kind, const blua_act *act, int is_output
 int blua_lifted_energy(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
                        const blua_tensor *x, const blua_tensor *z, double *energy, blua_err *err);
 
-/* ‖W‖₂ by power iteration on WᵀW from a fixed start (deterministic), `iters` steps. */
-double blua_spectral_norm(const blua_tensor *W, int iters);
+/* ‖W‖₂ by `iters` steps of power iteration on WᵀW. start (NULL, or a tensor of cols(W)
+ * entries) is the starting vector when it is non-zero and receives the final unit vector, so
+ * a caller tracking a slowly changing W needs only a few steps per call; without it the
+ * start is fixed and the result deterministic. NaN when W holds NaN or Inf. */
+double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start);
 
 #endif

@@ -129,7 +129,8 @@ end
 local function workspace(net, rows, cache)
   local ws = cache[rows]
   if ws then return ws end
-  ws = {X = {}, Z = {}, Zn = {}, G = {}, D = {}}
+  cache.power = cache.power or {} -- power-iteration vectors, shared by every batch size
+  ws = {X = {}, Z = {}, G = {}, D = {}, power = cache.power}
   for l = 1, net:nLayers() do
     local n = net.sizes[l + 1]
     ws.X[l] = blua.zeros(rows, n)
@@ -194,8 +195,16 @@ end
 -- a Bregman penalty (curvature at most ‖W_{l+1}‖₂²), a quadratic penalty (γ‖W_{l+1}‖₂²) or the
 -- weighted loss (softmax cross-entropy: curvature at most ½ β‖W_L‖₂²); the classical model adds
 -- its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox.
-local function xstep_size(net, o, penalty, l)
-  local s = blua.spectralNorm(net.W[l + 1], 20)
+local function xstep_size(net, o, penalty, l, power)
+  -- power[l]: the warm start of the power iteration, carried across batches; 3 steps then
+  -- track ‖W‖₂ as W moves (a cold start takes 20).
+  local v = power and power[l]
+  if power and not v then
+    v = blua.zeros(1, net.sizes[l + 2])
+    power[l] = v
+    blua.spectralNorm(net.W[l + 1], 20, v)
+  end
+  local s = blua.spectralNorm(net.W[l + 1], v and 3 or 20, v)
   local s2 = s * s
   if s2 ~= s2 then error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0) end
   local next_is_output = l + 1 == net:nLayers()
@@ -351,7 +360,7 @@ local function lifted_batch(net, penalty, o, xb, yb, ws, stepper, lr, fast)
   local energies
   for k = 1, o.inner do
     for _ = 1, o.xsteps do
-      for _, l in ipairs(order) do batch:xstep(l, xstep_size(net, o, penalty, l)) end
+      for _, l in ipairs(order) do batch:xstep(l, xstep_size(net, o, penalty, l, ws.power)) end
     end
     if k == o.inner and o.track_energy then
       energies = {}
