@@ -49,8 +49,9 @@ for _, a in ipairs(architectures) do
       local net = blua.nn.mlp(spec)
       local h = blua.train[method](net, train, {seed = seed, verbose = false, epochs = o.quick and 2 or nil})
       sum = sum + blua.metrics.accuracy(net, test)
-      for _, e in ipairs(h) do time = time + e.seconds end
-      time = time / #h
+      local run_time = 0
+      for _, e in ipairs(h) do run_time = run_time + e.seconds end
+      time = time + run_time / #h
     end
     acc[method], secs[method] = 100 * sum / o.seeds, time / o.seeds
     print(string.format("%-36s %-9s test %.2f%%  %.2f s/epoch", a.name, method, acc[method], secs[method]))

@@ -196,7 +196,7 @@ end
 -- weighted loss (softmax cross-entropy: curvature at most ½ β‖W_L‖₂²); the classical model adds
 -- its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox.
 local function xstep_size(net, o, penalty, l, power)
-  -- power[l]: the warm start of the power iteration, carried across batches; 3 steps then
+  -- power[l]: the warm start of the power iteration, carried across batches; 8 steps then
   -- track ‖W‖₂ as W moves (a cold start takes 20).
   local v = power and power[l]
   if power and not v then
@@ -204,7 +204,7 @@ local function xstep_size(net, o, penalty, l, power)
     power[l] = v
     blua.spectralNorm(net.W[l + 1], 20, v)
   end
-  local s = blua.spectralNorm(net.W[l + 1], v and 3 or 20, v)
+  local s = blua.spectralNorm(net.W[l + 1], v and 8 or 20, v)
   local s2 = s * s
   if s2 ~= s2 then error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0) end
   local next_is_output = l + 1 == net:nLayers()

@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""Back-propagation peer for scripts/bench/vs_torch.lua: the paper's 784-64-64-64-10 ReLU
+network on MNIST with PyTorch (Debian python3-torch), Adam, the same batch size, learning rate
+and cosine schedule as blua's back-propagation defaults. Prints one line per epoch:
+'epoch N seconds S test T'."""
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def idx(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    rank = data[3]
+    dims = struct.unpack(">" + "I" * rank, data[4:4 + 4 * rank])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def main():
+    root, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    x = torch.tensor(idx(root + "/train-images-idx3-ubyte").reshape(-1, 784), dtype=torch.float32) / 255
+    y = torch.tensor(idx(root + "/train-labels-idx1-ubyte"), dtype=torch.long)
+    xt = torch.tensor(idx(root + "/t10k-images-idx3-ubyte").reshape(-1, 784), dtype=torch.float32) / 255
+    yt = torch.tensor(idx(root + "/t10k-labels-idx1-ubyte"), dtype=torch.long)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+        torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    batch, lr = 128, 4e-3
+    steps = epochs * ((len(x) + batch - 1) // batch)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), batch):
+            idxs = perm[i:i + batch]
+            opt.zero_grad()
+            loss = loss_fn(net(x[idxs]), y[idxs])
+            loss.backward()
+            opt.step()
+            sched.step()
+        seconds = time.perf_counter() - t0
+        with torch.no_grad():
+            acc = (net(xt).argmax(1) == yt).float().mean().item()
+        print(f"epoch {epoch} seconds {seconds:.4f} test {acc:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
