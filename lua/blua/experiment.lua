@@ -34,17 +34,23 @@ function experiment.main(dataset, args)
   })
   if o.threads then blua.setNumThreads(o.threads) end
 
-  local train, test = load("train"), load("test")
-  if o.train_size then train = blua.data.subset(train, 1, math.min(o.train_size, train.n)) end
-
   local net, start_epoch, history, optim_state, method = nil, 1, {}, {}, o.method
   if o.resume then
     local ck = blua.load(o.resume)
+    if type(ck) ~= "table" or getmetatable(ck.net) ~= blua.nn.MLP or type(ck.epoch) ~= "number" then
+      error(string.format("%s is not a checkpoint written by --save", o.resume), 0)
+    end
     net, method, history, optim_state = ck.net, ck.method, ck.history, ck.optim_state
     start_epoch = ck.epoch + 1
+    -- options given now win; the others continue as the checkpointed run had them
     for k, v in pairs(ck.options) do if o[k] == nil then o[k] = v end end
     print(string.format("resuming %s from %s after epoch %d", method, o.resume, ck.epoch))
-  else
+  end
+
+  local train, test = load("train"), load("test")
+  if o.train_size then train = blua.data.subset(train, 1, math.min(o.train_size, train.n)) end
+
+  if not net then
     blua.manualSeed(o.seed)
     local sizes = {784}
     for w in o.hidden:gmatch("[^,]+") do sizes[#sizes + 1] = assert(math.tointeger(tonumber(w)), "--hidden: integers expected") end
@@ -59,7 +65,7 @@ function experiment.main(dataset, args)
   print(string.format("%s: %s, %s on %d samples, %d epochs, batch %d, %d threads", title,
     table.concat(net.sizes, "-"), method, train.n, epochs, batch, blua.getNumThreads()))
 
-  local saved_options = {epochs = epochs, batch = batch, lr = lr, seed = o.seed}
+  local saved_options = {epochs = epochs, batch = batch, lr = lr, seed = o.seed, train_size = o.train_size}
   blua.train[method](net, train, {
     epochs = epochs, batch = batch, lr = lr, seed = o.seed, test = test, verbose = not o.quiet,
     start_epoch = start_epoch, optim_state = optim_state, log = o.log,
