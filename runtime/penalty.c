@@ -5,31 +5,14 @@
 #include <math.h>
 
 #include "blua/penalty.h"
+#include "act_kernels.h"
 
-#define INLINE static inline __attribute__((always_inline))
 
-/* Runs LOOP(K) with K the constant kind, for the elementwise kinds (as in prox.c). */
-#define DISPATCH(kind, LOOP)                                              \
-  switch (kind) {                                                         \
-    case BLUA_ACT_IDENTITY: LOOP(BLUA_ACT_IDENTITY); break;               \
-    case BLUA_ACT_RELU: LOOP(BLUA_ACT_RELU); break;                       \
-    case BLUA_ACT_LEAKY_RELU: LOOP(BLUA_ACT_LEAKY_RELU); break;           \
-    case BLUA_ACT_CLIP: LOOP(BLUA_ACT_CLIP); break;                       \
-    case BLUA_ACT_SOFT_THRESHOLD: LOOP(BLUA_ACT_SOFT_THRESHOLD); break;   \
-    case BLUA_ACT_SIGMOID: LOOP(BLUA_ACT_SIGMOID); break;                 \
-    case BLUA_ACT_TANH: LOOP(BLUA_ACT_TANH); break;                       \
-    default: break;                                                       \
-  }
 
 /* Elementwise sums: simd lets the compiler vectorise the piecewise-linear kinds (written for it,
  * see pos/neg below); row sums stay scalar. Chunks are dealt dynamically (see prox.c). */
 #define PAR_SUM(acc) \
   _Pragma("omp parallel for simd schedule(dynamic, chunk) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
-/* Small chunks for the kinds that call exp and log per entry, a few large ones otherwise. */
-static int64_t chunk_of(blua_act_kind kind, int64_t n) {
-  if (kind == BLUA_ACT_SIGMOID || kind == BLUA_ACT_TANH) return 2048;
-  return n / 8 > 4096 ? n / 8 : 4096;
-}
 #define PAR_SUM_ROWS(acc) _Pragma("omp parallel for schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
 
 INLINE double xlogx(double x) { return x > 0.0 ? x * log(x) : 0.0; }

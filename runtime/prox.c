@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "blua/penalty.h"
+#include "act_kernels.h"
 #include "blua/prox.h"
 
-#define INLINE static inline __attribute__((always_inline))
 
 /* ---- names and parameters ---- */
 
@@ -229,29 +229,12 @@ INLINE float deriv1(blua_act_kind k, float a, float b, float z) {
   }
 }
 
-/* Runs LOOP(K) with K the constant kind of act, for the elementwise kinds. */
-#define DISPATCH(kind, LOOP)                                              \
-  switch (kind) {                                                         \
-    case BLUA_ACT_IDENTITY: LOOP(BLUA_ACT_IDENTITY); break;               \
-    case BLUA_ACT_RELU: LOOP(BLUA_ACT_RELU); break;                       \
-    case BLUA_ACT_LEAKY_RELU: LOOP(BLUA_ACT_LEAKY_RELU); break;           \
-    case BLUA_ACT_CLIP: LOOP(BLUA_ACT_CLIP); break;                       \
-    case BLUA_ACT_SOFT_THRESHOLD: LOOP(BLUA_ACT_SOFT_THRESHOLD); break;   \
-    case BLUA_ACT_SIGMOID: LOOP(BLUA_ACT_SIGMOID); break;                 \
-    case BLUA_ACT_TANH: LOOP(BLUA_ACT_TANH); break;                       \
-    default: break;                                                       \
-  }
 
 /* Elementwise loops over n entries with chunks of `chunk` (locals of the kernel). Chunks are
  * handed out dynamically: on a machine shared with other jobs a static split leaves the
  * loop waiting for the thread whose core is busy. */
 #define PAR_FOR _Pragma("omp parallel for simd schedule(dynamic, chunk) if (n > BLUA_OMP_THRESHOLD)")
 
-/* Small chunks for the kinds that iterate per entry, a few large ones for the others. */
-static int64_t chunk_of(blua_act_kind kind, int64_t n) {
-  if (kind == BLUA_ACT_SIGMOID || kind == BLUA_ACT_TANH) return 2048;
-  return n / 8 > 4096 ? n / 8 : 4096;
-}
 
 /* ---- softmax rows ---- */
 

@@ -1,0 +1,31 @@
+/* Private to the activation kernels (prox.c, penalty.c): the per-kind dispatch that lets
+ * the compiler specialise each elementwise loop, and the chunk size of their OpenMP loops. */
+#ifndef BLUA_ACT_KERNELS_H
+#define BLUA_ACT_KERNELS_H
+
+#include "blua/prox.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Runs LOOP(K) with K the constant kind of act, for the elementwise kinds. */
+#define DISPATCH(kind, LOOP)                                              \
+  switch (kind) {                                                         \
+    case BLUA_ACT_IDENTITY: LOOP(BLUA_ACT_IDENTITY); break;               \
+    case BLUA_ACT_RELU: LOOP(BLUA_ACT_RELU); break;                       \
+    case BLUA_ACT_LEAKY_RELU: LOOP(BLUA_ACT_LEAKY_RELU); break;           \
+    case BLUA_ACT_CLIP: LOOP(BLUA_ACT_CLIP); break;                       \
+    case BLUA_ACT_SOFT_THRESHOLD: LOOP(BLUA_ACT_SOFT_THRESHOLD); break;   \
+    case BLUA_ACT_SIGMOID: LOOP(BLUA_ACT_SIGMOID); break;                 \
+    case BLUA_ACT_TANH: LOOP(BLUA_ACT_TANH); break;                       \
+    default: break;                                                       \
+  }
+
+/* Loop chunks are dealt dynamically: on a machine shared with other jobs a static split leaves
+ * the loop waiting for the thread whose core is busy. Small chunks for the kinds that iterate
+ * or call exp/log per entry, a few large ones for the others. */
+static inline int64_t chunk_of(blua_act_kind kind, int64_t n) {
+  if (kind == BLUA_ACT_SIGMOID || kind == BLUA_ACT_TANH) return 2048;
+  return n / 8 > 4096 ? n / 8 : 4096;
+}
+
+#endif
