@@ -220,6 +220,12 @@ describe("trainers", function()
     assert.has_error(function() blua.train.lifted(net, data, {epochs = 0}) end)
     assert.has_error(function() blua.train.bregman(net, data, {optimizer = "lbfgs"}) end)
     assert.has_error(function() blua.train.bregman(net, {x = blua.zeros(5, 3), y = blua.ones(5, 1)}, quiet) end)
+    local bad = {x = data.x:clone(), y = data.y}
+    bad.x:set(3, 1, 0 / 0)
+    assert.has_error(function() blua.train.backprop(net, bad, quiet) end, "blua.train.backprop: data x contains NaN or Inf")
+    assert.has_error(function() blua.train.bregman(net, data, opts{test = bad}) end, "blua.train.bregman: opts.test x contains NaN or Inf")
+    local labels = {x = data.x, y = data.y:clone():fill(7)}
+    assert.has_error(function() blua.train.lifted(net, labels, quiet) end)
   end)
 
   it("stops on NaN with an error naming the epoch and the layer", function()

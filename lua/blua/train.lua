@@ -98,6 +98,9 @@ local function check_data(method, net, data, what)
     error(string.format("size mismatch in 'train.%s': %s x is %dx%d and y has %d rows, the network takes %d inputs",
       method, what, n, d, data.y:size(1), net.sizes[1]), 3)
   end
+  if not data.x:allFinite() then
+    error(string.format("blua.train.%s: %s x contains NaN or Inf", method, what), 3)
+  end
 end
 
 -- ---------------------------------------------------------------------------------------
