@@ -22,7 +22,7 @@ local o = blua.cli.parse(arg, {
 if o.threads then blua.setNumThreads(o.threads) end
 local methods = {}
 for m in o.methods:gmatch("[^,%s]+") do
-  if not blua.train[m] or m == "defaults" or m == "gradients" or m == "xstep" or m == "onehot" then
+  if not ({backprop = true, lifted = true, bregman = true})[m] then
     io.stderr:write("reproduce.lua: unknown method '", m, "' (backprop, lifted, bregman)\n")
     os.exit(2)
   end

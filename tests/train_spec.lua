@@ -118,7 +118,7 @@ describe("the X-step", function()
       for i = 1, 40 do
         local x, y = data.x:narrow(1, i, 1), data.y:narrow(1, i, 1)
         local _, Xf = net:forwardAll(x)
-        local X = {[0] = x, [L] = blua.train.onehot(y, 2)}
+        local X = {[0] = x, [L] = blua.data.onehot(y, 2)}
         for l = 1, L - 1 do X[l] = Xf[l]:clone():add(blua.rand(1, 16):mul(0.5)) end
         for _, l in ipairs{2, 1} do
           local before = local_objective(method, net, x, y, X, l, beta)
@@ -138,7 +138,7 @@ describe("the X-step", function()
     local _, Xf = net:forwardAll(x)
     local function run(threads, lua_path)
       blua.setNumThreads(threads)
-      local X = {[0] = x, [1] = Xf[1]:clone():add(0.1), [2] = Xf[2]:clone(), [3] = blua.train.onehot(y, 10)}
+      local X = {[0] = x, [1] = Xf[1]:clone():add(0.1), [2] = Xf[2]:clone(), [3] = blua.data.onehot(y, 10)}
       blua.train.xstep("bregman", net, X, 2, {lua = lua_path})
       blua.train.xstep("bregman", net, X, 1, {lua = lua_path})
       return X[1], X[2]

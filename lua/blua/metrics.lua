@@ -61,7 +61,7 @@ function metrics.energy(net, data, opts)
   opts = opts or {}
   local penalty, gamma = opts.penalty or "bregman", opts.gamma or 1
   local L = net:nLayers()
-  local Y = blua.train.onehot(data.y, net.sizes[L + 1])
+  local Y = blua.data.onehot(data.y, net.sizes[L + 1])
   local _, Xf = net:forwardAll(data.x)
   local X = {[0] = data.x}
   for l = 1, L - 1 do X[l] = opts.X and opts.X[l] or Xf[l] end

@@ -106,20 +106,7 @@ end
 -- ---------------------------------------------------------------------------------------
 -- shared pieces
 
--- One-hot rows of labels 1..C (N x 1 tensor) as an N x C tensor.
-local function onehot(y, classes)
-  local n = y:size(1)
-  local t = blua.zeros(n, classes)
-  for i = 1, n do
-    local c = math.tointeger(y:get(i, 1))
-    if not c or c < 1 or c > classes then
-      error(string.format("bad label: row %d has label %s, expected 1..%d", i, tostring(y:get(i, 1)), classes), 3)
-    end
-    t:set(i, c, 1)
-  end
-  return t
-end
-train.onehot = onehot
+local onehot = blua.data.onehot
 
 local function all_builtin(net)
   for l = 1, net:nLayers() do

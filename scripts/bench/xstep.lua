@@ -15,7 +15,7 @@ local net = blua.nn.mlp{784, 64, 64, 64, 10}
 local x = blua.rand(N, 784)
 local y = blua.rand(N, 1):mul(10):floor():add(1)
 local Zf, Xf = net:forwardAll(x)
-local Y = blua.train.onehot(y, 10)
+local Y = blua.data.onehot(y, 10)
 
 -- Per batch: the forward pass (X and Z) made once, outside the timing. The kernel overwrites
 -- the next layer's pre-activation with its residual, so a saved copy restores Z between epochs.
