@@ -409,13 +409,45 @@ end
 -- ---------------------------------------------------------------------------------------
 -- the loop
 
-local function run(method, net, data, opts)
-  local o = check_options(method, opts)
-  if getmetatable(net) ~= blua.nn.MLP then error(string.format("blua.train.%s: a blua.nn.mlp network expected", method), 3) end
-  check_data(method, net, data, "data")
-  if o.test then check_data(method, net, o.test, "opts.test") end
+-- The CSV log of the per-epoch history (opts.log).
+local function open_log(path)
+  local f = assert(io.open(path, "w"))
+  f:write("epoch,loss,energy,train_acc,test_acc,lr,seconds\n")
+  return f
+end
+
+local function log_row(f, s)
+  local function opt(fmt, v) return v and string.format(fmt, v) or "" end
+  f:write(string.format("%d,%.6g,%s,%s,%s,%.6g,%.3f\n", s.epoch, s.loss, opt("%.6g", s.energy),
+    opt("%.6f", s.train_acc), opt("%.6f", s.test_acc), s.lr, s.seconds))
+  f:flush()
+end
+
+local function summary(s)
+  local parts = {string.format("loss %.4f", s.loss)}
+  if s.energy then parts[#parts + 1] = string.format("energy %.4f", s.energy) end
+  if s.train_acc then parts[#parts + 1] = string.format("train %.2f%%", 100 * s.train_acc) end
+  if s.test_acc then parts[#parts + 1] = string.format("test %.2f%%", 100 * s.test_acc) end
+  return table.concat(parts, "  ")
+end
+
+-- Learning curves of the history as a PNG (opts.plot).
+local function plot_history(path, method, history)
+  local series = {}
+  for _, c in ipairs{{"train", "train_acc"}, {"test", "test_acc"}} do
+    local xs, ys = {}, {}
+    for _, h in ipairs(history) do
+      if h[c[2]] then xs[#xs + 1], ys[#ys + 1] = h.epoch, 100 * h[c[2]] end
+    end
+    if #xs > 0 then series[#series + 1] = {name = c[1], x = xs, y = ys} end
+  end
+  local ok, err = blua.plot.lines{path = path, title = method, xlabel = "epoch", ylabel = "accuracy %", series = series}
+  if not ok then io.stderr:write("blua: no plot: ", err, "\n") end
+end
+
+local function check_network(method, net)
+  if getmetatable(net) ~= blua.nn.MLP then error(string.format("blua.train.%s: a blua.nn.mlp network expected", method), 4) end
   local L = net:nLayers()
-  local fast = all_builtin(net)
   if method == "backprop" then
     for l = 1, L - 1 do
       local a = net:activation(l)
@@ -429,117 +461,86 @@ local function run(method, net, data, opts)
       error(string.format("blua.train.%s: layer %d of the network contains NaN or Inf before training", method, l), 3)
     end
   end
+end
+
+-- One epoch over shuffled mini-batches; returns the epoch's statistics before evaluation.
+local function run_epoch(method, net, data, Y, o, epoch, state)
+  local n = data.x:size(1)
+  local nbatches = math.ceil(n / o.batch)
+  -- Each epoch's order depends on the seed and the epoch alone, so a resumed run draws the
+  -- same batches as an uninterrupted one.
+  blua.manualSeed(o.seed * 1000003 + epoch)
+  local perm = blua.randperm(n)
+  local bar = o.verbose and blua.progress.new{total = nbatches, unit = "batch",
+    title = string.format("%s epoch %d/%d", method, epoch, o.epochs)}
+  local penalty = method == "bregman" and "bregman" or "quadratic"
+  local t0 = blua.clock()
+  local loss_sum, layer_sums, lr = 0, {}, nil
+  for b = 1, nbatches do
+    local first = (b - 1) * o.batch + 1
+    local idx = table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
+    local xb, yb = data.x:indexRows(idx), Y:indexRows(idx)
+    local ws = workspace(net, #idx, state.caches)
+    lr = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
+    local ok, loss, energies
+    if method == "backprop" then
+      ok, loss = pcall(backprop_batch, net, o, xb, yb, ws, state.stepper, lr)
+    else
+      ok, loss, energies = pcall(lifted_batch, net, penalty, o, xb, yb, ws, state.stepper, lr, state.fast)
+    end
+    local where = string.format("training diverged in epoch %d, batch %d: ", epoch, b)
+    if not ok then error((tostring(loss):gsub("^training diverged: ", where)), 0) end
+    if loss ~= loss or loss == math.huge then error(where .. "the loss is " .. tostring(loss), 0) end
+    loss_sum = loss_sum + loss
+    for l, e in ipairs(energies or {}) do
+      if e ~= e or e == math.huge then error(string.format("%slayer %d energy is %s", where, l, tostring(e)), 0) end
+      layer_sums[l] = (layer_sums[l] or 0) + e
+    end
+    if o.on_batch then o.on_batch(epoch, b, loss) end
+    if bar then bar:update(b, string.format("loss %.4f", loss_sum / b)) end
+  end
+  check_finite(net, epoch, nbatches)
+  local stats = {epoch = epoch, loss = loss_sum / nbatches, lr = lr, seconds = blua.clock() - t0}
+  if next(layer_sums) then
+    stats.energies, stats.energy = {}, stats.loss
+    for l, sum in ipairs(layer_sums) do
+      stats.energies[l] = sum / nbatches
+      stats.energy = stats.energy + sum / nbatches
+    end
+  end
+  return stats, bar
+end
+
+local function run(method, net, data, opts)
+  local o = check_options(method, opts)
+  check_network(method, net)
+  check_data(method, net, data, "data")
+  if o.test then check_data(method, net, o.test, "opts.test") end
+  local state = {
+    caches = {}, fast = all_builtin(net), stepper = make_stepper(net, o),
+    schedule = blua.optim.schedules[o.schedule],
+  }
+  local Y = onehot(data.y, net.sizes[#net.sizes])
   local old_threads = blua.getNumThreads()
   if o.threads then blua.setNumThreads(o.threads) end
-
-  local n = data.x:size(1)
-  local classes = net.sizes[L + 1]
-  local Y = onehot(data.y, classes)
-  local nbatches = math.ceil(n / o.batch)
-  local stepper = make_stepper(net, o)
-  local schedule = blua.optim.schedules[o.schedule]
-  local caches = {}
-  local history = {}
-  local log
-  if o.log then
-    log = assert(io.open(o.log, "w"))
-    log:write("epoch,loss,energy,train_acc,test_acc,lr,seconds\n")
-  end
-  local started = blua.clock()
-  local penalty = method == "bregman" and "bregman" or "quadratic"
-
-  for epoch = o.start_epoch, o.epochs do
-    local t0 = blua.clock()
-    -- Each epoch's order depends on the seed and the epoch alone, so a resumed run draws the
-    -- same batches as an uninterrupted one.
-    blua.manualSeed(o.seed * 1000003 + epoch)
-    local perm = blua.randperm(n)
-    local bar = o.verbose and blua.progress.new{total = nbatches, title = string.format("%s epoch %d/%d", method, epoch, o.epochs), unit = "batch"}
-    local loss_sum, energy_sum, layer_sums, counted = 0, 0, {}, 0
-    local lr
-    for b = 1, nbatches do
-      local first = (b - 1) * o.batch + 1
-      local idx = table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
-      local xb, yb = data.x:indexRows(idx), Y:indexRows(idx)
-      local ws = workspace(net, #idx, caches)
-      lr = schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
-      local ok, loss, energies
-      if method == "backprop" then
-        ok, loss = pcall(backprop_batch, net, o, xb, yb, ws, stepper, lr)
-      else
-        ok, loss, energies = pcall(lifted_batch, net, penalty, o, xb, yb, ws, stepper, lr, fast)
-      end
-      if not ok then
-        local msg = tostring(loss)
-        if msg:find("^training diverged: ") then
-          msg = msg:gsub("^training diverged: ", string.format("training diverged in epoch %d, batch %d: ", epoch, b))
-        end
-        blua.setNumThreads(old_threads)
-        error(msg, 0)
-      end
-      if loss ~= loss or loss == math.huge then
-        error(string.format("training diverged in epoch %d, batch %d: the loss is %s", epoch, b, tostring(loss)), 0)
-      end
-      loss_sum = loss_sum + loss
-      counted = counted + 1
-      if energies then
-        for l, e in ipairs(energies) do
-          if e ~= e or e == math.huge then
-            error(string.format("training diverged in epoch %d, batch %d: layer %d energy is %s", epoch, b, l, tostring(e)), 0)
-          end
-          layer_sums[l] = (layer_sums[l] or 0) + e
-        end
-      end
-      if o.on_batch then o.on_batch(epoch, b, loss) end
-      if bar then bar:update(b, string.format("loss %.4f", loss_sum / counted)) end
+  local log = o.log and open_log(o.log)
+  local history, started = {}, blua.clock()
+  local ok, err = pcall(function()
+    for epoch = o.start_epoch, o.epochs do
+      local stats, bar = run_epoch(method, net, data, Y, o, epoch, state)
+      if o.eval_train then stats.train_acc = blua.metrics.accuracy(net, data) end
+      if o.test then stats.test_acc = blua.metrics.accuracy(net, o.test) end
+      stats.time = blua.clock() - started
+      history[#history + 1] = stats
+      if bar then bar:finish(summary(stats)) end
+      if log then log_row(log, stats) end
+      if o.on_epoch then o.on_epoch(epoch, stats) end
     end
-    check_finite(net, epoch, nbatches)
-    local seconds = blua.clock() - t0
-    local stats = {epoch = epoch, loss = loss_sum / counted, lr = lr, seconds = seconds}
-    if next(layer_sums) then
-      stats.energies = {}
-      energy_sum = stats.loss
-      for l, s in ipairs(layer_sums) do
-        stats.energies[l] = s / counted
-        energy_sum = energy_sum + s / counted
-      end
-      stats.energy = energy_sum
-    end
-    if o.eval_train then stats.train_acc = blua.metrics.accuracy(net, data) end
-    if o.test then stats.test_acc = blua.metrics.accuracy(net, o.test) end
-    stats.time = blua.clock() - started
-    history[#history + 1] = stats
-    if bar then
-      local parts = {string.format("loss %.4f", stats.loss)}
-      if stats.energy then parts[#parts + 1] = string.format("energy %.4f", stats.energy) end
-      if stats.train_acc then parts[#parts + 1] = string.format("train %.2f%%", 100 * stats.train_acc) end
-      if stats.test_acc then parts[#parts + 1] = string.format("test %.2f%%", 100 * stats.test_acc) end
-      bar:finish(table.concat(parts, "  "))
-    end
-    if log then
-      log:write(string.format("%d,%.6g,%s,%s,%s,%.6g,%.3f\n", epoch, stats.loss, stats.energy and string.format("%.6g", stats.energy) or "",
-        stats.train_acc and string.format("%.6f", stats.train_acc) or "", stats.test_acc and string.format("%.6f", stats.test_acc) or "",
-        lr, seconds))
-      log:flush()
-    end
-    if o.on_epoch then o.on_epoch(epoch, stats) end
-  end
+  end)
   if log then log:close() end
-  if o.plot then
-    local series = {}
-    local function curve(name, key)
-      local xs, ys = {}, {}
-      for _, h in ipairs(history) do
-        if h[key] then xs[#xs + 1] = h.epoch; ys[#ys + 1] = 100 * h[key] end
-      end
-      if #xs > 0 then series[#series + 1] = {name = name, x = xs, y = ys} end
-    end
-    curve("train", "train_acc")
-    curve("test", "test_acc")
-    local ok, err = blua.plot.lines{path = o.plot, title = method, xlabel = "epoch", ylabel = "accuracy %", series = series}
-    if not ok then io.stderr:write("blua: no plot: ", err, "\n") end
-  end
   blua.setNumThreads(old_threads)
+  if not ok then error(err, 0) end
+  if o.plot then plot_history(o.plot, method, history) end
   return history
 end
 
