@@ -10,21 +10,23 @@
 
 /* ---- storage and creation ---- */
 
+/* 64-byte aligned storage. Zero-filled storage comes from calloc, which maps large blocks as
+ * fresh zero pages: a big blua.zeros costs nothing until it is written, and a request larger
+ * than the machine fails here with an error instead of later in a page fault. */
 static blua_storage *storage_new(size_t n, int zero, blua_err *err) {
   blua_storage *s = malloc(sizeof *s);
   if (!s) {
     blua_fail(err, "out of memory: storage header");
     return NULL;
   }
-  size_t bytes = (n ? n : 1) * sizeof(float);
-  bytes = (bytes + 63) / 64 * 64; /* aligned_alloc wants a multiple of the alignment */
-  s->data = aligned_alloc(64, bytes);
-  if (!s->data) {
+  size_t bytes = (n ? n : 1) * sizeof(float) + 64;
+  s->base = zero ? calloc(1, bytes) : malloc(bytes);
+  if (!s->base) {
     free(s);
     blua_fail(err, "out of memory: %zu bytes", bytes);
     return NULL;
   }
-  if (zero) memset(s->data, 0, bytes);
+  s->data = (float *)(((uintptr_t)s->base + 63) & ~(uintptr_t)63);
   s->n = n;
   s->refcount = 1;
   return s;
@@ -61,7 +63,7 @@ static blua_tensor *tensor_alloc(int dim, int64_t rows, int64_t cols, int zero, 
   blua_tensor *t = tensor_header(s, err);
   s->refcount--; /* the header holds the only reference */
   if (!t) {
-    free(s->data);
+    free(s->base);
     free(s);
     return NULL;
   }
@@ -106,7 +108,7 @@ void blua_tensor_release(blua_tensor *t) {
   if (!t || --t->refcount > 0) return;
   blua_storage *s = t->storage;
   if (--s->refcount == 0) {
-    free(s->data);
+    free(s->base);
     free(s);
   }
   free(t);

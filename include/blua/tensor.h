@@ -13,7 +13,8 @@
 #include "blua/error.h"
 
 typedef struct blua_storage {
-  float *data;
+  float *data;  /* 64-byte aligned, inside base */
+  void *base;   /* what the allocator returned */
   size_t n;     /* number of floats */
   int refcount;
 } blua_storage;
