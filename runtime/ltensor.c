@@ -275,11 +275,11 @@ static int t_totable(lua_State *L) {
     if (t->dim == 2) {
       lua_createtable(L, (int)t->size[1], 0);
       for (int64_t j = 0; j < t->size[1]; j++) {
-        lua_pushnumber(L, *blua_tensor_at(t, i, j));
+        push_value(L, *blua_tensor_at(t, i, j));
         lua_rawseti(L, -2, j + 1);
       }
     } else {
-      lua_pushnumber(L, *blua_tensor_at(t, i, 0));
+      push_value(L, *blua_tensor_at(t, i, 0));
     }
     lua_rawseti(L, -2, i + 1);
   }
@@ -469,7 +469,7 @@ static int t_addmm(lua_State *L) {
   return 1;
 }
 
-/* Elementwise maps, in place (Torch style); blua.NAME(t) makes a copy first. */
+/* Elementwise maps, in place (Torch style): t:exp() changes t; t:clone():exp() does not. */
 typedef enum { U_ABS, U_EXP, U_LOG, U_SQRT, U_TANH, U_SIGMOID, U_SIGN, U_NEG, U_SQUARE, U_LOG1P, U_FLOOR } unary_op;
 
 static float unary_value(unary_op op, float x) {
@@ -546,7 +546,7 @@ static void apply_scalar(blua_tensor *t, scalar_op op, float a, float b) {
 static int t_clamp(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
   lua_Number lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
-  if (lo > hi) return luaL_error(L, "bad bounds in 'clamp': %g > %g", lo, hi);
+  if (lo > hi) return luaL_error(L, "bad bounds in 'clamp': %f > %f", lo, hi);
   apply_scalar(t, C_CLAMP, (float)lo, (float)hi);
   lua_settop(L, 1);
   return 1;

@@ -6,11 +6,11 @@ local blua = require "blua"
 local experiment = {}
 
 local options = {
-  {"method", {"bregman", "lifted", "backprop"}, "bregman", "training method"},
+  {"method", {"bregman", "lifted", "backprop"}, nil, "training method (default bregman)"},
   {"epochs", "integer", nil, "epochs (default: the method's tuned default)"},
   {"batch", "integer", nil, "mini-batch size (default: the method's tuned default)"},
   {"lr", "number", nil, "learning rate (default: the method's tuned default)"},
-  {"seed", "integer", 1, "seed of the initialisation and the batch order"},
+  {"seed", "integer", nil, "seed of the initialisation and the batch order (default 1)"},
   {"threads", "integer", nil, "threads for OpenMP and OpenBLAS (default: all cores)"},
   {"train-size", "integer", nil, "use only the first N training samples"},
   {"activation", "string", "relu", "hidden activation (a built-in or defined name)"},
@@ -40,6 +40,9 @@ function experiment.main(dataset, args)
     if type(ck) ~= "table" or getmetatable(ck.net) ~= blua.nn.MLP or type(ck.epoch) ~= "number" then
       error(string.format("%s is not a checkpoint written by --save", o.resume), 0)
     end
+    if o.method and o.method ~= ck.method then
+      error(string.format("%s was trained with --method %s; it cannot resume as %s", o.resume, ck.method, o.method), 0)
+    end
     net, method, history, optim_state = ck.net, ck.method, ck.history, ck.optim_state
     start_epoch = ck.epoch + 1
     -- options given now win; the others continue as the checkpointed run had them
@@ -50,6 +53,8 @@ function experiment.main(dataset, args)
   local train, test = load("train"), load("test")
   if o.train_size then train = blua.data.subset(train, 1, math.min(o.train_size, train.n)) end
 
+  o.seed = o.seed or 1
+  method = method or o.method or "bregman"
   if not net then
     blua.manualSeed(o.seed)
     local sizes = {784}

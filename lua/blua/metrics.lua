@@ -55,11 +55,11 @@ end
 --- The lifted objective at auxiliary variables X (default: the forward pass, where every
 -- hidden term is zero), averaged per sample: returns total, {per-layer terms}. The last
 -- term is the loss, times opts.loss_weight (default 1). opts: X = {[1] = ..., [L-1] = ...},
--- penalty = "bregman"|"quadratic", gamma, loss_weight.
+-- penalty = "bregman"|"quadratic", gamma (default: the lifted trainer's), loss_weight.
 function metrics.energy(net, data, opts)
   check(data, "energy")
   opts = opts or {}
-  local penalty, gamma = opts.penalty or "bregman", opts.gamma or 1
+  local penalty, gamma = opts.penalty or "bregman", opts.gamma or blua.train.defaults("lifted").gamma
   local L = net:nLayers()
   local Y = blua.data.onehot(data.y, net.sizes[L + 1])
   local _, Xf = net:forwardAll(data.x)

@@ -74,7 +74,7 @@ function optim.sgd(opfunc, x, config, state)
 end
 
 -- The proximal-gradient step on a smooth term plus the anchor (1/(2τ))‖x − anchor‖²: a
--- gradient step with the Lipschitz step 1/(lipschitz + 1/τ). config: lipschitz (required),
+-- gradient step with the Lipschitz step 1/(lipschitz + 1/τ). config: lipschitz (default 1),
 -- tau (math.huge for no anchor); state.anchor holds the anchor tensors.
 local prox_defaults = {lipschitz = 1.0, tau = math.huge, scale = 1.0}
 

@@ -548,8 +548,8 @@ function train.bregman(net, data, opts) return run("bregman", net, data, opts) e
 function train.lifted(net, data, opts) return run("lifted", net, data, opts) end
 function train.backprop(net, data, opts) return run("backprop", net, data, opts) end
 
---- Gradients for checking and for research scripts: a list W1, b1, W2, b2, ... and the loss.
--- backprop: of the mean loss over the rows of x. bregman / lifted: of the mean lifted energy
+--- Gradients for checking and for research scripts: a list W1, b1, W2, b2, ...
+-- backprop: of the mean loss over the rows of x (the loss is the second result). bregman / lifted: of the mean lifted energy
 -- at the auxiliary variables opts.X ({[1] = X1, ...}; default the forward pass), with the
 -- targets as X[L], and the loss weighted by opts.loss_weight (default 1, as blua.metrics.energy).
 -- opts.lua = true uses the tensor-method path instead of the C kernels.
