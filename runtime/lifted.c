@@ -2,6 +2,7 @@
  * W-gradients and energies. See blua/lifted.h. */
 #include "blua/lifted.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -107,58 +108,54 @@ int blua_lifted_energy(blua_penalty_kind kind, const blua_act *act, int is_outpu
   return blua_quadratic_penalty(x, z, gamma, energy, err);
 }
 
+/* Euclidean norm of n floats, accumulated in double. */
+static double norm_of(const float *x, int64_t n) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; i++) acc += (double)x[i] * x[i];
+  return sqrt(acc);
+}
+
 double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
   int64_t m = blua_tensor_rows(W), n = blua_tensor_cols(W);
   if (m == 0 || n == 0) return 0.0;
   if (start && blua_tensor_nelement(start) != n) return NAN;
-  double *v = malloc((size_t)n * sizeof *v), *u = malloc((size_t)m * sizeof *u);
-  if (!v || !u) {
+  blua_err err;
+  blua_tensor *Wc = blua_tensor_contiguous((blua_tensor *)W, &err);
+  float *v = malloc((size_t)(n + m) * sizeof *v);
+  if (!Wc || !v) {
+    blua_tensor_release(Wc);
     free(v);
-    free(u);
     return NAN;
   }
+  float *u = v + n;
   /* A given start (the previous estimate's vector) makes a few steps enough while W changes
    * slowly; otherwise a fixed, non-symmetric start keeps the estimate deterministic. */
   int warm = 0;
   for (int64_t j = 0; j < n; j++) {
-    v[j] = start ? *blua_tensor_at(start, start->dim == 2 ? 0 : j, start->dim == 2 ? j : 0) : 0.0;
-    warm |= v[j] != 0.0;
+    v[j] = start ? *blua_tensor_at(start, start->dim == 2 ? 0 : j, start->dim == 2 ? j : 0) : 0.0f;
+    warm |= v[j] != 0.0f;
   }
   if (!warm)
-    for (int64_t j = 0; j < n; j++) v[j] = 1.0 + 0.01 * (double)(j % 7);
+    for (int64_t j = 0; j < n; j++) v[j] = 1.0f + 0.01f * (float)(j % 7);
+  const float *w = blua_tensor_data(Wc);
   double sigma = 0.0;
   for (int it = 0; it < (iters > 0 ? iters : 1); it++) {
-    double nv = 0.0;
-    for (int64_t j = 0; j < n; j++) nv += v[j] * v[j];
-    nv = sqrt(nv);
+    double nv = norm_of(v, n);
     if (nv == 0.0 || !isfinite(nv)) {
       sigma = isfinite(nv) ? 0.0 : NAN;
       break;
     }
-    for (int64_t j = 0; j < n; j++) v[j] /= nv;
-    double nu = 0.0;
-    for (int64_t i = 0; i < m; i++) {
-      double acc = 0.0;
-      const float *row = blua_tensor_at(W, i, 0);
-      for (int64_t j = 0; j < n; j++) acc += row[j * W->stride[1]] * v[j];
-      u[i] = acc;
-      nu += acc * acc;
-    }
-    sigma = sqrt(nu);
-    for (int64_t j = 0; j < n; j++) v[j] = 0.0;
-    for (int64_t i = 0; i < m; i++) {
-      const float *row = blua_tensor_at(W, i, 0);
-      for (int64_t j = 0; j < n; j++) v[j] += row[j * W->stride[1]] * u[i];
-    }
+    /* u = W v / ‖v‖, then v = Wᵀ u: one step of power iteration on WᵀW. */
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, (int)n, (float)(1.0 / nv), w, (int)n, v, 1, 0.0f, u, 1);
+    sigma = norm_of(u, m);
+    cblas_sgemv(CblasRowMajor, CblasTrans, (int)m, (int)n, 1.0f, w, (int)n, u, 1, 0.0f, v, 1);
   }
   if (start && isfinite(sigma)) {
-    double nv = 0.0;
-    for (int64_t j = 0; j < n; j++) nv += v[j] * v[j];
-    nv = sqrt(nv);
+    double nv = norm_of(v, n);
     for (int64_t j = 0; j < n; j++)
       *blua_tensor_at(start, start->dim == 2 ? 0 : j, start->dim == 2 ? j : 0) = nv > 0 ? (float)(v[j] / nv) : 0.0f;
   }
+  blua_tensor_release(Wc);
   free(v);
-  free(u);
   return sigma;
 }

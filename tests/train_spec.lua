@@ -155,6 +155,27 @@ describe("the X-step", function()
   end)
 end)
 
+describe("spectralNorm", function()
+  it("finds the largest singular value, cold or warm-started", function()
+    local W = blua.zeros(3, 3)
+    W:set(1, 1, 3); W:set(2, 2, -1); W:set(3, 3, 2)
+    assert.is_true(math.abs(blua.spectralNorm(W, 60) - 3) < 1e-4)
+    local v = blua.zeros(1, 3)
+    blua.spectralNorm(W, 60, v)
+    assert.is_true(math.abs(v:norm() - 1) < 1e-5)
+    assert.is_true(math.abs(math.abs(v:get(1, 1)) - 1) < 1e-3)
+    -- warm start from the converged vector: one step suffices
+    assert.is_true(math.abs(blua.spectralNorm(W, 1, v) - 3) < 1e-4)
+    -- rectangular and transposed
+    blua.manualSeed(2)
+    local A = blua.randn(30, 7)
+    assert.is_true(math.abs(blua.spectralNorm(A, 200) - blua.spectralNorm(A:t(), 200)) < 1e-3)
+    local x = blua.randn(7, 1)
+    assert.is_true((A * x):norm() / x:norm() <= blua.spectralNorm(A, 200) + 1e-4)
+    assert.has_error(function() blua.spectralNorm(A, 5, blua.zeros(1, 6)) end)
+  end)
+end)
+
 describe("trainers", function()
   for _, method in ipairs{"bregman", "lifted", "backprop"} do
     it(method .. " is deterministic for a fixed seed", function()
