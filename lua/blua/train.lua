@@ -35,6 +35,7 @@ local method_defaults = {
     tau = math.huge,    -- proximal anchor (1/(2τ))‖W − W^k‖² of the implicit SGD; off by default
     loss_weight = 0.1,  -- weight β of the loss against the layer penalties: E = β ℓ + Σ B_l;
                         -- below 1 it keeps the last hidden layer from turning linear (RESULTS.md)
+    lr = 2e-3,          -- Adam's rate; 4e-3 let a deep (6 hidden layers) network collapse
     track_energy = true,
   },
   lifted = {
