@@ -11,16 +11,7 @@ local shapes = {
   {60000, 64, 64},     -- a hidden layer
 }
 
-local clock = blua.clock
-local function time_of(reps, fn)
-  local best = math.huge
-  for _ = 1, reps do
-    local t0 = clock()
-    fn()
-    best = math.min(best, clock() - t0)
-  end
-  return best
-end
+local timing = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "timing.lua")
 
 print(string.format("threads: %d   OpenBLAS: %s", threads, select(2, blua.blasInfo())))
 print(string.format("%-18s %12s %12s %8s", "shape (m k n)", "blua GFLOP/s", "sgemm GFLOP/s", "ratio"))
@@ -34,8 +25,8 @@ for _, s in ipairs(shapes) do
   -- Interleave the two so a noisy neighbour hurts both alike.
   local tb, ts = math.huge, math.huge
   for _ = 1, 3 do
-    tb = math.min(tb, time_of(reps, function() local r = a:mm(b); r = nil end) )
-    ts = math.min(ts, time_of(reps, function() blua._sgemm(c, a, b) end))
+    tb = math.min(tb, timing.best(reps, function() a:mm(b) end))
+    ts = math.min(ts, timing.best(reps, function() blua._sgemm(c, a, b) end))
   end
   local gb, gs = flops / tb / 1e9, flops / ts / 1e9
   worst = math.min(worst, gb / gs)

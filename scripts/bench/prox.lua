@@ -14,16 +14,8 @@ local v = blua.randn(rows, cols):mul(2)
 local z, g = blua.randn(rows, cols), blua.randn(rows, cols):mul(0.1)
 local out, x = blua.zeros(rows, cols), blua.zeros(rows, cols)
 
-local clock = blua.clock
-local function best_of(fn)
-  local best = math.huge
-  for _ = 1, reps do
-    local t0 = clock()
-    fn()
-    best = math.min(best, clock() - t0)
-  end
-  return best
-end
+local timing = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "timing.lua")
+local function best_of(fn) return timing.best(reps, fn) end
 
 local cases = {}
 for _, name in ipairs{"relu", "sigmoid"} do

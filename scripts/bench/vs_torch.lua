@@ -13,10 +13,8 @@ local o = blua.cli.parse(arg, {
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local data_dir = (os.getenv("BLUA_DATA") or (here .. "/../../data")) .. "/mnist"
 
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
-end
+local timing = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "timing.lua")
+local median = timing.median
 
 local function torch_run()
   local cmd = string.format("/usr/bin/python3 %s/torch_peer.py %s %d %d 2>&1", here, data_dir, o.epochs, o.threads)

@@ -50,10 +50,8 @@ local function restore()
   end
 end
 
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
-end
+local timing = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "timing.lua")
+local median = timing.median
 
 local times = {[1] = {}, [2] = {}}
 epoch() -- warm up caches and thread pools
