@@ -172,6 +172,22 @@ for _, method in ipairs(methods) do
   add("| %s | %s | %s | %s | %.1f / %.1f / %.1f |", labels[method], cells[1], cells[2], cells[3], p[1], p[2], p[3])
 end
 
+add("")
+add("## Every run")
+add("")
+add("| Data set | Method | Seed | Train | Test | Epochs | Training s/epoch | Run s (with evaluation) | Threads |")
+add("|---|---|---|---|---|---|---|---|---|")
+for _, dataset in ipairs(datasets) do
+  for _, method in ipairs(methods) do
+    for seed, r in ipairs(results[dataset][method]) do
+      local training = 0
+      for _, c in ipairs(r.curve) do training = training + c.seconds end
+      add("| %s | %s | %d | %.2f | %.2f | %d | %.2f | %.1f | %d |", titles[dataset], labels[method], seed,
+        100 * r.train_acc, 100 * r.test_acc, r.epochs, training / r.epochs, r.seconds, r.threads)
+    end
+  end
+end
+
 -- Learning curves: test accuracy (seed 1) against epoch and against wall time.
 local plots = {}
 for _, dataset in ipairs(datasets) do
@@ -198,7 +214,13 @@ if #plots > 0 then
   for _, file in ipairs(plots) do add("![%s](%s)", file, file) end
 end
 add("")
-add("Total wall time of this invocation: %.1f s.", blua.clock() - started)
+local sum = 0
+for _, dataset in ipairs(datasets) do
+  for _, method in ipairs(methods) do
+    for _, r in ipairs(results[dataset][method]) do sum = sum + r.seconds end
+  end
+end
+add("Wall time of all runs: %.1f s (this invocation, which reuses finished runs: %.1f s).", sum, blua.clock() - started)
 
 local report = o.out .. "/report" .. (quick and "-quick" or "") .. ".md"
 local f = assert(io.open(report, "w"))
