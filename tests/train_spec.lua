@@ -304,3 +304,23 @@ describe("on MNIST", function()
     end)
   end
 end)
+
+describe("regression with an identity output", function()
+  it("fits targets given as a matrix, by every method", function()
+    blua.manualSeed(4)
+    local x = blua.rand(400, 3)
+    local A = blua.tensor{{1, -2}, {0.5, 1}, {-1, 0.5}}
+    local y = x * A -- a linear map the network can learn
+    for _, method in ipairs{"bregman", "lifted", "backprop"} do
+      blua.manualSeed(1)
+      local net = blua.nn.mlp{3, 16, 2, output = "identity"}
+      local h = blua.train[method](net, {x = x, y = y}, {epochs = 40, batch = 20, lr = 1e-2, verbose = false})
+      assert.is_nil(h[#h].train_acc) -- no class labels, no accuracy
+      local err = (net:forward(x) - y):norm() / y:norm()
+      local bound = method == "lifted" and 0.5 or 0.2 -- the classical model is the weaker fit
+      assert.is_true(err < bound, string.format("%s: relative error %.3f", method, err))
+      assert.is_true(h[#h].loss < h[1].loss)
+    end
+    assert.has_error(function() blua.train.bregman(blua.nn.mlp{3, 4, 2, output = "identity"}, {x = x, y = blua.zeros(400, 3)}) end)
+  end)
+end)

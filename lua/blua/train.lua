@@ -102,12 +102,27 @@ local function check_data(method, net, data, what)
   if not data.x:allFinite() then
     error(string.format("blua.train.%s: %s x contains NaN or Inf", method, what), 3)
   end
+  local out = net.sizes[#net.sizes]
+  local cols = data.y:dim() == 2 and data.y:size(2) or 1
+  if cols ~= 1 and cols ~= out then
+    error(string.format("size mismatch in 'train.%s': %s y has %d columns; give labels (N x 1) or targets (N x %d)",
+      method, what, cols, out), 3)
+  end
+  if cols > 1 and not data.y:allFinite() then
+    error(string.format("blua.train.%s: %s y contains NaN or Inf", method, what), 3)
+  end
+end
+
+-- Labels (N x 1, classes 1..C) become one-hot rows; a target matrix with one column per
+-- output (one-hot rows, or values for an identity output) is used as it is.
+local function targets(net, y)
+  local out = net.sizes[#net.sizes]
+  if y:dim() == 2 and y:size(2) == out and out > 1 then return y, false end
+  return blua.data.onehot(y, out), true
 end
 
 -- ---------------------------------------------------------------------------------------
 -- shared pieces
-
-local onehot = blua.data.onehot
 
 local function all_builtin(net)
   for l = 1, net:nLayers() do
@@ -521,7 +536,7 @@ local function run(method, net, data, opts)
     caches = {}, fast = all_builtin(net), stepper = make_stepper(net, o),
     schedule = blua.optim.schedules[o.schedule],
   }
-  local Y = onehot(data.y, net.sizes[#net.sizes])
+  local Y, labelled = targets(net, data.y)
   local old_threads = blua.getNumThreads()
   if o.threads then blua.setNumThreads(o.threads) end
   local log = o.log and open_log(o.log)
@@ -529,8 +544,9 @@ local function run(method, net, data, opts)
   local ok, err = pcall(function()
     for epoch = o.start_epoch, o.epochs do
       local stats, bar = run_epoch(method, net, data, Y, o, epoch, state)
-      if o.eval_train then stats.train_acc = blua.metrics.accuracy(net, data) end
-      if o.test then stats.test_acc = blua.metrics.accuracy(net, o.test) end
+      -- accuracy needs class labels; with target matrices the loss is the measure
+      if labelled and o.eval_train then stats.train_acc = blua.metrics.accuracy(net, data) end
+      if labelled and o.test then stats.test_acc = blua.metrics.accuracy(net, o.test) end
       stats.time = blua.clock() - started
       history[#history + 1] = stats
       if bar then bar:finish(summary(stats)) end
@@ -557,7 +573,7 @@ function train.backprop(net, data, opts) return run("backprop", net, data, opts)
 function train.gradients(method, net, x, y, opts)
   opts = opts or {}
   local L = net:nLayers()
-  local Y = onehot(y, net.sizes[L + 1])
+  local Y = targets(net, y)
   local ws = workspace(net, x:size(1), {})
   local grads = {}
   for i, p in ipairs(net:parameters()) do grads[i] = blua.zeros(p:size()) end
