@@ -78,4 +78,36 @@ describe("blua.nn.mlp", function()
     assert.has_error(function() net:forward(blua.zeros(2, 5)) end,
       "size mismatch in 'forward': input 2x5, network expects N x 4")
   end)
+
+  it("builds the same network layer by layer with Sequential", function()
+    blua.manualSeed(5)
+    local a = blua.nn.mlp{6, 5, 4, 3, activation = {"relu", "tanh"}, output = "softmax"}
+    blua.manualSeed(5)
+    local b = blua.nn.Sequential()
+      :add(blua.nn.Linear(6, 5)):add("relu")
+      :add(blua.nn.Linear(5, 4)):add(blua.activation.get("tanh"))
+      :add(blua.nn.Linear(4, 3)):add("softmax")
+    assert.same(a.sizes, b.sizes)
+    for l = 1, 3 do
+      assert.equal(a:activation(l).name, b:activation(l).name)
+      assert.equal(0, (a.W[l] - b.W[l]):abs():max())
+    end
+    local x = blua.randn(7, 6)
+    assert.equal(0, (a:forward(x) - b:forward(x)):abs():max())
+    -- a Linear without an activation keeps the identity
+    local c = blua.nn.Sequential():add(blua.nn.Linear(2, 3)):add(blua.nn.Linear(3, 1))
+    assert.equal("identity", c:activation(1).name)
+    assert.equal("identity", c:activation(2).name)
+  end)
+
+  it("refuses Sequential misuse with messages", function()
+    assert.has_error(function() blua.nn.Sequential():add("relu") end, "blua.nn.Sequential: add a Linear before its activation")
+    assert.has_error(function() blua.nn.Sequential():add(blua.nn.Linear(3, 4)):add(blua.nn.Linear(5, 2)) end,
+      "size mismatch in 'add': Linear(5, 2) after a layer of 4 outputs")
+    assert.has_error(function() blua.nn.Sequential():add(blua.nn.Linear(3, 4)):add("relu"):add("tanh") end,
+      "blua.nn.Sequential: layer 1 already has the activation 'relu'")
+    assert.has_error(function() blua.nn.Linear(0, 3) end)
+    assert.has_error(function() blua.train.bregman(blua.nn.Sequential(), {x = blua.zeros(2, 2), y = blua.ones(2, 1)}) end,
+      "blua.train.bregman: the network has no layers")
+  end)
 end)

@@ -173,6 +173,59 @@ function nn.mlp(spec)
   return net
 end
 
+-- ---------------------------------------------------------------------------------------
+-- Layer by layer, in the style of Torch's nn:
+--   local net = blua.nn.Sequential()
+--     :add(blua.nn.Linear(784, 64)):add("relu")
+--     :add(blua.nn.Linear(64, 10)):add("softmax")
+-- The result is an ordinary MLP (every method and trainer applies). An activation follows each
+-- Linear; a Linear with none after it keeps the identity. Weights use He initialisation.
+
+local Linear = {}
+Linear.__index = Linear
+
+--- blua.nn.Linear(n_in, n_out): an affine layer for Sequential.
+function nn.Linear(n_in, n_out)
+  for i, v in ipairs{n_in, n_out} do
+    if math.type(v) ~= "integer" or v < 1 then
+      error(string.format("blua.nn.Linear: size %d must be a positive integer, got %s", i, tostring(v)), 2)
+    end
+  end
+  return setmetatable({n_in = n_in, n_out = n_out}, Linear)
+end
+
+--- blua.nn.Sequential(): an empty network to build with :add.
+function nn.Sequential()
+  return setmetatable({sizes = {}, activations = {}, W = {}, b = {}, init = "he"}, MLP)
+end
+
+--- net:add(module): module is blua.nn.Linear(n_in, n_out), or an activation (a name or an
+-- activation object) for the Linear just added. Returns net, so calls chain.
+function MLP:add(module)
+  local L = #self.W
+  if getmetatable(module) == Linear then
+    if L > 0 and module.n_in ~= self.sizes[L + 1] then
+      error(string.format("size mismatch in 'add': Linear(%d, %d) after a layer of %d outputs",
+        module.n_in, module.n_out, self.sizes[L + 1]), 2)
+    end
+    if L == 0 then self.sizes[1] = module.n_in end
+    self.sizes[L + 2] = module.n_out
+    self.W[L + 1] = blua.randn(module.n_in, module.n_out):mul(inits.he(module.n_in, module.n_out))
+    self.b[L + 1] = blua.zeros(1, module.n_out)
+    self.activations[L + 1] = {name = "identity", params = {}}
+    act_cache[self] = nil
+    return self
+  end
+  if L == 0 then error("blua.nn.Sequential: add a Linear before its activation", 2) end
+  if self.activations[L].name ~= "identity" then
+    error(string.format("blua.nn.Sequential: layer %d already has the activation '%s'", L, self.activations[L].name), 2)
+  end
+  self.activations[L] = act_spec(module, "layer " .. L)
+  act_cache[self] = nil
+  self:activation(L) -- resolve now, so a typo fails here
+  return self
+end
+
 blua.register_type("blua.nn.MLP", MLP)
 
 return nn

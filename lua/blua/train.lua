@@ -462,8 +462,9 @@ local function plot_history(path, method, history)
 end
 
 local function check_network(method, net)
-  if getmetatable(net) ~= blua.nn.MLP then error(string.format("blua.train.%s: a blua.nn.mlp network expected", method), 4) end
+  if getmetatable(net) ~= blua.nn.MLP then error(string.format("blua.train.%s: a blua.nn.mlp network expected", method), 3) end
   local L = net:nLayers()
+  if L == 0 then error(string.format("blua.train.%s: the network has no layers", method), 3) end
   if method == "backprop" then
     for l = 1, L - 1 do
       local a = net:activation(l)
