@@ -15,11 +15,7 @@ local function slurp(path)
   return s
 end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write_file = require("tests.support").write_file
 
 local temps = {}
 local function tmpname()

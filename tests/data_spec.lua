@@ -22,12 +22,7 @@ local function gzip(name, bytes)
   return tmp .. "/" .. name
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = require("tests.support").read_file
 
 -- An IDX header: type code, then dimensions.
 local function idx_header(code, ...)

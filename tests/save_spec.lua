@@ -10,18 +10,8 @@ os.remove(tmp)
 assert(os.execute("mkdir -p " .. tmp))
 local file = tmp .. "/t.ckpt"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local support = require "tests.support"
+local read, write = support.read_file, support.write_file
 
 local function roundtrip(v)
   blua.save(file, v)
