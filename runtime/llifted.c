@@ -1,5 +1,5 @@
 /* Binding of the lifted kernels (blua/lifted.h). These are the trainers' fast path for
- * built-in activations; lua/blua/train.lua composes the same steps from tensor operations
+ * built-in activations; lua/blua/train/lifted.lua composes the same steps from tensor operations
  * for activations defined in Lua. Activations arrive as the Lua activation objects of
  * blua.activation (fields name, params, builtin). */
 #include "blua/lifted.h"

@@ -1,0 +1,41 @@
+-- Back-propagation: the gradient of the mean loss by the chain rule, the baseline the lifted
+-- trainers are compared with.
+local blua = require "blua"
+
+local backprop = {}
+
+-- Gradients of the mean loss over the batch into grads (W1, b1, W2, ...); returns the loss.
+-- ws holds the batch's scratch tensors Z, X, D (deltas) and G.
+function backprop.gradients(net, xb, yb, ws, grads)
+  local L = net:nLayers()
+  local Z, X, D = ws.Z, ws.X, ws.D
+  X[0] = xb
+  for l = 1, L do
+    blua._affine(Z[l], X[l - 1], net.W[l], net.b[l])
+    if l < L then net:activation(l):forward(Z[l], X[l]) end
+  end
+  local out = net:activation(L)
+  local scale = 1 / xb:size(1)
+  local loss = out:bregman(yb, Z[L]) * scale
+  -- The output layer's Bregman penalty is the loss (softmax: cross-entropy; identity: squared
+  -- error), and its gradient in Z_L is σ(Z_L) − y.
+  out:bregman_grad(yb, Z[L], D[L])
+  for l = L, 1, -1 do
+    grads[2 * l - 1]:addmm(0, scale, X[l - 1]:t(), D[l])
+    grads[2 * l]:zero():add(scale, D[l]:sumRows())
+    if l > 1 then
+      D[l - 1]:addmm(0, 1, D[l], net.W[l]:t())
+      D[l - 1]:cmul(net:activation(l - 1):derivative(Z[l - 1], ws.G[l - 1]))
+    end
+  end
+  return loss
+end
+
+-- One mini-batch: gradients, then the optimiser step. Returns the batch's mean loss.
+function backprop.batch_step(net, xb, yb, ws, stepper, lr)
+  local loss = backprop.gradients(net, xb, yb, ws, stepper.grads)
+  stepper.step(lr)
+  return loss
+end
+
+return backprop

@@ -1,0 +1,83 @@
+-- The three trainers: lifted Bregman (eq. 2 of Wang & Benning), classical lifted (eq. 1)
+-- and back-propagation, on one loop so they differ only where the methods differ.
+--
+--   local history = blua.train.bregman(net, data, opts)
+--
+-- data = {x = N x d, y = N x 1 labels 1..C} (blua.data.*). Every option has a tuned default
+-- (RESULTS.md has the sweep behind them); unknown option names are errors. Each returns the
+-- per-epoch history: {epoch, loss, energy, energies = {per layer}, train_acc, test_acc,
+-- lr, time, seconds}.
+--
+-- The trainer is split by job (docs/design.md, "Trainer structure"):
+--   train/options.lua   defaults and checks of options, data and network
+--   train/loop.lua      epochs, mini-batches, scratch space, evaluation, history
+--   train/stepper.lua   gradient buffers, optimiser state per block, the on_gradients hook
+--   train/lifted.lua    the lifted batch state: X-steps, W-gradients, energies, step sizes
+--   train/backprop.lua  back-propagation
+--   train/report.lua    CSV log, epoch summary, plot
+local blua = require "blua"
+local options = require "blua.train.options"
+local loop = require "blua.train.loop"
+local lifted = require "blua.train.lifted"
+local backprop = require "blua.train.backprop"
+
+local train = {}
+
+-- blua.train.<method> tail-calls the loop, so option errors raised two levels down point at
+-- the caller's line.
+function train.bregman(net, data, opts) return loop.run("bregman", net, data, opts) end
+function train.lifted(net, data, opts) return loop.run("lifted", net, data, opts) end
+function train.backprop(net, data, opts) return loop.run("backprop", net, data, opts) end
+
+--- Gradients for checking and for research scripts: a list W1, b1, W2, b2, ...
+-- backprop: of the mean loss over the rows of x (the loss is the second result). bregman / lifted: of the mean lifted energy
+-- at the auxiliary variables opts.X ({[1] = X1, ...}; default the forward pass), with the
+-- targets as X[L], and the loss weighted by opts.loss_weight (default 1, as blua.metrics.energy).
+-- opts.lua = true uses the tensor-method path instead of the C kernels.
+function train.gradients(method, net, x, y, opts)
+  opts = opts or {}
+  local L = net:nLayers()
+  local Y = options.targets(net, y)
+  local ws = loop.workspace(net, x:size(1), {})
+  local grads = {}
+  for i, p in ipairs(net:parameters()) do grads[i] = blua.zeros(p:size()) end
+  if method == "backprop" then return grads, backprop.gradients(net, x, Y, ws, grads) end
+  local o = {gamma = opts.gamma or options.method_defaults.lifted.gamma, loss_weight = opts.loss_weight}
+  local batch = lifted.new_batch(net, method == "bregman" and "bregman" or "quadratic", o, ws,
+    not opts.lua and loop.all_builtin(net))
+  batch:forward(x, Y)
+  for l = 1, L - 1 do
+    if opts.X and opts.X[l] then batch:set_x(l, opts.X[l]) end
+  end
+  batch:wgrads(1 / x:size(1), grads)
+  batch:finish()
+  return grads
+end
+
+--- One X-step of hidden layer l, in place on X[l] (X as in train.gradients, X[L] = one-hot
+-- targets). mu defaults to mu_scale (1) times the safe step for the energy with the loss weighted
+-- by opts.loss_weight (default 1); returns the step used.
+function train.xstep(method, net, X, l, opts)
+  opts = opts or {}
+  local o = {gamma = opts.gamma or options.method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0, loss_weight = opts.loss_weight}
+  local penalty = method == "bregman" and "bregman" or "quadratic"
+  local ws = {X = X, Z = {}, G = {}, D = {}}
+  local rows = X[0]:size(1)
+  for k = 1, net:nLayers() do
+    ws.Z[k] = blua.zeros(rows, net.sizes[k + 1])
+    ws.G[k] = blua.zeros(rows, net.sizes[k + 1])
+    ws.D[k] = blua.zeros(rows, net.sizes[k + 1])
+  end
+  local batch = lifted.new_batch(net, penalty, o, ws, not opts.lua and loop.all_builtin(net))
+  local mu = opts.mu or lifted.xstep_size(net, o, penalty, l)
+  batch:xstep(l, mu)
+  return mu
+end
+
+-- The option names and defaults of a method, for help texts and scripts.
+function train.defaults(method)
+  if not options.method_defaults[method] then error("blua.train.defaults: unknown method '" .. tostring(method) .. "'", 2) end
+  return options.defaults(method)
+end
+
+return train

@@ -1,0 +1,203 @@
+-- The lifted steps that lifted Bregman and classical lifted training share (docs/design.md,
+-- "The lifted trainers"): the batch state of auxiliary variables, X-steps, W-gradients,
+-- energies and the X-step sizes. `penalty` ("bregman" or "quadratic") picks the formulation.
+local blua = require "blua"
+
+local lifted = {}
+
+-- μ for the X-step of hidden layer l: `mu` times the safe step, the inverse Lipschitz
+-- constant of the smooth part of the objective in X_l. That part is the next layer's term:
+-- a Bregman penalty (curvature at most ‖W_{l+1}‖₂²), a quadratic penalty (γ‖W_{l+1}‖₂²) or the
+-- weighted loss (softmax cross-entropy: curvature at most ½ β‖W_L‖₂²); the classical model adds
+-- its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox.
+function lifted.xstep_size(net, o, penalty, l, power)
+  -- power[l]: the warm start of the power iteration, carried across batches; 8 steps then
+  -- track ‖W‖₂ as W moves (a cold start takes 20).
+  local v = power and power[l]
+  if power and not v then
+    v = blua.zeros(1, net.sizes[l + 2])
+    power[l] = v
+    blua.spectralNorm(net.W[l + 1], 20, v)
+  end
+  local s = blua.spectralNorm(net.W[l + 1], v and 8 or 20, v)
+  local s2 = s * s
+  if s2 ~= s2 then error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0) end
+  local next_is_output = l + 1 == net:nLayers()
+  local coupling
+  if next_is_output then
+    coupling = 0.5 * (o.loss_weight or 1) * s2
+  else
+    coupling = (penalty == "bregman" and 1 or o.gamma) * s2
+  end
+  local own = penalty == "bregman" and 0 or o.gamma
+  return o.mu / math.max(own + coupling, 1e-12)
+end
+
+-- The lifted state of one mini-batch: auxiliary variables X[0..L] (X[0] the inputs, X[L] the
+-- targets) and pre-activations Z[l] = X[l-1] W_l + b_l, recomputed only when stale. Right
+-- after the forward pass every Z is current, so the first backward X-sweep needs no affine
+-- map at all, and the W-step reuses Z[1].
+local Batch = {}
+Batch.__index = Batch
+
+function lifted.new_batch(net, penalty, o, ws, fast)
+  return setmetatable({net = net, penalty = penalty, o = o, ws = ws, X = ws.X, Z = ws.Z, fast = fast,
+    gamma = o.gamma or 0, beta = o.loss_weight or 1, current = {}}, Batch)
+end
+
+function Batch:z(l)
+  if not self.current[l] then
+    blua._affine(self.Z[l], self.X[l - 1], self.net.W[l], self.net.b[l])
+    self.current[l] = true
+  end
+  return self.Z[l]
+end
+
+-- Forward pass from the inputs x; the targets y become X[L].
+function Batch:forward(x, y)
+  local net, X = self.net, self.X
+  X[0] = x
+  self.current = {}
+  for l = 1, net:nLayers() - 1 do net:activation(l):forward(self:z(l), X[l]) end
+  self:z(net:nLayers())
+  self.saved_out = X[net:nLayers()]
+  X[net:nLayers()] = y
+end
+
+function Batch:finish() self.X[self.net:nLayers()] = self.saved_out end
+
+-- Auxiliary variables of hidden layer l set from outside (X[l] := x); its next layer's
+-- pre-activation becomes stale.
+function Batch:set_x(l, x)
+  self.X[l]:copy(x)
+  self.current[l + 1] = false
+end
+
+-- r = residual of layer l at z (overwritten), composed from activation methods.
+local function residual_lua(self, l, z)
+  local act = self.net:activation(l)
+  if self.penalty == "bregman" or l == self.net:nLayers() then return act:bregman_grad(self.X[l], z, z) end
+  return z:add(-1, self.X[l]):mul(self.gamma)
+end
+
+-- One X-step of hidden layer l with step mu (docs/design.md, "The X-step"), in place on X[l].
+function Batch:xstep(l, mu)
+  local net, X, ws = self.net, self.X, self.ws
+  local L = net:nLayers()
+  local z, zn, g = self:z(l), self:z(l + 1), ws.G[l]
+  if self.fast then
+    blua._xstep(self.penalty, net:activation(l), net:activation(l + 1), net.W[l + 1], net.b[l + 1],
+      l + 1 == L and self.beta or nil, z, zn, X[l], X[l + 1], mu, self.gamma, g)
+  else
+    residual_lua(self, l + 1, zn)
+    g:addmm(0, l + 1 == L and self.beta or 1, zn, net.W[l + 1]:t())
+    local v = ws.D[l]
+    if self.penalty == "bregman" then
+      v:copy(X[l]):add(mu, z):add(-mu, g)                 -- x ← prox_{μΦ}(x + μ (z − g))
+      net:activation(l):prox(v, mu, X[l])
+    else
+      v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
+      net:activation(l):project(v, X[l])                  -- x ← Π_C(x − μ (γ (x − z) + g))
+    end
+  end
+  self.current[l + 1] = false -- zn now holds the residual, and X[l] has moved
+end
+
+-- The layer's term of the energy at the current X (nil when the activation has none).
+function Batch:energy(l)
+  local act = self.net:activation(l)
+  local is_output = l == self.net:nLayers()
+  if self.fast then return blua._energy(self.penalty, act, is_output, self.gamma, self.X[l], self:z(l)) end
+  if self.penalty == "quadratic" and not is_output then
+    local d = self.ws.D[l]:copy(self.X[l]):add(-1, self:z(l))
+    return 0.5 * self.gamma * d:dot(d)
+  end
+  if not act.has_energy then return nil end
+  return act:bregman(self.X[l], self:z(l))
+end
+
+-- Gradients (times scale) of the batch's energy for every W and b into grads.
+function Batch:wgrads(scale, grads)
+  local net, X = self.net, self.X
+  local L = net:nLayers()
+  for l = 1, L do
+    local gW, gb, z = grads[2 * l - 1], grads[2 * l], self:z(l)
+    local s = l == L and scale * self.beta or scale
+    if self.fast then
+      blua._wgrad(self.penalty, net:activation(l), l == L, self.gamma, X[l - 1], X[l], z, s, gW, gb)
+    else
+      residual_lua(self, l, z)
+      gW:addmm(0, s, X[l - 1]:t(), z)
+      gb:zero():add(s, z:sumRows())
+    end
+    self.current[l] = false
+  end
+end
+
+-- Lipschitz constants of the W-gradients of each layer's mean term: curvature of the term in
+-- its pre-activation (1 for a Bregman penalty, γ for a quadratic one, ½β for the weighted
+-- softmax loss) times ‖[X_{l-1} 1]‖₂²/B ≤ (‖X_{l-1}‖₂² + B)/B.
+function Batch:lipschitz()
+  local net, X = self.net, self.X
+  local L = net:nLayers()
+  local rows = X[0]:size(1)
+  local out = {}
+  for l = 1, L do
+    local s = blua.spectralNorm(X[l - 1], 6)
+    local curvature = l == L and 0.5 * self.beta or (self.penalty == "bregman" and 1 or self.gamma)
+    out[l] = curvature * (s * s + rows) / rows
+  end
+  return out
+end
+
+local function sweep_order(L, order)
+  local ls = {}
+  if order == "forward" then
+    for l = 1, L - 1 do ls[#ls + 1] = l end
+  elseif order == "oddeven" then
+    -- odd layers couple only to even ones: each half could be updated in parallel
+    for l = 1, L - 1, 2 do ls[#ls + 1] = l end
+    for l = 2, L - 1, 2 do ls[#ls + 1] = l end
+  else
+    for l = L - 1, 1, -1 do ls[#ls + 1] = l end
+  end
+  return ls
+end
+
+-- One mini-batch of lifted training: X from a forward pass, then `inner` times
+-- (X-sweeps, W-step). Returns the batch's mean loss at the forward pass and the mean hidden
+-- energies after the last sweep.
+function lifted.batch_step(net, penalty, o, xb, yb, ws, stepper, lr, fast)
+  local L = net:nLayers()
+  local batch = lifted.new_batch(net, penalty, o, ws, fast)
+  batch:forward(xb, yb)
+  local scale = 1 / xb:size(1)
+  local loss = batch:energy(L) * scale
+  local order = sweep_order(L, o.order)
+  local anchor
+  if o.tau ~= math.huge and o.inner > 1 then
+    anchor = {}
+    for i, p in ipairs(stepper.params) do anchor[i] = p:clone() end
+  end
+  local energies
+  for k = 1, o.inner do
+    for _ = 1, o.xsteps do
+      for _, l in ipairs(order) do batch:xstep(l, lifted.xstep_size(net, o, penalty, l, ws.power)) end
+    end
+    if k == o.inner and o.track_energy then
+      energies = {}
+      for l = 1, L - 1 do
+        local e = batch:energy(l)
+        if not e then energies = nil break end
+        energies[l] = e * scale
+      end
+    end
+    batch:wgrads(scale, stepper.grads)
+    stepper.step(lr, o.optimizer == "proxgrad" and batch:lipschitz() or nil, anchor)
+    batch.current = {} -- new weights: every pre-activation is stale
+  end
+  batch:finish()
+  return loss, energies
+end
+
+return lifted

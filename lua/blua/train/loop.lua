@@ -1,0 +1,138 @@
+-- The training loop every method shares: epochs of shuffled mini-batches, scratch space per
+-- batch size, the schedule, divergence checks, evaluation, history, log and plot. The
+-- method-specific work of one mini-batch is in train/lifted.lua and train/backprop.lua.
+local blua = require "blua"
+local options = require "blua.train.options"
+local stepper = require "blua.train.stepper"
+local lifted = require "blua.train.lifted"
+local backprop = require "blua.train.backprop"
+local report = require "blua.train.report"
+
+local loop = {}
+
+function loop.all_builtin(net)
+  for l = 1, net:nLayers() do
+    if not net:activation(l).builtin then return false end
+  end
+  return true
+end
+
+-- Scratch tensors of the shapes a batch of `rows` needs, made once per batch size.
+function loop.workspace(net, rows, cache)
+  local ws = cache[rows]
+  if ws then return ws end
+  cache.power = cache.power or {} -- power-iteration vectors, shared by every batch size
+  ws = {X = {}, Z = {}, G = {}, D = {}, power = cache.power}
+  for l = 1, net:nLayers() do
+    local n = net.sizes[l + 1]
+    ws.X[l] = blua.zeros(rows, n)
+    ws.Z[l] = blua.zeros(rows, n)
+    ws.G[l] = blua.zeros(rows, n)
+    ws.D[l] = blua.zeros(rows, n)
+  end
+  cache[rows] = ws
+  return ws
+end
+
+-- The parameter blocks of the network, one per layer, for the optimiser.
+function loop.param_blocks(net)
+  local blocks = {}
+  for l = 1, net:nLayers() do blocks[l] = {params = {net.W[l], net.b[l]}} end
+  return blocks
+end
+
+local function check_finite(net, epoch, batch)
+  for l = 1, net:nLayers() do
+    for _, which in ipairs{"W", "b"} do
+      if not net[which][l]:allFinite() then
+        error(string.format("training diverged in epoch %d, batch %d: layer %d %s contains NaN or Inf",
+          epoch, batch, l, which == "W" and "weights" or "biases"), 0)
+      end
+    end
+  end
+end
+
+-- One epoch over shuffled mini-batches; returns the epoch's statistics before evaluation.
+local function run_epoch(method, net, data, Y, o, epoch, state)
+  local n = data.x:size(1)
+  local nbatches = math.ceil(n / o.batch)
+  -- Each epoch's order depends on the seed and the epoch alone, so a resumed run draws the
+  -- same batches as an uninterrupted one.
+  blua.manualSeed(o.seed * 1000003 + epoch)
+  local perm = blua.randperm(n)
+  local bar = o.verbose and blua.progress.new{total = nbatches, unit = "batch",
+    title = string.format("%s epoch %d/%d", method, epoch, o.epochs)}
+  local penalty = method == "bregman" and "bregman" or "quadratic"
+  local t0 = blua.clock()
+  local loss_sum, layer_sums, lr = 0, {}, nil
+  for b = 1, nbatches do
+    local first = (b - 1) * o.batch + 1
+    local idx = table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
+    local xb, yb = data.x:indexRows(idx), Y:indexRows(idx)
+    local ws = loop.workspace(net, #idx, state.caches)
+    lr = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
+    local ok, loss, energies
+    if method == "backprop" then
+      ok, loss = pcall(backprop.batch_step, net, xb, yb, ws, state.stepper, lr)
+    else
+      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, xb, yb, ws, state.stepper, lr, state.fast)
+    end
+    local where = string.format("training diverged in epoch %d, batch %d: ", epoch, b)
+    if not ok then error((tostring(loss):gsub("^training diverged: ", where)), 0) end
+    if loss ~= loss or loss == math.huge then error(where .. "the loss is " .. tostring(loss), 0) end
+    loss_sum = loss_sum + loss
+    for l, e in ipairs(energies or {}) do
+      if e ~= e or e == math.huge then error(string.format("%slayer %d energy is %s", where, l, tostring(e)), 0) end
+      layer_sums[l] = (layer_sums[l] or 0) + e
+    end
+    if o.on_batch then o.on_batch(epoch, b, loss) end
+    if bar then bar:update(b, string.format("loss %.4f", loss_sum / b)) end
+  end
+  check_finite(net, epoch, nbatches)
+  local stats = {epoch = epoch, loss = loss_sum / nbatches, lr = lr, seconds = blua.clock() - t0}
+  if next(layer_sums) then
+    stats.energies, stats.energy = {}, stats.loss
+    for l, sum in ipairs(layer_sums) do
+      stats.energies[l] = sum / nbatches
+      stats.energy = stats.energy + sum / nbatches
+    end
+  end
+  return stats, bar
+end
+
+-- A whole training run of `method`; returns the per-epoch history.
+function loop.run(method, net, data, opts)
+  local o = options.check(method, opts)
+  options.check_network(method, net)
+  options.check_data(method, net, data, "data")
+  if o.test then options.check_data(method, net, o.test, "opts.test") end
+  local state = {
+    caches = {}, fast = loop.all_builtin(net), stepper = stepper.new(loop.param_blocks(net), o),
+    schedule = blua.optim.schedules[o.schedule],
+  }
+  local Y, labelled = options.targets(net, data.y)
+  local old_threads = blua.getNumThreads()
+  if o.threads then blua.setNumThreads(o.threads) end
+  local log = o.log and report.open_log(o.log)
+  local history, started = {}, blua.clock()
+  local ok, err = pcall(function()
+    for epoch = o.start_epoch, o.epochs do
+      local stats, bar = run_epoch(method, net, data, Y, o, epoch, state)
+      -- accuracy needs class labels; with target matrices the loss is the measure
+      if labelled and o.eval_train then stats.train_acc = blua.metrics.accuracy(net, data) end
+      if labelled and o.test then stats.test_acc = blua.metrics.accuracy(net, o.test) end
+      stats.time = blua.clock() - started
+      history[#history + 1] = stats
+      if bar then bar:finish(report.summary(stats)) end
+      if log then report.log_row(log, stats) end
+      if o.on_epoch then o.on_epoch(epoch, stats) end
+    end
+  end)
+  if log then log:close() end
+  blua.setNumThreads(old_threads)
+  if not ok then error(err, 0) end
+  if o.plot then report.plot(o.plot, method, history) end
+  return history
+end
+
+return loop
