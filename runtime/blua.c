@@ -23,6 +23,9 @@
 #include <lualib.h>
 
 #include "lblua.h"
+#ifdef BLUA_HAVE_MPI
+#include "ldist.h"
+#endif
 
 #define PROGNAME "blua"
 #define PROMPT1 "> "
@@ -39,8 +42,18 @@ static volatile sig_atomic_t g_sigint_at_prompt = 0;
 
 /* ---------------------------------------------------------------- messages */
 
+/* Under mpirun with several ranks, messages say which rank they come from. */
+static const char *who(void) {
+#ifdef BLUA_HAVE_MPI
+  return ldist_who();
+#else
+  return "";
+#endif
+}
+
 static void print_error(const char *msg) {
-  fprintf(stderr, "%s: %s\n", PROGNAME, msg);
+  const char *w = who();
+  fprintf(stderr, "%s: %s%s%s\n", PROGNAME, w, w[0] ? ": " : "", msg);
   fflush(stderr);
 }
 
@@ -308,6 +321,10 @@ static void preload_core(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, lblua_open);
   lua_setfield(L, -2, "blua.core");
+#ifdef BLUA_HAVE_MPI
+  lua_pushcfunction(L, luaopen_blua_mpi); /* the backend of blua.dist */
+  lua_setfield(L, -2, "blua.mpi");
+#endif
   lua_pop(L, 1);
 }
 
@@ -786,6 +803,19 @@ static int protected_main(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+#ifdef BLUA_HAVE_MPI
+  /* Started by mpirun: join the job before anything runs. Without a launcher MPI stays off and
+   * blua.dist is a single-process communicator (no singleton start-up cost). */
+  if (ldist_launched()) {
+    char msg[256];
+    if (!ldist_init(msg, sizeof msg)) {
+      print_error(msg);
+      ldist_abort(EXIT_FAILURE);
+      ldist_finalize();
+      return EXIT_FAILURE;
+    }
+  }
+#endif
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     print_error("cannot create the Lua state: not enough memory");
@@ -798,7 +828,14 @@ int main(int argc, char **argv) {
   int status = lua_pcall(L, 1, 1, 0);
   int ok = lua_toboolean(L, -1);
   report(L, status);
+#ifdef BLUA_HAVE_MPI
+  /* A rank that failed takes the whole job down, so no other rank waits for it forever. */
+  if (!(status == LUA_OK && ok)) ldist_abort(EXIT_FAILURE);
+#endif
   lua_close(L);
   g_state = NULL;
+#ifdef BLUA_HAVE_MPI
+  ldist_finalize();
+#endif
   return (status == LUA_OK && ok) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -10,6 +10,7 @@ for k, v in pairs(core) do blua[k] = v end
 local submodules = {
   activation = "blua.activation",
   data = "blua.data",
+  dist = "blua.dist",
   nn = "blua.nn",
   train = "blua.train",
   optim = "blua.optim",
