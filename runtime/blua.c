@@ -23,6 +23,7 @@
 #include <lualib.h>
 
 #include "lblua.h"
+#include "wait_policy.h"
 #ifdef BLUA_HAVE_MPI
 #include "ldist.h"
 #endif
@@ -803,6 +804,9 @@ static int protected_main(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+  /* libgomp read its settings before main: to make passive waiting the default, the process
+   * starts over with it in the environment (if that fails, it goes on spinning). */
+  if (blua_default_wait_policy()) execv("/proc/self/exe", argv);
 #ifdef BLUA_HAVE_MPI
   /* Started by mpirun: join the job before anything runs. Without a launcher MPI stays off and
    * blua.dist is a single-process communicator (no singleton start-up cost). */

@@ -20,12 +20,20 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+/* blua._waitProbe(): CPU seconds a thread spends waiting for another (see blua/threads.h). */
+static int l_waitProbe(lua_State *L) {
+  lua_pushnumber(L, blua_wait_probe());
+  return 1;
+}
+
 int lblua_open(lua_State *L) {
   lua_newtable(L);
   lua_pushliteral(L, BLUA_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushcfunction(L, l_isatty);
   lua_setfield(L, -2, "isatty");
+  lua_pushcfunction(L, l_waitProbe);
+  lua_setfield(L, -2, "_waitProbe");
   lblua_open_tensor(L);
   lblua_open_prox(L);
   lblua_open_io(L);

@@ -17,7 +17,9 @@ local timing = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") ..
 local median = timing.median
 
 local function torch_run()
-  local cmd = string.format("/usr/bin/python3 %s/torch_peer.py %s %d %d 2>&1", here, data_dir, o.epochs, o.threads)
+  -- PyTorch runs with its own OpenMP defaults, not the passive waiting blua put in the environment.
+  local own = os.getenv("BLUA_SET_WAIT_POLICY") == "1" and "env -u OMP_WAIT_POLICY -u BLUA_SET_WAIT_POLICY " or ""
+  local cmd = string.format("%s/usr/bin/python3 %s/torch_peer.py %s %d %d 2>&1", own, here, data_dir, o.epochs, o.threads)
   local p = assert(io.popen(cmd))
   local secs, acc = {}, nil
   for line in p:lines() do

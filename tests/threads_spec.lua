@@ -1,0 +1,63 @@
+-- Waiting threads sleep by default (a competing process must not make an epoch several times
+-- slower), in the blua command and in the module loaded by a stock lua5.4; a policy the user
+-- sets in the environment wins. blua._waitProbe() measures the CPU time a thread spends
+-- waiting 20 ms for another: microseconds when it sleeps, milliseconds when it spins.
+local exe = os.getenv("BLUA_EXE") or "build/blua"
+local build = os.getenv("BLUA_BUILD_DIR") or "build"
+local repo = debug.getinfo(1, "S").source:match("^@(.*)/tests/[^/]*$") or "."
+
+local clean = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u BLUA_SET_WAIT_POLICY "
+local probe = [[print(os.getenv('OMP_WAIT_POLICY'), os.getenv('BLUA_SET_WAIT_POLICY'), blua._waitProbe())]]
+
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  assert(ok, cmd .. " failed:\n" .. out)
+  local policy, mark, cpu = out:match("^(%S+)%s+(%S+)%s+(%S+)")
+  return policy, mark, tonumber(cpu), out
+end
+
+describe("thread waiting", function()
+  it("is passive by default in the blua command", function()
+    local policy, mark, cpu = run(clean .. "'" .. exe .. "' -e \"" .. probe .. "\"")
+    assert.are.equal("passive", policy)
+    assert.are.equal("1", mark)
+    assert.is_true(cpu >= 0 and cpu < 1e-3, "a waiting thread used " .. cpu .. " s of CPU")
+  end)
+
+  it("follows the user's OMP_WAIT_POLICY and GOMP_SPINCOUNT", function()
+    local policy, mark, cpu = run(clean .. "OMP_WAIT_POLICY=active '" .. exe .. "' -e \"" .. probe .. "\"")
+    assert.are.equal("active", policy)
+    assert.are.equal("nil", mark)
+    assert.is_true(cpu > 1e-3, "a spinning thread used only " .. cpu .. " s of CPU")
+    policy, mark = run(clean .. "GOMP_SPINCOUNT=1000 '" .. exe .. "' -e \"" .. probe .. "\"")
+    assert.are.equal("nil", policy)
+    assert.are.equal("nil", mark)
+  end)
+
+  it("is passive by default in the module for a stock lua5.4", function()
+    local lua = io.popen("command -v lua5.4"):read("l")
+    assert.is_truthy(lua, "lua5.4 is needed (scripts/bootstrap installs it)")
+    -- A sanitizer build's module needs the sanitizer runtime loaded first.
+    local cache = io.open(build .. "/CMakeCache.txt")
+    local sanitized = cache and cache:read("a"):find("BLUA_SANITIZE:BOOL=ON", 1, true)
+    if cache then cache:close() end
+    local preload = ""
+    if sanitized then
+      local asan = io.popen("gcc -print-file-name=libasan.so"):read("l")
+      local ubsan = io.popen("gcc -print-file-name=libubsan.so"):read("l")
+      preload = "LD_PRELOAD='" .. asan .. " " .. ubsan .. "' ASAN_OPTIONS=detect_leaks=0 "
+    end
+    local env = clean .. preload .. "LUA_CPATH='" .. build .. "/lib/?.so;;' LUA_PATH='" .. repo ..
+      "/lua/?.lua;" .. repo .. "/lua/?/init.lua;;' "
+    local code = "\"blua = require('blua') " .. probe .. "\""
+    local policy, mark, cpu = run(env .. lua .. " -e " .. code)
+    assert.are.equal("passive", policy)
+    assert.are.equal("1", mark)
+    assert.is_true(cpu >= 0 and cpu < 1e-3, "a waiting thread used " .. cpu .. " s of CPU")
+    policy, mark, cpu = run(env .. "OMP_WAIT_POLICY=active " .. lua .. " -e " .. code)
+    assert.are.equal("active", policy)
+    assert.is_true(cpu > 1e-3, "a spinning thread used only " .. cpu .. " s of CPU")
+  end)
+end)
