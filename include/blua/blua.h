@@ -6,6 +6,7 @@
 
 #include "blua/error.h"
 #include "blua/lifted.h"
+#include "blua/op.h"
 #include "blua/optim.h"
 #include "blua/penalty.h"
 #include "blua/prox.h"

@@ -1,0 +1,261 @@
+/* The conv2d operator by im2col and sgemm.
+ *
+ * Per sample, im2col lays the input patches out as a K x P matrix (K = C_in kh kw, P = OH OW),
+ * so the convolution is W (C_out x K) times it. A chunk of samples is laid side by side into one
+ * K x (m P) matrix, which gives BLAS one wide product instead of m thin ones:
+ *   forward   T = W col,               then T's columns go to each sample's row (+ bias)
+ *   adjoint   col = Wᵀ T (T gathered from the residual rows), then col2im into each sample
+ *   wgrad     dW = T colᵀ summed over chunks, db = Σ of the residual per channel
+ * im2col, col2im and the gathers run in OpenMP loops over samples, BLAS outside them. The
+ * columns live in the operator's workspace, reused from call to call. */
+#include <cblas.h>
+#include <string.h>
+
+#include "op_impl.h"
+
+/* Floats of workspace one chunk aims at: the columns plus the product, a few MB, so a chunk
+ * is written by im2col and read by the GEMM while it is still in the shared cache. */
+#define CONV_CHUNK_FLOATS ((int64_t)1 << 21)
+
+typedef struct {
+  int64_t C, H, W, Co, OH, OW, kh, kw, s, p, P, K;
+} geom;
+
+static geom geometry(const blua_op *op) {
+  geom g = {op->in.c, op->in.h, op->in.w, op->out.c, op->out.h, op->out.w, op->kh, op->kw, op->stride, op->padding,
+            op->out.h * op->out.w, op->in.c * op->kh * op->kw};
+  return g;
+}
+
+/* The output columns ox whose input column ox s - p + j lies inside [0, W): [*lo, *hi). */
+static void valid_range(const geom *g, int64_t j, int64_t *lo, int64_t *hi) {
+  int64_t first = g->p - j; /* the smallest ox s with ox s - p + j >= 0 */
+  *lo = first > 0 ? (first + g->s - 1) / g->s : 0;
+  int64_t last = g->W - 1 + g->p - j; /* the largest ox s with ox s - p + j <= W - 1 */
+  *hi = last >= 0 ? last / g->s + 1 : 0;
+  if (*hi > g->OW) *hi = g->OW;
+  if (*lo > *hi) *lo = *hi;
+}
+
+/* One sample's patches into col (K rows of P, row stride ldc). */
+static void im2col(const geom *g, const float *x, float *col, int64_t ldc) {
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t i = 0; i < g->kh; i++)
+      for (int64_t j = 0; j < g->kw; j++) {
+        float *row = col + ((c * g->kh + i) * g->kw + j) * ldc;
+        int64_t lo, hi;
+        valid_range(g, j, &lo, &hi);
+        for (int64_t oy = 0; oy < g->OH; oy++) {
+          float *dst = row + oy * g->OW;
+          int64_t iy = oy * g->s - g->p + i;
+          if (iy < 0 || iy >= g->H) {
+            memset(dst, 0, (size_t)g->OW * sizeof *dst);
+            continue;
+          }
+          /* Input column of output column ox: ox s - p + j, inside the row for ox in [lo, hi). */
+          for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+          if (hi > lo) {
+            const float *src = x + (c * g->H + iy) * g->W + (lo * g->s - g->p + j);
+            if (g->s == 1)
+              memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof *dst);
+            else
+              for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[(ox - lo) * g->s];
+          }
+          for (int64_t ox = hi; ox < g->OW; ox++) dst[ox] = 0.0f;
+        }
+      }
+}
+
+/* The adjoint of im2col: every patch entry added back to the pixel it came from. */
+static void col2im(const geom *g, const float *col, int64_t ldc, float *x) {
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t i = 0; i < g->kh; i++)
+      for (int64_t j = 0; j < g->kw; j++) {
+        const float *row = col + ((c * g->kh + i) * g->kw + j) * ldc;
+        int64_t lo, hi;
+        valid_range(g, j, &lo, &hi);
+        for (int64_t oy = 0; oy < g->OH; oy++) {
+          int64_t iy = oy * g->s - g->p + i;
+          if (iy < 0 || iy >= g->H || hi <= lo) continue;
+          const float *src = row + oy * g->OW;
+          float *dst = x + (c * g->H + iy) * g->W + (lo * g->s - g->p + j);
+          if (g->s == 1)
+            for (int64_t ox = lo; ox < hi; ox++) dst[ox - lo] += src[ox];
+          else
+            for (int64_t ox = lo; ox < hi; ox++) dst[(ox - lo) * g->s] += src[ox];
+        }
+      }
+}
+
+/* Samples per chunk for n samples, and the workspace (columns, then the product) it needs. */
+static int64_t chunk_samples(const geom *g, int64_t n) {
+  int64_t per = (g->K + g->Co) * g->P;
+  int64_t nb = CONV_CHUNK_FLOATS / (per > 0 ? per : 1);
+  if (nb < 1) nb = 1;
+  if (nb > n) nb = n;
+  while (nb > 1 && nb * g->P > INT32_MAX) nb /= 2;
+  return nb;
+}
+
+static float *conv_ws(blua_op *op, const geom *g, int64_t nb, blua_err *err) {
+  int64_t cols, size;
+  if (blua_op_mul(nb, g->P, &cols) || blua_op_mul(g->K + g->Co, cols, &size) || cols > INT32_MAX) {
+    char so[160];
+    blua_fail(err, "too large: %s needs more than 2^34 floats of columns", blua_op_describe(op, so, sizeof so));
+    return NULL;
+  }
+  return blua_op_ws(op, (size_t)size, err);
+}
+
+static int conv_forward(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, float *y,
+                        int64_t ldy, blua_err *err) {
+  geom g = geometry(op);
+  int64_t nb = chunk_samples(&g, n);
+  float *col = conv_ws(op, &g, nb, err);
+  if (!col) return BLUA_ERROR;
+  float *T = col + g.K * nb * g.P;
+  const float *W = params[0], *b = params[1];
+  for (int64_t s0 = 0; s0 < n; s0 += nb) {
+    int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
+#pragma omp parallel for if (m > 1)
+    for (int64_t s = 0; s < m; s++) im2col(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Co, (int)ldc, (int)g.K, 1.0f, W, (int)g.K, col,
+                (int)ldc, 0.0f, T, (int)ldc);
+#pragma omp parallel for if (m > 1)
+    for (int64_t s = 0; s < m; s++)
+      for (int64_t co = 0; co < g.Co; co++) {
+        float *dst = y + (s0 + s) * ldy + co * g.P;
+        const float *src = T + co * ldc + s * g.P;
+        float bias = b ? b[co] : 0.0f;
+        for (int64_t q = 0; q < g.P; q++) dst[q] = src[q] + bias;
+      }
+  }
+  return BLUA_OK;
+}
+
+/* T (C_out rows of m P) from the residual rows of samples [s0, s0 + m). */
+static void gather(const geom *g, const float *r, int64_t ldr, int64_t m, float *T, int64_t ldc) {
+#pragma omp parallel for if (m > 1)
+  for (int64_t s = 0; s < m; s++)
+    for (int64_t co = 0; co < g->Co; co++)
+      memcpy(T + co * ldc + s * g->P, r + s * ldr + co * g->P, (size_t)g->P * sizeof *T);
+}
+
+static int conv_adjoint(blua_op *op, const float *const *params, int64_t n, const float *r, int64_t ldr, float *gx,
+                        int64_t ldg, float alpha, float beta, blua_err *err) {
+  geom g = geometry(op);
+  int64_t nb = chunk_samples(&g, n);
+  float *col = conv_ws(op, &g, nb, err);
+  if (!col) return BLUA_ERROR;
+  float *T = col + g.K * nb * g.P;
+  int64_t nin = g.C * g.H * g.W;
+  for (int64_t s0 = 0; s0 < n; s0 += nb) {
+    int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
+    gather(&g, r + s0 * ldr, ldr, m, T, ldc);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g.K, (int)ldc, (int)g.Co, alpha, params[0], (int)g.K, T,
+                (int)ldc, 0.0f, col, (int)ldc);
+#pragma omp parallel for if (m > 1)
+    for (int64_t s = 0; s < m; s++) {
+      float *dst = gx + (s0 + s) * ldg;
+      if (beta == 0.0f)
+        memset(dst, 0, (size_t)nin * sizeof *dst);
+      else if (beta != 1.0f)
+        for (int64_t q = 0; q < nin; q++) dst[q] *= beta;
+      col2im(&g, col + s * g.P, ldc, dst);
+    }
+  }
+  return BLUA_OK;
+}
+
+static int conv_wgrad(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, const float *r,
+                      int64_t ldr, float *const *grads, float alpha, float beta, blua_err *err) {
+  (void)params;
+  geom g = geometry(op);
+  float *dW = grads[0], *db = grads[1];
+  int64_t nb = chunk_samples(&g, n);
+  float *col = dW ? conv_ws(op, &g, nb, err) : NULL;
+  if (dW && !col) return BLUA_ERROR;
+  float *T = dW ? col + g.K * nb * g.P : NULL;
+  /* Per-sample channel sums of the residual, added up in sample order: the same bias gradient
+   * whatever the thread count. */
+  double *part = db ? blua_op_wsd(op, (size_t)((nb + 1) * g.Co), err) : NULL;
+  if (db && !part) return BLUA_ERROR;
+  double *acc = db ? part + nb * g.Co : NULL;
+  for (int64_t co = 0; db && co < g.Co; co++) acc[co] = 0.0;
+  for (int64_t s0 = 0; s0 < n; s0 += nb) {
+    int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
+#pragma omp parallel for if (m > 1)
+    for (int64_t s = 0; s < m; s++) {
+      const float *rs = r + (s0 + s) * ldr;
+      if (dW) {
+        im2col(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
+        for (int64_t co = 0; co < g.Co; co++) memcpy(T + co * ldc + s * g.P, rs + co * g.P, (size_t)g.P * sizeof *T);
+      }
+      if (db)
+        for (int64_t co = 0; co < g.Co; co++) {
+          double sum = 0.0;
+          for (int64_t q = 0; q < g.P; q++) sum += rs[co * g.P + q];
+          part[s * g.Co + co] = sum;
+        }
+    }
+    if (dW)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g.Co, (int)g.K, (int)ldc, alpha, T, (int)ldc, col,
+                  (int)ldc, s0 == 0 ? beta : 1.0f, dW, (int)g.K);
+    for (int64_t s = 0; db && s < m; s++)
+      for (int64_t co = 0; co < g.Co; co++) acc[co] += part[s * g.Co + co];
+  }
+  for (int64_t co = 0; db && co < g.Co; co++) db[co] = (float)((beta == 0.0f ? 0.0f : beta * db[co]) + alpha * acc[co]);
+  return BLUA_OK;
+}
+
+static const blua_op_vtable conv_vt = {conv_forward, conv_adjoint, conv_wgrad, NULL};
+
+blua_op *blua_op_conv2d(const blua_conv2d_spec *spec, blua_err *err) {
+  blua_shape in = {spec->c_in, spec->h, spec->w};
+  if (blua_op_check_shape("conv2d", "input", in, err)) return NULL;
+  if (spec->c_out < 1 || spec->c_out > INT32_MAX) {
+    blua_fail(err, "bad output channels: conv2d needs at least 1, got %lld", (long long)spec->c_out);
+    return NULL;
+  }
+  if (spec->kh < 1 || spec->kw < 1 || spec->kh > INT32_MAX || spec->kw > INT32_MAX) {
+    blua_fail(err, "bad kernel: conv2d kernel %lldx%lld (each at least 1)", (long long)spec->kh, (long long)spec->kw);
+    return NULL;
+  }
+  if (spec->stride < 1 || spec->stride > INT32_MAX) {
+    blua_fail(err, "bad stride: conv2d stride must be a positive integer, got %lld", (long long)spec->stride);
+    return NULL;
+  }
+  if (spec->padding < 0 || spec->padding > INT32_MAX / 4) {
+    blua_fail(err, "bad padding: conv2d padding must be a non-negative integer, got %lld", (long long)spec->padding);
+    return NULL;
+  }
+  int64_t ph = spec->h + 2 * spec->padding, pw = spec->w + 2 * spec->padding;
+  if (spec->kh > ph || spec->kw > pw) {
+    blua_fail(err, "kernel larger than padded input: conv2d kernel %lldx%lld, input %lldx%lldx%lld padded by %lld is %lldx%lld",
+              (long long)spec->kh, (long long)spec->kw, (long long)spec->c_in, (long long)spec->h, (long long)spec->w,
+              (long long)spec->padding, (long long)ph, (long long)pw);
+    return NULL;
+  }
+  blua_shape out = {spec->c_out, (ph - spec->kh) / spec->stride + 1, (pw - spec->kw) / spec->stride + 1};
+  int64_t k, wsize, patches;
+  if (blua_op_check_shape("conv2d", "output", out, err)) return NULL;
+  if (blua_op_mul(spec->c_in, spec->kh, &k) || blua_op_mul(k, spec->kw, &k) || k > INT32_MAX ||
+      blua_op_mul(k, spec->c_out, &wsize) || blua_op_mul(k, out.h * out.w, &patches)) {
+    blua_fail(err, "too large: conv2d %lld -> %lld channels with a %lldx%lld kernel on %lldx%lld",
+              (long long)spec->c_in, (long long)spec->c_out, (long long)spec->kh, (long long)spec->kw,
+              (long long)spec->h, (long long)spec->w);
+    return NULL;
+  }
+  blua_op *op = blua_op_alloc(&conv_vt, "conv2d", in, out, 2, err);
+  if (!op) return NULL;
+  op->kh = spec->kh;
+  op->kw = spec->kw;
+  op->stride = spec->stride;
+  op->padding = spec->padding;
+  op->pshape[0][0] = spec->c_out;
+  op->pshape[0][1] = k;
+  op->pshape[1][0] = 1;
+  op->pshape[1][1] = spec->c_out;
+  op->pbias[1] = 1;
+  return op;
+}
