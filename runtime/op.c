@@ -29,7 +29,8 @@ blua_op *blua_op_alloc(const blua_op_vtable *vt, const char *kind, blua_shape in
     op->pshape = calloc((size_t)nparams, sizeof *op->pshape);
     op->pbias = calloc((size_t)nparams, 1);
     op->raw = calloc((size_t)nparams, sizeof *op->raw);
-    if (!op->pshape || !op->pbias || !op->raw) {
+    op->graw = calloc((size_t)nparams, sizeof *op->graw);
+    if (!op->pshape || !op->pbias || !op->raw || !op->graw) {
       blua_op_release(op);
       blua_fail(err, "out of memory: %s operator", kind);
       return NULL;
@@ -46,6 +47,7 @@ void blua_op_release(blua_op *op) {
   free(op->pshape);
   free(op->pbias);
   free(op->raw);
+  free(op->graw);
   free(op->ws);
   free(op->wsd);
   free(op);
@@ -249,32 +251,28 @@ int blua_op_wgrad(blua_op *op, blua_tensor *const *params, const blua_tensor *x,
     return BLUA_ERROR;
   if (op->nparams == 0) return BLUA_OK;
   /* The gradients' pointers move out of op->raw before the parameters' go in. */
-  float **graw = malloc((size_t)op->nparams * sizeof *graw);
-  if (!graw) return blua_fail(err, "out of memory: %s wgrad", op->kind);
+  float **graw = op->graw;
   for (int i = 0; i < op->nparams; i++) {
     graw[i] = (float *)op->raw[i];
     if (graw[i] && (grads[i]->storage == x->storage || grads[i]->storage == r->storage ||
                     (params && params[i] && grads[i]->storage == params[i]->storage))) {
       char so[160];
-      free(graw);
       return blua_fail(err, "aliasing: %s wgrad needs gradient %d in a tensor that shares no storage with its inputs",
                        blua_op_describe(op, so, sizeof so), i + 1);
     }
   }
-  int status = check_params(op, "wgrad", "parameter", params, 0, err);
-  if (status == BLUA_OK && blua_tensor_rows(x) == 0) {
+  if (check_params(op, "wgrad", "parameter", params, 0, err)) return BLUA_ERROR;
+  if (blua_tensor_rows(x) == 0) {
     /* No samples: the gradient is zero. */
     for (int i = 0; i < op->nparams; i++)
       if (graw[i]) {
         int64_t cnt = op->pshape[i][0] * op->pshape[i][1];
         for (int64_t j = 0; j < cnt; j++) graw[i][j] = beta == 0.0f ? 0.0f : beta * graw[i][j];
       }
-  } else if (status == BLUA_OK) {
-    status = op->vt->wgrad(op, op->raw, blua_tensor_rows(x), blua_tensor_data(x), ldx, blua_tensor_data(r), ldr, graw,
-                           alpha, beta, err);
+    return BLUA_OK;
   }
-  free(graw);
-  return status;
+  return op->vt->wgrad(op, op->raw, blua_tensor_rows(x), blua_tensor_data(x), ldx, blua_tensor_data(r), ldr, graw,
+                       alpha, beta, err);
 }
 
 /* ---- operator norm ---- */

@@ -30,6 +30,7 @@ struct blua_op {
   int64_t (*pshape)[2];  /* rows, cols of each parameter */
   unsigned char *pbias;  /* 1 for a bias */
   const float **raw;     /* nparams pointers, scratch of the public calls */
+  float **graw;          /* the same for gradients */
   /* conv2d and avgpool2d geometry */
   int64_t kh, kw, stride, padding;
   /* chain */
