@@ -40,6 +40,9 @@
 static lua_State *g_state = NULL;
 /* Set by the SIGINT handler while the REPL waits for input. */
 static volatile sig_atomic_t g_sigint_at_prompt = 0;
+/* Whether errors carry a traceback: yes in the REPL and for -e; a script's ordinary mistake is
+ * one line (BLUA_TRACEBACK=1 brings the traceback back for debugging). */
+static int g_traceback = 1;
 
 /* ---------------------------------------------------------------- messages */
 
@@ -103,12 +106,51 @@ static void find_layout(layout *lay) {
 
 /* ---------------------------------------------------------------- running code */
 
-/* Message handler: turns any error value into a string and appends a traceback. */
+/* The folder of blua's own Lua library (its modules are <dir>/blua/NAME.lua), set at start-up. */
+static char g_lua_dir[2 * PATH_MAX] = "";
+
+static int in_library(const lua_Debug *ar) {
+  size_t n = strlen(g_lua_dir);
+  return ar->source[0] == '@' && n > 0 && strncmp(ar->source + 1, g_lua_dir, n) == 0 &&
+         strncmp(ar->source + 1 + n, "/blua/", 6) == 0;
+}
+
+/* An error raised inside blua's library with a position there ("…/blua/nn.lua:40: …") is the
+ * caller's mistake as far as the user can tell: the position becomes that of the innermost
+ * frame outside the library (the user's line). Leaves the message on the stack top. */
+static const char *caller_position(lua_State *L, const char *msg) {
+  lua_Debug ar;
+  int raised = 0;
+  for (int level = 0; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+    if (in_library(&ar)) {
+      if (!raised) { /* the message's position is this library frame's? */
+        char pos[LUA_IDSIZE + 32];
+        snprintf(pos, sizeof pos, "%s:%d: ", ar.short_src, ar.currentline);
+        if (strncmp(msg, pos, strlen(pos)) == 0) raised = (int)strlen(pos);
+      }
+      continue;
+    }
+    if (!raised) return msg; /* raised by (or at) the user's own code */
+    return lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg + raised);
+  }
+  return msg;
+}
+
+/* Message handler: turns any error value into a string, moves a position inside blua's library
+ * to the caller's, and appends a traceback (not for a script, see g_traceback). */
 static int message_handler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  msg = caller_position(L, msg);
+  if (!g_traceback) {
+    /* Ctrl-C ends a script with one clean line, not the hook's internal wording. */
+    if (strcmp(msg, "interrupted!") == 0) lua_pushliteral(L, "interrupted");
+    else lua_pushstring(L, msg);
+    return 1;
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
@@ -225,7 +267,7 @@ static void print_usage(FILE *out, const layout *lay) {
           "  -W        turn warnings on\n"
           "  --        stop handling options\n"
           "  -         run standard input as the script and stop handling options\n"
-          "  --help    print this help\n"
+          "  --help, -h  print this help\n"
           "Without a script, " PROGNAME " starts the interactive prompt on a terminal and runs\n"
           "standard input otherwise. The module is the global 'blua'. A bare script name\n"
           "not found in the working directory is looked up in\n"
@@ -249,6 +291,10 @@ static int parse_options(int argc, char **argv, options *o, const char **bad) {
         if (strcmp(a, "--help") == 0) { o->help = 1; return 1; }
         *bad = a;
         return 0;
+      case 'h': /* -h is --help, as most commands have it */
+        if (a[2] != '\0') { *bad = a; return 0; }
+        o->help = 1;
+        return 1;
       case 'E': case 'W': case 'i': case 'v':
         if (a[2] != '\0') { *bad = a; return 0; }
         if (a[1] == 'E') o->noenv = 1;
@@ -372,7 +418,16 @@ static int run_script(lua_State *L, const char *path, int from_stdin, const layo
     return report(L, status);
   }
   int n = push_script_args(L); /* the script receives them as '...' */
-  return report(L, docall(L, n, 0));
+  const char *tb = getenv("BLUA_TRACEBACK");
+  g_traceback = tb != NULL && tb[0] != '\0' && strcmp(tb, "0") != 0;
+  status = docall(L, n, 0);
+  g_traceback = 1;
+  if (status != LUA_OK && isatty(STDERR_FILENO)) {
+    /* A Ctrl-C leaves "^C" or a progress bar on the terminal's line: the message gets its own. */
+    const char *msg = lua_tostring(L, -1);
+    if (msg && strncmp(msg, "interrupted", 11) == 0) fputs("\r\33[K", stderr);
+  }
+  return report(L, status);
 }
 
 /* ---------------------------------------------------------------- the REPL: reading lines */
@@ -384,6 +439,7 @@ typedef struct repl {
   int tty;              /* readline on a terminal, else plain lines without prompts */
   char history[PATH_MAX];
   int complete_ref;     /* registry ref of blua.repl.complete, or LUA_NOREF */
+  int pretty_ref;       /* registry ref of blua.repl.pretty (prints tables), or LUA_NOREF */
 } repl;
 
 static char *g_rl_line = NULL;
@@ -459,10 +515,13 @@ static line_status read_plain_line(char **out) {
  * copied because Lua code (completion) runs while readline shows it. */
 static const char *get_prompt(lua_State *L, int first) {
   static char prompt[256];
-  lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
-  const char *p = lua_tostring(L, -1);
+  /* A raw read: a strict-mode __index on _G ("undefined _PROMPT") must not end the session. */
+  lua_pushglobaltable(L);
+  lua_pushstring(L, first ? "_PROMPT" : "_PROMPT2");
+  lua_rawget(L, -2);
+  const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   snprintf(prompt, sizeof prompt, "%s", p ? p : first ? PROMPT1 : PROMPT2);
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   return prompt;
 }
 
@@ -555,10 +614,11 @@ static char **complete_word(const char *text, int start, int end) {
   return matches;
 }
 
-/* Loads blua.repl.complete; without it the REPL works but Tab completes nothing. */
-static void completion_open(repl *r) {
+/* Loads blua.repl: complete (for Tab) and pretty (for printing tables). Without it the REPL
+ * still works, with plain printing and no completion. */
+static void repl_helpers_open(repl *r) {
   lua_State *L = r->L;
-  r->complete_ref = LUA_NOREF;
+  r->complete_ref = r->pretty_ref = LUA_NOREF;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "blua.repl");
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) { lua_pop(L, 1); return; }
@@ -566,8 +626,14 @@ static void completion_open(repl *r) {
     lua_getfield(L, -1, "complete");
     if (lua_isfunction(L, -1)) r->complete_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     else lua_pop(L, 1);
+    lua_getfield(L, -1, "pretty");
+    if (lua_isfunction(L, -1)) r->pretty_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else lua_pop(L, 1);
   }
   lua_pop(L, 1);
+}
+
+static void completion_open(repl *r) {
   g_repl = r;
   rl_readline_name = PROGNAME;
   /* '.' and ':' are not word breaks, so "blua.nn.Li" reaches the completer whole. */
@@ -594,6 +660,25 @@ static int ends_with_semicolon(const char *code) {
   return n > 0 && code[n - 1] == ';';
 }
 
+/* The REPL runs each chunk as its own function, so a `local` would vanish with it. A chunk that
+ * starts with `local` declares globals instead (as Torch's trepl does): "local a, b = f()" runs
+ * as "a, b = f()", "local function g" as "function g", and "local x" as "x = nil". Locals
+ * with attributes (<const>, <close>) stay local. Returns the text to compile. */
+static const char *globalise_local(lua_State *L, const char *code) {
+  const char *p = code;
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  if (strncmp(p, "local", 5) != 0 || !(p[5] == ' ' || p[5] == '\t' || p[5] == '\n')) return code;
+  const char *rest = p + 5;
+  while (*rest == ' ' || *rest == '\t' || *rest == '\n') rest++;
+  if (strncmp(rest, "function", 8) == 0) return rest;
+  for (const char *q = rest; *q; q++) {
+    if (*q == '<') return code;
+    if (*q == '=') return rest;
+    if (*q == ';' || *q == '\n') return code; /* "local x; ..." : left as it is */
+  }
+  return lua_pushfstring(L, "%s = nil", rest); /* the caller pops it */
+}
+
 /* Compiles code, first as an expression ("return " prefix, whose values get printed) and then
  * as a statement. Leaves the function on the stack and returns LUA_OK, or leaves nothing and
  * returns CHUNK_INCOMPLETE when more lines could complete either form, or leaves the
@@ -609,7 +694,10 @@ static int compile_chunk(lua_State *L, const char *code, int *print_values) {
   int expr_incomplete = is_incomplete(L, status);
   lua_pop(L, 2);
   *print_values = 0;
-  status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
+  int top = lua_gettop(L);
+  const char *stat = globalise_local(L, code);
+  status = luaL_loadbuffer(L, stat, strlen(stat), "=stdin");
+  if (lua_gettop(L) > top + 1) lua_remove(L, top + 1); /* the rewritten text, if any */
   if (status == LUA_OK) return LUA_OK;
   if (expr_incomplete || is_incomplete(L, status)) {
     lua_pop(L, 1);
@@ -676,12 +764,24 @@ static int read_chunk(repl *r, int *print_values) {
 
 /* ---------------------------------------------------------------- the REPL: running */
 
-/* Writes its arguments as print does (tostring, tab-separated); run under pcall. */
+/* Writes its arguments as print does (tostring, tab-separated), except that tables without a
+ * __tostring go through the upvalue (blua.repl.pretty) when there is one; run under pcall. */
 static int write_values(lua_State *L) {
   int n = lua_gettop(L);
   for (int i = 1; i <= n; i++) {
     size_t len;
-    const char *s = luaL_tolstring(L, i, &len);
+    const char *s;
+    if (lua_type(L, i) == LUA_TTABLE && !lua_isnil(L, lua_upvalueindex(1)) &&
+        luaL_getmetafield(L, i, "__tostring") == LUA_TNIL) {
+      lua_pushvalue(L, lua_upvalueindex(1));
+      lua_pushvalue(L, i);
+      lua_call(L, 1, 1);
+      s = luaL_tolstring(L, -1, &len);
+      lua_remove(L, -2);
+    } else {
+      if (lua_type(L, i) == LUA_TTABLE) lua_settop(L, n); /* drop the metafield, if pushed */
+      s = luaL_tolstring(L, i, &len);
+    }
     if (i > 1) fputc('\t', stdout);
     fwrite(s, 1, len, stdout);
     lua_pop(L, 1);
@@ -691,10 +791,12 @@ static int write_values(lua_State *L) {
   return 0;
 }
 
-static void print_results(lua_State *L, int base) {
+static void print_results(lua_State *L, int base, int pretty_ref) {
   int n = lua_gettop(L) - base;
   if (n <= 0) return;
-  lua_pushcfunction(L, write_values);
+  if (pretty_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, pretty_ref);
+  else lua_pushnil(L);
+  lua_pushcclosure(L, write_values, 1);
   lua_insert(L, base + 1);
   if (lua_pcall(L, n, 0, 0) != LUA_OK)
     print_error(lua_pushfstring(L, "error printing the result (%s)", lua_tostring(L, -1)));
@@ -712,9 +814,9 @@ static void run_repl(lua_State *L) {
   memset(&r, 0, sizeof r);
   r.L = L;
   r.tty = isatty(STDIN_FILENO);
-  r.complete_ref = LUA_NOREF;
   g_idle_sigint = on_sigint_prompt;
   set_sigint(g_idle_sigint);
+  repl_helpers_open(&r);
   if (r.tty) {
     rl_catch_signals = 0; /* SIGINT is ours: read_tty_line handles it */
     print_banner();
@@ -728,7 +830,7 @@ static void run_repl(lua_State *L) {
     if (status == READ_EOF) break;
     if (status == READ_CANCELLED) continue;
     if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
-    if (status == LUA_OK && print_values) print_results(L, base);
+    if (status == LUA_OK && print_values) print_results(L, base, r.pretty_ref);
     else report(L, status);
     lua_settop(L, base);
   }
@@ -738,6 +840,7 @@ static void run_repl(lua_State *L) {
   }
   history_close(&r);
   if (r.complete_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, r.complete_ref);
+  if (r.pretty_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, r.pretty_ref);
   g_repl = NULL;
   g_idle_sigint = SIG_DFL;
   set_sigint(g_idle_sigint);
@@ -781,6 +884,7 @@ static int protected_main(lua_State *L) {
   luaL_openlibs(L);
   preload_core(L);
   prepend_package_path(L, lay.lua_dir);
+  snprintf(g_lua_dir, sizeof g_lua_dir, "%s", lay.lua_dir);
 
   int from_stdin = o.script && strcmp(argv[o.script], "-") == 0 && strcmp(argv[o.script - 1], "--") != 0;
   char found[4 * PATH_MAX];

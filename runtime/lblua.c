@@ -3,7 +3,9 @@
 #include "lblua.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 int lblua_error(lua_State *L, const char *fname, const blua_err *err) {
@@ -26,6 +28,20 @@ static int l_waitProbe(lua_State *L) {
   return 1;
 }
 
+int lblua_terminal_width(void) {
+  struct winsize ws;
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  const char *env = getenv("COLUMNS");
+  long n = env ? strtol(env, NULL, 10) : 0;
+  return n >= 20 && n <= 1000 ? (int)n : 80;
+}
+
+/* blua.terminalWidth(): the columns of the terminal on stdout; else $COLUMNS; else 80. */
+static int l_terminalWidth(lua_State *L) {
+  lua_pushinteger(L, lblua_terminal_width());
+  return 1;
+}
+
 int lblua_open(lua_State *L) {
   lua_newtable(L);
   lua_pushliteral(L, BLUA_VERSION);
@@ -34,6 +50,8 @@ int lblua_open(lua_State *L) {
   lua_setfield(L, -2, "isatty");
   lua_pushcfunction(L, l_waitProbe);
   lua_setfield(L, -2, "_waitProbe");
+  lua_pushcfunction(L, l_terminalWidth);
+  lua_setfield(L, -2, "terminalWidth");
   lblua_open_tensor(L);
   lblua_open_prox(L);
   lblua_open_io(L);

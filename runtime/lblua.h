@@ -21,6 +21,8 @@ blua_tensor *lblua_pushresult(lua_State *L, blua_tensor *t, const char *fname, c
 /* Raises a Lua error from a core message. Core messages read "problem: details"; the error
  * becomes "problem in 'fname': details". Never returns. */
 int lblua_error(lua_State *L, const char *fname, const blua_err *err);
+/* Columns of the terminal on stdout, else $COLUMNS, else 80 (progress bars, tensor printing). */
+int lblua_terminal_width(void);
 /* Checks a status returned by the core and raises on failure. */
 #define lblua_check(L, status, fname, err) \
   do { if ((status) != BLUA_OK) lblua_error((L), (fname), (err)); } while (0)

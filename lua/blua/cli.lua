@@ -5,7 +5,8 @@
 --     {"save", "string", nil, "checkpoint path"},
 --     {"quick", "flag", false, "a small smoke run"},
 --   }, {usage = "blua train_mnist.lua [options]"})
--- --help prints the usage and exits 0; a bad option prints the problem and exits 2.
+-- --help (or -h) prints the usage and exits 0; a bad option raises an error without a position,
+-- which the blua command prints as one line "blua: message" before exiting with status 1.
 local cli = {}
 
 local function kind_name(kind)
@@ -88,8 +89,7 @@ end
 function cli.parse(args, spec, info)
   local opts, err = cli.try_parse(args or {}, spec)
   if not opts then
-    io.stderr:write((info and info.name or "blua"), ": ", err, "\n")
-    os.exit(2)
+    error(err, 0)
   end
   if opts.help then
     print(cli.usage(spec, info))

@@ -5,13 +5,12 @@
 --
 -- Where data sets are looked for:
 --   1. $BLUA_DATA, when set (a folder holding mnist/ and fashion/): then only there;
---   otherwise, in order,
---   2. <repo>/data, found from this file's own location (lua/blua/data.lua → ../../data), so a
---      source checkout works from any working directory;
---   3. <prefix>/share/blua/data for an installed blua (this file installs to
---      <prefix>/share/lua/5.4/blua/data.lua, and scripts/fetch-data, installed to
---      <prefix>/share/blua/scripts, writes beside itself into ../data).
--- The first folder that holds the wanted files wins. scripts/fetch-data fills 2 (or $BLUA_DATA).
+--   otherwise
+--   2. in a source checkout, <repo>/data, found from this file's own location
+--      (lua/blua/data.lua → ../../data), so it works from any working directory;
+--   3. in an installed blua (this file at <prefix>/share/lua/5.4/blua/data.lua),
+--      <prefix>/share/blua/data, where the installed scripts/fetch-data writes.
+-- scripts/fetch-data fills the same folder (or $BLUA_DATA).
 local blua = require "blua"
 
 local data = {}
@@ -46,18 +45,25 @@ local function tidy(path)
   return (path:sub(1, 1) == "/" and "/" or "") .. table.concat(parts, "/")
 end
 
--- Candidate data roots, most specific first.
+-- The data folder and the fetch-data script of this copy of blua: installed or a checkout.
+local function home()
+  local src = debug.getinfo(1, "S").source
+  if src:sub(1, 1) ~= "@" then return nil end
+  local here = dirname(src:sub(2))                          -- .../lua/blua
+  if here:find("/share/lua/5%.4/blua$") then               -- installed
+    local share = tidy(here .. "/../../..")
+    return share .. "/blua/data", share .. "/blua/scripts/fetch-data"
+  end
+  local repo = tidy(here .. "/../..")
+  return repo .. "/data", repo .. "/scripts/fetch-data"
+end
+
+-- Candidate data roots: $BLUA_DATA alone when set, else this copy's data folder.
 local function roots()
-  local list = {}
   local env = os.getenv("BLUA_DATA")
   if env and env ~= "" then return {env} end
-  local src = debug.getinfo(1, "S").source
-  if src:sub(1, 1) == "@" then
-    local here = dirname(src:sub(2))                  -- .../lua/blua
-    list[#list + 1] = tidy(here .. "/../../data")          -- source checkout
-    list[#list + 1] = tidy(here .. "/../../../blua/data")  -- installed: share/lua/5.4/blua → share/blua/data
-  end
-  return list
+  local dir = home()
+  return {dir}
 end
 
 data.roots = roots
@@ -99,9 +105,11 @@ local function load_set(which, split, fname)
   local ipath, tried = find(set.folder, names[1])
   local lpath = ipath and find(set.folder, names[2])
   if not ipath or not lpath then
-    error(("data set not found in '%s': %s %s files are missing (looked in %s). Run scripts/fetch-data " ..
-      "from the blua source tree to download and verify them, or set BLUA_DATA to a folder holding " ..
-      "mnist/ and fashion/"):format(fname, set.title, split, table.concat(tried or roots(), ", ")), 3)
+    local _, fetch = home()
+    error(("data set not found in '%s': the %s %s files are missing (looked in %s). Download and " ..
+      "verify them with %s (BLUA_DATA=DIR %s fills DIR instead), or set BLUA_DATA to a folder " ..
+      "holding mnist/ and fashion/"):format(fname, set.title, split, table.concat(tried or roots(), ", "),
+      fetch or "scripts/fetch-data", fetch or "scripts/fetch-data"), 3)
   end
   -- Pixels 0..255 become [0, 1]; labels 0..9 become 1..10. Both done while converting.
   local x, xi = read_idx(3, ipath, 1 / 255)
@@ -185,7 +193,14 @@ function data.onehot(y, classes)
   if not blua.isTensor(y) then
     error("bad argument #1 to 'blua.data.onehot' (tensor of labels expected)", 2)
   end
-  return blua._onehot(y, classes or 10)
+  local ok, t = pcall(blua._onehot, y, classes or 10)
+  if ok then return t end
+  local msg = tostring(t):gsub("^[^\n]-:%d+: ", "")
+  if msg:find("bad label", 1, true) and y:nElement() > 0 and y:min() == 0 then
+    -- the usual cause: 0-based labels from another tool
+    msg = msg .. " (labels are 1-based: class 1 is the first; add 1 to 0-based labels, y:add(1))"
+  end
+  error(msg, 2)
 end
 
 local batch_options = {shuffle = true, seed = true, copy = true, drop_last = true}

@@ -23,6 +23,90 @@ local options = {
 }
 
 local function percent(x) return string.format("%.2f%%", 100 * x) end
+local plural = function(n, noun) return blua.progress.plural(n, noun) end
+
+-- An ordinary mistake on the command line: one line for the user, no traceback (level 0: the
+-- position inside blua is of no use to them).
+local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
+
+-- "64,64,64" → {64, 64, 64}; an empty or non-positive width is a mistake, not skipped.
+local function parse_widths(text)
+  local widths = {}
+  for w in (text .. ","):gmatch("([^,]*),") do
+    local n = math.tointeger(tonumber(w))
+    if not n or n < 1 then
+      fail("--hidden %s: widths must be positive integers separated by commas, got '%s'", text, w)
+    end
+    widths[#widths + 1] = n
+  end
+  return widths
+end
+
+-- Fails now, not after an epoch of training, when path cannot be written: a probe file is
+-- made and removed beside it (blua.save also writes beside the target, then renames).
+local function check_writable(option, path)
+  local probe = path .. ".probe-" .. tostring(os.time())
+  local f, err = io.open(probe, "wb")
+  if not f then fail("--%s %s: cannot write there (%s)", option, path, (err:gsub("^[^:]*: ", ""))) end
+  f:close()
+  os.remove(probe)
+end
+
+local function check_positive(name, v)
+  if v ~= nil and v < 1 then fail("--%s must be at least 1, got %s", name, tostring(v)) end
+end
+
+-- The CSV history, written here rather than by the trainer so that a resumed run keeps the
+-- earlier epochs: the file is rewritten from the checkpoint's history, then appended to.
+local LOG_HEADER = "epoch,loss,energy,train_acc,test_acc,lr,seconds\n"
+local function log_row(f, s)
+  local function opt(fmt, v) return v and string.format(fmt, v) or "" end
+  f:write(string.format("%d,%.6g,%s,%s,%s,%.6g,%.3f\n", s.epoch, s.loss, opt("%.6g", s.energy),
+    opt("%.6f", s.train_acc), opt("%.6f", s.test_acc), s.lr, s.seconds))
+  f:flush()
+end
+
+local function open_log(path, history)
+  local f, err = io.open(path, "w")
+  if not f then fail("--log %s: %s", path, (err:gsub("^[^:]*: ", ""))) end
+  f:write(LOG_HEADER)
+  for _, s in ipairs(history) do log_row(f, s) end
+  f:flush()
+  return f
+end
+
+local function load_checkpoint(path, o)
+  local f, err = io.open(path, "rb")
+  if not f then fail("--resume %s: cannot open it (%s)", path, (err:gsub("^[^:]*: ", ""))) end
+  f:close()
+  local ok, ck = pcall(blua.load, path)
+  if not ok then fail("--resume %s: %s", path, (tostring(ck):gsub("^[^\n]-%.lua:%d+: ", ""))) end
+  if type(ck) ~= "table" or getmetatable(ck.net) ~= blua.nn.MLP or type(ck.epoch) ~= "number"
+    or type(ck.options) ~= "table" then
+    fail("--resume %s: not a checkpoint written by --save", path)
+  end
+  if o.method and o.method ~= ck.method then
+    fail("--resume %s: it was trained with --method %s and cannot resume as %s", path, ck.method, o.method)
+  end
+  return ck
+end
+
+-- Validates everything the options name before any data is read or any epoch trained.
+local function check_options(o)
+  check_positive("threads", o.threads)
+  check_positive("epochs", o.epochs)
+  check_positive("batch", o.batch)
+  check_positive("train-size", o.train_size)
+  if o.lr ~= nil and not (o.lr > 0 and o.lr < math.huge) then fail("--lr must be a positive number, got %s", tostring(o.lr)) end
+  if not o.resume then
+    if not pcall(blua.activation.get, o.activation) then
+      fail("--activation %s: unknown activation (known: %s)", o.activation, table.concat(blua.activation.list(), ", "))
+    end
+    o.widths = parse_widths(o.hidden)
+  end
+  if o.save then check_writable("save", o.save) end
+  if o.log then check_writable("log", o.log) end
+end
 
 function experiment.main(dataset, args)
   local load = dataset == "mnist" and blua.data.mnist or blua.data.fashion
@@ -32,25 +116,30 @@ function experiment.main(dataset, args)
     usage = string.format("blua train_%s.lua [options]", dataset),
     about = string.format("Trains a %s classifier (the paper's 784-64-64-64-10 ReLU network by default).", title),
   })
+  check_options(o)
   if o.threads then blua.setNumThreads(o.threads) end
 
   local net, start_epoch, history, optim_state, method = nil, 1, {}, {}, o.method
   if o.resume then
-    local ck = blua.load(o.resume)
-    if type(ck) ~= "table" or getmetatable(ck.net) ~= blua.nn.MLP or type(ck.epoch) ~= "number" then
-      error(string.format("%s is not a checkpoint written by --save", o.resume), 0)
-    end
-    if o.method and o.method ~= ck.method then
-      error(string.format("%s was trained with --method %s; it cannot resume as %s", o.resume, ck.method, o.method), 0)
-    end
+    local ck = load_checkpoint(o.resume, o)
     net, method, history, optim_state = ck.net, ck.method, ck.history, ck.optim_state
     start_epoch = ck.epoch + 1
+    local planned = ck.options.epochs
+    -- Without --epochs the run continues to the epoch count it was started with, so a stopped
+    -- run resumed finishes exactly as an uninterrupted one (the schedule included).
+    if o.epochs == nil and planned and ck.epoch >= planned then
+      fail("--resume %s: that run finished all %s; give --epochs N (more than %d) to train further",
+        o.resume, plural(planned, "epoch"), planned)
+    end
     -- options given now win; the others continue as the checkpointed run had them
     for k, v in pairs(ck.options) do if o[k] == nil then o[k] = v end end
     print(string.format("resuming %s from %s after epoch %d", method, o.resume, ck.epoch))
   end
 
-  local train, test = load("train"), load("test")
+  -- a missing data set is an ordinary mistake too: its message without a position in blua
+  local ok_data, train = pcall(load, "train")
+  if not ok_data then fail("%s", (tostring(train):gsub("^[^\n]-%.lua:%d+: ", ""))) end
+  local test = load("test")
   if o.train_size then train = blua.data.subset(train, 1, math.min(o.train_size, train.n)) end
 
   o.seed = o.seed or 1
@@ -58,7 +147,7 @@ function experiment.main(dataset, args)
   if not net then
     blua.manualSeed(o.seed)
     local sizes = {784}
-    for w in o.hidden:gmatch("[^,]+") do sizes[#sizes + 1] = assert(math.tointeger(tonumber(w)), "--hidden: integers expected") end
+    for _, w in ipairs(o.widths) do sizes[#sizes + 1] = w end
     sizes[#sizes + 1] = 10
     sizes.activation = o.activation
     sizes.output = "softmax"
@@ -67,25 +156,45 @@ function experiment.main(dataset, args)
 
   local defaults = blua.train.defaults(method)
   local epochs, batch, lr = o.epochs or defaults.epochs, o.batch or defaults.batch, o.lr or defaults.lr
-  print(string.format("%s: %s, %s on %d samples, %d epochs, batch %d, %d threads", title,
-    table.concat(net.sizes, "-"), method, train.n, epochs, batch, blua.getNumThreads()))
+  if epochs < start_epoch then
+    fail("--epochs %d: the checkpoint is already after epoch %d; ask for more epochs", epochs, start_epoch - 1)
+  end
+  print(string.format("%s: %s, %s on %s, %s, batch %d, %s", title,
+    table.concat(net.sizes, "-"), method, plural(train.n, "sample"), plural(epochs, "epoch"), batch,
+    plural(blua.getNumThreads(), "thread")))
 
+  local log = o.log and open_log(o.log, history)
   local saved_options = {epochs = epochs, batch = batch, lr = lr, seed = o.seed, train_size = o.train_size}
-  blua.train[method](net, train, {
+  local ok, err = pcall(blua.train[method], net, train, {
     epochs = epochs, batch = batch, lr = lr, seed = o.seed, test = test, verbose = not o.quiet,
-    start_epoch = start_epoch, optim_state = optim_state, log = o.log,
+    start_epoch = start_epoch, optim_state = optim_state,
     on_epoch = function(epoch, stats)
       history[#history + 1] = stats
       if o.quiet then
-        print(string.format("epoch %d  loss %.4f  train %s  test %s  %.1fs", epoch, stats.loss,
-          percent(stats.train_acc), percent(stats.test_acc), stats.seconds))
+        print(string.format("epoch %d  loss %.4f  train %s  test %s  %s", epoch, stats.loss,
+          percent(stats.train_acc), percent(stats.test_acc), blua.progress.format_time(stats.seconds)))
       end
+      if log then log_row(log, stats) end
       if o.save then
         blua.save(o.save, {net = net, method = method, epoch = epoch, history = history,
           optim_state = optim_state, options = saved_options})
       end
     end,
   })
+  if log then log:close() end
+  if not ok then
+    local msg = tostring(err)
+    if msg:find("^interrupted") then
+      -- Ctrl-C: what was trained so far is in the checkpoint and the log.
+      local last = history[#history]
+      local kept = {}
+      if o.save and last then kept[#kept + 1] = string.format("checkpoint %s (--resume it to continue)", o.save) end
+      if o.log then kept[#kept + 1] = "log " .. o.log end
+      fail("interrupted after epoch %d of %d%s", last and last.epoch or start_epoch - 1, epochs,
+        #kept > 0 and "; kept: " .. table.concat(kept, ", ") or "")
+    end
+    error(err, 0)
+  end
   local train_acc, test_acc = blua.metrics.accuracy(net, train), blua.metrics.accuracy(net, test)
   local linear = blua.metrics.linear_fraction(net, test)
   local lin = {}
@@ -93,15 +202,18 @@ function experiment.main(dataset, args)
   print(string.format("final: train accuracy %s, test accuracy %s", percent(train_acc), percent(test_acc)))
   print("linear activations (test set): " .. table.concat(lin, ", "))
   if o.plot then
-    local xs, tr, te = {}, {}, {}
+    local xs, tr, te, loss = {}, {}, {}, {}
     for _, h in ipairs(history) do
       xs[#xs + 1] = h.epoch
       tr[#tr + 1] = 100 * h.train_acc
       te[#te + 1] = 100 * h.test_acc
+      loss[#loss + 1] = h.loss
     end
-    local ok, err = blua.plot.lines{path = o.plot, title = title .. " " .. method, xlabel = "epoch",
-      ylabel = "accuracy %", series = {{name = "train", x = xs, y = tr}, {name = "test", x = xs, y = te}}}
-    print(ok and ("plot: " .. o.plot) or ("no plot: " .. err))
+    local done, perr = blua.plot.lines{path = o.plot, title = title .. " " .. method, xlabel = "epoch",
+      ylabel = "accuracy %", y2label = "training loss", integer_x = true,
+      series = {{name = "train", x = xs, y = tr}, {name = "test", x = xs, y = te},
+        {name = "loss", x = xs, y = loss, axis = "y2"}}}
+    print(done and ("plot: " .. o.plot) or ("no plot: " .. perr))
   end
   return {net = net, train_acc = train_acc, test_acc = test_acc, linear = linear, history = history}
 end

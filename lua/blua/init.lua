@@ -37,11 +37,38 @@ setmetatable(blua, {
   end,
 })
 
+-- The first activation name a loaded value's networks use that this process does not know
+-- (a user activation is stored by name only: it must be defined again before loading).
+local function missing_activation(v, known, seen, depth)
+  if type(v) ~= "table" or seen[v] or depth > 50 then return nil end
+  seen[v] = true
+  local acts = rawget(v, "activations")
+  if type(acts) == "table" then
+    for _, spec in pairs(acts) do
+      if type(spec) == "table" and type(spec.name) == "string" and not known[spec.name] then return spec.name end
+    end
+  end
+  for _, x in next, v do
+    local name = missing_activation(x, known, seen, depth + 1)
+    if name then return name end
+  end
+  return nil
+end
+
 -- Networks are saved under a registered type name; make sure that type is known before a
 -- checkpoint is read, even when the script has not touched blua.nn yet.
 function blua.load(path)
   local _ = blua.nn
-  return core.load(path)
+  local ok, v = pcall(core.load, path)
+  if not ok then error((tostring(v):gsub("^[^\n]-%.lua:%d+: ", "")), 2) end
+  local known = {}
+  for _, name in ipairs(blua.activation.list()) do known[name] = true end
+  local name = missing_activation(v, known, {}, 1)
+  if name then
+    error(string.format("unknown activation in 'blua.load': %s uses the activation '%s', which is not " ..
+      "defined in this process; run blua.activation.define{name = \"%s\", ...} before blua.load", path, name, name), 2)
+  end
+  return v
 end
 
 package.loaded["blua"] = blua

@@ -186,7 +186,9 @@ Linear.__index = Linear
 
 --- blua.nn.Linear(n_in, n_out): an affine layer for Sequential.
 function nn.Linear(n_in, n_out)
-  for i, v in ipairs{n_in, n_out} do
+  local sizes = {n_in, n_out}
+  for i = 1, 2 do -- not ipairs: a missing n_out must be reported, not skipped
+    local v = sizes[i]
     if math.type(v) ~= "integer" or v < 1 then
       error(string.format("blua.nn.Linear: size %d must be a positive integer, got %s", i, tostring(v)), 2)
     end

@@ -8,10 +8,16 @@ local blua = require "blua"
 
 local optim = {}
 
+-- The state keys an optimiser keeps in config when it is called without a state table.
+local state_keys = {m = true, v = true, t = true, buf = true, anchor = true}
+
 local function check_config(name, config, defaults)
   config = config or {}
+  if type(config) ~= "table" then
+    error(string.format("blua.optim.%s: config must be a table, got %s", name, type(config)), 3)
+  end
   for k in pairs(config) do
-    if defaults[k] == nil then
+    if defaults[k] == nil and not state_keys[k] then
       local names = {}
       for d in pairs(defaults) do names[#names + 1] = d end
       table.sort(names)

@@ -1,6 +1,8 @@
 -- Line plots to PNG through gnuplot (Debian gnuplot-nox).
 --   blua.plot.lines{path = "curve.png", title = "MNIST", xlabel = "epoch", ylabel = "test accuracy %",
 --                   series = {{name = "bregman", x = {1, 2}, y = {95.1, 96.3}}, ...}}
+-- integer_x = true puts ticks on whole numbers only (epochs); a series with axis = "y2" is
+-- drawn against a second y axis on the right, labelled y2label (a loss next to accuracies).
 -- Returns true, or nil and a message when gnuplot is missing or fails.
 local plot = {}
 
@@ -24,9 +26,25 @@ function plot.lines(opts)
     "set ylabel " .. quote(opts.ylabel or ""),
   }
   if opts.yrange then cmds[#cmds + 1] = string.format("set yrange [%s:%s]", opts.yrange[1], opts.yrange[2]) end
+  if opts.integer_x then
+    local lo, hi = math.huge, -math.huge
+    for _, s in ipairs(opts.series) do
+      for _, x in ipairs(s.x) do lo, hi = math.min(lo, x), math.max(hi, x) end
+    end
+    local span = hi > lo and hi - lo or 1
+    cmds[#cmds + 1] = string.format("set xtics %d", math.max(1, math.ceil(span / 10)))
+    cmds[#cmds + 1] = "set format x '%.0f'"
+    if hi <= lo then cmds[#cmds + 1] = string.format("set xrange [%g:%g]", lo - 1, hi + 1) end
+  end
   local parts = {}
   for _, s in ipairs(opts.series) do
-    parts[#parts + 1] = "'-' using 1:2 with linespoints title " .. quote(s.name)
+    local axes = s.axis == "y2" and " axes x1y2" or ""
+    parts[#parts + 1] = "'-' using 1:2" .. axes .. " with linespoints title " .. quote(s.name)
+    if s.axis == "y2" then
+      cmds[#cmds + 1] = "set y2tics"
+      cmds[#cmds + 1] = "set ytics nomirror"
+      cmds[#cmds + 1] = "set y2label " .. quote(opts.y2label or "")
+    end
   end
   cmds[#cmds + 1] = "plot " .. table.concat(parts, ", ")
   for _, s in ipairs(opts.series) do

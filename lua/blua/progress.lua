@@ -8,16 +8,25 @@ local progress = {}
 local Bar = {}
 Bar.__index = Bar
 
+-- Durations read the same everywhere (bars, --quiet lines, ETAs): "0.4s", "12.3s", "3m05s",
+-- "1h02m".
 local function format_time(s)
-  if s ~= s or s == math.huge then return "--:--" end
+  if s ~= s or s == math.huge or s < 0 then return "--" end
+  if s < 59.95 then return string.format("%.1fs", s) end
   s = math.floor(s + 0.5)
-  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
-  return string.format("%02d:%02d", s // 60, s % 60)
+  if s >= 3600 then return string.format("%dh%02dm", s // 3600, s % 3600 // 60) end
+  return string.format("%dm%02ds", s // 60, s % 60)
 end
 progress.format_time = format_time
 
+-- "1 epoch", "2 epochs": count and noun, the noun in the plural unless count is 1.
+function progress.plural(count, noun, many)
+  return string.format("%d %s", count, count == 1 and noun or (many or noun .. "s"))
+end
+
 -- opts: total, title, out (a file, default io.stdout), tty (default: is out a terminal),
--- unit (what one step is, for the rate: "batch"), width (bar width in characters).
+-- unit (what one step is, for the rate: "batch"), width (bar width in characters),
+-- columns (the line's room; default the terminal's width, blua.terminalWidth()).
 function progress.new(opts)
   local out = opts.out or io.stdout
   local tty = opts.tty
@@ -25,18 +34,33 @@ function progress.new(opts)
   return setmetatable({
     total = opts.total or 0, title = opts.title or "", out = out, tty = tty,
     unit = opts.unit or "it", width = opts.width or 24, start = blua.clock(), last_draw = -math.huge,
+    columns = opts.columns or blua.terminalWidth(),
   }, Bar)
 end
 
+-- The bar's text, never longer than columns - 1 (a full line would wrap on some terminals and
+-- every redraw would then start a new line): the bar shrinks first, then the note goes, then
+-- the text is cut.
 function Bar:line(done, note)
   local elapsed = blua.clock() - self.start
   local rate = done > 0 and done / elapsed or 0
   local eta = rate > 0 and (self.total - done) / rate or math.huge
   local frac = self.total > 0 and done / self.total or 1
-  local filled = math.floor(frac * self.width + 0.5)
-  return string.format("%s [%s%s] %d/%d %.0f %s/s eta %s%s", self.title, string.rep("#", filled),
-    string.rep(".", self.width - filled), done, self.total, rate, self.unit, format_time(eta),
-    note and note ~= "" and ("  " .. note) or "")
+  local tail = string.format("] %d/%d %.0f %s/s eta %s", done, self.total, rate, self.unit, format_time(eta))
+  note = note and note ~= "" and ("  " .. note) or ""
+  local room = self.columns - 1
+  local width = self.width
+  local fixed = #self.title + 2 + #tail
+  if fixed + width + #note > room then
+    width = room - fixed - #note
+    if width < 8 then note, width = "", math.min(self.width, room - fixed) end
+  end
+  if width < 4 then width = 0 end
+  local filled = math.floor(frac * width + 0.5)
+  local text = string.format("%s [%s%s%s%s", self.title, string.rep("#", filled),
+    string.rep(".", width - filled), tail, note)
+  if #text > room then text = text:sub(1, room) end
+  return text
 end
 
 -- Redraws at most ten times a second on a terminal; prints nothing per step otherwise.
@@ -53,9 +77,18 @@ end
 function Bar:finish(note)
   local elapsed = blua.clock() - self.start
   local text = string.format("%s %s in %s", self.title, note or "", format_time(elapsed))
+  if self.tty and #text > self.columns - 1 then text = text:sub(1, self.columns - 1) end
   if self.tty then self.out:write("\r", text, "\27[K\n") else self.out:write(text, "\n") end
   self.out:flush()
   return elapsed
+end
+
+-- Clears the bar's line on a terminal (when a run stops early), so what follows starts clean.
+function Bar:abort()
+  if self.tty then
+    self.out:write("\r\27[K")
+    self.out:flush()
+  end
 end
 
 return progress

@@ -1,5 +1,6 @@
 -- Helpers of the blua REPL that are plain Lua, so they can be tested without a terminal.
--- The blua command calls M.complete(text) when Tab is pressed at its prompt.
+-- The blua command calls M.complete(text) when Tab is pressed at its prompt, and M.pretty(v)
+-- to print a table that has no __tostring of its own.
 local M = {}
 
 local keywords = {
@@ -66,12 +67,14 @@ local function resolve(env, path)
   return v
 end
 
--- Names starting with "__" (metamethods, internals) only when the partial word asks for them.
+-- Names starting with "_" (metamethods, internals such as blua._affine) only when the partial
+-- word starts with "_" too; "__" names only when it starts with "__".
 local function sorted_matches(names, partial, prefix)
-  local hidden = partial:sub(1, 2) ~= "__"
   local out = {}
   for k in pairs(names) do
-    if k:sub(1, #partial) == partial and not (hidden and k:sub(1, 2) == "__") then
+    local hidden = (k:sub(1, 1) == "_" and partial:sub(1, 1) ~= "_")
+      or (k:sub(1, 2) == "__" and partial:sub(1, 2) ~= "__")
+    if k:sub(1, #partial) == partial and not hidden then
       out[#out + 1] = prefix .. k
     end
   end
@@ -102,6 +105,81 @@ function M.complete(text, env)
   local names = {}
   add_reachable(names, v, sep == ":" and callable or any, {})
   return sorted_matches(names, partial, path .. sep)
+end
+
+-- ---------------------------------------------------------------- printing values
+
+local function pretty_key(k)
+  if is_name(k) then return k end
+  if type(k) == "string" then return "[" .. string.format("%q", k) .. "]" end
+  return "[" .. tostring(k) .. "]"
+end
+
+local function pretty_scalar(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if math.type(v) == "float" then return string.format("%.6g", v) end
+  local mt = debug.getmetatable(v)
+  if type(v) == "userdata" and mt and mt.__name == "blua.Tensor" then
+    -- inside a table, a tensor is its size line only
+    local last = tostring(v):match("([^\n]*)$")
+    return last
+  end
+  return tostring(v)
+end
+
+-- Keys in a stable order: the list part 1..n first, then numbers, then strings, then others.
+local function sorted_keys(t)
+  local n, keys = #t, {}
+  for k in next, t do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+  end
+  local rank = {number = 1, string = 2}
+  table.sort(keys, function(a, b)
+    local ra, rb = rank[type(a)] or 3, rank[type(b)] or 3
+    if ra ~= rb then return ra < rb end
+    if ra == 3 then return tostring(a) < tostring(b) end
+    return a < b
+  end)
+  return n, keys
+end
+
+local MAX_ITEMS, MAX_DEPTH, WIDTH = 40, 4, 78
+
+local format_value
+
+-- A table as Lua-like text: on one line when it fits, else one entry per line, indented.
+local function format_table(t, indent, seen, depth)
+  if seen[t] then return "{...} -- cycle" end
+  if depth > MAX_DEPTH then return "{...}" end
+  seen[t] = true
+  local n, keys = sorted_keys(t)
+  local items, count = {}, 0
+  local function add(text)
+    count = count + 1
+    if count <= MAX_ITEMS then items[#items + 1] = text end
+  end
+  for i = 1, n do add(format_value(t[i], indent .. "  ", seen, depth + 1)) end
+  for _, k in ipairs(keys) do add(pretty_key(k) .. " = " .. format_value(t[k], indent .. "  ", seen, depth + 1)) end
+  if count > MAX_ITEMS then items[#items + 1] = string.format("... (%d more)", count - MAX_ITEMS) end
+  seen[t] = nil
+  if #items == 0 then return "{}" end
+  local one = "{" .. table.concat(items, ", ") .. "}"
+  if #one + #indent <= WIDTH and not one:find("\n") then return one end
+  return "{\n" .. indent .. "  " .. table.concat(items, ",\n" .. indent .. "  ") .. "\n" .. indent .. "}"
+end
+
+format_value = function(v, indent, seen, depth)
+  if type(v) == "table" and not (debug.getmetatable(v) and debug.getmetatable(v).__tostring) then
+    return format_table(v, indent, seen, depth)
+  end
+  return pretty_scalar(v)
+end
+
+-- The REPL's text for a value: tables spelled out (nested up to 4 levels, 40 entries each,
+-- cycles marked), everything else as tostring gives it.
+function M.pretty(v)
+  if type(v) ~= "table" then return tostring(v) end
+  return format_value(v, "", {}, 1)
 end
 
 return M
