@@ -18,10 +18,10 @@ describe("scripts/train_mnist.lua", function()
       assert.truthy(out:find(opt, 1, true), opt .. " missing from --help")
     end
     out, code = run("scripts/train_mnist.lua --epoch 3")
-    assert.equal(2, code)
+    assert.equal(1, code)
     assert.truthy(out:find("unknown option --epoch", 1, true), out)
     out, code = run("scripts/train_mnist.lua --method sgd")
-    assert.equal(2, code)
+    assert.equal(1, code)
   end)
 
   if not pcall(blua.data.mnist, "test") then

@@ -16,6 +16,7 @@ local options = {
   {"activation", "string", "relu", "hidden activation (a built-in or defined name)"},
   {"hidden", "string", "64,64,64", "hidden layer widths, comma-separated"},
   {"save", "string", nil, "save a checkpoint here after every epoch"},
+  {"save-best", "string", nil, "keep the checkpoint of the best test accuracy here"},
   {"resume", "string", nil, "continue from a checkpoint written by --save"},
   {"log", "string", nil, "write the per-epoch history as CSV"},
   {"plot", "string", nil, "write learning curves as PNG (gnuplot)"},
@@ -105,6 +106,7 @@ local function check_options(o)
     o.widths = parse_widths(o.hidden)
   end
   if o.save then check_writable("save", o.save) end
+  if o.save_best then check_writable("save-best", o.save_best) end
   if o.log then check_writable("log", o.log) end
 end
 
@@ -164,6 +166,8 @@ function experiment.main(dataset, args)
     plural(blua.getNumThreads(), "thread")))
 
   local log = o.log and open_log(o.log, history)
+  local best = -1 -- the best test accuracy so far, resumed runs included
+  for _, h in ipairs(history) do best = math.max(best, h.test_acc or -1) end
   local saved_options = {epochs = epochs, batch = batch, lr = lr, seed = o.seed, train_size = o.train_size}
   local ok, err = pcall(blua.train[method], net, train, {
     epochs = epochs, batch = batch, lr = lr, seed = o.seed, test = test, verbose = not o.quiet,
@@ -175,9 +179,12 @@ function experiment.main(dataset, args)
           percent(stats.train_acc), percent(stats.test_acc), blua.progress.format_time(stats.seconds)))
       end
       if log then log_row(log, stats) end
-      if o.save then
-        blua.save(o.save, {net = net, method = method, epoch = epoch, history = history,
-          optim_state = optim_state, options = saved_options})
+      local ck = {net = net, method = method, epoch = epoch, history = history,
+        optim_state = optim_state, options = saved_options}
+      if o.save then blua.save(o.save, ck) end
+      if o.save_best and stats.test_acc > best then
+        best = stats.test_acc
+        blua.save(o.save_best, ck)
       end
     end,
   })

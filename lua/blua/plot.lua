@@ -13,9 +13,8 @@ function plot.available()
   return ok == true or ok == 0
 end
 
-function plot.lines(opts)
-  assert(type(opts.path) == "string", "blua.plot.lines: path expected")
-  if not plot.available() then return nil, "gnuplot not found (scripts/bootstrap installs gnuplot-nox)" end
+-- The gnuplot commands (a list of lines) that draw opts; plot.lines runs them.
+function plot.commands(opts)
   local cmds = {
     "set terminal pngcairo size 900,560 noenhanced font ',11'",
     "set output " .. quote(opts.path),
@@ -51,6 +50,13 @@ function plot.lines(opts)
     for i = 1, #s.x do cmds[#cmds + 1] = string.format("%.10g %.10g", s.x[i], s.y[i]) end
     cmds[#cmds + 1] = "e"
   end
+  return cmds
+end
+
+function plot.lines(opts)
+  if type(opts) ~= "table" or type(opts.path) ~= "string" then error("blua.plot.lines: path expected", 2) end
+  if not plot.available() then return nil, "gnuplot not found (scripts/bootstrap installs gnuplot-nox)" end
+  local cmds = plot.commands(opts)
   local script = os.tmpname()
   local f = assert(io.open(script, "w"))
   f:write(table.concat(cmds, "\n"), "\n")

@@ -62,6 +62,7 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   local perm = blua.randperm(n)
   local bar = o.verbose and blua.progress.new{total = nbatches, unit = "batch",
     title = string.format("%s epoch %d/%d", method, epoch, o.epochs)}
+  state.bar = bar -- for a Ctrl-C to clear
   local penalty = method == "bregman" and "bregman" or "quadratic"
   local t0 = blua.clock()
   local loss_sum, layer_sums, lr = 0, {}, nil
@@ -110,6 +111,12 @@ function loop.run(method, net, data, opts)
     caches = {}, fast = loop.all_builtin(net), stepper = stepper.new(loop.param_blocks(net), o),
     schedule = blua.optim.schedules[o.schedule],
   }
+  -- The power-iteration warm starts of the X-step sizes are part of the run's state: kept in
+  -- optim_state, a resumed run continues with them and matches an uninterrupted one.
+  if o.optim_state then
+    o.optim_state.power = o.optim_state.power or {}
+    state.caches.power = o.optim_state.power
+  end
   local Y, labelled = options.targets(net, data.y)
   local old_threads = blua.getNumThreads()
   if o.threads then blua.setNumThreads(o.threads) end
@@ -125,12 +132,22 @@ function loop.run(method, net, data, opts)
       history[#history + 1] = stats
       if bar then bar:finish(report.summary(stats)) end
       if log then report.log_row(log, stats) end
-      if o.on_epoch then o.on_epoch(epoch, stats) end
+      state.bar = nil
+      -- on_epoch returning false (not nil) stops the run early: the history ends here
+      if o.on_epoch and o.on_epoch(epoch, stats) == false then break end
     end
   end)
   if log then log:close() end
   blua.setNumThreads(old_threads)
-  if not ok then error(err, 0) end
+  if not ok then
+    if tostring(err):find("^interrupted") then
+      -- Ctrl-C: the bar's line is cleared so the message stands alone; the finished epochs
+      -- are in the log (written as they finished) and in the plot.
+      if state.bar then state.bar:abort() end
+      if o.plot and #history > 0 then report.plot(o.plot, method, history) end
+    end
+    error(err, 0)
+  end
   if o.plot then report.plot(o.plot, method, history) end
   return history
 end

@@ -62,12 +62,34 @@ function options.check(method, opts)
     end
     o[k] = v
   end
+  -- The message names the type when the type is wrong ("2" is a string, not a bad number).
+  local function got(v)
+    if type(v) == "number" then return tostring(v) end
+    return type(v) == "string" and string.format("string \"%s\"", v) or type(v)
+  end
   local function positive_int(k)
-    if math.type(o[k]) ~= "integer" or o[k] < 1 then
-      error(string.format("blua.train.%s: option '%s' must be a positive integer, got %s", method, k, tostring(o[k])), 4)
+    local v = o[k]
+    if math.type(v) ~= "integer" then
+      error(string.format("blua.train.%s: option '%s' must be an integer, got %s", method, k, got(v)), 4)
+    elseif v < 1 then
+      error(string.format("blua.train.%s: option '%s' must be a positive integer, got %d", method, k, v), 4)
+    end
+  end
+  local function positive_number(k)
+    local v = o[k]
+    if type(v) ~= "number" then
+      error(string.format("blua.train.%s: option '%s' must be a number, got %s", method, k, got(v)), 4)
+    elseif not (v > 0) then
+      error(string.format("blua.train.%s: option '%s' must be positive, got %s", method, k, tostring(v)), 4)
     end
   end
   positive_int("epochs"); positive_int("batch")
+  if math.type(o.start_epoch) ~= "integer" then
+    error(string.format("blua.train.%s: option 'start_epoch' must be an integer, got %s", method, got(o.start_epoch)), 3)
+  end
+  if o.on_epoch and type(o.on_epoch) ~= "function" then
+    error(string.format("blua.train.%s: option 'on_epoch' must be a function, got %s", method, got(o.on_epoch)), 3)
+  end
   if method ~= "backprop" then positive_int("inner"); positive_int("xsteps") end
   if not blua.optim.schedules[o.schedule] then
     error(string.format("blua.train.%s: unknown schedule '%s' (accepted: constant, cosine, exponential)", method, tostring(o.schedule)), 3)
@@ -82,11 +104,10 @@ function options.check(method, opts)
   if o.order and not ({backward = true, forward = true, oddeven = true})[o.order] then
     error(string.format("blua.train.%s: unknown order '%s' (accepted: backward, forward, oddeven)", method, tostring(o.order)), 3)
   end
-  if not (type(o.lr) == "number" and o.lr > 0) then error(string.format("blua.train.%s: lr must be positive", method), 3) end
-  if o.mu and not (type(o.mu) == "number" and o.mu > 0) then error(string.format("blua.train.%s: mu must be positive", method), 3) end
-  if o.tau and not (type(o.tau) == "number" and o.tau > 0) then error(string.format("blua.train.%s: tau must be positive", method), 3) end
-  if o.gamma and not (type(o.gamma) == "number" and o.gamma > 0) then error(string.format("blua.train.%s: gamma must be positive", method), 3) end
-  if o.loss_weight and not (type(o.loss_weight) == "number" and o.loss_weight > 0) then error(string.format("blua.train.%s: loss_weight must be positive", method), 3) end
+  positive_number("lr")
+  for _, k in ipairs{"mu", "tau", "gamma", "loss_weight"} do
+    if o[k] ~= nil then positive_number(k) end
+  end
   if o.on_gradients and type(o.on_gradients) ~= "function" then
     error(string.format("blua.train.%s: on_gradients must be a function", method), 3)
   end
@@ -114,6 +135,14 @@ function options.check_data(method, net, data, what)
   end
   if cols > 1 and not data.y:allFinite() then
     error(string.format("blua.train.%s: %s y contains NaN or Inf", method, what), 3)
+  end
+  if cols == 1 and n > 0 and out > 1 then
+    local lo, hi = data.y:min(), data.y:max()
+    if lo < 1 or hi > out or data.y:clone():floor():add(-1, data.y):abs():max() ~= 0 then
+      error(string.format("bad labels in 'train.%s': %s y holds %s..%s; labels are the integers 1..%d%s",
+        method, what, tostring(lo), tostring(hi), out,
+        lo == 0 and " (1-based: class 1 is the first; add 1 to 0-based labels, y:add(1))" or ""), 3)
+    end
   end
 end
 

@@ -36,7 +36,11 @@ function report.plot(path, method, history)
     end
     if #xs > 0 then series[#series + 1] = {name = c[1], x = xs, y = ys} end
   end
-  local ok, err = blua.plot.lines{path = path, title = method, xlabel = "epoch", ylabel = "accuracy %", series = series}
+  local xs, ys = {}, {}
+  for _, h in ipairs(history) do xs[#xs + 1], ys[#ys + 1] = h.epoch, h.loss end
+  if #xs > 0 then series[#series + 1] = {name = "loss", x = xs, y = ys, axis = "y2"} end
+  local ok, err = blua.plot.lines{path = path, title = method, xlabel = "epoch", ylabel = "accuracy %",
+    y2label = "training loss", integer_x = true, series = series}
   if not ok then io.stderr:write("blua: no plot: ", err, "\n") end
 end
 
