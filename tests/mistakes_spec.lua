@@ -81,7 +81,7 @@ blua.train.backprop(net, {x = blua.rand(4, 3), y = blua.tensor{{0}, {1}, {2}, {0
     local _, err, code = run(s)
     assert.equal(1, code)
     assert.truthy(err:match("^blua: [^\n]*\n$"), err)
-    assert.truthy(err:find("labels are 1-based", 1, true), err)
+    assert.truthy(err:find("1-based: class 1 is the first; add 1 to 0-based labels", 1, true), err)
   end)
 
   it("reports an unknown activation in a script at the script's line", function()

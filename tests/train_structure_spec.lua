@@ -73,6 +73,9 @@ describe("trainer structure", function()
         flat.v[#flat.v + 1] = state[k].v[j]:clone()
       end
     end
+    -- the power-iteration warm starts travel in optim_state too (same in both runs)
+    flat.power = {}
+    for l, v in pairs(state.power) do flat.power[l] = v:clone() end
     local b = a:clone()
     blua.train.bregman(a, d, {epochs = 2, start_epoch = 2, batch = 16, verbose = false, optim_state = state})
     blua.train.bregman(b, d, {epochs = 2, start_epoch = 2, batch = 16, verbose = false, optim_state = flat})

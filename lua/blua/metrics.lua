@@ -1,6 +1,7 @@
 -- Metrics of a trained network on a data set {x =, y =}: accuracy, the linear-activation
--- share per hidden layer (DESIGN.md §6), the lifted energy and a confusion matrix. Test-time
--- prediction is always the plain forward pass.
+-- share per hidden layer (docs/design.md), the lifted energy, an evaluation summary (loss,
+-- accuracy, per-class accuracy), a confusion matrix and top-k accuracy. Test-time prediction
+-- is always the plain forward pass.
 local blua = require "blua"
 
 local metrics = {}
@@ -87,11 +88,47 @@ function metrics.energy(net, data, opts)
   return total, terms
 end
 
---- C x C table: confusion[true][predicted] counts.
+-- The labels of data as a list of integers 1..C, or an error naming fname.
+local function labels(data, C, fname)
+  local y = data.y
+  if y:dim() == 2 and y:size(2) ~= 1 then
+    error(string.format("blua.metrics.%s: class labels (N x 1) expected, got y of %dx%d", fname, y:size(1), y:size(2)), 3)
+  end
+  local n = y:size(1)
+  if n > 0 and (y:min() < 1 or y:max() > C or y:clone():floor():add(-1, y):abs():max() ~= 0) then
+    error(string.format("bad labels in 'metrics.%s': y holds %s..%s; labels are the integers 1..%d",
+      fname, tostring(y:min()), tostring(y:max()), C), 3)
+  end
+end
+
+-- A confusion matrix prints as a grid: rows are true classes, columns predictions.
+local Confusion = {}
+Confusion.__index = Confusion
+
+function Confusion:__tostring()
+  local C = #self
+  local width = 5
+  for i = 1, C do
+    for j = 1, C do width = math.max(width, #tostring(self[i][j]) + 1) end
+  end
+  local lines = {"true \\ predicted"}
+  local head = {string.format("%5s", "")}
+  for j = 1, C do head[#head + 1] = string.format("%" .. width .. "d", j) end
+  lines[#lines + 1] = table.concat(head)
+  for i = 1, C do
+    local row = {string.format("%5d", i)}
+    for j = 1, C do row[#row + 1] = string.format("%" .. width .. "d", self[i][j]) end
+    lines[#lines + 1] = table.concat(row)
+  end
+  return table.concat(lines, "\n")
+end
+
+--- C x C table: confusion[true][predicted] counts; tostring prints it as a grid.
 function metrics.confusion(net, data)
   check(data, "confusion")
   local C = net.sizes[#net.sizes]
-  local m = {}
+  labels(data, C, "confusion")
+  local m = setmetatable({}, Confusion)
   for i = 1, C do
     m[i] = {}
     for j = 1, C do m[i][j] = 0 end
@@ -104,6 +141,53 @@ function metrics.confusion(net, data)
     end
   end)
   return m
+end
+
+--- {loss =, accuracy =, per_class = {acc of class 1, ...}, n =}: the mean output loss (the
+-- training loss: cross-entropy for softmax, squared error for identity), the accuracy, and
+-- each class's accuracy (recall; NaN for a class with no samples).
+function metrics.evaluate(net, data)
+  check(data, "evaluate")
+  local C = net.sizes[#net.sizes]
+  labels(data, C, "evaluate")
+  local L = net:nLayers()
+  local out = net:activation(L)
+  local loss_sum = 0
+  each_chunk(net, data, function(Z, _, first, count)
+    local Y = blua.data.onehot(data.y:narrow(1, first, count), C)
+    loss_sum = loss_sum + out:bregman(Y, Z[L])
+  end)
+  local m = metrics.confusion(net, data)
+  local n, right, per_class = data.y:size(1), 0, {}
+  for c = 1, C do
+    local total = 0
+    for j = 1, C do total = total + m[c][j] end
+    right = right + m[c][c]
+    per_class[c] = total > 0 and m[c][c] / total or 0 / 0
+  end
+  return {loss = n > 0 and loss_sum / n or 0 / 0, accuracy = n > 0 and right / n or 0 / 0,
+    per_class = per_class, n = n}
+end
+
+--- Fraction in [0, 1] of rows whose label is among the k highest outputs (ties count for the
+-- label: only strictly higher outputs push it out).
+function metrics.topk(net, data, k)
+  check(data, "topk")
+  local C = net.sizes[#net.sizes]
+  if math.type(k) ~= "integer" or k < 1 then
+    error(string.format("blua.metrics.topk: k must be a positive integer, got %s", tostring(k)), 2)
+  end
+  labels(data, C, "topk")
+  local ones_c = blua.ones(C, 1)
+  local hits = 0
+  local n = each_chunk(net, data, function(Z, _, first, count)
+    local scores = Z[#Z]
+    local Y = blua.data.onehot(data.y:narrow(1, first, count), C)
+    local own = scores:clone():cmul(Y) * ones_c              -- count x 1: the label's output
+    local above = (scores - own * ones_c:t()):gt(0) * ones_c -- outputs strictly above it
+    hits = hits + above:lt(k - 0.5):sum()
+  end)
+  return n > 0 and hits / n or 0 / 0
 end
 
 return metrics
