@@ -14,10 +14,23 @@
 blua_tensor *lblua_checktensor(lua_State *L, int idx);
 /* The tensor at idx, or NULL when the value there is not a live tensor. */
 blua_tensor *lblua_totensor(lua_State *L, int idx);
-/* Pushes t as a new blua.Tensor userdata; the userdata takes over the caller's reference.
- * A NULL t raises the error in err as lblua_error does, naming fname. */
+/* Pushes t as a new blua.Tensor userdata; the userdata takes over the caller's reference, also
+ * when making it fails (t is released, no leak). Making it may run Lua code (a GC step runs
+ * finalizers): if a tensor argument on the stack was open before and is closed after, it
+ * raises an error, so tensors fetched from the stack before the push stay valid after it.
+ * Anything else that can run Lua code (callbacks, metamethods, lua_newuserdatauv, tables,
+ * strings) must be followed by fetching the tensors again. lblua_pushresult does the same
+ * for a core result; a NULL t raises the error in err as lblua_error does, naming fname. */
 void lblua_pushtensor(lua_State *L, blua_tensor *t);
 blua_tensor *lblua_pushresult(lua_State *L, blua_tensor *t, const char *fname, const blua_err *err);
+/* Checked integers from Lua (exact-valued floats accepted; NaN, fractions, out-of-range values
+ * raise "bad <what> in 'fname': ..."). lblua_checkindex: 1-based index in 1..size, returned
+ * 0-based. lblua_checkdim: 1-based dimension of t, returned 0-based. lblua_checksize: a size
+ * in 0..BLUA_MAX_ELEMENTS. */
+lua_Integer lblua_checkint(lua_State *L, int arg, const char *what, const char *fname);
+int64_t lblua_checkindex(lua_State *L, int arg, int64_t size, const char *fname);
+int lblua_checkdim(lua_State *L, int arg, const blua_tensor *t, const char *fname);
+int64_t lblua_checksize(lua_State *L, int arg, const char *fname);
 /* Raises a Lua error from a core message. Core messages read "problem: details"; the error
  * becomes "problem in 'fname': details". Never returns. */
 int lblua_error(lua_State *L, const char *fname, const blua_err *err);

@@ -19,13 +19,16 @@ static int check_rows(const blua_tensor *a, const blua_tensor *b, blua_err *err)
 int blua_lifted_affine(blua_tensor *z, const blua_tensor *x_prev, const blua_lifted_layer *layer, blua_err *err) {
   /* z = 1 b^T first, then z += x_prev W in the same GEMM call (beta = 1). */
   int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
-  if (blua_tensor_nelement(layer->b) != cols) {
-    char sz[48], sb[48];
-    return blua_fail(err, "size mismatch: bias %s for output %s", blua_tensor_shape(layer->b, sb, sizeof sb),
+  const blua_tensor *bt = layer->b;
+  /* The bias is any vector view: 1-D, 1 x n or n x 1, with its own step. */
+  int is_vector = bt->dim == 1 || (bt->dim == 2 && (bt->size[0] == 1 || bt->size[1] == 1));
+  if (z->dim != 2 || !is_vector || blua_tensor_nelement(bt) != cols) {
+    char sz[160], sb[160];
+    return blua_fail(err, "size mismatch: bias %s for output %s", blua_tensor_shape(bt, sb, sizeof sb),
                      blua_tensor_shape(z, sz, sizeof sz));
   }
-  const float *b = blua_tensor_data(layer->b);
-  int64_t bs = layer->b->dim == 2 ? layer->b->stride[1] : layer->b->stride[0];
+  const float *b = blua_tensor_data(bt);
+  int64_t bs = bt->dim == 1 || bt->size[0] != 1 ? bt->stride[0] : bt->stride[1];
 #pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
   for (int64_t i = 0; i < rows; i++) {
     float *p = blua_tensor_at(z, i, 0);
@@ -118,7 +121,11 @@ static double norm_of(const float *x, int64_t n) {
 double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
   int64_t m = blua_tensor_rows(W), n = blua_tensor_cols(W);
   if (m == 0 || n == 0) return 0.0;
-  if (start && blua_tensor_nelement(start) != n) return NAN;
+  if (start && (blua_tensor_nelement(start) != n || start->dim > 2 ||
+                (start->dim == 2 && start->size[0] != 1 && start->size[1] != 1)))
+    return NAN;
+  /* start is any vector view: step along it by its own stride. */
+  int64_t ss = !start ? 0 : start->dim == 1 || start->size[0] != 1 ? start->stride[0] : start->stride[1];
   blua_err err;
   blua_tensor *Wc = blua_tensor_contiguous((blua_tensor *)W, &err);
   float *v = malloc((size_t)(n + m) * sizeof *v);
@@ -132,7 +139,7 @@ double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
    * slowly; otherwise a fixed, non-symmetric start keeps the estimate deterministic. */
   int warm = 0;
   for (int64_t j = 0; j < n; j++) {
-    v[j] = start ? *blua_tensor_at(start, start->dim == 2 ? 0 : j, start->dim == 2 ? j : 0) : 0.0f;
+    v[j] = start ? blua_tensor_data(start)[j * ss] : 0.0f;
     warm |= v[j] != 0.0f;
   }
   if (!warm)
@@ -153,7 +160,7 @@ double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
   if (start && isfinite(sigma)) {
     double nv = norm_of(v, n);
     for (int64_t j = 0; j < n; j++)
-      *blua_tensor_at(start, start->dim == 2 ? 0 : j, start->dim == 2 ? j : 0) = nv > 0 ? (float)(v[j] / nv) : 0.0f;
+      blua_tensor_data(start)[j * ss] = nv > 0 ? (float)(v[j] / nv) : 0.0f;
   }
   blua_tensor_release(Wc);
   free(v);

@@ -415,8 +415,9 @@ static void load_value(loader *D) {
       lua_rawgeti(L, D->ids, (lua_Integer)id);
       return;
     }
-    case BLUA_TAG_TENSOR: {
-      blua_tensor *t = blua_cur_tensor(D->c, &D->err);
+    case BLUA_TAG_TENSOR:
+    case BLUA_TAG_TENSOR_ND: {
+      blua_tensor *t = tag == BLUA_TAG_TENSOR ? blua_cur_tensor(D->c, &D->err) : blua_cur_tensor_nd(D->c, &D->err);
       if (!t) lblua_error(L, "blua.load", &D->err);
       lblua_pushtensor(L, t);
       lua_pushvalue(L, -1);

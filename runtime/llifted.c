@@ -85,7 +85,9 @@ static int l_energy(lua_State *L) {
  * warm start, updated in place. */
 static int l_spectralNorm(lua_State *L) {
   blua_tensor *W = lblua_checktensor(L, 1);
-  lua_Integer iters = luaL_optinteger(L, 2, 20);
+  lua_Integer iters = lua_isnoneornil(L, 2) ? 20 : lblua_checkint(L, 2, "iteration count", "spectralNorm");
+  if (iters < 1 || iters > 100000)
+    return luaL_error(L, "bad iteration count in 'spectralNorm': %I (1..100000)", (LUAI_UACINT)iters);
   blua_tensor *v = lua_isnoneornil(L, 3) ? NULL : lblua_checktensor(L, 3);
   luaL_argcheck(L, W->dim == 2, 1, "2-D tensor expected");
   if (v && blua_tensor_nelement(v) != blua_tensor_cols(W)) {

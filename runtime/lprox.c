@@ -34,7 +34,7 @@ static blua_tensor *out_arg(lua_State *L, int idx, const blua_tensor *ref, const
     return out;
   }
   blua_err err;
-  return lblua_pushresult(L, blua_tensor_empty(ref->dim, ref->size[0], ref->size[1], &err), fname, &err);
+  return lblua_pushresult(L, blua_tensor_empty_like(ref, &err), fname, &err);
 }
 
 static double check_number(lua_State *L, int idx, const char *what) {

@@ -1,11 +1,20 @@
 /* Lua binding of the tensor core: the blua.Tensor userdata, its methods and metamethods, and
- * the module-level constructors. Indices are 1-based here and 0-based in the core. */
+ * the module-level constructors. Indices and dimensions are 1-based here and 0-based in the
+ * core; every integer from Lua is range-checked as a lua_Integer before any arithmetic.
+ *
+ * Lua code can run inside these functions wherever a value is allocated (a GC step may run
+ * a finalizer) or a callback or metamethod is called, and that code may close a tensor the
+ * function already holds. lblua_pushtensor checks that the tensor arguments still open before
+ * it are open after it; other such points fetch their tensors again afterwards. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "lblua.h"
+
+#define SHAPE_LEN 160
+#define MAX_THREADS 1024
 
 /* ---- userdata plumbing ---- */
 
@@ -20,15 +29,48 @@ blua_tensor *lblua_checktensor(lua_State *L, int idx) {
   return *p;
 }
 
-void lblua_pushtensor(lua_State *L, blua_tensor *t) {
+/* Bit k-1 set when stack slot k (k <= 64) holds an open tensor. */
+static uint64_t open_tensors(lua_State *L) {
+  int top = lua_gettop(L);
+  uint64_t mask = 0;
+  for (int k = 1; k <= top && k <= 64; k++)
+    if (lua_type(L, k) == LUA_TUSERDATA && lblua_totensor(L, k)) mask |= (uint64_t)1 << (k - 1);
+  return mask;
+}
+
+static int make_slot(lua_State *L) {
   blua_tensor **p = lua_newuserdatauv(L, sizeof *p, 0);
-  *p = t;
+  *p = NULL;
   luaL_setmetatable(L, LBLUA_TENSOR_MT);
+  return 1;
+}
+
+void lblua_pushtensor(lua_State *L, blua_tensor *t) {
+  uint64_t before = open_tensors(L);
+  /* The userdata is made under a protected call so that a memory error releases t instead of
+   * leaking it (a light C function costs no allocation to push). */
+  if (!lua_checkstack(L, 3)) {
+    blua_tensor_release(t);
+    luaL_error(L, "out of memory: no stack space for a tensor");
+  }
+  lua_pushcfunction(L, make_slot);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    blua_tensor_release(t);
+    lua_error(L);
+  }
+  *(blua_tensor **)lua_touserdata(L, -1) = t;
   /* Tell the collector about fresh storage, so loops that allocate large tensors collect
    * the dead ones in step instead of growing without bound. */
   if (t->storage->refcount == 1) {
     size_t kb = t->storage->n * sizeof(float) / 1024;
     if (kb > 0) lua_gc(L, LUA_GCSTEP, (int)(kb > 1 << 20 ? 1 << 20 : kb));
+  }
+  uint64_t lost = before & ~open_tensors(L);
+  if (lost) {
+    int k = 1;
+    while (!(lost & 1)) lost >>= 1, k++;
+    luaL_error(L, "tensor closed during a call: argument #%d was closed by code that ran meanwhile "
+               "(a finalizer or callback)", k);
   }
 }
 
@@ -45,7 +87,7 @@ static int t_gc(lua_State *L) {
   return 0;
 }
 
-static const char *shape(const blua_tensor *t, char *buf) { return blua_tensor_shape(t, buf, 48); }
+static const char *shape(const blua_tensor *t, char *buf) { return blua_tensor_shape(t, buf, SHAPE_LEN); }
 
 /* Integral values come back as Lua integers, so 2 + 2 prints 4 and not 4.0. */
 static void push_value(lua_State *L, double v) {
@@ -55,16 +97,92 @@ static void push_value(lua_State *L, double v) {
     lua_pushnumber(L, v);
 }
 
-static int64_t check_index(lua_State *L, int arg, int64_t size, const char *fname) {
-  lua_Integer i = luaL_checkinteger(L, arg);
-  if (i < 1 || i > size) luaL_error(L, "index out of range in '%s': %d not in 1..%d", fname, (int)i, (int)size);
+/* ---- checked integers from Lua ---- */
+
+/* An integer argument (floats with an exact integer value are accepted, others are errors). */
+lua_Integer lblua_checkint(lua_State *L, int arg, const char *what, const char *fname) {
+  int isnum;
+  lua_Integer v = lua_tointegerx(L, arg, &isnum);
+  if (!isnum) {
+    if (lua_type(L, arg) == LUA_TNUMBER)
+      luaL_error(L, "bad %s in '%s': %s is not an integer", what, fname, lua_tostring(L, arg));
+    luaL_error(L, "bad %s in '%s': integer expected, got %s", what, fname, luaL_typename(L, arg));
+  }
+  return v;
+}
+
+int64_t lblua_checkindex(lua_State *L, int arg, int64_t size, const char *fname) {
+  lua_Integer i = lblua_checkint(L, arg, "index", fname);
+  if (i < 1 || i > size)
+    luaL_error(L, "index out of range in '%s': %I not in 1..%I", fname, (LUAI_UACINT)i, (LUAI_UACINT)size);
   return (int64_t)i - 1;
 }
 
-static int64_t check_size(lua_State *L, int arg) {
-  lua_Integer n = luaL_checkinteger(L, arg);
-  luaL_argcheck(L, n >= 0, arg, "size must be non-negative");
+/* A 1-based dimension of t (argument arg) as a 0-based int. */
+int lblua_checkdim(lua_State *L, int arg, const blua_tensor *t, const char *fname) {
+  lua_Integer d = lblua_checkint(L, arg, "dimension", fname);
+  if (d < 1 || d > t->dim) {
+    luaL_error(L, "bad dimension in '%s': %I for a %d-D tensor", fname, (LUAI_UACINT)d, t->dim);
+  }
+  return (int)d - 1;
+}
+
+int64_t lblua_checksize(lua_State *L, int arg, const char *fname) {
+  lua_Integer n = lblua_checkint(L, arg, "size", fname);
+  if (n < 0) luaL_error(L, "bad size in '%s': %I (sizes must be non-negative)", fname, (LUAI_UACINT)n);
+  if (n > BLUA_MAX_ELEMENTS) luaL_error(L, "tensor too large in '%s': size %I (at most 2^34 elements)", fname, (LUAI_UACINT)n);
   return (int64_t)n;
+}
+
+/* Sizes given as arguments first.. (up to the last non-nil) or as one table {n1, n2, ...}.
+ * allow_infer lets one size be -1 (view, reshape). Returns the dimension count. */
+static int read_sizes(lua_State *L, int first, int64_t *size, int allow_infer, const char *fname) {
+  int top = lua_gettop(L), dim = 0;
+  int from_table = lua_istable(L, first);
+  lua_Integer n;
+  if (from_table) {
+    n = (lua_Integer)lua_rawlen(L, first);
+  } else {
+    while (top >= first && lua_isnil(L, top)) top--;
+    n = top - first + 1;
+  }
+  if (n < 1 || n > BLUA_MAX_DIM)
+    luaL_error(L, "bad dimension in '%s': %I sizes given (1..%d dimensions exist)", fname, (LUAI_UACINT)n, BLUA_MAX_DIM);
+  dim = (int)n;
+  int infer = -1;
+  for (int d = 0; d < dim; d++) {
+    int arg = first + d;
+    if (from_table) {
+      lua_rawgeti(L, first, d + 1);
+      arg = lua_gettop(L);
+    }
+    if (allow_infer && lua_isinteger(L, arg) && lua_tointeger(L, arg) == -1 && infer < 0) {
+      infer = d;
+      size[d] = 1;
+    } else {
+      size[d] = lblua_checksize(L, arg, fname);
+    }
+    if (from_table) lua_pop(L, 1);
+  }
+  if (infer >= 0) size[infer] = -1;
+  return dim;
+}
+
+/* Fills a -1 size from the element count n. */
+static void infer_size(lua_State *L, int dim, int64_t *size, int64_t n, const char *fname) {
+  int64_t known = 1;
+  int at = -1;
+  for (int d = 0; d < dim; d++) {
+    if (size[d] == -1) {
+      at = d;
+      continue;
+    }
+    known = size[d] == 0 ? 0 : (known > BLUA_MAX_ELEMENTS ? known : known * size[d]);
+  }
+  if (at < 0) return;
+  if (known == 0 || n % known != 0)
+    luaL_error(L, "size mismatch in '%s': cannot infer a size for %I elements", fname, (LUAI_UACINT)n);
+  size[at] = n / known;
 }
 
 /* ---- constructors ---- */
@@ -74,11 +192,21 @@ static blua_tensor *new_tensor(lua_State *L, int dim, int64_t r, int64_t c, cons
   return lblua_pushresult(L, blua_tensor_new(dim, r, c, &err), fname, &err);
 }
 
-/* Sizes from (r) or (r, c). */
+static blua_tensor *new_nd(lua_State *L, int dim, const int64_t *size, int zero, const char *fname) {
+  blua_err err;
+  blua_tensor *t = zero ? blua_tensor_new_nd(dim, size, &err) : blua_tensor_empty_nd(dim, size, &err);
+  return lblua_pushresult(L, t, fname, &err);
+}
+
+static blua_tensor *new_like(lua_State *L, const blua_tensor *t, const char *fname) {
+  return new_nd(L, t->dim, t->size, 0, fname);
+}
+
+/* Sizes from (n1, n2, ...) or ({n1, n2, ...}). */
 static blua_tensor *new_from_sizes(lua_State *L, const char *fname) {
-  int64_t r = check_size(L, 1);
-  if (lua_isnoneornil(L, 2)) return new_tensor(L, 1, r, 1, fname);
-  return new_tensor(L, 2, r, check_size(L, 2), fname);
+  int64_t size[BLUA_MAX_DIM];
+  int dim = read_sizes(L, 1, size, 0, fname);
+  return new_nd(L, dim, size, 1, fname);
 }
 
 static int l_zeros(lua_State *L) { new_from_sizes(L, "zeros"); return 1; }
@@ -100,50 +228,64 @@ static int l_randn(lua_State *L) {
 
 static int l_eye(lua_State *L) {
   blua_err err;
-  lblua_pushresult(L, blua_tensor_eye(check_size(L, 1), &err), "eye", &err);
+  lblua_pushresult(L, blua_tensor_eye(lblua_checksize(L, 1, "eye"), &err), "eye", &err);
   return 1;
 }
 
-static float table_number(lua_State *L, int idx, lua_Integer i, lua_Integer j) {
-  int isnum;
-  lua_Number v = lua_tonumberx(L, idx, &isnum);
-  if (!isnum) {
-    if (j > 0) luaL_error(L, "bad value in 'tensor': entry [%d][%d] is a %s, number expected", (int)i, (int)j, luaL_typename(L, idx));
-    luaL_error(L, "bad value in 'tensor': entry [%d] is a %s, number expected", (int)i, luaL_typename(L, idx));
+/* blua.tensor{...}: the shape is read down the first entries, then every nested table must
+ * match it. Entries are read raw, so no metamethod runs while the tensor is filled. */
+static void fill_nested(lua_State *L, int tbl, const blua_tensor *t, int d, int64_t *at, int64_t *pos) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, tbl);
+  if (n != t->size[d]) {
+    if (d == 1)
+      luaL_error(L, "size mismatch in 'tensor': row %I has %I entries, row 1 has %I", (LUAI_UACINT)pos[0] + 1, (LUAI_UACINT)n,
+                 (LUAI_UACINT)t->size[d]);
+    luaL_error(L, "size mismatch in 'tensor': a table at depth %d has %I entries, the first one has %I", d + 1,
+               (LUAI_UACINT)n, (LUAI_UACINT)t->size[d]);
   }
-  return (float)v;
+  luaL_checkstack(L, 2, "nested tables");
+  for (int64_t i = 0; i < t->size[d]; i++) {
+    lua_rawgeti(L, tbl, (lua_Integer)i + 1);
+    pos[d] = i;
+    if (d + 1 < t->dim) {
+      if (!lua_istable(L, -1))
+        luaL_error(L, "bad value in 'tensor': entry at depth %d is a %s, table expected", d + 1, luaL_typename(L, -1));
+      fill_nested(L, lua_gettop(L), t, d + 1, at, pos);
+    } else {
+      int isnum;
+      lua_Number v = lua_tonumberx(L, -1, &isnum);
+      if (!isnum) {
+        if (t->dim == 1) luaL_error(L, "bad value in 'tensor': entry [%I] is a %s, number expected", (LUAI_UACINT)i + 1, luaL_typename(L, -1));
+        luaL_error(L, "bad value in 'tensor': entry [%I][%I] is a %s, number expected", (LUAI_UACINT)pos[0] + 1,
+                   (LUAI_UACINT)i + 1, luaL_typename(L, -1));
+      }
+      blua_tensor_data(t)[(*at)++] = (float)v;
+    }
+    lua_pop(L, 1);
+  }
 }
 
-/* blua.tensor{{1,2},{3,4}} (2-D), blua.tensor{1,2,3} (1-D) or blua.tensor(r, c). */
 static int l_tensor(lua_State *L) {
   if (!lua_istable(L, 1)) {
     new_from_sizes(L, "tensor");
     return 1;
   }
-  lua_Integer rows = luaL_len(L, 1);
-  lua_geti(L, 1, 1);
-  int nested = lua_istable(L, -1);
-  lua_Integer cols = nested ? luaL_len(L, -1) : 1;
-  lua_pop(L, 1);
-  blua_tensor *t = new_tensor(L, nested ? 2 : 1, rows, cols, "tensor");
-  int ud = lua_gettop(L);
-  for (lua_Integer i = 1; i <= rows; i++) {
-    lua_geti(L, 1, i);
-    if (nested) {
-      if (!lua_istable(L, -1)) luaL_error(L, "bad value in 'tensor': row %d is a %s, table expected", (int)i, luaL_typename(L, -1));
-      if (luaL_len(L, -1) != cols)
-        luaL_error(L, "size mismatch in 'tensor': row %d has %d entries, row 1 has %d", (int)i, (int)luaL_len(L, -1), (int)cols);
-      for (lua_Integer j = 1; j <= cols; j++) {
-        lua_geti(L, -1, j);
-        *blua_tensor_at(t, i - 1, j - 1) = table_number(L, -1, i, j);
-        lua_pop(L, 1);
-      }
-    } else {
-      *blua_tensor_at(t, i - 1, 0) = table_number(L, -1, i, 0);
-    }
-    lua_pop(L, 1);
+  int64_t size[BLUA_MAX_DIM];
+  int dim = 0;
+  lua_settop(L, 1);
+  lua_pushvalue(L, 1);
+  for (;;) {
+    if (dim == BLUA_MAX_DIM) luaL_error(L, "bad value in 'tensor': tables nested deeper than %d", BLUA_MAX_DIM);
+    size[dim++] = (int64_t)lua_rawlen(L, -1);
+    lua_rawgeti(L, -1, 1);
+    int nested = lua_istable(L, -1);
+    lua_remove(L, -2);
+    if (!nested) break;
   }
-  lua_settop(L, ud);
+  lua_settop(L, 1);
+  blua_tensor *t = new_nd(L, dim, size, 1, "tensor");
+  int64_t at = 0, pos[BLUA_MAX_DIM] = {0};
+  fill_nested(L, 1, t, 0, &at, pos);
   return 1;
 }
 
@@ -153,8 +295,9 @@ static int l_isTensor(lua_State *L) {
 }
 
 static int l_setNumThreads(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 1, 1, "thread count must be at least 1");
+  lua_Integer n = lblua_checkint(L, 1, "thread count", "setNumThreads");
+  if (n < 1 || n > MAX_THREADS)
+    luaL_error(L, "bad thread count in 'setNumThreads': %I (1..%d)", (LUAI_UACINT)n, MAX_THREADS);
   blua_set_num_threads((int)n);
   return 0;
 }
@@ -176,7 +319,8 @@ static int l_initialSeed(lua_State *L) {
 
 /* A random permutation of 1..n as a Lua table (uses the seeded generator). */
 static int l_randperm(lua_State *L) {
-  int64_t n = check_size(L, 1);
+  lua_Integer n = lblua_checkint(L, 1, "size", "randperm");
+  if (n < 0 || n > INT32_MAX) luaL_error(L, "bad size in 'randperm': %I (0..2^31-1)", (LUAI_UACINT)n);
   int64_t *perm = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *perm, 0);
   blua_rng_permutation(blua_default_rng(), perm, n);
   lua_createtable(L, (int)n, 0);
@@ -191,12 +335,13 @@ static int l_randperm(lua_State *L) {
  * the shapes. A reference for the benchmarks, not part of the API. */
 static int l_sgemm(lua_State *L) {
   blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_checktensor(L, 2), *b = lblua_checktensor(L, 3);
-  char sa[48], sb[48];
+  char sa[SHAPE_LEN], sb[SHAPE_LEN];
   if (a->dim != 2 || b->dim != 2 || c->dim != 2 || a->size[1] != b->size[0] || c->size[0] != a->size[0] ||
       c->size[1] != b->size[1] || !blua_tensor_is_contiguous(a) || !blua_tensor_is_contiguous(b) ||
-      !blua_tensor_is_contiguous(c))
+      !blua_tensor_is_contiguous(c) || a->size[0] > INT32_MAX || a->size[1] > INT32_MAX || b->size[1] > INT32_MAX)
     return luaL_error(L, "size mismatch in '_sgemm': %s * %s", shape(a, sa), shape(b, sb));
   int m = (int)a->size[0], k = (int)a->size[1], n = (int)b->size[1];
+  if (m == 0 || n == 0 || k == 0) return 0;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, blua_tensor_data(a), k,
               blua_tensor_data(b), n, 0.0f, blua_tensor_data(c), n);
   return 0;
@@ -213,20 +358,37 @@ static int l_blasInfo(lua_State *L) {
   return 2;
 }
 
+/* blua.cat({a, b, ...} [, d]): joined along dimension d (default: the last). */
+static int l_cat(lua_State *L) {
+  lua_settop(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  if (n < 1 || n > 1 << 20) luaL_error(L, "bad argument in 'cat': %I tensors (1..2^20 expected)", (LUAI_UACINT)n);
+  blua_tensor **ts = lua_newuserdatauv(L, (size_t)n * sizeof *ts, 0); /* before any tensor is read */
+  for (lua_Integer k = 0; k < n; k++) {
+    lua_rawgeti(L, 1, k + 1);
+    ts[k] = lblua_totensor(L, -1);
+    if (!ts[k]) luaL_error(L, "bad argument in 'cat': entry %I is not an open tensor", (LUAI_UACINT)k + 1);
+    lua_pop(L, 1);
+  }
+  int d = lua_isnoneornil(L, 2) ? ts[0]->dim - 1 : lblua_checkdim(L, 2, ts[0], "cat");
+  blua_err err;
+  blua_tensor *r = blua_tensor_cat(ts, (int)n, d, &err); /* no Lua code runs between the reads and here */
+  lblua_pushresult(L, r, "cat", &err);
+  return 1;
+}
+
 /* ---- size and element access ---- */
 
 static int t_size(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
   if (!lua_isnoneornil(L, 2)) {
-    lua_Integer d = luaL_checkinteger(L, 2);
-    if (d < 1 || d > t->dim) luaL_error(L, "bad dimension in 'size': %d for a %d-D tensor", (int)d, t->dim);
-    lua_pushinteger(L, t->size[d - 1]);
+    lua_pushinteger(L, t->size[lblua_checkdim(L, 2, t, "size")]);
     return 1;
   }
-  lua_pushinteger(L, t->size[0]);
-  if (t->dim == 1) return 1;
-  lua_pushinteger(L, t->size[1]);
-  return 2;
+  luaL_checkstack(L, t->dim, "sizes");
+  for (int d = 0; d < t->dim; d++) lua_pushinteger(L, t->size[d]);
+  return t->dim;
 }
 
 static int t_dim(lua_State *L) {
@@ -244,14 +406,22 @@ static int t_len(lua_State *L) {
   return 1;
 }
 
-static float *element(lua_State *L, blua_tensor *t, const char *fname, int *next) {
-  int64_t i = check_index(L, 2, t->size[0], fname), j = 0;
-  *next = 3;
-  if (t->dim == 2) {
-    j = check_index(L, 3, t->size[1], fname);
-    *next = 4;
+static int t_stride(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  if (!lua_isnoneornil(L, 2)) {
+    lua_pushinteger(L, t->stride[lblua_checkdim(L, 2, t, "stride")]);
+    return 1;
   }
-  return blua_tensor_at(t, i, j);
+  for (int d = 0; d < t->dim; d++) lua_pushinteger(L, t->stride[d]);
+  return t->dim;
+}
+
+/* The element addressed by dim indices from argument 2 on; *next is the argument after them. */
+static float *element(lua_State *L, blua_tensor *t, const char *fname, int *next) {
+  int64_t off = 0;
+  for (int d = 0; d < t->dim; d++) off += lblua_checkindex(L, 2 + d, t->size[d], fname) * t->stride[d];
+  *next = 2 + t->dim;
+  return blua_tensor_data(t) + off;
 }
 
 static int t_get(lua_State *L) {
@@ -262,52 +432,119 @@ static int t_get(lua_State *L) {
 
 static int t_set(lua_State *L) {
   int next;
-  float *p = element(L, lblua_checktensor(L, 1), "set", &next);
-  *p = (float)luaL_checknumber(L, next);
+  blua_tensor *t = lblua_checktensor(L, 1);
+  float v = (float)luaL_checknumber(L, 2 + t->dim);
+  *element(L, t, "set", &next) = v;
   lua_settop(L, 1);
   return 1;
 }
 
+static void push_nested(lua_State *L, const blua_tensor *t, int d, int64_t off) {
+  luaL_checkstack(L, 3, "totable");
+  lua_createtable(L, t->size[d] > INT32_MAX ? INT32_MAX : (int)t->size[d], 0);
+  for (int64_t i = 0; i < t->size[d]; i++) {
+    int64_t o = off + i * t->stride[d];
+    if (d + 1 < t->dim)
+      push_nested(L, t, d + 1, o);
+    else
+      push_value(L, blua_tensor_data(t)[o]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* Tables are made while reading, so a finalizer may run and close t: walk a private view
+ * held by a userdata of its own, which nothing else can reach. */
 static int t_totable(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  lua_createtable(L, (int)t->size[0], 0);
-  for (int64_t i = 0; i < t->size[0]; i++) {
-    if (t->dim == 2) {
-      lua_createtable(L, (int)t->size[1], 0);
-      for (int64_t j = 0; j < t->size[1]; j++) {
-        push_value(L, *blua_tensor_at(t, i, j));
-        lua_rawseti(L, -2, j + 1);
-      }
-    } else {
-      push_value(L, *blua_tensor_at(t, i, 0));
-    }
-    lua_rawseti(L, -2, i + 1);
-  }
+  lua_settop(L, 1);
+  blua_err err;
+  blua_tensor *v = lblua_pushresult(L, blua_tensor_narrow(t, 0, 0, t->size[0], &err), "totable", &err); /* 2 */
+  push_nested(L, v, 0, 0);
   return 1;
 }
 
-/* ---- views and copies ---- */
+/* ---- views ---- */
 
 static int t_narrow(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  lua_Integer d = luaL_checkinteger(L, 2), first = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+  int d = lblua_checkdim(L, 2, t, "narrow");
+  lua_Integer first = lblua_checkint(L, 3, "index", "narrow"), len = lblua_checkint(L, 4, "length", "narrow");
+  char s[SHAPE_LEN];
+  if (first < 1 || first > t->size[d] + 1 || len < 0 || len > t->size[d] - (first - 1)) {
+    if (len >= 0 && first >= 1 && len <= LUA_MAXINTEGER - first)
+      luaL_error(L, "out of range in 'narrow': elements %I..%I of dimension %d of size %s", (LUAI_UACINT)first,
+                 (LUAI_UACINT)(first + len - 1), d + 1, shape(t, s));
+    luaL_error(L, "out of range in 'narrow': %I elements from %I of dimension %d of size %s", (LUAI_UACINT)len,
+               (LUAI_UACINT)first, d + 1, shape(t, s));
+  }
   blua_err err;
-  lblua_pushresult(L, blua_tensor_narrow(t, (int)d - 1, first - 1, len, &err), "narrow", &err);
+  lblua_pushresult(L, blua_tensor_narrow(t, d, first - 1, len, &err), "narrow", &err);
   return 1;
 }
 
+/* t:t() (1-D or 2-D) or t:transpose(d1, d2). */
 static int t_transpose(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
-  lblua_pushresult(L, blua_tensor_transpose(lblua_checktensor(L, 1), &err), "t", &err);
+  if (lua_isnoneornil(L, 2)) {
+    lblua_pushresult(L, blua_tensor_transpose(t, &err), "t", &err);
+    return 1;
+  }
+  int d1 = lblua_checkdim(L, 2, t, "transpose"), d2 = lblua_checkdim(L, 3, t, "transpose");
+  lblua_pushresult(L, blua_tensor_transpose_dims(t, d1, d2, &err), "transpose", &err);
   return 1;
 }
 
-static int t_view(lua_State *L) {
+static int view_or_reshape(lua_State *L, int copy, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  int64_t r = check_size(L, 2);
-  int two = !lua_isnoneornil(L, 3);
+  int64_t size[BLUA_MAX_DIM];
+  int dim = read_sizes(L, 2, size, 1, fname);
+  infer_size(L, dim, size, blua_tensor_nelement(t), fname);
   blua_err err;
-  lblua_pushresult(L, blua_tensor_view(t, two ? 2 : 1, r, two ? check_size(L, 3) : 1, &err), "view", &err);
+  if (copy && !blua_tensor_is_contiguous(t)) {
+    blua_tensor *c = blua_tensor_clone(t, &err);
+    if (!c) lblua_error(L, fname, &err);
+    blua_tensor *v = blua_tensor_view_nd(c, dim, size, &err);
+    blua_tensor_release(c);
+    lblua_pushresult(L, v, fname, &err);
+    return 1;
+  }
+  lblua_pushresult(L, blua_tensor_view_nd(t, dim, size, &err), fname, &err);
+  return 1;
+}
+
+static int t_view(lua_State *L) { return view_or_reshape(L, 0, "view"); }
+static int t_reshape(lua_State *L) { return view_or_reshape(L, 1, "reshape"); }
+
+/* t:select(d, i): the slice, one dimension fewer; on a 1-D tensor the element itself. */
+static int t_select(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  int d = lblua_checkdim(L, 2, t, "select");
+  int64_t i = lblua_checkindex(L, 3, t->size[d], "select");
+  if (t->dim == 1) {
+    push_value(L, blua_tensor_data(t)[i * t->stride[0]]);
+    return 1;
+  }
+  blua_err err;
+  lblua_pushresult(L, blua_tensor_select(t, d, i, &err), "select", &err);
+  return 1;
+}
+
+static int t_squeeze(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  int d = lua_isnoneornil(L, 2) ? -1 : lblua_checkdim(L, 2, t, "squeeze");
+  blua_err err;
+  lblua_pushresult(L, blua_tensor_squeeze(t, d, &err), "squeeze", &err);
+  return 1;
+}
+
+static int t_unsqueeze(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  lua_Integer d = lblua_checkint(L, 2, "dimension", "unsqueeze");
+  if (d < 1 || d > t->dim + 1)
+    luaL_error(L, "bad dimension in 'unsqueeze': %I for a %d-D tensor (1..%d)", (LUAI_UACINT)d, t->dim, t->dim + 1);
+  blua_err err;
+  lblua_pushresult(L, blua_tensor_unsqueeze(t, (int)d - 1, &err), "unsqueeze", &err);
   return 1;
 }
 
@@ -336,7 +573,8 @@ static int t_copy(lua_State *L) {
 }
 
 static int t_fill(lua_State *L) {
-  blua_tensor_fill(lblua_checktensor(L, 1), (float)luaL_checknumber(L, 2));
+  float v = (float)luaL_checknumber(L, 2);
+  blua_tensor_fill(lblua_checktensor(L, 1), v);
   lua_settop(L, 1);
   return 1;
 }
@@ -347,24 +585,75 @@ static int t_zero(lua_State *L) {
   return 1;
 }
 
-/* t:indexRows{i1, i2, ...} or t:indexRows(idxTensor): a new tensor of those rows (1-based). */
-static int t_indexRows(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
-  blua_tensor *it = lblua_totensor(L, 2);
-  lua_Integer n = it ? blua_tensor_nelement(it) : (luaL_checktype(L, 2, LUA_TTABLE), luaL_len(L, 2));
+/* 0-based positions from the 1-based indices at arg (a list or a tensor), into a new
+ * userdata pushed on the stack. Lua code may run here (metamethods, allocation), so the
+ * caller fetches its tensors only afterwards. */
+static int64_t *read_indices(lua_State *L, int arg, int64_t *count, const char *fname) {
+  blua_tensor *it = lblua_totensor(L, arg);
+  lua_Integer n;
+  if (it) {
+    n = blua_tensor_nelement(it);
+  } else {
+    if (!lua_istable(L, arg))
+      luaL_error(L, "bad argument in '%s': indices must be a table or a tensor, got %s", fname, luaL_typename(L, arg));
+    n = luaL_len(L, arg);
+  }
+  if (n < 0 || n > BLUA_MAX_ELEMENTS) luaL_error(L, "bad argument in '%s': %I indices", fname, (LUAI_UACINT)n);
   int64_t *idx = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *idx, 0);
-  for (lua_Integer k = 0; k < n; k++) {
-    if (it) {
-      idx[k] = (int64_t)*blua_tensor_at(it, k / blua_tensor_cols(it), k % blua_tensor_cols(it)) - 1;
-    } else {
-      lua_geti(L, 2, k + 1);
-      idx[k] = (int64_t)luaL_checkinteger(L, -1) - 1;
+  if (it) {
+    it = lblua_totensor(L, arg); /* the allocation may have run a finalizer */
+    if (!it) luaL_error(L, "bad argument in '%s': the index tensor was closed", fname);
+    const float *p = blua_tensor_data(it);
+    for (lua_Integer k = 0; k < n; k++) {
+      float v = p[blua_tensor_offset_of(it, k)];
+      if (!(v == floorf(v) && fabsf(v) < 9.0e15f))
+        luaL_error(L, "bad index in '%s': entry %I is %f, not an integer", fname, (LUAI_UACINT)k + 1, (double)v);
+      idx[k] = (int64_t)v - 1;
+    }
+  } else {
+    for (lua_Integer k = 0; k < n; k++) {
+      lua_geti(L, arg, k + 1);
+      int isnum;
+      lua_Integer v = lua_tointegerx(L, -1, &isnum);
+      if (!isnum) {
+        if (lua_type(L, -1) == LUA_TNUMBER)
+          luaL_error(L, "bad index in '%s': entry %I is %s, not an integer", fname, (LUAI_UACINT)k + 1, lua_tostring(L, -1));
+        luaL_error(L, "bad index in '%s': entry %I is a %s, integer expected", fname, (LUAI_UACINT)k + 1, luaL_typename(L, -1));
+      }
+      idx[k] = v == LUA_MININTEGER ? -1 : (int64_t)v - 1;
       lua_pop(L, 1);
     }
   }
+  *count = n;
+  return idx;
+}
+
+/* t:index(d, indices): the slices at those (1-based) positions of dimension d, a new tensor. */
+static int t_index(lua_State *L) {
+  lua_settop(L, 3);
+  int d = lblua_checkdim(L, 2, lblua_checktensor(L, 1), "index");
+  int64_t n;
+  int64_t *idx = read_indices(L, 3, &n, "index");
+  blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
-  blua_tensor *r = new_tensor(L, t->dim, n, blua_tensor_cols(t), "indexRows");
-  lblua_check(L, blua_tensor_gather_rows(r, t, idx, n, &err), "indexRows", &err);
+  lblua_pushresult(L, blua_tensor_index(t, d, idx, n, &err), "index", &err);
+  return 1;
+}
+
+/* t:indexRows{i1, i2, ...} or t:indexRows(idxTensor): a new tensor of those rows (1-based). */
+static int t_indexRows(lua_State *L) {
+  lua_settop(L, 2);
+  lblua_checktensor(L, 1);
+  int64_t n;
+  int64_t *idx = read_indices(L, 2, &n, "indexRows");
+  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_err err;
+  if (t->dim <= 2) {
+    blua_tensor *r = new_tensor(L, t->dim, n, blua_tensor_cols(t), "indexRows");
+    lblua_check(L, blua_tensor_gather_rows(r, t, idx, n, &err), "indexRows", &err);
+    return 1;
+  }
+  lblua_pushresult(L, blua_tensor_index(t, 0, idx, n, &err), "indexRows", &err);
   return 1;
 }
 
@@ -442,15 +731,16 @@ static int t_addRow(lua_State *L) {
 static int t_sumRows(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
+  lblua_check(L, blua_tensor_check_matrix(t, &err), "sumRows", &err);
   blua_tensor *r = new_tensor(L, 2, 1, blua_tensor_cols(t), "sumRows");
   lblua_check(L, blua_tensor_sum_rows(r, 0.0f, 1.0f, t, &err), "sumRows", &err);
   return 1;
 }
 
-/* r:mm(a, b) style is addmm; t:mm(u) returns the new product t u. */
+/* t:mm(u) returns the new product t u. */
 static int t_mm(lua_State *L) {
   blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
-  char sa[48], sb[48];
+  char sa[SHAPE_LEN], sb[SHAPE_LEN];
   if (a->dim != 2 || b->dim != 2 || a->size[1] != b->size[0])
     return luaL_error(L, "size mismatch in 'mm': %s * %s", shape(a, sa), shape(b, sb));
   blua_err err;
@@ -489,14 +779,32 @@ static float unary_value(unary_op op, float x) {
   return x;
 }
 
+/* Runs along the last dimension, any view; one flat run when contiguous. */
+#define FOR_EACH_RUN(t, runs, len, step, body)                                   \
+  do {                                                                           \
+    int64_t runs = blua_tensor_runs(t), len = (t)->size[(t)->dim - 1];           \
+    int64_t step = (t)->stride[(t)->dim - 1];                                    \
+    if (blua_tensor_is_contiguous(t)) {                                          \
+      len = blua_tensor_nelement(t);                                             \
+      runs = 1;                                                                  \
+      step = 1;                                                                  \
+    }                                                                            \
+    _Pragma("omp parallel for if (blua_tensor_nelement(t) > BLUA_OMP_THRESHOLD && runs > 1)") \
+    for (int64_t r_ = 0; r_ < runs; r_++) {                                      \
+      float *p = blua_tensor_data(t) + (runs > 1 ? blua_tensor_run_offset((t), r_) : 0); \
+      body                                                                       \
+    }                                                                            \
+  } while (0)
+
 static void apply_unary(blua_tensor *t, unary_op op) {
-  int64_t rows = blua_tensor_rows(t), cols = blua_tensor_cols(t);
-  int64_t cs = t->dim == 2 ? t->stride[1] : 0;
-#pragma omp parallel for if (blua_tensor_nelement(t) > BLUA_OMP_THRESHOLD)
-  for (int64_t i = 0; i < rows; i++) {
-    float *p = blua_tensor_at(t, i, 0);
-    for (int64_t j = 0; j < cols; j++) p[j * cs] = unary_value(op, p[j * cs]);
+  int64_t n = blua_tensor_nelement(t);
+  if (blua_tensor_is_contiguous(t)) {
+    float *p = blua_tensor_data(t);
+#pragma omp parallel for if (n > BLUA_OMP_THRESHOLD)
+    for (int64_t k = 0; k < n; k++) p[k] = unary_value(op, p[k]);
+    return;
   }
+  FOR_EACH_RUN(t, runs, len, step, { for (int64_t j = 0; j < len; j++) p[j * step] = unary_value(op, p[j * step]); });
 }
 
 #define UNARY(name, op)                                  \
@@ -520,27 +828,29 @@ UNARY(floor, U_FLOOR)
 /* Scalar comparisons and clamps, in place. */
 typedef enum { C_CLAMP, C_GT, C_GE, C_LT, C_LE, C_POW, C_CMAX, C_CMIN } scalar_op;
 
-static void apply_scalar(blua_tensor *t, scalar_op op, float a, float b) {
-  int64_t rows = blua_tensor_rows(t), cols = blua_tensor_cols(t);
-  int64_t cs = t->dim == 2 ? t->stride[1] : 0;
-#pragma omp parallel for if (blua_tensor_nelement(t) > BLUA_OMP_THRESHOLD)
-  for (int64_t i = 0; i < rows; i++) {
-    float *p = blua_tensor_at(t, i, 0);
-    for (int64_t j = 0; j < cols; j++) {
-      float x = p[j * cs];
-      switch (op) {
-        case C_CLAMP: x = x < a ? a : (x > b ? b : x); break;
-        case C_GT: x = x > a; break;
-        case C_GE: x = x >= a; break;
-        case C_LT: x = x < a; break;
-        case C_LE: x = x <= a; break;
-        case C_POW: x = powf(x, a); break;
-        case C_CMAX: x = x > a ? x : a; break;
-        case C_CMIN: x = x < a ? x : a; break;
-      }
-      p[j * cs] = x;
-    }
+static float scalar_value(scalar_op op, float x, float a, float b) {
+  switch (op) {
+    case C_CLAMP: return x < a ? a : (x > b ? b : x);
+    case C_GT: return x > a;
+    case C_GE: return x >= a;
+    case C_LT: return x < a;
+    case C_LE: return x <= a;
+    case C_POW: return powf(x, a);
+    case C_CMAX: return x > a ? x : a;
+    case C_CMIN: return x < a ? x : a;
   }
+  return x;
+}
+
+static void apply_scalar(blua_tensor *t, scalar_op op, float a, float b) {
+  int64_t n = blua_tensor_nelement(t);
+  if (blua_tensor_is_contiguous(t)) {
+    float *p = blua_tensor_data(t);
+#pragma omp parallel for if (n > BLUA_OMP_THRESHOLD)
+    for (int64_t k = 0; k < n; k++) p[k] = scalar_value(op, p[k], a, b);
+    return;
+  }
+  FOR_EACH_RUN(t, runs, len, step, { for (int64_t j = 0; j < len; j++) p[j * step] = scalar_value(op, p[j * step], a, b); });
 }
 
 static int t_clamp(lua_State *L) {
@@ -554,7 +864,8 @@ static int t_clamp(lua_State *L) {
 
 #define SCALAR(name, op)                                                                 \
   static int t_##name(lua_State *L) {                                                    \
-    apply_scalar(lblua_checktensor(L, 1), op, (float)luaL_checknumber(L, 2), 0.0f);     \
+    float a_ = (float)luaL_checknumber(L, 2);                                            \
+    apply_scalar(lblua_checktensor(L, 1), op, a_, 0.0f);                                 \
     lua_settop(L, 1);                                                                    \
     return 1;                                                                            \
   }
@@ -570,14 +881,9 @@ static int minmax(lua_State *L, int want_max, const char *fname) {
   if (lua_isnumber(L, 2)) {
     apply_scalar(t, want_max ? C_CMAX : C_CMIN, (float)lua_tonumber(L, 2), 0.0f);
   } else {
+    blua_err err;
     blua_tensor *u = lblua_checktensor(L, 2);
-    char s1[48], s2[48];
-    if (!blua_tensor_same_shape(t, u)) return luaL_error(L, "size mismatch in '%s': %s and %s", fname, shape(t, s1), shape(u, s2));
-    for (int64_t i = 0; i < blua_tensor_rows(t); i++)
-      for (int64_t j = 0; j < blua_tensor_cols(t); j++) {
-        float *p = blua_tensor_at(t, i, j), q = *blua_tensor_at(u, i, j);
-        *p = want_max ? (*p > q ? *p : q) : (*p < q ? *p : q);
-      }
+    lblua_check(L, (want_max ? blua_tensor_cmax : blua_tensor_cmin)(t, t, u, &err), fname, &err);
   }
   lua_settop(L, 1);
   return 1;
@@ -586,44 +892,80 @@ static int minmax(lua_State *L, int want_max, const char *fname) {
 static int t_cmax(lua_State *L) { return minmax(L, 1, "cmax"); }
 static int t_cmin(lua_State *L) { return minmax(L, 0, "cmin"); }
 
-/* t:map(fn): t[i][j] = fn(t[i][j]) on the Lua thread. */
+/* t:map(fn): every element through fn on the Lua thread, in place, row-major order. The
+ * callback may close t, so t is fetched again after every call. */
 static int t_map(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  int64_t n = blua_tensor_nelement(lblua_checktensor(L, 1));
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  for (int64_t i = 0; i < blua_tensor_rows(t); i++)
-    for (int64_t j = 0; j < blua_tensor_cols(t); j++) {
-      float *p = blua_tensor_at(t, i, j);
-      lua_pushvalue(L, 2);
-      lua_pushnumber(L, *p);
-      lua_call(L, 1, 1);
-      int isnum;
-      lua_Number v = lua_tonumberx(L, -1, &isnum);
-      if (!isnum) return luaL_error(L, "bad result in 'map': function returned a %s, number expected", luaL_typename(L, -1));
-      *p = (float)v;
-      lua_pop(L, 1);
-    }
+  lua_settop(L, 2);
+  for (int64_t k = 0; k < n; k++) {
+    blua_tensor *t = lblua_checktensor(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushnumber(L, blua_tensor_data(t)[blua_tensor_offset_of(t, k)]);
+    lua_call(L, 1, 1);
+    int isnum;
+    lua_Number v = lua_tonumberx(L, -1, &isnum);
+    if (!isnum) return luaL_error(L, "bad result in 'map': function returned a %s, number expected", luaL_typename(L, -1));
+    t = lblua_totensor(L, 1);
+    if (!t) return luaL_error(L, "tensor closed in 'map': the function closed the tensor being mapped");
+    blua_tensor_data(t)[blua_tensor_offset_of(t, k)] = (float)v;
+    lua_pop(L, 1);
+  }
   lua_settop(L, 1);
   return 1;
 }
 
 /* ---- reductions ---- */
 
-static int t_sum(lua_State *L) { push_value(L, blua_tensor_sum(lblua_checktensor(L, 1))); return 1; }
+/* Shape of t with size 1 at d. */
+static void reduced(const blua_tensor *t, int d, int64_t *size) {
+  memcpy(size, t->size, sizeof t->size);
+  size[d] = 1;
+}
 
-static int t_mean(lua_State *L) {
+static int sum_or_mean(lua_State *L, int mean, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  int64_t n = blua_tensor_nelement(t);
-  push_value(L, n ? blua_tensor_sum(t) / (double)n : NAN);
+  if (lua_isnoneornil(L, 2)) {
+    int64_t n = blua_tensor_nelement(t);
+    push_value(L, !mean ? blua_tensor_sum(t) : n ? blua_tensor_sum(t) / (double)n : NAN);
+    return 1;
+  }
+  int d = lblua_checkdim(L, 2, t, fname);
+  int64_t size[BLUA_MAX_DIM];
+  reduced(t, d, size);
+  blua_tensor *r = new_nd(L, t->dim, size, 0, fname);
+  blua_err err;
+  lblua_check(L, blua_tensor_sum_dim(r, t, d, mean, &err), fname, &err);
   return 1;
 }
 
-static int t_max(lua_State *L) { push_value(L, blua_tensor_max(lblua_checktensor(L, 1))); return 1; }
-static int t_min(lua_State *L) { push_value(L, blua_tensor_min(lblua_checktensor(L, 1))); return 1; }
+static int t_sum(lua_State *L) { return sum_or_mean(L, 0, "sum"); }
+static int t_mean(lua_State *L) { return sum_or_mean(L, 1, "mean"); }
+
+/* t:max() -> number; t:max(d) -> values, indices (1-based), both with size 1 at d. */
+static int extreme(lua_State *L, int want_max, const char *fname) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  if (lua_isnoneornil(L, 2)) {
+    push_value(L, want_max ? blua_tensor_max(t) : blua_tensor_min(t));
+    return 1;
+  }
+  int d = lblua_checkdim(L, 2, t, fname);
+  int64_t size[BLUA_MAX_DIM];
+  reduced(t, d, size);
+  blua_tensor *v = new_nd(L, t->dim, size, 0, fname);
+  blua_tensor *i = new_nd(L, t->dim, size, 0, fname);
+  blua_err err;
+  lblua_check(L, blua_tensor_extreme_dim(v, i, t, d, want_max, &err), fname, &err);
+  return 2;
+}
+
+static int t_max(lua_State *L) { return extreme(L, 1, "max"); }
+static int t_min(lua_State *L) { return extreme(L, 0, "min"); }
 static int t_norm(lua_State *L) { lua_pushnumber(L, blua_tensor_norm(lblua_checktensor(L, 1))); return 1; }
 
 static int t_dot(lua_State *L) {
   blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
-  char s1[48], s2[48];
+  char s1[SHAPE_LEN], s2[SHAPE_LEN];
   if (!blua_tensor_same_shape(a, b)) return luaL_error(L, "size mismatch in 'dot': %s and %s", shape(a, s1), shape(b, s2));
   lua_pushnumber(L, blua_tensor_dot(a, b));
   return 1;
@@ -635,12 +977,12 @@ static int t_allFinite(lua_State *L) {
 }
 
 /* t:argmax(2): rows x 1 tensor of 1-based column indices of each row's maximum;
- * t:argmax(1): 1 x cols of row indices. A 1-D tensor: the 1-based index as a number. */
+ * t:argmax(1): 1 x cols of row indices. A 1-D tensor: the 1-based index as a number.
+ * N-d: the indices along d, with size 1 at d. */
 static int t_argmax(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  lua_Integer d = luaL_optinteger(L, 2, t->dim == 2 ? 2 : 1);
-  if (d < 1 || d > t->dim) return luaL_error(L, "bad dimension in 'argmax': %d for a %d-D tensor", (int)d, t->dim);
-  if (t->size[0] == 0 || blua_tensor_cols(t) == 0) return luaL_error(L, "empty tensor in 'argmax'");
+  int d = lua_isnoneornil(L, 2) ? (t->dim >= 2 ? 1 : 0) : lblua_checkdim(L, 2, t, "argmax");
+  if (blua_tensor_nelement(t) == 0) return luaL_error(L, "empty tensor in 'argmax'");
   if (t->dim == 1) {
     int64_t best = 0;
     for (int64_t i = 1; i < t->size[0]; i++)
@@ -648,10 +990,23 @@ static int t_argmax(lua_State *L) {
     lua_pushinteger(L, best + 1);
     return 1;
   }
-  int64_t n = d == 2 ? t->size[0] : t->size[1];
+  if (t->dim > 2) {
+    int64_t size[BLUA_MAX_DIM];
+    reduced(t, d, size);
+    blua_tensor *i = new_nd(L, t->dim, size, 0, "argmax");
+    blua_err err;
+    blua_tensor *v = blua_tensor_empty_nd(t->dim, size, &err); /* C only from here on */
+    if (!v) lblua_error(L, "argmax", &err);
+    int status = blua_tensor_extreme_dim(v, i, t, d, 1, &err);
+    blua_tensor_release(v);
+    lblua_check(L, status, "argmax", &err);
+    return 1;
+  }
+  int64_t n = d == 1 ? t->size[0] : t->size[1];
   int64_t *idx = lua_newuserdatauv(L, (size_t)n * sizeof *idx, 0);
-  if (d == 2) blua_tensor_argmax_rows(t, idx); else blua_tensor_argmax_cols(t, idx);
-  blua_tensor *r = new_tensor(L, 2, d == 2 ? n : 1, d == 2 ? 1 : n, "argmax");
+  t = lblua_checktensor(L, 1); /* the allocation may have run a finalizer */
+  if (d == 1) blua_tensor_argmax_rows(t, idx); else blua_tensor_argmax_cols(t, idx);
+  blua_tensor *r = new_tensor(L, 2, d == 1 ? n : 1, d == 1 ? 1 : n, "argmax");
   float *p = blua_tensor_data(r);
   for (int64_t k = 0; k < n; k++) p[k] = (float)(idx[k] + 1);
   return 1;
@@ -661,19 +1016,19 @@ static int t_argmax(lua_State *L) {
 
 /* A binary operator on (tensor|number, tensor|number): result is a new tensor. */
 static int arith(lua_State *L, int op, const char *fname) {
+  lua_settop(L, 2);
   blua_tensor *a = lblua_totensor(L, 1), *b = lblua_totensor(L, 2);
   blua_err err;
-  char s1[48], s2[48];
+  char s1[SHAPE_LEN], s2[SHAPE_LEN];
   if (a && b) {
     if (!blua_tensor_same_shape(a, b)) return luaL_error(L, "size mismatch in '%s': %s and %s", fname, shape(a, s1), shape(b, s2));
-    blua_tensor *r = new_tensor(L, a->dim, a->size[0], a->size[1], fname);
+    blua_tensor *r = new_like(L, a, fname);
     lblua_check(L, blua_tensor_add(r, a, op == '+' ? 1.0f : -1.0f, b, &err), fname, &err);
     return 1;
   }
   blua_tensor *t = a ? a : b;
   if (!t) return luaL_error(L, "bad operands in '%s'", fname);
   float x = (float)luaL_checknumber(L, a ? 2 : 1);
-  blua_tensor *r = new_tensor(L, t->dim, t->size[0], t->size[1], fname);
   float scale = 1.0f, shift = 0.0f;
   switch (op) {
     case '+': shift = x; break;
@@ -684,6 +1039,7 @@ static int arith(lua_State *L, int op, const char *fname) {
       scale = 1.0f / x;
       break;
   }
+  blua_tensor *r = new_like(L, t, fname);
   blua_tensor_affine(r, t, scale, shift, &err);
   return 1;
 }
@@ -698,56 +1054,154 @@ static int m_mul(lua_State *L) {
 }
 
 static int m_unm(lua_State *L) {
+  lua_settop(L, 1);
   blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
-  blua_tensor *r = new_tensor(L, t->dim, t->size[0], t->size[1], "unm");
+  blua_tensor *r = new_like(L, t, "unm");
   blua_tensor_affine(r, t, -1.0f, 0.0f, &err);
   return 1;
 }
 
-/* Torch-style printing: a column block per row, summarised beyond 20 rows or 12 columns. */
+/* t[i]: select(1, i) (the element of a 1-D tensor); other keys: the methods. */
+static int m_index(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    lua_settop(L, 2);
+    lua_pushinteger(L, 1);
+    lua_insert(L, 2);
+    return t_select(L);
+  }
+  lua_pushvalue(L, 2);
+  lua_gettable(L, lua_upvalueindex(1));
+  return 1;
+}
+
+/* t[i] = v: a number fills the slice (sets the element of a 1-D tensor), a tensor is copied
+ * into it. */
+static int m_newindex(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  if (lua_type(L, 2) != LUA_TNUMBER)
+    return luaL_error(L, "bad key in 'newindex': tensors take integer keys, got %s", luaL_typename(L, 2));
+  int64_t i = lblua_checkindex(L, 2, t->size[0], "newindex");
+  blua_tensor slice = *t;
+  slice.offset += (size_t)(i * t->stride[0]);
+  if (t->dim > 1) {
+    for (int d = 0; d < t->dim - 1; d++) {
+      slice.size[d] = t->size[d + 1];
+      slice.stride[d] = t->stride[d + 1];
+    }
+    slice.dim = t->dim - 1;
+    slice.size[slice.dim] = slice.stride[slice.dim] = 1;
+  } else {
+    slice.size[0] = 1;
+  }
+  if (lua_type(L, 3) == LUA_TNUMBER) {
+    blua_tensor_fill(&slice, (float)lua_tonumber(L, 3));
+    return 0;
+  }
+  blua_tensor *v = lblua_totensor(L, 3);
+  if (!v) return luaL_error(L, "bad value in 'newindex': number or tensor expected, got %s", luaL_typename(L, 3));
+  blua_err err;
+  lblua_check(L, blua_tensor_copy(&slice, v, &err), "newindex", &err);
+  return 0;
+}
+
+/* Torch-style printing: a column block per row, summarised beyond 20 rows or 12 columns;
+ * tensors of 3 or more dimensions print as 2-D slices headed (i,j,.,.). */
 static void add_value(luaL_Buffer *b, float v, int width) {
   char s[48];
   snprintf(s, sizeof s, " %*.*g", width, 5, (double)v);
   luaL_addstring(b, s);
 }
 
+static void add_matrix(luaL_Buffer *b, const float *p, int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  int row_cut = rows > 20, col_cut = cols > 12;
+  for (int64_t i = 0; i < rows; i++) {
+    if (row_cut && i == 10) {
+      luaL_addstring(b, " ...\n");
+      i = rows - 10;
+    }
+    for (int64_t j = 0; j < cols; j++) {
+      if (col_cut && j == 6) {
+        luaL_addstring(b, "  ...");
+        j = cols - 6;
+      }
+      add_value(b, p[i * rs + j * cs], 10);
+    }
+    luaL_addchar(b, '\n');
+  }
+}
+
+/* The text is built from a private view held by its own userdata, so that a finalizer run by
+ * the buffer's allocations cannot free the storage under the loop. */
 static int m_tostring(lua_State *L) {
   blua_tensor **p = luaL_checkudata(L, 1, LBLUA_TENSOR_MT);
   if (!*p) {
     lua_pushliteral(L, "[blua.Tensor (closed)]");
     return 1;
   }
-  blua_tensor *t = *p;
+  lua_settop(L, 1);
+  blua_err err;
+  blua_tensor *t = lblua_pushresult(L, blua_tensor_narrow(*p, 0, 0, (*p)->size[0], &err), "tostring", &err);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  int64_t rows = blua_tensor_rows(t), cols = t->dim == 2 ? t->size[1] : 1;
-  int row_cut = rows > 20, col_cut = cols > 12;
-  for (int64_t i = 0; i < rows; i++) {
-    if (row_cut && i == 10) {
-      luaL_addstring(&b, " ...\n");
-      i = rows - 10;
-    }
-    for (int64_t j = 0; j < cols; j++) {
-      if (col_cut && j == 6) {
-        luaL_addstring(&b, "  ...");
-        j = cols - 6;
+  const float *data = blua_tensor_data(t);
+  if (t->dim <= 2) {
+    add_matrix(&b, data, t->size[0], t->dim == 2 ? t->size[1] : 1, t->stride[0], t->dim == 2 ? t->stride[1] : 0);
+  } else {
+    int64_t slices = 1;
+    for (int d = 0; d < t->dim - 2; d++) slices *= t->size[d];
+    int cut = slices > 10;
+    for (int64_t k = 0; k < slices; k++) {
+      if (cut && k == 3) {
+        luaL_addstring(&b, "...\n\n");
+        k = slices - 3;
       }
-      add_value(&b, *blua_tensor_at(t, i, j), 10);
+      int64_t off = 0, rest = k;
+      int64_t pos[BLUA_MAX_DIM];
+      for (int d = t->dim - 3; d >= 0; d--) {
+        pos[d] = rest % t->size[d];
+        rest /= t->size[d];
+        off += pos[d] * t->stride[d];
+      }
+      luaL_addchar(&b, '(');
+      for (int d = 0; d < t->dim - 2; d++) {
+        char s[32];
+        snprintf(s, sizeof s, "%lld,", (long long)pos[d] + 1);
+        luaL_addstring(&b, s);
+      }
+      luaL_addstring(&b, ".,.) = \n");
+      add_matrix(&b, data + off, t->size[t->dim - 2], t->size[t->dim - 1], t->stride[t->dim - 2], t->stride[t->dim - 1]);
+      luaL_addchar(&b, '\n');
     }
-    luaL_addchar(&b, '\n');
   }
-  char s[48];
-  lua_pushfstring(L, "[blua.Tensor of size %s]", shape(t, s));
-  luaL_addvalue(&b);
+  char s[SHAPE_LEN];
+  luaL_addstring(&b, "[blua.Tensor of size ");
+  luaL_addstring(&b, shape(t, s));
+  luaL_addchar(&b, ']');
   luaL_pushresult(&b);
   return 1;
 }
 
+/* __fields: the method names, for the REPL's completion (__index is a function). */
+static int m_fields(lua_State *L) {
+  lua_newtable(L);
+  lua_Integer n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, lua_upvalueindex(1))) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, ++n);
+    }
+  }
+  return 1;
+}
+
 static const luaL_Reg tensor_methods[] = {
-    {"size", t_size}, {"dim", t_dim}, {"nElement", t_nElement}, {"numel", t_nElement},
-    {"get", t_get}, {"set", t_set}, {"totable", t_totable},
-    {"narrow", t_narrow}, {"t", t_transpose}, {"transpose", t_transpose}, {"view", t_view},
+    {"size", t_size}, {"dim", t_dim}, {"nDimension", t_dim}, {"nElement", t_nElement}, {"numel", t_nElement},
+    {"stride", t_stride}, {"get", t_get}, {"set", t_set}, {"totable", t_totable},
+    {"narrow", t_narrow}, {"t", t_transpose}, {"transpose", t_transpose}, {"view", t_view}, {"reshape", t_reshape},
+    {"select", t_select}, {"squeeze", t_squeeze}, {"unsqueeze", t_unsqueeze}, {"index", t_index},
     {"clone", t_clone}, {"contiguous", t_contiguous}, {"isContiguous", t_isContiguous},
     {"copy", t_copy}, {"fill", t_fill}, {"zero", t_zero}, {"indexRows", t_indexRows},
     {"add", t_add}, {"sub", t_sub}, {"cmul", t_cmul}, {"cdiv", t_cdiv}, {"mul", t_mul}, {"div", t_div},
@@ -763,11 +1217,11 @@ static const luaL_Reg tensor_methods[] = {
 static const luaL_Reg tensor_meta[] = {
     {"__gc", t_gc}, {"__close", t_gc}, {"__tostring", m_tostring}, {"__len", t_len},
     {"__add", m_add}, {"__sub", m_sub}, {"__mul", m_mul}, {"__div", m_div}, {"__unm", m_unm},
-    {NULL, NULL}};
+    {"__newindex", m_newindex}, {NULL, NULL}};
 
 static const luaL_Reg module_funcs[] = {
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"rand", l_rand}, {"randn", l_randn},
-    {"eye", l_eye}, {"isTensor", l_isTensor}, {"setNumThreads", l_setNumThreads},
+    {"eye", l_eye}, {"isTensor", l_isTensor}, {"setNumThreads", l_setNumThreads}, {"cat", l_cat},
     {"getNumThreads", l_getNumThreads}, {"manualSeed", l_manualSeed}, {"initialSeed", l_initialSeed},
     {"randperm", l_randperm}, {"blasInfo", l_blasInfo}, {"_sgemm", l_sgemm}, {"clock", l_clock},
     {NULL, NULL}};
@@ -778,9 +1232,15 @@ void lblua_open_tensor(lua_State *L) {
     lua_pushliteral(L, "blua.Tensor");
     lua_setfield(L, -2, "__name");
     luaL_newlib(L, tensor_methods);
-    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "methods");
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, m_index, 1);
+    lua_setfield(L, -3, "__index");
+    lua_pushcclosure(L, m_fields, 1);
+    lua_setfield(L, -2, "__fields");
   }
-  lua_getfield(L, -1, "__index");
+  lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "Tensor"); /* blua.Tensor: the method table, for extension from Lua */
   lua_pop(L, 1);
   luaL_setfuncs(L, module_funcs, 0);

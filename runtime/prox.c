@@ -368,7 +368,7 @@ static int begin(operands *o, blua_tensor *dst, int nin, const blua_tensor *cons
   if (dst) {
     o->dst = dst;
     if (!blua_tensor_is_contiguous(dst)) {
-      o->buffer = blua_tensor_empty(dst->dim, dst->size[0], dst->size[1], err);
+      o->buffer = blua_tensor_empty_like(dst, err);
       if (!o->buffer) goto fail;
     }
     o->out = blua_tensor_data(o->buffer ? o->buffer : dst);
@@ -700,8 +700,8 @@ blua_prox_solver *blua_prox_solver_new(const blua_tensor *v, const blua_tensor *
   ps->n = ps->remaining = n;
   blua_tensor *s0c = blua_tensor_contiguous((blua_tensor *)s0, err);
   ps->v = blua_tensor_clone(v, err);
-  ps->u = blua_tensor_empty(v->dim, v->size[0], v->size[1], err);
-  ps->z = blua_tensor_empty(v->dim, v->size[0], v->size[1], err);
+  ps->u = blua_tensor_empty_like(v, err);
+  ps->z = blua_tensor_empty_like(v, err);
   ps->lo = malloc((size_t)(4 * n + 1) * sizeof(float));
   ps->state = malloc((size_t)(2 * n + 1));
   if (!s0c || !ps->v || !ps->u || !ps->z || !ps->lo || !ps->state) {

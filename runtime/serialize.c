@@ -138,21 +138,28 @@ static void add_ext(blua_buf *b, blua_tensor *t, size_t bytes) {
 }
 
 void blua_buf_tensor(blua_buf *b, blua_tensor *t) {
-  int64_t rows = blua_tensor_rows(t), cols = blua_tensor_cols(t);
-  blua_buf_u8(b, BLUA_TAG_TENSOR);
-  blua_buf_u8(b, (unsigned)t->dim);
-  blua_buf_i64(b, rows);
-  blua_buf_i64(b, cols);
-  size_t bytes = (size_t)rows * (size_t)cols * 4;
+  if (t->dim <= 2) {
+    /* 1-D and 2-D tensors keep the layout of version 1: dim, rows, cols. */
+    blua_buf_u8(b, BLUA_TAG_TENSOR);
+    blua_buf_u8(b, (unsigned)t->dim);
+    blua_buf_i64(b, blua_tensor_rows(t));
+    blua_buf_i64(b, blua_tensor_cols(t));
+  } else {
+    blua_buf_u8(b, BLUA_TAG_TENSOR_ND);
+    blua_buf_u8(b, (unsigned)t->dim);
+    for (int d = 0; d < t->dim; d++) blua_buf_i64(b, t->size[d]);
+  }
+  size_t bytes = (size_t)blua_tensor_nelement(t) * 4;
   if (HOST_LE && bytes >= EXT_MIN_BYTES) {
     add_ext(b, t, bytes);
     return;
   }
-  if (blua_buf_reserve(b, bytes) != BLUA_OK) return;
+  if (bytes == 0 || blua_buf_reserve(b, bytes) != BLUA_OK) return;
   unsigned char *out = b->data + b->len;
-  int64_t cs = t->dim == 2 ? t->stride[1] : 1;
-  for (int64_t i = 0; i < rows; i++)
-    put_floats(out + (size_t)(i * cols) * 4, blua_tensor_at(t, i, 0), cols, cs);
+  /* Runs along the last dimension, in row-major order, whatever the view's strides. */
+  int64_t runs = blua_tensor_runs(t), len = t->size[t->dim - 1], step = t->stride[t->dim - 1];
+  for (int64_t r = 0; r < runs; r++)
+    put_floats(out + (size_t)(r * len) * 4, blua_tensor_data(t) + blua_tensor_run_offset(t, r), len, step);
   b->len += bytes;
   b->total += bytes;
 }
@@ -341,17 +348,18 @@ int blua_checkpoint_open(const char *path, blua_cursor *c, blua_err *err) {
   uint32_t version = (uint32_t)get_le(h + 8, 4), flags = (uint32_t)get_le(h + 12, 4);
   uint64_t plen = get_le(h + 16, 8);
   uint32_t crc = (uint32_t)get_le(h + 24, 4), hcrc = (uint32_t)get_le(h + 28, 4);
+  int known = version >= BLUA_CKPT_VERSION_MIN && version <= BLUA_CKPT_VERSION;
   if (crc_more(0, h, 28) != hcrc) {
-    if (version != BLUA_CKPT_VERSION)
-      blua_cur_fail(c, err, "format version %u is not supported (this blua reads version %d), or the header is damaged",
-                    (unsigned)version, BLUA_CKPT_VERSION);
+    if (!known)
+      blua_cur_fail(c, err, "format version %u is not supported (this blua reads versions %d to %d), or the header is damaged",
+                    (unsigned)version, BLUA_CKPT_VERSION_MIN, BLUA_CKPT_VERSION);
     else
       blua_cur_fail(c, err, "header checksum mismatch (the file is damaged)");
     goto fail;
   }
-  if (version != BLUA_CKPT_VERSION) {
-    blua_cur_fail(c, err, "format version %u is not supported (this blua reads version %d)",
-                  (unsigned)version, BLUA_CKPT_VERSION);
+  if (!known) {
+    blua_cur_fail(c, err, "format version %u is not supported (this blua reads versions %d to %d)",
+                  (unsigned)version, BLUA_CKPT_VERSION_MIN, BLUA_CKPT_VERSION);
     goto fail;
   }
   if (flags != 0) {
@@ -394,6 +402,7 @@ int blua_checkpoint_open(const char *path, blua_cursor *c, blua_err *err) {
     goto fail;
   }
   c->left = plen;
+  c->version = version;
   c->want_crc = crc;
   c->crc = 0;
   c->bpos = c->blen = 0;
@@ -472,6 +481,42 @@ int blua_cur_f64(blua_cursor *c, double *v, const char *what, blua_err *err) {
   return BLUA_OK;
 }
 
+/* Reads the data of a tensor of the given shape (already checked) after its header. */
+static blua_tensor *read_data(blua_cursor *c, int dim, const int64_t *size, blua_err *err) {
+  char s[160];
+  int64_t n;
+  blua_err serr;
+  if (blua_shape_check(dim, size, &n, &serr) != BLUA_OK) {
+    blua_cur_fail(c, err, "tensor of impossible shape (%s)", serr.msg);
+    return NULL;
+  }
+  uint64_t bytes = (uint64_t)n * 4;
+  if (bytes > c->left) {
+    blua_tensor tmp = {0};
+    tmp.dim = dim;
+    for (int d = 0; d < dim; d++) tmp.size[d] = size[d];
+    blua_cur_fail(c, err, "the payload ends inside tensor data (%s needs %llu bytes, %llu left)",
+                  blua_tensor_shape(&tmp, s, sizeof s), (unsigned long long)bytes, (unsigned long long)c->left);
+    return NULL;
+  }
+  blua_tensor *t = blua_tensor_empty_nd(dim, size, err);
+  if (!t) return NULL;
+  float *out = blua_tensor_data(t);
+  if (blua_cur_read(c, out, (size_t)bytes, "tensor data", err) != BLUA_OK) {
+    blua_tensor_release(t);
+    return NULL;
+  }
+  if (!HOST_LE) {
+    for (int64_t i = 0; i < n; i++) {
+      unsigned char p[4];
+      memcpy(p, out + i, 4);
+      uint32_t u = (uint32_t)get_le(p, 4);
+      memcpy(out + i, &u, 4);
+    }
+  }
+  return t;
+}
+
 blua_tensor *blua_cur_tensor(blua_cursor *c, blua_err *err) {
   unsigned dim;
   int64_t rows, cols;
@@ -483,34 +528,32 @@ blua_tensor *blua_cur_tensor(blua_cursor *c, blua_err *err) {
     blua_cur_fail(c, err, "tensor of dimension %u (only 1 and 2 exist)", dim);
     return NULL;
   }
-  if (rows < 1 || cols < 1 || (dim == 1 && cols != 1)) {
+  if (rows < 0 || cols < 0 || (dim == 1 && cols != 1)) {
     blua_cur_fail(c, err, "tensor of impossible shape %lldx%lld", (long long)rows, (long long)cols);
     return NULL;
   }
-  if (rows > BLUA_MAX_ELEMENTS / cols) {
+  if (cols > 0 && rows > BLUA_MAX_ELEMENTS / cols) {
     blua_cur_fail(c, err, "tensor of %lldx%lld exceeds the element limit", (long long)rows, (long long)cols);
     return NULL;
   }
-  uint64_t bytes = (uint64_t)(rows * cols) * 4;
-  if (bytes > c->left) {
-    blua_cur_fail(c, err, "the payload ends inside tensor data (%lldx%lld needs %llu bytes, %llu left)",
-                  (long long)rows, (long long)cols, (unsigned long long)bytes, (unsigned long long)c->left);
+  int64_t size[2] = {rows, cols};
+  return read_data(c, (int)dim, size, err);
+}
+
+blua_tensor *blua_cur_tensor_nd(blua_cursor *c, blua_err *err) {
+  unsigned dim;
+  if (c->version < 2) {
+    blua_cur_fail(c, err, "tag %d (an N-d tensor) does not exist in format version %u", BLUA_TAG_TENSOR_ND,
+                  (unsigned)c->version);
     return NULL;
   }
-  blua_tensor *t = dim == 1 ? blua_tensor_new1d(rows, err) : blua_tensor_new2d(rows, cols, err);
-  if (!t) return NULL;
-  float *out = blua_tensor_data(t);
-  if (blua_cur_read(c, out, (size_t)bytes, "tensor data", err) != BLUA_OK) {
-    blua_tensor_release(t);
+  if (blua_cur_u8(c, &dim, "a tensor header", err) != BLUA_OK) return NULL;
+  if (dim < 1 || dim > BLUA_MAX_DIM) {
+    blua_cur_fail(c, err, "tensor of dimension %u (1..%d exist)", dim, BLUA_MAX_DIM);
     return NULL;
   }
-  if (!HOST_LE) {
-    for (int64_t i = 0; i < rows * cols; i++) {
-      unsigned char p[4];
-      memcpy(p, out + i, 4);
-      uint32_t u = (uint32_t)get_le(p, 4);
-      memcpy(out + i, &u, 4);
-    }
-  }
-  return t;
+  int64_t size[BLUA_MAX_DIM];
+  for (unsigned d = 0; d < dim; d++)
+    if (blua_cur_i64(c, &size[d], "a tensor header", err) != BLUA_OK) return NULL;
+  return read_data(c, (int)dim, size, err);
 }

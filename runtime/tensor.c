@@ -1,4 +1,6 @@
-/* Tensor storage, views, copies, elementwise arithmetic and reductions. */
+/* Tensor storage, views, copies, elementwise arithmetic and reductions, for any number of
+ * dimensions up to BLUA_MAX_DIM. Loops see a tensor as runs along its last dimension (see
+ * blua_tensor_runs); when every operand is contiguous they use one flat loop instead. */
 #include "blua/tensor.h"
 
 #include <math.h>
@@ -44,21 +46,53 @@ static blua_tensor *tensor_header(blua_storage *s, blua_err *err) {
   return t;
 }
 
-static blua_tensor *tensor_alloc(int dim, int64_t rows, int64_t cols, int zero, blua_err *err) {
-  if (dim != 1 && dim != 2) {
-    blua_fail(err, "bad dimension: %d (1 or 2 expected)", dim);
-    return NULL;
+static void shape_string(int dim, const int64_t *size, char *buf, size_t len) {
+  size_t at = 0;
+  buf[0] = '\0';
+  for (int d = 0; d < dim && at < len; d++) {
+    int n = snprintf(buf + at, len - at, d ? "x%lld" : "%lld", (long long)size[d]);
+    if (n < 0) break;
+    at += (size_t)n;
   }
-  if (dim == 1) cols = 1;
-  if (rows < 0 || cols < 0) {
-    blua_fail(err, "bad size: %lldx%lld", (long long)rows, (long long)cols);
-    return NULL;
+}
+
+int blua_shape_check(int dim, const int64_t *size, int64_t *count, blua_err *err) {
+  if (dim < 1 || dim > BLUA_MAX_DIM)
+    return blua_fail(err, "bad dimension: %d (1..%d dimensions exist)", dim, BLUA_MAX_DIM);
+  int64_t n = 1, bound = 1;
+  for (int d = 0; d < dim; d++) {
+    if (size[d] < 0) {
+      char s[160];
+      shape_string(dim, size, s, sizeof s);
+      return blua_fail(err, "bad size: %s (sizes must be non-negative)", s);
+    }
+    int64_t k = size[d] ? size[d] : 1;
+    if (k > BLUA_MAX_ELEMENTS / bound) {
+      char s[160];
+      shape_string(dim, size, s, sizeof s);
+      return blua_fail(err, "tensor too large: %s (at most 2^34 elements)", s);
+    }
+    bound *= k;
+    n = size[d] == 0 ? 0 : n * size[d];
   }
-  if (cols > 0 && rows > BLUA_MAX_ELEMENTS / cols) {
-    blua_fail(err, "tensor too large: %lldx%lld", (long long)rows, (long long)cols);
-    return NULL;
+  if (count) *count = n;
+  return BLUA_OK;
+}
+
+/* Row-major strides of a contiguous tensor; entries from dim on are 1. */
+static void set_contiguous(blua_tensor *t, int dim, const int64_t *size) {
+  t->dim = dim;
+  for (int d = 0; d < BLUA_MAX_DIM; d++) {
+    t->size[d] = d < dim ? size[d] : 1;
+    t->stride[d] = 1;
   }
-  blua_storage *s = storage_new((size_t)(rows * cols), zero, err);
+  for (int d = dim - 2; d >= 0; d--) t->stride[d] = t->stride[d + 1] * (t->size[d + 1] ? t->size[d + 1] : 1);
+}
+
+static blua_tensor *tensor_alloc(int dim, const int64_t *size, int zero, blua_err *err) {
+  int64_t n;
+  if (blua_shape_check(dim, size, &n, err) != BLUA_OK) return NULL;
+  blua_storage *s = storage_new((size_t)n, zero, err);
   if (!s) return NULL;
   blua_tensor *t = tensor_header(s, err);
   s->refcount--; /* the header holds the only reference */
@@ -67,31 +101,27 @@ static blua_tensor *tensor_alloc(int dim, int64_t rows, int64_t cols, int zero, 
     free(s);
     return NULL;
   }
-  t->dim = dim;
-  t->size[0] = rows;
-  t->size[1] = dim == 2 ? cols : 1;
-  t->stride[0] = dim == 2 ? cols : 1;
-  t->stride[1] = 1;
+  set_contiguous(t, dim, size);
   return t;
 }
 
-blua_tensor *blua_tensor_new(int dim, int64_t rows, int64_t cols, blua_err *err) {
-  return tensor_alloc(dim, rows, cols, 1, err);
+static blua_tensor *alloc2(int dim, int64_t rows, int64_t cols, int zero, blua_err *err) {
+  if (dim != 1 && dim != 2) {
+    blua_fail(err, "bad dimension: %d (1 or 2 expected)", dim);
+    return NULL;
+  }
+  int64_t size[2] = {rows, cols};
+  return tensor_alloc(dim, size, zero, err);
 }
 
-blua_tensor *blua_tensor_empty(int dim, int64_t rows, int64_t cols, blua_err *err) {
-  return tensor_alloc(dim, rows, cols, 0, err);
-}
-
-blua_tensor *blua_tensor_new2d(int64_t rows, int64_t cols, blua_err *err) {
-  return blua_tensor_new(2, rows, cols, err);
-}
-
-blua_tensor *blua_tensor_new1d(int64_t n, blua_err *err) { return blua_tensor_new(1, n, 1, err); }
-
-blua_tensor *blua_tensor_new_like(const blua_tensor *t, blua_err *err) {
-  return blua_tensor_new(t->dim, t->size[0], t->size[1], err);
-}
+blua_tensor *blua_tensor_new(int dim, int64_t rows, int64_t cols, blua_err *err) { return alloc2(dim, rows, cols, 1, err); }
+blua_tensor *blua_tensor_empty(int dim, int64_t rows, int64_t cols, blua_err *err) { return alloc2(dim, rows, cols, 0, err); }
+blua_tensor *blua_tensor_new2d(int64_t rows, int64_t cols, blua_err *err) { return alloc2(2, rows, cols, 1, err); }
+blua_tensor *blua_tensor_new1d(int64_t n, blua_err *err) { return alloc2(1, n, 1, 1, err); }
+blua_tensor *blua_tensor_new_nd(int dim, const int64_t *size, blua_err *err) { return tensor_alloc(dim, size, 1, err); }
+blua_tensor *blua_tensor_empty_nd(int dim, const int64_t *size, blua_err *err) { return tensor_alloc(dim, size, 0, err); }
+blua_tensor *blua_tensor_new_like(const blua_tensor *t, blua_err *err) { return tensor_alloc(t->dim, t->size, 1, err); }
+blua_tensor *blua_tensor_empty_like(const blua_tensor *t, blua_err *err) { return tensor_alloc(t->dim, t->size, 0, err); }
 
 blua_tensor *blua_tensor_eye(int64_t n, blua_err *err) {
   blua_tensor *t = blua_tensor_new2d(n, n, err);
@@ -117,26 +147,75 @@ void blua_tensor_release(blua_tensor *t) {
 /* ---- layout ---- */
 
 int blua_tensor_is_contiguous(const blua_tensor *t) {
-  if (t->dim == 1) return t->stride[0] == 1 || t->size[0] <= 1;
-  return (t->stride[1] == 1 || t->size[1] <= 1) && (t->stride[0] == t->size[1] || t->size[0] <= 1);
+  int64_t want = 1;
+  for (int d = t->dim - 1; d >= 0; d--) {
+    if (t->size[d] == 0) return 1;
+    if (t->size[d] != 1 && t->stride[d] != want) return 0;
+    want *= t->size[d];
+  }
+  return 1;
 }
 
 int blua_tensor_same_shape(const blua_tensor *a, const blua_tensor *b) {
-  return a->dim == b->dim && a->size[0] == b->size[0] && a->size[1] == b->size[1];
+  if (a->dim != b->dim) return 0;
+  for (int d = 0; d < a->dim; d++)
+    if (a->size[d] != b->size[d]) return 0;
+  return 1;
 }
 
 const char *blua_tensor_shape(const blua_tensor *t, char *buf, size_t len) {
-  if (t->dim == 1)
-    snprintf(buf, len, "%lld", (long long)t->size[0]);
-  else
-    snprintf(buf, len, "%lldx%lld", (long long)t->size[0], (long long)t->size[1]);
+  if (len == 0) return buf;
+  shape_string(t->dim, t->size, buf, len);
   return buf;
 }
 
 static int shape_mismatch(blua_err *err, const blua_tensor *a, const blua_tensor *b) {
-  char sa[48], sb[48];
+  char sa[160], sb[160];
   return blua_fail(err, "size mismatch: %s and %s", blua_tensor_shape(a, sa, sizeof sa),
                    blua_tensor_shape(b, sb, sizeof sb));
+}
+
+int blua_tensor_check_matrix(const blua_tensor *t, blua_err *err) {
+  if (t->dim <= 2) return BLUA_OK;
+  /* blua_tensor_at steps columns by stride[dim-1]: the trailing dims must form one run with
+   * that step, so every size-1 dimension is skipped and the rest chain up from the last. */
+  int64_t want = t->stride[t->dim - 1];
+  for (int d = t->dim - 1; d >= 1; d--) {
+    if (t->size[d] == 1) continue;
+    if (t->stride[d] != want) {
+      char s[160];
+      return blua_fail(err, "not a matrix: the dimensions after the first of %s are not one run in memory "
+                       "(call :contiguous() first)", blua_tensor_shape(t, s, sizeof s));
+    }
+    want *= t->size[d];
+  }
+  return BLUA_OK;
+}
+
+int64_t blua_tensor_offset_of(const blua_tensor *t, int64_t k) {
+  int64_t off = 0;
+  for (int d = t->dim - 1; d >= 0; d--) {
+    int64_t s = t->size[d] ? t->size[d] : 1;
+    off += (k % s) * t->stride[d];
+    k /= s;
+  }
+  return off;
+}
+
+int64_t blua_tensor_runs(const blua_tensor *t) {
+  int64_t n = 1;
+  for (int d = 0; d < t->dim - 1; d++) n *= t->size[d];
+  return n;
+}
+
+int64_t blua_tensor_run_offset(const blua_tensor *t, int64_t r) {
+  int64_t off = 0;
+  for (int d = t->dim - 2; d >= 0; d--) {
+    int64_t s = t->size[d];
+    off += (r % s) * t->stride[d];
+    r /= s;
+  }
+  return off;
 }
 
 /* ---- views ---- */
@@ -151,61 +230,186 @@ static blua_tensor *view_of(blua_tensor *t, blua_err *err) {
   return v;
 }
 
+static int bad_dim(blua_err *err, const blua_tensor *t, int d) {
+  char s[160];
+  return blua_fail(err, "bad dimension: %d for a %d-D tensor of size %s", d + 1, t->dim, blua_tensor_shape(t, s, sizeof s));
+}
+
 blua_tensor *blua_tensor_narrow(blua_tensor *t, int dim, int64_t first, int64_t len, blua_err *err) {
-  char s[48];
+  char s[160];
   if (dim < 0 || dim >= t->dim) {
-    blua_fail(err, "bad dimension: %d for a %d-D tensor of size %s", dim + 1, t->dim,
-              blua_tensor_shape(t, s, sizeof s));
+    bad_dim(err, t, dim);
     return NULL;
   }
-  if (first < 0 || len < 0 || first + len > t->size[dim]) {
-    blua_fail(err, "out of range: elements %lld..%lld of dimension %d of size %s", (long long)first + 1,
-              (long long)(first + len), dim + 1, blua_tensor_shape(t, s, sizeof s));
+  /* Written so that no sum can overflow whatever first and len are. */
+  if (first < 0 || len < 0 || first > t->size[dim] || len > t->size[dim] - first) {
+    blua_fail(err, "out of range: %lld elements from %lld of dimension %d of size %s", (long long)len,
+              first < INT64_MAX ? (long long)first + 1 : (long long)first, dim + 1, blua_tensor_shape(t, s, sizeof s));
     return NULL;
   }
   blua_tensor *v = view_of(t, err);
   if (!v) return NULL;
-  v->offset += (size_t)(first * t->stride[dim]);
+  if (len > 0) v->offset += (size_t)(first * t->stride[dim]);
   v->size[dim] = len;
   return v;
 }
 
-blua_tensor *blua_tensor_transpose(blua_tensor *t, blua_err *err) {
-  blua_tensor *v = view_of(t, err);
-  if (!v || t->dim == 1) return v;
-  v->size[0] = t->size[1];
-  v->size[1] = t->size[0];
-  v->stride[0] = t->stride[1];
-  v->stride[1] = t->stride[0];
-  return v;
-}
-
-blua_tensor *blua_tensor_view(blua_tensor *t, int dim, int64_t rows, int64_t cols, blua_err *err) {
-  char s[48];
-  if (dim == 1) cols = 1;
-  if (!blua_tensor_is_contiguous(t)) {
-    blua_fail(err, "not contiguous: a view needs a contiguous tensor, got %s", blua_tensor_shape(t, s, sizeof s));
+blua_tensor *blua_tensor_transpose_dims(blua_tensor *t, int d1, int d2, blua_err *err) {
+  if (d1 < 0 || d1 >= t->dim) {
+    bad_dim(err, t, d1);
     return NULL;
   }
-  if ((dim != 1 && dim != 2) || rows < 0 || cols < 0 || rows * cols != blua_tensor_nelement(t)) {
-    blua_fail(err, "size mismatch: cannot view %s as %lldx%lld", blua_tensor_shape(t, s, sizeof s),
-              (long long)rows, (long long)cols);
+  if (d2 < 0 || d2 >= t->dim) {
+    bad_dim(err, t, d2);
     return NULL;
   }
   blua_tensor *v = view_of(t, err);
   if (!v) return NULL;
-  v->dim = dim;
-  v->size[0] = rows;
-  v->size[1] = dim == 2 ? cols : 1;
-  v->stride[0] = dim == 2 ? cols : 1;
-  v->stride[1] = 1;
+  v->size[d1] = t->size[d2];
+  v->size[d2] = t->size[d1];
+  v->stride[d1] = t->stride[d2];
+  v->stride[d2] = t->stride[d1];
   return v;
 }
+
+blua_tensor *blua_tensor_transpose(blua_tensor *t, blua_err *err) {
+  if (t->dim > 2) {
+    char s[160];
+    blua_fail(err, "not a matrix: t() transposes 1-D and 2-D tensors, got %s (use transpose(d1, d2))",
+              blua_tensor_shape(t, s, sizeof s));
+    return NULL;
+  }
+  if (t->dim == 1) return view_of(t, err);
+  return blua_tensor_transpose_dims(t, 0, 1, err);
+}
+
+blua_tensor *blua_tensor_view_nd(blua_tensor *t, int dim, const int64_t *size, blua_err *err) {
+  char s[160], w[160];
+  int64_t n;
+  if (blua_shape_check(dim, size, &n, err) != BLUA_OK) return NULL;
+  if (n != blua_tensor_nelement(t)) {
+    shape_string(dim, size, w, sizeof w);
+    blua_fail(err, "size mismatch: cannot view %s as %s", blua_tensor_shape(t, s, sizeof s), w);
+    return NULL;
+  }
+  if (!blua_tensor_is_contiguous(t)) {
+    blua_fail(err, "not contiguous: a view needs a contiguous tensor, got %s", blua_tensor_shape(t, s, sizeof s));
+    return NULL;
+  }
+  blua_tensor *v = view_of(t, err);
+  if (!v) return NULL;
+  set_contiguous(v, dim, size);
+  return v;
+}
+
+blua_tensor *blua_tensor_view(blua_tensor *t, int dim, int64_t rows, int64_t cols, blua_err *err) {
+  if (dim != 1 && dim != 2) {
+    blua_fail(err, "bad dimension: %d (1 or 2 expected)", dim);
+    return NULL;
+  }
+  int64_t size[2] = {rows, cols};
+  return blua_tensor_view_nd(t, dim, size, err);
+}
+
+blua_tensor *blua_tensor_as_matrix(blua_tensor *t, blua_err *err) {
+  if (t->dim == 2) {
+    blua_tensor_retain(t);
+    return t;
+  }
+  if (blua_tensor_check_matrix(t, err) != BLUA_OK) return NULL;
+  blua_tensor *v = view_of(t, err);
+  if (!v) return NULL;
+  int64_t rows = t->size[0], cols = blua_tensor_cols(t), rs = t->stride[0], cs = blua_tensor_colstride(t);
+  for (int d = 0; d < BLUA_MAX_DIM; d++) v->size[d] = v->stride[d] = 1;
+  v->dim = 2;
+  v->size[0] = rows;
+  v->size[1] = cols;
+  v->stride[0] = rs;
+  v->stride[1] = t->dim == 1 ? 1 : cs;
+  return v;
+}
+
+/* Removes dimension d of v in place. */
+static void drop_dim(blua_tensor *v, int d) {
+  for (int k = d; k < v->dim - 1; k++) {
+    v->size[k] = v->size[k + 1];
+    v->stride[k] = v->stride[k + 1];
+  }
+  v->dim--;
+  v->size[v->dim] = v->stride[v->dim] = 1;
+}
+
+blua_tensor *blua_tensor_select(blua_tensor *t, int d, int64_t i, blua_err *err) {
+  char s[160];
+  if (d < 0 || d >= t->dim) {
+    bad_dim(err, t, d);
+    return NULL;
+  }
+  if (t->dim < 2) {
+    blua_fail(err, "bad dimension: select needs at least 2 dimensions, got %s", blua_tensor_shape(t, s, sizeof s));
+    return NULL;
+  }
+  if (i < 0 || i >= t->size[d]) {
+    blua_fail(err, "out of range: index %lld of dimension %d of size %s", i < INT64_MAX ? (long long)i + 1 : (long long)i,
+              d + 1, blua_tensor_shape(t, s, sizeof s));
+    return NULL;
+  }
+  blua_tensor *v = view_of(t, err);
+  if (!v) return NULL;
+  v->offset += (size_t)(i * t->stride[d]);
+  drop_dim(v, d);
+  return v;
+}
+
+blua_tensor *blua_tensor_squeeze(blua_tensor *t, int d, blua_err *err) {
+  if (d >= t->dim) {
+    bad_dim(err, t, d);
+    return NULL;
+  }
+  blua_tensor *v = view_of(t, err);
+  if (!v) return NULL;
+  if (d >= 0) {
+    if (v->size[d] == 1 && v->dim > 1) drop_dim(v, d);
+    return v;
+  }
+  for (int k = v->dim - 1; k >= 0 && v->dim > 1; k--)
+    if (v->size[k] == 1) drop_dim(v, k);
+  return v;
+}
+
+blua_tensor *blua_tensor_unsqueeze(blua_tensor *t, int d, blua_err *err) {
+  if (d < 0 || d > t->dim) {
+    bad_dim(err, t, d);
+    return NULL;
+  }
+  if (t->dim >= BLUA_MAX_DIM) {
+    blua_fail(err, "bad dimension: a tensor has at most %d dimensions", BLUA_MAX_DIM);
+    return NULL;
+  }
+  blua_tensor *v = view_of(t, err);
+  if (!v) return NULL;
+  for (int k = v->dim; k > d; k--) {
+    v->size[k] = v->size[k - 1];
+    v->stride[k] = v->stride[k - 1];
+  }
+  v->size[d] = 1;
+  v->stride[d] = d < v->dim ? v->size[d + 1] * v->stride[d + 1] : 1; /* [d + 1] is the old dimension d */
+  v->dim++;
+  return v;
+}
+
+/* ---- loops ---- */
+
+#define LAST(t) ((t)->dim - 1)
+#define BIG(n) ((n) > BLUA_OMP_THRESHOLD)
+
+/* Runs of the last dimension: for r in runs, p = data + run_offset(r), step = stride[last]. */
+#define RUN(t, r) (blua_tensor_data(t) + blua_tensor_run_offset((t), (r)))
 
 /* ---- copies ---- */
 
 blua_tensor *blua_tensor_clone(const blua_tensor *t, blua_err *err) {
-  blua_tensor *c = blua_tensor_empty(t->dim, t->size[0], t->size[1], err);
+  blua_tensor *c = blua_tensor_empty_like(t, err);
   if (c) blua_tensor_copy(c, t, err);
   return c;
 }
@@ -218,90 +422,194 @@ blua_tensor *blua_tensor_contiguous(blua_tensor *t, blua_err *err) {
   return blua_tensor_clone(t, err);
 }
 
-/* Row-wise loops over (rows, cols) with the element strides of each operand. The row loop
- * goes parallel when the tensor is large enough to pay for the threads. */
-#define ROWS(t) blua_tensor_rows(t)
-#define COLS(t) blua_tensor_cols(t)
-#define CS(t) ((t)->dim == 2 ? (t)->stride[1] : 0)
-#define BIG(t) (blua_tensor_nelement(t) > BLUA_OMP_THRESHOLD)
-
 int blua_tensor_copy(blua_tensor *dst, const blua_tensor *src, blua_err *err) {
+  int64_t n = blua_tensor_nelement(src);
   if (!blua_tensor_same_shape(dst, src)) {
-    if (blua_tensor_nelement(dst) != blua_tensor_nelement(src) || !blua_tensor_is_contiguous(dst) ||
-        !blua_tensor_is_contiguous(src))
-      return shape_mismatch(err, dst, src);
-    memmove(blua_tensor_data(dst), blua_tensor_data(src), (size_t)blua_tensor_nelement(src) * sizeof(float));
-    return BLUA_OK;
+    if (blua_tensor_nelement(dst) != n) return shape_mismatch(err, dst, src);
+    if (!blua_tensor_is_contiguous(dst) || !blua_tensor_is_contiguous(src)) {
+      /* Same count, other shape: element by element in row-major order. */
+      float *pd = blua_tensor_data(dst);
+      const float *ps = blua_tensor_data(src);
+#pragma omp parallel for if (BIG(n))
+      for (int64_t k = 0; k < n; k++) pd[blua_tensor_offset_of(dst, k)] = ps[blua_tensor_offset_of(src, k)];
+      return BLUA_OK;
+    }
   }
+  if (n == 0) return BLUA_OK;
   if (blua_tensor_is_contiguous(dst) && blua_tensor_is_contiguous(src)) {
-    memmove(blua_tensor_data(dst), blua_tensor_data(src), (size_t)blua_tensor_nelement(src) * sizeof(float));
+    memmove(blua_tensor_data(dst), blua_tensor_data(src), (size_t)n * sizeof(float));
     return BLUA_OK;
   }
-  int64_t rows = ROWS(dst), cols = COLS(dst);
-#pragma omp parallel for if (BIG(dst))
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) *blua_tensor_at(dst, i, j) = *blua_tensor_at(src, i, j);
+  int64_t runs = blua_tensor_runs(dst), len = dst->size[LAST(dst)];
+  int64_t ds = dst->stride[LAST(dst)], ss = src->stride[LAST(src)];
+#pragma omp parallel for if (BIG(n))
+  for (int64_t r = 0; r < runs; r++) {
+    float *pd = RUN(dst, r);
+    const float *ps = RUN(src, r);
+    for (int64_t j = 0; j < len; j++) pd[j * ds] = ps[j * ss];
+  }
   return BLUA_OK;
 }
 
 void blua_tensor_fill(blua_tensor *t, float v) {
-  int64_t rows = ROWS(t), cols = COLS(t);
-#pragma omp parallel for if (BIG(t))
-  for (int64_t i = 0; i < rows; i++) {
-    float *p = blua_tensor_at(t, i, 0);
-    int64_t cs = CS(t);
-    for (int64_t j = 0; j < cols; j++) p[j * cs] = v;
+  int64_t n = blua_tensor_nelement(t);
+  if (blua_tensor_is_contiguous(t)) {
+    float *p = blua_tensor_data(t);
+#pragma omp parallel for simd if (BIG(n))
+    for (int64_t k = 0; k < n; k++) p[k] = v;
+    return;
+  }
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
+#pragma omp parallel for if (BIG(n))
+  for (int64_t r = 0; r < runs; r++) {
+    float *p = RUN(t, r);
+    for (int64_t j = 0; j < len; j++) p[j * s] = v;
   }
 }
 
 int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n,
                             blua_err *err) {
-  char sd[48], ss[48];
-  if (ROWS(dst) != n || COLS(dst) != COLS(src))
+  char sd[160], ss[160];
+  if (blua_tensor_check_matrix(dst, err) || blua_tensor_check_matrix(src, err)) return BLUA_ERROR;
+  int64_t cols = blua_tensor_cols(src);
+  if (blua_tensor_rows(dst) != n || blua_tensor_cols(dst) != cols)
     return blua_fail(err, "size mismatch: gathering %lld rows of %s into %s", (long long)n,
                      blua_tensor_shape(src, ss, sizeof ss), blua_tensor_shape(dst, sd, sizeof sd));
   for (int64_t k = 0; k < n; k++)
-    if (idx[k] < 0 || idx[k] >= ROWS(src))
-      return blua_fail(err, "out of range: row %lld of %s", (long long)idx[k] + 1, blua_tensor_shape(src, ss, sizeof ss));
-  int64_t cols = COLS(src);
-  if (CS(dst) == 1 && CS(src) == 1) { /* rows are contiguous runs: copy them whole */
-#pragma omp parallel for if (BIG(dst))
+    if (idx[k] < 0 || idx[k] >= blua_tensor_rows(src))
+      return blua_fail(err, "out of range: row %lld of %s", (long long)idx[k] + (idx[k] < INT64_MAX),
+                       blua_tensor_shape(src, ss, sizeof ss));
+  int64_t dcs = blua_tensor_colstride(dst), scs = blua_tensor_colstride(src);
+  if ((dcs == 1 || cols <= 1) && (scs == 1 || cols <= 1)) { /* rows are contiguous runs: copy them whole */
+#pragma omp parallel for if (BIG(n * cols))
     for (int64_t k = 0; k < n; k++)
       memcpy(blua_tensor_at(dst, k, 0), blua_tensor_at(src, idx[k], 0), (size_t)cols * sizeof(float));
     return BLUA_OK;
   }
-#pragma omp parallel for if (BIG(dst))
+#pragma omp parallel for if (BIG(n * cols))
   for (int64_t k = 0; k < n; k++)
     for (int64_t j = 0; j < cols; j++) *blua_tensor_at(dst, k, j) = *blua_tensor_at(src, idx[k], j);
   return BLUA_OK;
 }
 
+/* A header (no reference counting) for the slice [first, first+len) of dimension d. */
+static blua_tensor slice_header(const blua_tensor *t, int d, int64_t first, int64_t len) {
+  blua_tensor v = *t;
+  if (len > 0) v.offset += (size_t)(first * t->stride[d]);
+  v.size[d] = len;
+  return v;
+}
+
+blua_tensor *blua_tensor_index(const blua_tensor *src, int d, const int64_t *idx, int64_t n, blua_err *err) {
+  char s[160];
+  if (d < 0 || d >= src->dim) {
+    bad_dim(err, src, d);
+    return NULL;
+  }
+  for (int64_t k = 0; k < n; k++)
+    if (idx[k] < 0 || idx[k] >= src->size[d]) {
+      blua_fail(err, "out of range: index %lld of dimension %d of size %s", (long long)idx[k] + (idx[k] < INT64_MAX),
+                d + 1, blua_tensor_shape(src, s, sizeof s));
+      return NULL;
+    }
+  int64_t size[BLUA_MAX_DIM];
+  memcpy(size, src->size, sizeof size);
+  size[d] = n;
+  blua_tensor *r = blua_tensor_empty_nd(src->dim, size, err);
+  if (!r) return NULL;
+  for (int64_t k = 0; k < n; k++) {
+    blua_tensor sv = slice_header(src, d, idx[k], 1), dv = slice_header(r, d, k, 1);
+    blua_tensor_copy(&dv, &sv, err);
+  }
+  return r;
+}
+
+blua_tensor *blua_tensor_cat(blua_tensor *const *ts, int n, int d, blua_err *err) {
+  char s1[160], s2[160];
+  if (n < 1) {
+    blua_fail(err, "bad argument: nothing to concatenate");
+    return NULL;
+  }
+  const blua_tensor *first = ts[0];
+  if (d < 0 || d >= first->dim) {
+    bad_dim(err, first, d);
+    return NULL;
+  }
+  int64_t size[BLUA_MAX_DIM];
+  memcpy(size, first->size, sizeof size);
+  size[d] = 0;
+  for (int k = 0; k < n; k++) {
+    const blua_tensor *t = ts[k];
+    int ok = t->dim == first->dim;
+    for (int e = 0; ok && e < t->dim; e++) ok = e == d || t->size[e] == first->size[e];
+    if (!ok) {
+      blua_fail(err, "size mismatch: cannot join %s and %s along dimension %d", blua_tensor_shape(first, s1, sizeof s1),
+                blua_tensor_shape(t, s2, sizeof s2), d + 1);
+      return NULL;
+    }
+    if (t->size[d] > BLUA_MAX_ELEMENTS - size[d]) {
+      blua_fail(err, "tensor too large: joining along dimension %d", d + 1);
+      return NULL;
+    }
+    size[d] += t->size[d];
+  }
+  blua_tensor *r = blua_tensor_empty_nd(first->dim, size, err);
+  if (!r) return NULL;
+  int64_t at = 0;
+  for (int k = 0; k < n; k++) {
+    blua_tensor dv = slice_header(r, d, at, ts[k]->size[d]);
+    blua_tensor_copy(&dv, ts[k], err);
+    at += ts[k]->size[d];
+  }
+  return r;
+}
+
 /* ---- elementwise arithmetic ---- */
 
-typedef enum { OP_ADD, OP_CMUL, OP_CDIV } binary_op;
+typedef enum { OP_ADD, OP_CMUL, OP_CDIV, OP_CMAX, OP_CMIN } binary_op;
+
+static inline float bin(binary_op op, float x, float y, float alpha) {
+  switch (op) {
+    case OP_ADD: return x + alpha * y;
+    case OP_CMUL: return x * y;
+    case OP_CDIV: return x / y;
+    case OP_CMAX: return x > y ? x : y;
+    case OP_CMIN: return x < y ? x : y;
+  }
+  return x;
+}
 
 static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, binary_op op, float alpha,
                   blua_err *err) {
   if (!blua_tensor_same_shape(a, b)) return shape_mismatch(err, a, b);
   if (!blua_tensor_same_shape(r, a)) return shape_mismatch(err, r, a);
-  int64_t rows = ROWS(r), cols = COLS(r);
-  int64_t rc = CS(r), ac = CS(a), bc = CS(b);
-#pragma omp parallel for if (BIG(r))
-  for (int64_t i = 0; i < rows; i++) {
-    float *pr = blua_tensor_at(r, i, 0);
-    const float *pa = blua_tensor_at(a, i, 0), *pb = blua_tensor_at(b, i, 0);
-    if (rc == 1 && ac == 1 && bc == 1) {
-      switch (op) {
-        case OP_ADD: for (int64_t j = 0; j < cols; j++) pr[j] = pa[j] + alpha * pb[j]; break;
-        case OP_CMUL: for (int64_t j = 0; j < cols; j++) pr[j] = pa[j] * pb[j]; break;
-        case OP_CDIV: for (int64_t j = 0; j < cols; j++) pr[j] = pa[j] / pb[j]; break;
-      }
-    } else {
-      for (int64_t j = 0; j < cols; j++) {
-        float x = pa[j * ac], y = pb[j * bc];
-        pr[j * rc] = op == OP_ADD ? x + alpha * y : op == OP_CMUL ? x * y : x / y;
-      }
+  int64_t n = blua_tensor_nelement(r);
+  if (blua_tensor_is_contiguous(r) && blua_tensor_is_contiguous(a) && blua_tensor_is_contiguous(b)) {
+    float *pr = blua_tensor_data(r);
+    const float *pa = blua_tensor_data(a), *pb = blua_tensor_data(b);
+    switch (op) {
+      case OP_ADD:
+#pragma omp parallel for simd if (BIG(n))
+        for (int64_t k = 0; k < n; k++) pr[k] = pa[k] + alpha * pb[k];
+        break;
+      case OP_CMUL:
+#pragma omp parallel for simd if (BIG(n))
+        for (int64_t k = 0; k < n; k++) pr[k] = pa[k] * pb[k];
+        break;
+      default:
+#pragma omp parallel for if (BIG(n))
+        for (int64_t k = 0; k < n; k++) pr[k] = bin(op, pa[k], pb[k], alpha);
+        break;
     }
+    return BLUA_OK;
+  }
+  int64_t runs = blua_tensor_runs(r), len = r->size[LAST(r)];
+  int64_t rs = r->stride[LAST(r)], as = a->stride[LAST(a)], bs = b->stride[LAST(b)];
+#pragma omp parallel for if (BIG(n))
+  for (int64_t i = 0; i < runs; i++) {
+    float *pr = RUN(r, i);
+    const float *pa = RUN(a, i), *pb = RUN(b, i);
+    for (int64_t j = 0; j < len; j++) pr[j * rs] = bin(op, pa[j * as], pb[j * bs], alpha);
   }
   return BLUA_OK;
 }
@@ -309,36 +617,54 @@ static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, bi
 int blua_tensor_add(blua_tensor *r, const blua_tensor *a, float alpha, const blua_tensor *b, blua_err *err) {
   return binary(r, a, b, OP_ADD, alpha, err);
 }
-
 int blua_tensor_cmul(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
   return binary(r, a, b, OP_CMUL, 1.0f, err);
 }
-
 int blua_tensor_cdiv(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
   return binary(r, a, b, OP_CDIV, 1.0f, err);
+}
+int blua_tensor_cmax(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
+  return binary(r, a, b, OP_CMAX, 1.0f, err);
+}
+int blua_tensor_cmin(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
+  return binary(r, a, b, OP_CMIN, 1.0f, err);
 }
 
 int blua_tensor_affine(blua_tensor *r, const blua_tensor *a, float scale, float shift, blua_err *err) {
   if (!blua_tensor_same_shape(r, a)) return shape_mismatch(err, r, a);
-  int64_t rows = ROWS(r), cols = COLS(r), rc = CS(r), ac = CS(a);
-#pragma omp parallel for if (BIG(r))
-  for (int64_t i = 0; i < rows; i++) {
-    float *pr = blua_tensor_at(r, i, 0);
-    const float *pa = blua_tensor_at(a, i, 0);
-    for (int64_t j = 0; j < cols; j++) pr[j * rc] = scale * pa[j * ac] + shift;
+  int64_t n = blua_tensor_nelement(r);
+  if (blua_tensor_is_contiguous(r) && blua_tensor_is_contiguous(a)) {
+    float *pr = blua_tensor_data(r);
+    const float *pa = blua_tensor_data(a);
+#pragma omp parallel for simd if (BIG(n))
+    for (int64_t k = 0; k < n; k++) pr[k] = scale * pa[k] + shift;
+    return BLUA_OK;
+  }
+  int64_t runs = blua_tensor_runs(r), len = r->size[LAST(r)], rs = r->stride[LAST(r)], as = a->stride[LAST(a)];
+#pragma omp parallel for if (BIG(n))
+  for (int64_t i = 0; i < runs; i++) {
+    float *pr = RUN(r, i);
+    const float *pa = RUN(a, i);
+    for (int64_t j = 0; j < len; j++) pr[j * rs] = scale * pa[j * as] + shift;
   }
   return BLUA_OK;
 }
 
+/* Step along a vector given as 1-D, 1 x n or n x 1. */
+static int64_t vec_step(const blua_tensor *v) {
+  if (v->dim == 1) return v->stride[0];
+  return v->size[0] == 1 ? v->stride[1] : v->stride[0];
+}
+
 int blua_tensor_add_rowvec(blua_tensor *r, const blua_tensor *a, float alpha, const blua_tensor *v, blua_err *err) {
   if (!blua_tensor_same_shape(r, a)) return shape_mismatch(err, r, a);
-  int64_t cols = COLS(a);
-  if (blua_tensor_nelement(v) != cols || (v->dim == 2 && ROWS(v) != 1)) return shape_mismatch(err, a, v);
-  int64_t rows = ROWS(r), rc = CS(r), ac = CS(a);
-  /* v is 1 x cols or a 1-D tensor of cols entries: step along it either way. */
-  int64_t vs = v->dim == 2 ? v->stride[1] : v->stride[0];
+  if (blua_tensor_check_matrix(r, err) || blua_tensor_check_matrix(a, err)) return BLUA_ERROR;
+  int64_t cols = blua_tensor_cols(a);
+  if (v->dim > 2 || blua_tensor_nelement(v) != cols || (v->dim == 2 && v->size[0] != 1)) return shape_mismatch(err, a, v);
+  int64_t rows = blua_tensor_rows(r), rc = blua_tensor_colstride(r), ac = blua_tensor_colstride(a);
+  int64_t vs = vec_step(v);
   const float *pv = blua_tensor_data(v);
-#pragma omp parallel for if (BIG(r))
+#pragma omp parallel for if (BIG(rows * cols))
   for (int64_t i = 0; i < rows; i++) {
     float *pr = blua_tensor_at(r, i, 0);
     const float *pa = blua_tensor_at(a, i, 0);
@@ -350,41 +676,42 @@ int blua_tensor_add_rowvec(blua_tensor *r, const blua_tensor *a, float alpha, co
 /* ---- reductions ---- */
 
 double blua_tensor_sum(const blua_tensor *t) {
-  int64_t rows = ROWS(t), cols = COLS(t), cs = CS(t);
-  double s = 0.0;
-#pragma omp parallel for reduction(+ : s) if (BIG(t))
-  for (int64_t i = 0; i < rows; i++) {
-    const float *p = blua_tensor_at(t, i, 0);
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
+  double acc = 0.0;
+#pragma omp parallel for reduction(+ : acc) if (BIG(runs * len))
+  for (int64_t i = 0; i < runs; i++) {
+    const float *p = RUN(t, i);
     double rs = 0.0;
-    for (int64_t j = 0; j < cols; j++) rs += p[j * cs];
-    s += rs;
+    for (int64_t j = 0; j < len; j++) rs += p[j * s];
+    acc += rs;
   }
-  return s;
+  return acc;
 }
 
 double blua_tensor_dot(const blua_tensor *a, const blua_tensor *b) {
-  int64_t rows = ROWS(a), cols = COLS(a), ac = CS(a), bc = CS(b);
-  double s = 0.0;
-#pragma omp parallel for reduction(+ : s) if (BIG(a))
-  for (int64_t i = 0; i < rows; i++) {
-    const float *pa = blua_tensor_at(a, i, 0), *pb = blua_tensor_at(b, i, 0);
+  if (!blua_tensor_same_shape(a, b)) return NAN;
+  int64_t runs = blua_tensor_runs(a), len = a->size[LAST(a)], as = a->stride[LAST(a)], bs = b->stride[LAST(b)];
+  double acc = 0.0;
+#pragma omp parallel for reduction(+ : acc) if (BIG(runs * len))
+  for (int64_t i = 0; i < runs; i++) {
+    const float *pa = RUN(a, i), *pb = RUN(b, i);
     double rs = 0.0;
-    for (int64_t j = 0; j < cols; j++) rs += (double)pa[j * ac] * pb[j * bc];
-    s += rs;
+    for (int64_t j = 0; j < len; j++) rs += (double)pa[j * as] * pb[j * bs];
+    acc += rs;
   }
-  return s;
+  return acc;
 }
 
 double blua_tensor_norm(const blua_tensor *t) { return sqrt(blua_tensor_dot(t, t)); }
 
 /* NaN propagates: a NaN entry makes max and min NaN, as in Torch. */
 static double extreme(const blua_tensor *t, int want_max) {
-  int64_t rows = ROWS(t), cols = COLS(t), cs = CS(t);
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
   double best = want_max ? -INFINITY : INFINITY;
-  for (int64_t i = 0; i < rows; i++) {
-    const float *p = blua_tensor_at(t, i, 0);
-    for (int64_t j = 0; j < cols; j++) {
-      double x = p[j * cs];
+  for (int64_t i = 0; i < runs; i++) {
+    const float *p = RUN(t, i);
+    for (int64_t j = 0; j < len; j++) {
+      double x = p[j * s];
       if (isnan(x)) return NAN;
       if (want_max ? x > best : x < best) best = x;
     }
@@ -395,9 +722,77 @@ static double extreme(const blua_tensor *t, int want_max) {
 double blua_tensor_max(const blua_tensor *t) { return extreme(t, 1); }
 double blua_tensor_min(const blua_tensor *t) { return extreme(t, 0); }
 
+/* Headers of t and out with dimension d moved last, so each run of the moved t is one line
+ * along d and the matching output element sits at the same run offset of the moved out. */
+static blua_tensor moved_last(const blua_tensor *t, int d) {
+  blua_tensor v = *t;
+  int last = t->dim - 1;
+  v.size[d] = t->size[last];
+  v.stride[d] = t->stride[last];
+  v.size[last] = t->size[d];
+  v.stride[last] = t->stride[d];
+  return v;
+}
+
+static int reduced_shape_ok(const blua_tensor *out, const blua_tensor *t, int d, blua_err *err) {
+  char s1[160], s2[160];
+  if (d < 0 || d >= t->dim) return bad_dim(err, t, d);
+  int ok = out->dim == t->dim;
+  for (int e = 0; ok && e < t->dim; e++) ok = out->size[e] == (e == d ? 1 : t->size[e]);
+  if (!ok)
+    return blua_fail(err, "size mismatch: reducing %s along dimension %d into %s", blua_tensor_shape(t, s1, sizeof s1),
+                     d + 1, blua_tensor_shape(out, s2, sizeof s2));
+  return BLUA_OK;
+}
+
+int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean, blua_err *err) {
+  if (reduced_shape_ok(out, t, d, err)) return BLUA_ERROR;
+  blua_tensor tv = moved_last(t, d), ov = moved_last(out, d);
+  int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
+  float *po = blua_tensor_data(out);
+  const float *pt = blua_tensor_data(t);
+#pragma omp parallel for if (BIG(runs * len))
+  for (int64_t i = 0; i < runs; i++) {
+    const float *p = pt + blua_tensor_run_offset(&tv, i);
+    double acc = 0.0;
+    for (int64_t j = 0; j < len; j++) acc += p[j * s];
+    po[blua_tensor_run_offset(&ov, i)] = (float)(mean ? (len ? acc / (double)len : NAN) : acc);
+  }
+  return BLUA_OK;
+}
+
+int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tensor *t, int d, int want_max,
+                            blua_err *err) {
+  if (reduced_shape_ok(out, t, d, err) || (idx && reduced_shape_ok(idx, t, d, err))) return BLUA_ERROR;
+  if (t->size[d] == 0) {
+    char s[160];
+    return blua_fail(err, "empty dimension: %d of %s has no elements", d + 1, blua_tensor_shape(t, s, sizeof s));
+  }
+  blua_tensor tv = moved_last(t, d), ov = moved_last(out, d), iv = idx ? moved_last(idx, d) : ov;
+  int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
+  float *po = blua_tensor_data(out), *pi = idx ? blua_tensor_data(idx) : NULL;
+  const float *pt = blua_tensor_data(t);
+#pragma omp parallel for if (BIG(runs * len))
+  for (int64_t i = 0; i < runs; i++) {
+    const float *p = pt + blua_tensor_run_offset(&tv, i);
+    int64_t best = 0;
+    for (int64_t j = 0; j < len; j++) {
+      float x = p[j * s];
+      if (isnan(x)) {
+        best = j;
+        break;
+      }
+      if (j > 0 && (want_max ? x > p[best * s] : x < p[best * s])) best = j;
+    }
+    po[blua_tensor_run_offset(&ov, i)] = p[best * s];
+    if (pi) pi[blua_tensor_run_offset(&iv, i)] = (float)(best + 1);
+  }
+  return BLUA_OK;
+}
+
 void blua_tensor_argmax_rows(const blua_tensor *t, int64_t *out) {
-  int64_t rows = ROWS(t), cols = COLS(t), cs = CS(t);
-#pragma omp parallel for if (BIG(t))
+  int64_t rows = blua_tensor_rows(t), cols = blua_tensor_cols(t), cs = blua_tensor_colstride(t);
+#pragma omp parallel for if (BIG(rows * cols))
   for (int64_t i = 0; i < rows; i++) {
     const float *p = blua_tensor_at(t, i, 0);
     int64_t best = 0;
@@ -408,7 +803,7 @@ void blua_tensor_argmax_rows(const blua_tensor *t, int64_t *out) {
 }
 
 void blua_tensor_argmax_cols(const blua_tensor *t, int64_t *out) {
-  int64_t rows = ROWS(t), cols = COLS(t);
+  int64_t rows = blua_tensor_rows(t), cols = blua_tensor_cols(t);
   for (int64_t j = 0; j < cols; j++) {
     int64_t best = 0;
     for (int64_t i = 1; i < rows; i++)
@@ -418,11 +813,13 @@ void blua_tensor_argmax_cols(const blua_tensor *t, int64_t *out) {
 }
 
 int blua_tensor_sum_rows(blua_tensor *out, float beta, float alpha, const blua_tensor *t, blua_err *err) {
-  int64_t rows = ROWS(t), cols = COLS(t);
-  if (blua_tensor_nelement(out) != cols || (out->dim == 2 && ROWS(out) != 1)) return shape_mismatch(err, out, t);
-  int64_t os = out->dim == 2 ? out->stride[1] : out->stride[0];
+  if (blua_tensor_check_matrix(t, err)) return BLUA_ERROR;
+  int64_t rows = blua_tensor_rows(t), cols = blua_tensor_cols(t);
+  if (out->dim > 2 || blua_tensor_nelement(out) != cols || (out->dim == 2 && out->size[0] != 1))
+    return shape_mismatch(err, out, t);
+  int64_t os = vec_step(out);
   float *po = blua_tensor_data(out);
-#pragma omp parallel for if (BIG(t))
+#pragma omp parallel for if (BIG(rows * cols))
   for (int64_t j = 0; j < cols; j++) {
     double s = 0.0;
     for (int64_t i = 0; i < rows; i++) s += *blua_tensor_at(t, i, j);
@@ -432,12 +829,12 @@ int blua_tensor_sum_rows(blua_tensor *out, float beta, float alpha, const blua_t
 }
 
 int blua_tensor_all_finite(const blua_tensor *t) {
-  int64_t rows = ROWS(t), cols = COLS(t), cs = CS(t);
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
   int ok = 1;
-#pragma omp parallel for reduction(&& : ok) if (BIG(t))
-  for (int64_t i = 0; i < rows; i++) {
-    const float *p = blua_tensor_at(t, i, 0);
-    for (int64_t j = 0; j < cols; j++) ok = ok && isfinite(p[j * cs]);
+#pragma omp parallel for reduction(&& : ok) if (BIG(runs * len))
+  for (int64_t i = 0; i < runs; i++) {
+    const float *p = RUN(t, i);
+    for (int64_t j = 0; j < len; j++) ok = ok && isfinite(p[j * s]);
   }
   return ok;
 }
@@ -446,14 +843,18 @@ int blua_tensor_all_finite(const blua_tensor *t) {
 
 void blua_tensor_uniform(blua_tensor *t, double lo, double hi) {
   blua_rng *r = blua_default_rng();
-  int64_t rows = ROWS(t), cols = COLS(t);
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) *blua_tensor_at(t, i, j) = (float)(lo + (hi - lo) * blua_rng_uniform(r));
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
+  for (int64_t i = 0; i < runs; i++) {
+    float *p = RUN(t, i);
+    for (int64_t j = 0; j < len; j++) p[j * s] = (float)(lo + (hi - lo) * blua_rng_uniform(r));
+  }
 }
 
 void blua_tensor_normal(blua_tensor *t, double mean, double std) {
   blua_rng *r = blua_default_rng();
-  int64_t rows = ROWS(t), cols = COLS(t);
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < cols; j++) *blua_tensor_at(t, i, j) = (float)(mean + std * blua_rng_normal(r));
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
+  for (int64_t i = 0; i < runs; i++) {
+    float *p = RUN(t, i);
+    for (int64_t j = 0; j < len; j++) p[j * s] = (float)(mean + std * blua_rng_normal(r));
+  }
 }

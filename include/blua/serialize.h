@@ -20,7 +20,8 @@
 #include "blua/tensor.h"
 
 #define BLUA_CKPT_MAGIC "\x89" "BLUA\r\n\x1a"
-#define BLUA_CKPT_VERSION 1
+#define BLUA_CKPT_VERSION 2      /* written */
+#define BLUA_CKPT_VERSION_MIN 1  /* oldest version read */
 #define BLUA_CKPT_HEADER 32
 
 /* Object tags of the payload (one byte before every value). */
@@ -34,7 +35,8 @@ enum {
   BLUA_TAG_TABLE = 6,    /* u64 pair count, then key, value, key, value ... */
   BLUA_TAG_TYPED = 7,    /* u64 name length, name bytes, then as TABLE */
   BLUA_TAG_REF = 8,      /* u64 id of an earlier table, typed table or tensor */
-  BLUA_TAG_TENSOR = 9    /* u8 dim (1 or 2), i64 rows, i64 cols, rows*cols f32 row-major */
+  BLUA_TAG_TENSOR = 9,   /* u8 dim (1 or 2), i64 rows, i64 cols, rows*cols f32 row-major */
+  BLUA_TAG_TENSOR_ND = 10 /* version 2: u8 dim (1..8), dim x i64 sizes, their product f32 */
 };
 
 /* A growing byte buffer plus references to large tensor data (so a big tensor is written
@@ -68,7 +70,8 @@ void blua_buf_i64(blua_buf *b, int64_t v);
 void blua_buf_f64(blua_buf *b, double v);
 /* Overwrites 8 bytes at inline offset at (a count known only after its items). */
 void blua_buf_patch_u64(blua_buf *b, size_t at, uint64_t v);
-/* tag, dim, rows, cols, then the values row-major whatever the tensor's layout. */
+/* tag 9, dim, rows, cols (1-D, 2-D) or tag 10, dim, sizes (N-d), then the values row-major
+ * whatever the tensor's layout. */
 void blua_buf_tensor(blua_buf *b, blua_tensor *t);
 
 /* Reader of a checkpoint's payload, streaming from the file. blua_checkpoint_open checks the
@@ -80,6 +83,7 @@ typedef struct blua_cursor {
   const char *path;          /* borrowed, labels the messages */
   uint64_t left;             /* payload bytes not consumed yet */
   uint32_t crc, want_crc;    /* running CRC of consumed bytes; the header's CRC */
+  uint32_t version;          /* the file's format version */
   unsigned char *buf;
   size_t bpos, blen;
 } blua_cursor;
@@ -96,8 +100,10 @@ int blua_cur_u8(blua_cursor *c, unsigned *v, const char *what, blua_err *err);
 int blua_cur_u64(blua_cursor *c, uint64_t *v, const char *what, blua_err *err);
 int blua_cur_i64(blua_cursor *c, int64_t *v, const char *what, blua_err *err);
 int blua_cur_f64(blua_cursor *c, double *v, const char *what, blua_err *err);
-/* A tensor after its tag: shape checked against the bytes left before allocating. */
+/* A tensor after its tag (BLUA_TAG_TENSOR; BLUA_TAG_TENSOR_ND for the _nd reader, which
+ * fails in a version 1 file): shape checked against the bytes left before allocating. */
 blua_tensor *blua_cur_tensor(blua_cursor *c, blua_err *err);
+blua_tensor *blua_cur_tensor_nd(blua_cursor *c, blua_err *err);
 /* Formats "bad checkpoint: 'path': ..." for decoders. */
 int blua_cur_fail(blua_cursor *c, blua_err *err, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -1,9 +1,15 @@
-/* The blua tensor: float32, 1-D or 2-D, row-major, over reference-counted,
- * 64-byte aligned storage. Views (narrow, transpose) share the storage.
+/* The blua tensor: float32, 1 to BLUA_MAX_DIM dimensions, row-major, over reference-counted,
+ * 64-byte aligned storage. Views (narrow, select, transpose, view, squeeze, unsqueeze) share
+ * the storage.
  *
- * Ownership: every function that returns a blua_tensor* returns a new reference
- * that the caller releases with blua_tensor_release. Functions never exit or
- * abort; on bad input they return NULL or BLUA_ERROR and fill the blua_err. */
+ * Ownership: every function that returns a blua_tensor* returns a new reference that the
+ * caller releases with blua_tensor_release. Functions never exit or abort; on bad input they
+ * return NULL or BLUA_ERROR and fill the blua_err.
+ *
+ * Matrix kernels see any tensor as rows x cols with rows = size[0] and cols = the product of
+ * the other sizes (a 1-D tensor is n x 1). blua_tensor_at(t, i, j) is exact for 1-D and 2-D
+ * tensors of any strides, and for N-d tensors whose trailing dimensions collapse into one
+ * (blua_tensor_check_matrix says so, with an error otherwise). Dimensions are 0-based here. */
 #ifndef BLUA_TENSOR_H
 #define BLUA_TENSOR_H
 
@@ -11,6 +17,8 @@
 #include <stdint.h>
 
 #include "blua/error.h"
+
+#define BLUA_MAX_DIM 8
 
 typedef struct blua_storage {
   float *data;  /* 64-byte aligned, inside base */
@@ -21,85 +29,134 @@ typedef struct blua_storage {
 
 typedef struct blua_tensor {
   blua_storage *storage;
-  size_t offset;      /* first element, in floats from storage->data */
-  int dim;            /* 1 or 2 */
-  int64_t size[2];    /* size[1] == 1 and stride[1] == 1 for 1-D tensors */
-  int64_t stride[2];
+  size_t offset;                /* first element, in floats from storage->data */
+  int dim;                      /* 1..BLUA_MAX_DIM */
+  int64_t size[BLUA_MAX_DIM];   /* entries from dim on are 1 (so size[1] == 1 for 1-D) */
+  int64_t stride[BLUA_MAX_DIM]; /* entries from dim on are 1 */
   int refcount;
 } blua_tensor;
 
-/* Largest number of elements one tensor may hold (guards size overflow). */
+/* Largest number of elements one tensor may hold (guards size overflow). The product of all
+ * sizes, counting a size 0 as 1, never exceeds it, so no stride or offset can overflow. */
 #define BLUA_MAX_ELEMENTS ((int64_t)1 << 34)
 
-/* Creation: zero-filled, contiguous. */
+/* Creation: zero-filled, contiguous. dim is 1 or 2 for these (cols ignored for 1-D). */
 blua_tensor *blua_tensor_new(int dim, int64_t rows, int64_t cols, blua_err *err);
 /* Uninitialised contents: for results that are written in full before they are read. */
 blua_tensor *blua_tensor_empty(int dim, int64_t rows, int64_t cols, blua_err *err);
 blua_tensor *blua_tensor_new2d(int64_t rows, int64_t cols, blua_err *err);
 blua_tensor *blua_tensor_new1d(int64_t n, blua_err *err);
+/* Any number of dimensions: size[0..dim). */
+blua_tensor *blua_tensor_new_nd(int dim, const int64_t *size, blua_err *err);
+blua_tensor *blua_tensor_empty_nd(int dim, const int64_t *size, blua_err *err);
+/* Same shape as t (any dim), contiguous; zero-filled / uninitialised. */
 blua_tensor *blua_tensor_new_like(const blua_tensor *t, blua_err *err);
+blua_tensor *blua_tensor_empty_like(const blua_tensor *t, blua_err *err);
 blua_tensor *blua_tensor_eye(int64_t n, blua_err *err);
+/* BLUA_OK when the sizes make a valid shape (1 <= dim <= BLUA_MAX_DIM, sizes >= 0, element
+ * count within BLUA_MAX_ELEMENTS); *count gets the element count. */
+int blua_shape_check(int dim, const int64_t *size, int64_t *count, blua_err *err);
 
 void blua_tensor_retain(blua_tensor *t);
 void blua_tensor_release(blua_tensor *t);          /* NULL is fine */
 
-/* Size and layout. Rows and columns treat a 1-D tensor as n x 1. */
+/* Size and layout. */
 static inline int64_t blua_tensor_rows(const blua_tensor *t) { return t->size[0]; }
-static inline int64_t blua_tensor_cols(const blua_tensor *t) { return t->dim == 2 ? t->size[1] : 1; }
-static inline int64_t blua_tensor_nelement(const blua_tensor *t) { return t->size[0] * (t->dim == 2 ? t->size[1] : 1); }
-static inline float *blua_tensor_data(const blua_tensor *t) { return t->storage->data + t->offset; }
-/* Pointer to element (i, j), 0-based, no bounds check. */
-static inline float *blua_tensor_at(const blua_tensor *t, int64_t i, int64_t j) {
-  return blua_tensor_data(t) + i * t->stride[0] + (t->dim == 2 ? j * t->stride[1] : 0);
+static inline int64_t blua_tensor_cols(const blua_tensor *t) {
+  int64_t c = 1;
+  for (int d = 1; d < t->dim; d++) c *= t->size[d];
+  return c;
 }
+static inline int64_t blua_tensor_nelement(const blua_tensor *t) { return t->size[0] * blua_tensor_cols(t); }
+static inline float *blua_tensor_data(const blua_tensor *t) { return t->storage->data + t->offset; }
+/* Step between neighbouring columns of the rows x cols matrix (0 for 1-D). */
+static inline int64_t blua_tensor_colstride(const blua_tensor *t) { return t->dim >= 2 ? t->stride[t->dim - 1] : 0; }
+/* Pointer to element (i, j) of the rows x cols matrix, 0-based, no bounds check. */
+static inline float *blua_tensor_at(const blua_tensor *t, int64_t i, int64_t j) {
+  return blua_tensor_data(t) + i * t->stride[0] + j * blua_tensor_colstride(t);
+}
+/* BLUA_OK when blua_tensor_at addresses t correctly as rows x cols (always for 1-D and 2-D;
+ * for N-d when the dimensions after the first collapse into one run of equal steps). */
+int blua_tensor_check_matrix(const blua_tensor *t, blua_err *err);
+/* A rows x cols 2-D view of t (t itself, retained, when t is 2-D); fails as check_matrix. */
+blua_tensor *blua_tensor_as_matrix(blua_tensor *t, blua_err *err);
 int blua_tensor_is_contiguous(const blua_tensor *t);
 int blua_tensor_same_shape(const blua_tensor *a, const blua_tensor *b);
-/* Writes "RxC" (or "N" for 1-D) into buf and returns buf. */
+/* Writes "AxBxC" (or "N" for 1-D) into buf and returns buf. */
 const char *blua_tensor_shape(const blua_tensor *t, char *buf, size_t len);
+/* Offset (in floats, from blua_tensor_data) of the element with row-major linear index k. */
+int64_t blua_tensor_offset_of(const blua_tensor *t, int64_t k);
+/* Layout walk for kernels on any view: t is blua_tensor_runs(t) runs of size[dim-1] elements
+ * spaced stride[dim-1] apart; run r (row-major order) starts at blua_tensor_run_offset(t, r). */
+int64_t blua_tensor_runs(const blua_tensor *t);
+int64_t blua_tensor_run_offset(const blua_tensor *t, int64_t r);
 
-/* Views sharing storage. dim is 0-based here. */
+/* Views sharing storage. Dimensions are 0-based here. */
 blua_tensor *blua_tensor_narrow(blua_tensor *t, int dim, int64_t first, int64_t len, blua_err *err);
+/* 1-D or 2-D: swaps the two dimensions (a 1-D tensor comes back as a view of itself). */
 blua_tensor *blua_tensor_transpose(blua_tensor *t, blua_err *err);
-/* A rows x cols view of a contiguous tensor with the same number of elements. */
+/* Any dim: swaps dimensions d1 and d2. */
+blua_tensor *blua_tensor_transpose_dims(blua_tensor *t, int d1, int d2, blua_err *err);
+/* A rows x cols (dim 2) or rows (dim 1) view of a contiguous tensor with the same count. */
 blua_tensor *blua_tensor_view(blua_tensor *t, int dim, int64_t rows, int64_t cols, blua_err *err);
+blua_tensor *blua_tensor_view_nd(blua_tensor *t, int dim, const int64_t *size, blua_err *err);
+/* The slice at index i of dimension d, one dimension fewer (t must have at least 2). */
+blua_tensor *blua_tensor_select(blua_tensor *t, int d, int64_t i, blua_err *err);
+/* Removes dimension d when its size is 1 (d < 0: every size-1 dimension, keeping at least one). */
+blua_tensor *blua_tensor_squeeze(blua_tensor *t, int d, blua_err *err);
+/* Inserts a dimension of size 1 before dimension d (0 <= d <= dim). */
+blua_tensor *blua_tensor_unsqueeze(blua_tensor *t, int d, blua_err *err);
 
 /* Copies. */
 blua_tensor *blua_tensor_clone(const blua_tensor *t, blua_err *err);
 /* t itself (retained) when contiguous, else a contiguous clone. */
 blua_tensor *blua_tensor_contiguous(blua_tensor *t, blua_err *err);
+/* Same shape, or the same element count (then in row-major order). */
 int blua_tensor_copy(blua_tensor *dst, const blua_tensor *src, blua_err *err);
 void blua_tensor_fill(blua_tensor *t, float v);
-/* Rows idx[0..n) of src (0-based) into the rows of dst (n x cols). */
+/* Rows idx[0..n) of src (0-based) into the rows of dst (n x cols); both as matrices. */
 int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n, blua_err *err);
+/* Slices idx[0..n) (0-based) of dimension d of src, a new tensor with size n along d. */
+blua_tensor *blua_tensor_index(const blua_tensor *src, int d, const int64_t *idx, int64_t n, blua_err *err);
+/* ts[0..n) joined along dimension d (their other sizes must agree). */
+blua_tensor *blua_tensor_cat(blua_tensor *const *ts, int n, int d, blua_err *err);
 
-/* Elementwise arithmetic; r may alias a or b, shapes must match. */
+/* Elementwise arithmetic; r may alias a or b, shapes must match (no broadcasting). */
 int blua_tensor_add(blua_tensor *r, const blua_tensor *a, float alpha, const blua_tensor *b, blua_err *err); /* r = a + alpha b */
 int blua_tensor_cmul(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err);
 int blua_tensor_cdiv(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err);
+int blua_tensor_cmax(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err);
+int blua_tensor_cmin(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err);
 int blua_tensor_affine(blua_tensor *r, const blua_tensor *a, float scale, float shift, blua_err *err); /* r = scale a + shift */
-/* r[i, :] = a[i, :] + alpha * v for a 1 x cols (or cols-element 1-D) v. */
+/* r[i, :] = a[i, :] + alpha * v for a 1 x cols (or cols-element 1-D) v; a as a matrix. */
 int blua_tensor_add_rowvec(blua_tensor *r, const blua_tensor *a, float alpha, const blua_tensor *v, blua_err *err);
 
 /* Matrix product c = beta c + alpha op(a) op(b) through cblas_sgemm; any of a, b may be a
  * transposed view or a narrowed view; c must not overlap a or b. */
 int blua_mm(blua_tensor *c, float beta, float alpha, const blua_tensor *a, const blua_tensor *b, blua_err *err);
 
-/* Reductions, accumulated in double. */
+/* Reductions over all elements, accumulated in double. */
 double blua_tensor_sum(const blua_tensor *t);
 double blua_tensor_max(const blua_tensor *t);     /* -inf for no elements */
 double blua_tensor_min(const blua_tensor *t);
 double blua_tensor_norm(const blua_tensor *t);    /* Frobenius */
 double blua_tensor_dot(const blua_tensor *a, const blua_tensor *b); /* shapes must match */
-/* 0-based index of the largest entry of each row (out has rows entries). */
+/* Reductions along dimension d into out, which has t's shape with size 1 at d. mean divides
+ * by the size of d. For max/min, idx (same shape as out, may be NULL) gets 1-based positions;
+ * NaN wins, as in the whole-tensor max. */
+int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean, blua_err *err);
+int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tensor *t, int d, int want_max,
+                            blua_err *err);
+/* 0-based index of the largest entry of each row (out has rows entries); t as a matrix. */
 void blua_tensor_argmax_rows(const blua_tensor *t, int64_t *out);
 /* 0-based index of the largest entry of each column (out has cols entries). */
 void blua_tensor_argmax_cols(const blua_tensor *t, int64_t *out);
-/* out (1 x cols, or cols 1-D) = beta out + alpha * column sums of t. */
+/* out (1 x cols, or cols 1-D) = beta out + alpha * column sums of t (as a matrix). */
 int blua_tensor_sum_rows(blua_tensor *out, float beta, float alpha, const blua_tensor *t, blua_err *err);
 /* 1 when every entry is finite. */
 int blua_tensor_all_finite(const blua_tensor *t);
 
-/* Random fills from the process-wide seeded generator (blua/random.h). */
+/* Random fills from the process-wide seeded generator (blua/random.h), in row-major order. */
 void blua_tensor_uniform(blua_tensor *t, double lo, double hi);
 void blua_tensor_normal(blua_tensor *t, double mean, double std);
 

@@ -141,9 +141,9 @@ static void test_damage(void) {
   spit(path, (const unsigned char *)"hello", 5);
   expect_bad("not a blua checkpoint");
   memcpy(bad, good, (size_t)n);
-  bad[8] = 2; /* a newer version */
+  bad[8] = 3; /* a newer version */
   spit(path, bad, n);
-  expect_bad("version 2 is not supported");
+  expect_bad("version 3 is not supported");
   memcpy(bad, good, (size_t)n);
   bad[17] ^= 1; /* the payload length */
   spit(path, bad, n);
