@@ -5,8 +5,9 @@ local blua = require "blua"
 local backprop = {}
 
 -- Gradients of the mean loss over the batch into grads (W1, b1, W2, ...); returns the loss.
--- ws holds the batch's scratch tensors Z, X, D (deltas) and G.
-function backprop.gradients(net, xb, yb, ws, grads)
+-- ws holds the batch's scratch tensors Z, X, D (deltas) and G. rows (default: the rows of xb)
+-- is the size of the global batch when xb is one rank's share of it.
+function backprop.gradients(net, xb, yb, ws, grads, rows)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
   X[0] = xb
@@ -15,7 +16,7 @@ function backprop.gradients(net, xb, yb, ws, grads)
     if l < L then net:activation(l):forward(Z[l], X[l]) end
   end
   local out = net:activation(L)
-  local scale = 1 / xb:size(1)
+  local scale = 1 / (rows or xb:size(1))
   local loss = out:bregman(yb, Z[L]) * scale
   -- The output layer's Bregman penalty is the loss (softmax: cross-entropy; identity: squared
   -- error), and its gradient in Z_L is σ(Z_L) − y.
@@ -32,8 +33,8 @@ function backprop.gradients(net, xb, yb, ws, grads)
 end
 
 -- One mini-batch: gradients, then the optimiser step. Returns the batch's mean loss.
-function backprop.batch_step(net, xb, yb, ws, stepper, lr)
-  local loss = backprop.gradients(net, xb, yb, ws, stepper.grads)
+function backprop.batch_step(net, xb, yb, ws, stepper, lr, share)
+  local loss = backprop.gradients(net, xb, yb, ws, stepper.grads, share and share.rows)
   stepper.step(lr)
   return loss
 end

@@ -137,15 +137,22 @@ end
 -- Lipschitz constants of the W-gradients of each layer's mean term: curvature of the term in
 -- its pre-activation (1 for a Bregman penalty, γ for a quadratic one, ½β for the weighted
 -- softmax loss) times ‖[X_{l-1} 1]‖₂²/B ≤ (‖X_{l-1}‖₂² + B)/B.
-function Batch:lipschitz()
+-- With a batch split over ranks (share), rows is the global batch size and share.sum adds the
+-- ranks' ‖X_{l-1}‖₂², a bound of the global batch's, so every rank takes the same step.
+function Batch:lipschitz(share)
   local net, X = self.net, self.X
   local L = net:nLayers()
-  local rows = X[0]:size(1)
+  local rows = share and share.rows or X[0]:size(1)
+  local s2 = {}
+  for l = 1, L do
+    local s = X[0]:size(1) > 0 and blua.spectralNorm(X[l - 1], 6) or 0
+    s2[l] = s * s
+  end
+  if share and share.sum then s2 = share.sum(s2) end
   local out = {}
   for l = 1, L do
-    local s = blua.spectralNorm(X[l - 1], 6)
     local curvature = l == L and 0.5 * self.beta or (self.penalty == "bregman" and 1 or self.gamma)
-    out[l] = curvature * (s * s + rows) / rows
+    out[l] = curvature * (s2[l] + rows) / rows
   end
   return out
 end
@@ -166,12 +173,14 @@ end
 
 -- One mini-batch of lifted training: X from a forward pass, then `inner` times
 -- (X-sweeps, W-step). Returns the batch's mean loss at the forward pass and the mean hidden
--- energies after the last sweep.
-function lifted.batch_step(net, penalty, o, xb, yb, ws, stepper, lr, fast)
+-- energies after the last sweep. share = {rows =, sum =} when xb is one rank's share of a
+-- global batch of `rows` rows (train/distributed.lua): gradients, loss and energies are then
+-- this rank's part of the global batch's means, and the ranks' parts add up to them.
+function lifted.batch_step(net, penalty, o, xb, yb, ws, stepper, lr, fast, share)
   local L = net:nLayers()
   local batch = lifted.new_batch(net, penalty, o, ws, fast)
   batch:forward(xb, yb)
-  local scale = 1 / xb:size(1)
+  local scale = 1 / (share and share.rows or xb:size(1))
   local loss = batch:energy(L) * scale
   local order = sweep_order(L, o.order)
   local anchor
@@ -193,7 +202,7 @@ function lifted.batch_step(net, penalty, o, xb, yb, ws, stepper, lr, fast)
       end
     end
     batch:wgrads(scale, stepper.grads)
-    stepper.step(lr, o.optimizer == "proxgrad" and batch:lipschitz() or nil, anchor)
+    stepper.step(lr, o.optimizer == "proxgrad" and batch:lipschitz(share) or nil, anchor)
     batch.current = {} -- new weights: every pre-activation is stale
   end
   batch:finish()

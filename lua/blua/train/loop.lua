@@ -7,6 +7,7 @@ local stepper = require "blua.train.stepper"
 local lifted = require "blua.train.lifted"
 local backprop = require "blua.train.backprop"
 local report = require "blua.train.report"
+local distributed = require "blua.train.distributed"
 
 local loop = {}
 
@@ -60,7 +61,8 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   -- same batches as an uninterrupted one.
   blua.manualSeed(o.seed * 1000003 + epoch)
   local perm = blua.randperm(n)
-  local bar = o.verbose and blua.progress.new{total = nbatches, unit = "batch",
+  local dist = state.dist
+  local bar = o.verbose and not (dist and dist.rank > 0) and blua.progress.new{total = nbatches, unit = "batch",
     title = string.format("%s epoch %d/%d", method, epoch, o.epochs)}
   state.bar = bar -- for a Ctrl-C to clear
   local penalty = method == "bregman" and "bregman" or "quadratic"
@@ -69,14 +71,19 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   for b = 1, nbatches do
     local first = (b - 1) * o.batch + 1
     local idx = table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
+    local share
+    if dist then -- this rank's rows of the global batch
+      share = {rows = #idx, sum = distributed.sum}
+      idx = distributed.share(idx, dist.rank, dist.size)
+    end
     local xb, yb = data.x:indexRows(idx), Y:indexRows(idx)
     local ws = loop.workspace(net, #idx, state.caches)
     lr = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
     local ok, loss, energies
     if method == "backprop" then
-      ok, loss = pcall(backprop.batch_step, net, xb, yb, ws, state.stepper, lr)
+      ok, loss = pcall(backprop.batch_step, net, xb, yb, ws, state.stepper, lr, share)
     else
-      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, xb, yb, ws, state.stepper, lr, state.fast)
+      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, xb, yb, ws, state.stepper, lr, state.fast, share)
     end
     local where = string.format("training diverged in epoch %d, batch %d: ", epoch, b)
     if not ok then error((tostring(loss):gsub("^training diverged: ", where)), 0) end
@@ -87,9 +94,15 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
       layer_sums[l] = (layer_sums[l] or 0) + e
     end
     if o.on_batch then o.on_batch(epoch, b, loss) end
-    if bar then bar:update(b, string.format("loss %.4f", loss_sum / b)) end
+    -- (a rank's losses are its part of the global means: times the ranks, an estimate of them)
+    if bar then bar:update(b, string.format("loss %.4f", loss_sum / b * (dist and dist.size or 1))) end
   end
   check_finite(net, epoch, nbatches)
+  if dist then -- the global means: every rank's parts added up
+    local sums = distributed.sum({loss_sum, table.unpack(layer_sums)})
+    loss_sum = sums[1]
+    for l = 1, #layer_sums do layer_sums[l] = sums[l + 1] end
+  end
   local stats = {epoch = epoch, loss = loss_sum / nbatches, lr = lr, seconds = blua.clock() - t0}
   if next(layer_sums) then
     stats.energies, stats.energy = {}, stats.loss
@@ -107,9 +120,11 @@ function loop.run(method, net, data, opts)
   options.check_network(method, net)
   options.check_data(method, net, data, "data")
   if o.test then options.check_data(method, net, o.test, "opts.test") end
+  local dist = distributed.setup("blua.train." .. method, o)
+  if dist then o.on_gradients = distributed.gradient_hook(o.on_gradients) end
   local state = {
     caches = {}, fast = loop.all_builtin(net), stepper = stepper.new(loop.param_blocks(net), o),
-    schedule = blua.optim.schedules[o.schedule],
+    schedule = blua.optim.schedules[o.schedule], dist = dist,
   }
   -- The power-iteration warm starts of the X-step sizes are part of the run's state: kept in
   -- optim_state, a resumed run continues with them and matches an uninterrupted one.
@@ -117,17 +132,22 @@ function loop.run(method, net, data, opts)
     o.optim_state.power = o.optim_state.power or {}
     state.caches.power = o.optim_state.power
   end
+  if dist then distributed.start(net, o.optim_state) end
+  -- Only rank 0 writes the log and the plot.
+  local writer = not (dist and dist.rank > 0)
   local Y, labelled = options.targets(net, data.y)
   local old_threads = blua.getNumThreads()
   if o.threads then blua.setNumThreads(o.threads) end
-  local log = o.log and report.open_log(o.log)
+  local log = o.log and writer and report.open_log(o.log)
   local history, started = {}, blua.clock()
   local ok, err = pcall(function()
     for epoch = o.start_epoch, o.epochs do
       local stats, bar = run_epoch(method, net, data, Y, o, epoch, state)
       -- accuracy needs class labels; with target matrices the loss is the measure
-      if labelled and o.eval_train then stats.train_acc = blua.metrics.accuracy(net, data) end
-      if labelled and o.test then stats.test_acc = blua.metrics.accuracy(net, o.test) end
+      local accuracy = blua.metrics.accuracy
+      if dist then accuracy = function(n, d) return distributed.accuracy(n, d, dist) end end
+      if labelled and o.eval_train then stats.train_acc = accuracy(net, data) end
+      if labelled and o.test then stats.test_acc = accuracy(net, o.test) end
       stats.time = blua.clock() - started
       history[#history + 1] = stats
       if bar then bar:finish(report.summary(stats)) end
@@ -144,11 +164,11 @@ function loop.run(method, net, data, opts)
       -- Ctrl-C: the bar's line is cleared so the message stands alone; the finished epochs
       -- are in the log (written as they finished) and in the plot.
       if state.bar then state.bar:abort() end
-      if o.plot and #history > 0 then report.plot(o.plot, method, history) end
+      if o.plot and writer and #history > 0 then report.plot(o.plot, method, history) end
     end
     error(err, 0)
   end
-  if o.plot then report.plot(o.plot, method, history) end
+  if o.plot and writer then report.plot(o.plot, method, history) end
   return history
 end
 

@@ -14,6 +14,7 @@ function options.common_defaults()
     optim_state = false, -- resume: the optimiser state table of the earlier run (kept up to date)
     on_gradients = false, -- function(grads, params): runs once per step between the gradients
                           -- and the optimiser (distributed training all-reduces here)
+    distributed = false,  -- "data": split every mini-batch over the ranks of mpirun (blua.dist)
   }
 end
 

@@ -1,0 +1,121 @@
+-- Data-parallel training across two ranks (ctest runs this file under mpirun -np 2). Each rank
+-- also trains the same network in one process, so the distributed run can be compared with
+-- the run it must reproduce.
+local blua = require "blua"
+local dist = blua.dist
+
+local rank = dist.rank()
+
+-- Small data every rank builds the same way, so the spec needs no data set on disk.
+local function toy_data(n, seed)
+  blua.manualSeed(seed)
+  local x = blua.rand(n, 20)
+  local w = blua.randn(20, 4)
+  local y = blua.zeros(n, 1)
+  local scores = x * w
+  local best = scores:argmax(2)
+  for i = 1, n do y:set(i, 1, best:get(i, 1)) end
+  return {x = x, y = y, n = n}
+end
+
+local function new_net(seed)
+  blua.manualSeed(seed)
+  return blua.nn.mlp{20, 16, 16, 4, activation = "relu", output = "softmax"}
+end
+
+local function copy_net(net)
+  local c = new_net(1)
+  for i, p in ipairs(c:parameters()) do p:copy(net:parameters()[i]) end
+  return c
+end
+
+-- max over tensors of max |a - b| / max |b|
+local function max_rel_diff(a, b)
+  local worst = 0
+  for i, p in ipairs(a:parameters()) do
+    local q = b:parameters()[i]
+    worst = math.max(worst, (p - q):abs():max() / q:clone():abs():max())
+  end
+  return worst
+end
+
+-- Asserts after every batch that both ranks hold the same bits.
+local function same_bits_on_every_rank(net)
+  return function(_, b)
+    local mine = {}
+    for i, p in ipairs(net:parameters()) do mine[i] = p:clone() end
+    dist.broadcast(mine, 0)
+    for i, p in ipairs(net:parameters()) do
+      if (mine[i] - p):abs():max() ~= 0 then error(string.format("rank %d differs from rank 0 after batch %d", rank, b)) end
+    end
+  end
+end
+
+describe("data-parallel training", function()
+  local data = toy_data(600, 11)
+
+  for _, method in ipairs{"backprop", "bregman", "lifted"} do
+    it(method .. " on two ranks equals one process on the same global batches", function()
+      local start = new_net(5)
+      local net1, net2 = copy_net(start), copy_net(start)
+      -- (a batch of 100 over 2 ranks: 50 rows each; the last batch of 600 is full)
+      local opts = {epochs = 1, batch = 100, verbose = false, eval_train = true}
+      local h1 = blua.train[method](net1, data, opts)
+      opts.distributed = "data"
+      opts.on_batch = same_bits_on_every_rank(net2)
+      local h2 = blua.train[method](net2, data, opts)
+      assert.is_true(max_rel_diff(net2, net1) <= 1e-4, method .. ": " .. max_rel_diff(net2, net1))
+      assert.is_true(math.abs(h1[1].train_acc - h2[1].train_acc) <= 1 / 600 + 1e-12)
+      assert.is_true(math.abs(h1[1].loss - h2[1].loss) <= 1e-5 * math.abs(h1[1].loss))
+      if h1[1].energy then assert.is_true(math.abs(h1[1].energy - h2[1].energy) <= 1e-4 * math.abs(h1[1].energy)) end
+    end)
+  end
+
+  it("splits uneven batches and batches smaller than the ranks", function()
+    local small = blua.data.subset(data, 1, 201)  -- batches of 3: the last has 0 rows on rank 1
+    local start = new_net(6)
+    local net1, net2 = copy_net(start), copy_net(start)
+    blua.train.bregman(net1, small, {epochs = 1, batch = 3, verbose = false, eval_train = false})
+    blua.train.bregman(net2, small, {epochs = 1, batch = 3, verbose = false, eval_train = false, distributed = "data",
+      on_batch = same_bits_on_every_rank(net2)})
+    assert.is_true(max_rel_diff(net2, net1) <= 1e-4)
+    local one = blua.data.subset(data, 1, 1)
+    blua.train.backprop(net2, one, {epochs = 1, batch = 1, verbose = false, eval_train = false, distributed = "data"})
+    assert.is_true(net2.W[1]:allFinite())
+  end)
+
+  it("keeps the ranks identical with proximal-gradient steps", function()
+    local net = new_net(7)
+    blua.train.bregman(net, data, {epochs = 1, batch = 100, verbose = false, eval_train = false,
+      optimizer = "proxgrad", distributed = "data", on_batch = same_bits_on_every_rank(net)})
+    assert.is_true(net.W[1]:allFinite())
+  end)
+
+  it("starts every rank from rank 0's network", function()
+    local net = new_net(100 + rank)      -- different on purpose
+    local on0 = new_net(100)
+    blua.train.backprop(net, data, {epochs = 1, batch = 600, lr = 1e-12, verbose = false, eval_train = false,
+      distributed = "data", schedule = "constant"})
+    for i, p in ipairs(net:parameters()) do   -- (lr 1e-12 moved them by no more than that)
+      assert.is_true((p - on0:parameters()[i]):abs():max() <= 1e-9)
+    end
+  end)
+
+  it("lets only rank 0 write the log", function()
+    local path = (os.getenv("BLUA_BUILD_DIR") or "build") .. "/dist-spec-log.csv"  -- the same name on every rank
+    os.remove(path)
+    os.remove(path .. ".rank1")
+    dist.barrier()
+    blua.train.backprop(new_net(8), data, {epochs = 1, batch = 200, verbose = false, distributed = "data",
+      log = rank == 0 and path or path .. ".rank1"})
+    dist.barrier()
+    assert.truthy(io.open(path))
+    assert.is_nil(io.open(path .. ".rank1"))
+    dist.barrier()
+    if rank == 0 then os.remove(path) end
+  end)
+
+  it("refuses an unknown mode", function()
+    assert.has_error(function() blua.train.bregman(new_net(9), data, {distributed = "model"}) end)
+  end)
+end)
