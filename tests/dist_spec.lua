@@ -75,6 +75,38 @@ describe("blua.dist without mpirun", function()
   end)
 end)
 
+describe("batch_shards on one process", function()
+  local function data_and_net()
+    blua.manualSeed(4)
+    local x = blua.rand(90, 6)
+    local y = blua.zeros(90, 1)
+    for i = 1, 90 do y:set(i, 1, x:get(i, 1) > 0.5 and 2 or 1) end
+    return {x = x, y = y, n = 90}, blua.nn.mlp{6, 5, 5, 2, activation = "relu", output = "softmax"}
+  end
+
+  it("sums the gradients from row shares: the same training up to rounding", function()
+    for _, method in ipairs{"bregman", "backprop"} do
+      local data, a = data_and_net()
+      local _, b = data_and_net()
+      local _, c = data_and_net()
+      blua.train[method](a, data, {epochs = 2, batch = 30, verbose = false})
+      blua.train[method](b, data, {epochs = 2, batch = 30, verbose = false, batch_shards = 3})
+      blua.train[method](c, data, {epochs = 2, batch = 30, verbose = false, batch_shards = 50}) -- more shares than rows
+      for i, p in ipairs(a:parameters()) do
+        local scale = p:clone():abs():max() + 1e-3
+        assert.is_true((b:parameters()[i] - p):abs():max() <= 1e-4 * scale, method)
+        assert.is_true((c:parameters()[i] - p):abs():max() <= 1e-4 * scale, method)
+      end
+    end
+  end)
+
+  it("must be a positive integer", function()
+    local data, net = data_and_net()
+    assert.has_error(function() blua.train.bregman(net, data, {batch_shards = 0}) end,
+      "blua.train.bregman: option 'batch_shards' must be a positive integer, got 0")
+  end)
+end)
+
 -- Jobs of two ranks started from here: what happens when one rank fails.
 local mpirun = os.getenv("BLUA_MPIRUN")
 local exe = os.getenv("BLUA_EXE") or "build/blua"
@@ -125,5 +157,53 @@ describe("a job of two ranks", function()
     assert.is_not.equal(124, code, "timed out: " .. out)
     assert.truthy(out:find("rank 1 with PID %d+ on node [^\n]* exited on signal 9"), out)
     assert.is_true(secs < 30, out)
+  end)
+
+  it("resumes from rank 0's checkpoint after a rank was killed mid-epoch", function()
+    if not pcall(blua.data.mnist, "test") then
+      pending("MNIST is not fetched (scripts/fetch-data)")
+      return
+    end
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    -- Rank 1 kills itself in the third batch of epoch 2, after rank 0 saved epoch 1.
+    local f = assert(io.open(dir .. "/kill.lua", "w"))
+    f:write([[
+      local train = blua.train
+      local bregman = train.bregman
+      train.bregman = function(net, data, o)
+        o.on_batch = function(epoch, b)
+          if epoch == 2 and b == 3 and blua.dist.rank() == 1 then
+            os.execute("kill -9 " .. io.open("/proc/self/stat"):read("n"))
+          end
+        end
+        return bregman(net, data, o)
+      end
+    ]])
+    f:close()
+    local args = string.format("scripts/train_mnist.lua --distributed data --train-size 1000 --epochs 3 --quiet --save %s/ck.blua", dir)
+    local function run(prefix, more)
+      local t0 = os.time()
+      local p = io.popen(string.format("ASAN_OPTIONS=detect_leaks=0 timeout 120 %s %s %s %s %s 2>&1", mpirun, exe, prefix, args, more))
+      local out = p:read("a")
+      local ok, _, code = p:close()
+      return out, ok and 0 or code, os.time() - t0
+    end
+    local out, code, secs = run(string.format("-e 'dofile(\"%s/kill.lua\")'", dir), "")
+    assert.is_not.equal(0, code, out)
+    assert.truthy(out:find("rank 1 with PID %d+ on node [^\n]* exited on signal 9"), out)
+    assert.is_true(secs < 30, out)
+    local ck = blua.load(dir .. "/ck.blua")
+    assert.equal(1, ck.epoch)
+    out, code = run("", "--resume " .. dir .. "/ck.blua")
+    assert.equal(0, code, out)
+    assert.truthy(out:find("resuming bregman from", 1, true), out)
+    assert.truthy(out:find("epoch 3 ", 1, true), out)
+    assert.is_nil(out:find("epoch 1 ", 1, true), out)
+    local _, finals = out:gsub("final: train accuracy", "")
+    assert.equal(1, finals, "only rank 0 prints: " .. out)
+    assert.equal(3, blua.load(dir .. "/ck.blua").epoch)
+    os.execute("rm -rf " .. dir)
   end)
 end)

@@ -21,6 +21,7 @@ local options = {
   {"log", "string", nil, "write the per-epoch history as CSV"},
   {"plot", "string", nil, "write learning curves as PNG (gnuplot)"},
   {"quiet", "flag", false, "no progress bar"},
+  {"distributed", {"data"}, nil, "under mpirun: split every mini-batch over the ranks"},
 }
 
 local function percent(x) return string.format("%.2f%%", 100 * x) end
@@ -120,6 +121,9 @@ function experiment.main(dataset, args)
   })
   check_options(o)
   if o.threads then blua.setNumThreads(o.threads) end
+  -- Under mpirun every rank runs this; rank 0 alone prints and writes files.
+  local lead = blua.dist.rank() == 0
+  local function say(...) if lead then print(...) end end
 
   local net, start_epoch, history, optim_state, method = nil, 1, {}, {}, o.method
   if o.resume then
@@ -135,7 +139,7 @@ function experiment.main(dataset, args)
     end
     -- options given now win; the others continue as the checkpointed run had them
     for k, v in pairs(ck.options) do if o[k] == nil then o[k] = v end end
-    print(string.format("resuming %s from %s after epoch %d", method, o.resume, ck.epoch))
+    say(string.format("resuming %s from %s after epoch %d", method, o.resume, ck.epoch))
   end
 
   -- a missing data set is an ordinary mistake too: its message without a position in blua
@@ -161,30 +165,31 @@ function experiment.main(dataset, args)
   if epochs < start_epoch then
     fail("--epochs %d: the checkpoint is already after epoch %d; ask for more epochs", epochs, start_epoch - 1)
   end
-  print(string.format("%s: %s, %s on %s, %s, batch %d, %s", title,
+  say(string.format("%s: %s, %s on %s, %s, batch %d, %s%s", title,
     table.concat(net.sizes, "-"), method, plural(train.n, "sample"), plural(epochs, "epoch"), batch,
-    plural(blua.getNumThreads(), "thread")))
+    plural(blua.getNumThreads(), "thread"),
+    o.distributed and string.format(" per rank, %d ranks (%s)", blua.dist.size(), o.distributed) or ""))
 
-  local log = o.log and open_log(o.log, history)
+  local log = o.log and lead and open_log(o.log, history)
   local best = -1 -- the best test accuracy so far, resumed runs included
   for _, h in ipairs(history) do best = math.max(best, h.test_acc or -1) end
   local saved_options = {epochs = epochs, batch = batch, lr = lr, seed = o.seed, train_size = o.train_size}
   local ok, err = pcall(blua.train[method], net, train, {
     epochs = epochs, batch = batch, lr = lr, seed = o.seed, test = test, verbose = not o.quiet,
-    start_epoch = start_epoch, optim_state = optim_state,
+    start_epoch = start_epoch, optim_state = optim_state, distributed = o.distributed,
     on_epoch = function(epoch, stats)
       history[#history + 1] = stats
       if o.quiet then
-        print(string.format("epoch %d  loss %.4f  train %s  test %s  %s", epoch, stats.loss,
+        say(string.format("epoch %d  loss %.4f  train %s  test %s  %s", epoch, stats.loss,
           percent(stats.train_acc), percent(stats.test_acc), blua.progress.format_time(stats.seconds)))
       end
       if log then log_row(log, stats) end
       local ck = {net = net, method = method, epoch = epoch, history = history,
         optim_state = optim_state, options = saved_options}
-      if o.save then blua.save(o.save, ck) end
+      if o.save and lead then blua.save(o.save, ck) end
       if o.save_best and stats.test_acc > best then
         best = stats.test_acc
-        blua.save(o.save_best, ck)
+        if lead then blua.save(o.save_best, ck) end
       end
     end,
   })
@@ -206,9 +211,9 @@ function experiment.main(dataset, args)
   local linear = blua.metrics.linear_fraction(net, test)
   local lin = {}
   for l, f in ipairs(linear) do lin[l] = string.format("layer %d %.1f%%", l, 100 * f) end
-  print(string.format("final: train accuracy %s, test accuracy %s", percent(train_acc), percent(test_acc)))
-  print("linear activations (test set): " .. table.concat(lin, ", "))
-  if o.plot then
+  say(string.format("final: train accuracy %s, test accuracy %s", percent(train_acc), percent(test_acc)))
+  say("linear activations (test set): " .. table.concat(lin, ", "))
+  if o.plot and lead then
     local xs, tr, te, loss = {}, {}, {}, {}
     for _, h in ipairs(history) do
       xs[#xs + 1] = h.epoch

@@ -1,12 +1,13 @@
 -- Back-propagation: the gradient of the mean loss by the chain rule, the baseline the lifted
 -- trainers are compared with.
 local blua = require "blua"
+local lifted = require "blua.train.lifted"  -- (its spare gradient buffers)
 
 local backprop = {}
 
 -- Gradients of the mean loss over the batch into grads (W1, b1, W2, ...); returns the loss.
 -- ws holds the batch's scratch tensors Z, X, D (deltas) and G. rows (default: the rows of xb)
--- is the size of the global batch when xb is one rank's share of it.
+-- is the size of the global batch when xb is one share of it.
 function backprop.gradients(net, xb, yb, ws, grads, rows)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
@@ -32,9 +33,18 @@ function backprop.gradients(net, xb, yb, ws, grads, rows)
   return loss
 end
 
--- One mini-batch: gradients, then the optimiser step. Returns the batch's mean loss.
-function backprop.batch_step(net, xb, yb, ws, stepper, lr, share)
-  local loss = backprop.gradients(net, xb, yb, ws, stepper.grads, share and share.rows)
+-- One mini-batch, given as row shares {x =, y =, ws =} of a batch of `rows` rows (see
+-- lifted.batch_step): the parts' gradients summed in order, then the optimiser step.
+-- Returns the batch's mean loss.
+function backprop.batch_step(net, parts, stepper, lr, rows)
+  local loss = 0
+  for j, part in ipairs(parts) do
+    local grads = j == 1 and stepper.grads or lifted.spare_grads(stepper)
+    loss = loss + backprop.gradients(net, part.x, part.y, part.ws, grads, rows)
+    if j > 1 then
+      for i, g in ipairs(stepper.grads) do g:add(grads[i]) end
+    end
+  end
   stepper.step(lr)
   return loss
 end

@@ -69,6 +69,12 @@ function distributed.sum(values)
   return out
 end
 
+-- Sums a tensor over the ranks, in place.
+function distributed.sum_tensor(t)
+  blua.dist.allreduce({t})
+  return t
+end
+
 -- Accuracy of net on data, each rank evaluating its share of the rows.
 function distributed.accuracy(net, data, ctx)
   local n = data.x:size(1)

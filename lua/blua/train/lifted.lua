@@ -136,25 +136,37 @@ end
 
 -- Lipschitz constants of the W-gradients of each layer's mean term: curvature of the term in
 -- its pre-activation (1 for a Bregman penalty, γ for a quadratic one, ½β for the weighted
--- softmax loss) times ‖[X_{l-1} 1]‖₂²/B ≤ (‖X_{l-1}‖₂² + B)/B.
--- With a batch split over ranks (share), rows is the global batch size and share.sum adds the
--- ranks' ‖X_{l-1}‖₂², a bound of the global batch's, so every rank takes the same step.
-function Batch:lipschitz(share)
-  local net, X = self.net, self.X
-  local L = net:nLayers()
-  local rows = share and share.rows or X[0]:size(1)
-  local s2 = {}
-  for l = 1, L do
-    local s = X[0]:size(1) > 0 and blua.spectralNorm(X[l - 1], 6) or 0
-    s2[l] = s * s
+-- softmax loss) times ‖[X_{l-1} 1]‖₂²/B ≤ (‖X_{l-1}‖₂² + B)/B. A batch in several parts
+-- (row shares, on one process or over ranks) uses Σ over parts of ‖X_{l-1}‖₂², a bound of the
+-- whole batch's; `sum` adds those (a tensor, in place) over the ranks.
+local function lipschitz(batches, rows, sum)
+  local first = batches[1]
+  local L = first.net:nLayers()
+  -- float32 sums, in part order: what an all-reduce over ranks holding the parts adds up
+  local s2, part = blua.zeros(L), blua.zeros(L)
+  for _, b in ipairs(batches) do
+    for l = 1, L do
+      local s = blua.spectralNorm(b.X[l - 1], 6)
+      part:set(l, s * s)
+    end
+    s2:add(part)
   end
-  if share and share.sum then s2 = share.sum(s2) end
+  if sum then sum(s2) end
   local out = {}
   for l = 1, L do
-    local curvature = l == L and 0.5 * self.beta or (self.penalty == "bregman" and 1 or self.gamma)
-    out[l] = curvature * (s2[l] + rows) / rows
+    local curvature = l == L and 0.5 * first.beta or (first.penalty == "bregman" and 1 or first.gamma)
+    out[l] = curvature * (s2:get(l) + rows) / rows
   end
   return out
+end
+
+-- Spare gradient buffers shaped like the parameters, for the second and later parts of a batch.
+function lifted.spare_grads(stepper)
+  if not stepper.spare then
+    stepper.spare = {}
+    for i, g in ipairs(stepper.grads) do stepper.spare[i] = blua.zeros(g:size()) end
+  end
+  return stepper.spare
 end
 
 local function sweep_order(L, order)
@@ -173,15 +185,25 @@ end
 
 -- One mini-batch of lifted training: X from a forward pass, then `inner` times
 -- (X-sweeps, W-step). Returns the batch's mean loss at the forward pass and the mean hidden
--- energies after the last sweep. share = {rows =, sum =} when xb is one rank's share of a
--- global batch of `rows` rows (train/distributed.lua): gradients, loss and energies are then
--- this rank's part of the global batch's means, and the ranks' parts add up to them.
-function lifted.batch_step(net, penalty, o, xb, yb, ws, stepper, lr, fast, share)
+-- energies after the last sweep.
+--
+-- parts: the batch as a list of {x =, y =, ws =} row shares (usually one: the whole batch);
+-- rows: the rows of the whole (global) batch. X-steps are per sample, so each part runs them
+-- alone with the step sizes of the whole batch; the gradients, loss and energies are the
+-- parts' sums in part order. This is what a data-parallel run does across ranks, where each
+-- rank holds one part and `sum` adds a tensor over the ranks (train/distributed.lua); with
+-- parts of the same rows a single process computes the same bits.
+function lifted.batch_step(net, penalty, o, parts, stepper, lr, fast, rows, sum)
   local L = net:nLayers()
-  local batch = lifted.new_batch(net, penalty, o, ws, fast)
-  batch:forward(xb, yb)
-  local scale = 1 / (share and share.rows or xb:size(1))
-  local loss = batch:energy(L) * scale
+  local scale = 1 / rows
+  local batches, loss = {}, 0
+  for k, part in ipairs(parts) do
+    local batch = lifted.new_batch(net, penalty, o, part.ws, fast)
+    batch:forward(part.x, part.y)
+    loss = loss + batch:energy(L) * scale
+    batches[k] = batch
+  end
+  local power = parts[1].ws.power
   local order = sweep_order(L, o.order)
   local anchor
   if o.tau ~= math.huge and o.inner > 1 then
@@ -191,21 +213,35 @@ function lifted.batch_step(net, penalty, o, xb, yb, ws, stepper, lr, fast, share
   local energies
   for k = 1, o.inner do
     for _ = 1, o.xsteps do
-      for _, l in ipairs(order) do batch:xstep(l, lifted.xstep_size(net, o, penalty, l, ws.power)) end
+      for _, l in ipairs(order) do
+        local mu = lifted.xstep_size(net, o, penalty, l, power)
+        for _, batch in ipairs(batches) do batch:xstep(l, mu) end
+      end
     end
     if k == o.inner and o.track_energy then
       energies = {}
       for l = 1, L - 1 do
-        local e = batch:energy(l)
-        if not e then energies = nil break end
-        energies[l] = e * scale
+        for _, batch in ipairs(batches) do
+          local e = batch:energy(l)
+          if not e then energies = nil break end
+          energies[l] = (energies[l] or 0) + e * scale
+        end
+        if not energies then break end
       end
     end
-    batch:wgrads(scale, stepper.grads)
-    stepper.step(lr, o.optimizer == "proxgrad" and batch:lipschitz(share) or nil, anchor)
-    batch.current = {} -- new weights: every pre-activation is stale
+    for j, batch in ipairs(batches) do
+      if j == 1 then
+        batch:wgrads(scale, stepper.grads)
+      else
+        local spare = lifted.spare_grads(stepper)
+        batch:wgrads(scale, spare)
+        for i, g in ipairs(stepper.grads) do g:add(spare[i]) end
+      end
+    end
+    stepper.step(lr, o.optimizer == "proxgrad" and lipschitz(batches, rows, sum) or nil, anchor)
+    for _, batch in ipairs(batches) do batch.current = {} end -- new weights: every pre-activation is stale
   end
-  batch:finish()
+  for _, batch in ipairs(batches) do batch:finish() end
   return loss, energies
 end
 

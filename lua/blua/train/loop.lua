@@ -53,6 +53,32 @@ local function check_finite(net, epoch, batch)
   end
 end
 
+-- The rows idx of a mini-batch as the parts a batch step works on ({x =, y =, ws =} each):
+-- in a data-parallel run this rank's share; with batch_shards = k on one process, the k
+-- shares k ranks would hold (the same rows, so the same sums); else the whole batch.
+function loop.parts(net, data, Y, idx, o, state)
+  local dist = state.dist
+  local shares = {}
+  if dist then
+    shares[1] = distributed.share(idx, dist.rank, dist.size)
+  elseif o.batch_shards > 1 then
+    for k = 0, o.batch_shards - 1 do
+      local mine = distributed.share(idx, k, o.batch_shards)
+      if #mine > 0 then shares[#shares + 1] = mine end
+    end
+  else
+    shares[1] = idx
+  end
+  local parts = {}
+  for k, rows in ipairs(shares) do
+    -- each part its own scratch space; the power-iteration warm starts are the run's
+    local cache = state.caches[k] or {power = state.power}
+    state.caches[k] = cache
+    parts[k] = {x = data.x:indexRows(rows), y = Y:indexRows(rows), ws = loop.workspace(net, #rows, cache)}
+  end
+  return parts
+end
+
 -- One epoch over shuffled mini-batches; returns the epoch's statistics before evaluation.
 local function run_epoch(method, net, data, Y, o, epoch, state)
   local n = data.x:size(1)
@@ -71,19 +97,14 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   for b = 1, nbatches do
     local first = (b - 1) * o.batch + 1
     local idx = table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
-    local share
-    if dist then -- this rank's rows of the global batch
-      share = {rows = #idx, sum = distributed.sum}
-      idx = distributed.share(idx, dist.rank, dist.size)
-    end
-    local xb, yb = data.x:indexRows(idx), Y:indexRows(idx)
-    local ws = loop.workspace(net, #idx, state.caches)
+    local parts = loop.parts(net, data, Y, idx, o, state)
     lr = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
+    local sum = dist and distributed.sum_tensor or nil
     local ok, loss, energies
     if method == "backprop" then
-      ok, loss = pcall(backprop.batch_step, net, xb, yb, ws, state.stepper, lr, share)
+      ok, loss = pcall(backprop.batch_step, net, parts, state.stepper, lr, #idx)
     else
-      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, xb, yb, ws, state.stepper, lr, state.fast, share)
+      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, parts, state.stepper, lr, state.fast, #idx, sum)
     end
     local where = string.format("training diverged in epoch %d, batch %d: ", epoch, b)
     if not ok then error((tostring(loss):gsub("^training diverged: ", where)), 0) end
@@ -123,14 +144,14 @@ function loop.run(method, net, data, opts)
   local dist = distributed.setup("blua.train." .. method, o)
   if dist then o.on_gradients = distributed.gradient_hook(o.on_gradients) end
   local state = {
-    caches = {}, fast = loop.all_builtin(net), stepper = stepper.new(loop.param_blocks(net), o),
+    caches = {}, power = {}, fast = loop.all_builtin(net), stepper = stepper.new(loop.param_blocks(net), o),
     schedule = blua.optim.schedules[o.schedule], dist = dist,
   }
   -- The power-iteration warm starts of the X-step sizes are part of the run's state: kept in
   -- optim_state, a resumed run continues with them and matches an uninterrupted one.
   if o.optim_state then
     o.optim_state.power = o.optim_state.power or {}
-    state.caches.power = o.optim_state.power
+    state.power = o.optim_state.power
   end
   if dist then distributed.start(net, o.optim_state) end
   -- Only rank 0 writes the log and the plot.

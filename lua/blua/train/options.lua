@@ -15,6 +15,8 @@ function options.common_defaults()
     on_gradients = false, -- function(grads, params): runs once per step between the gradients
                           -- and the optimiser (distributed training all-reduces here)
     distributed = false,  -- "data": split every mini-batch over the ranks of mpirun (blua.dist)
+    batch_shards = 1,     -- sum each batch's gradient from this many row shares: a single process
+                          -- then forms the sums a data-parallel run over that many ranks forms
   }
 end
 
@@ -84,7 +86,7 @@ function options.check(method, opts)
       error(string.format("blua.train.%s: option '%s' must be positive, got %s", method, k, tostring(v)), 4)
     end
   end
-  positive_int("epochs"); positive_int("batch")
+  positive_int("epochs"); positive_int("batch"); positive_int("batch_shards")
   if math.type(o.start_epoch) ~= "integer" then
     error(string.format("blua.train.%s: option 'start_epoch' must be an integer, got %s", method, got(o.start_epoch)), 3)
   end
