@@ -19,28 +19,57 @@ local function each_chunk(net, data, fn)
   return n
 end
 
-local function check(data, fname)
+-- The data set as the metrics use it, {x =, y = (2-D)}, or an error naming fname: x must fit
+-- the network and have rows (a mean over no samples is no number), y as many rows. A 1-D y of
+-- N labels is taken as N x 1.
+local function check(net, data, fname)
   if type(data) ~= "table" or not blua.isTensor(data.x) or not blua.isTensor(data.y) then
     error(string.format("blua.metrics.%s: a data set {x =, y =} expected", fname), 3)
+  end
+  local x, y = data.x, data.y
+  if x:dim() ~= 2 or x:size(2) ~= net.sizes[1] then
+    error(string.format("size mismatch in 'metrics.%s': x is %s, the network takes N x %d", fname,
+      table.concat({x:size()}, "x"), net.sizes[1]), 3)
+  end
+  if x:size(1) == 0 then error(string.format("blua.metrics.%s: the data set has no rows", fname), 3) end
+  if y:size(1) ~= x:size(1) then
+    error(string.format("size mismatch in 'metrics.%s': x has %d rows and y %d", fname, x:size(1), y:size(1)), 3)
+  end
+  return {x = x, y = y:dim() == 1 and y:contiguous():view(y:size(1), 1) or y}
+end
+
+-- An error naming fname unless data.y holds class labels of net: one column of the integers
+-- 1..C, C the network's output size (> 1).
+local function check_labels(net, data, fname)
+  local C = net.sizes[#net.sizes]
+  local y = data.y
+  if C == 1 or y:size(2) ~= 1 then
+    error(string.format("blua.metrics.%s: class labels expected (N x 1, the integers 1..C for a network of C > 1 outputs); "
+      .. "y is %dx%d and the network has %d output%s", fname, y:size(1), y:size(2), C, C == 1 and "" or "s"), 3)
+  end
+  if not y:allFinite() or y:min() < 1 or y:max() > C or y:clone():floor():add(-1, y):abs():max() ~= 0 then
+    error(string.format("bad labels in 'metrics.%s': y holds %s..%s; labels are the integers 1..%d", fname,
+      tostring(y:min()), tostring(y:max()), C), 3)
   end
 end
 
 --- Fraction in [0, 1] of rows whose arg-max output is the label.
 function metrics.accuracy(net, data)
-  check(data, "accuracy")
+  data = check(net, data, "accuracy")
+  check_labels(net, data, "accuracy")
   local right = 0
   local n = each_chunk(net, data, function(Z, _, first, count)
     local pred = Z[#Z]:argmax(2)
     local y = data.y:narrow(1, first, count)
     right = right + pred:add(-1, y):abs():lt(0.5):sum()
   end)
-  return n > 0 and right / n or 0 / 0
+  return right / n
 end
 
 --- {layer1, layer2, ...}: share of (sample, unit) pairs of each hidden layer at which the
 -- activation acts as the identity (ReLU: z > 0).
 function metrics.linear_fraction(net, data)
-  check(data, "linear_fraction")
+  data = check(net, data, "linear_fraction")
   local L = net:nLayers()
   local counts = {}
   for l = 1, L - 1 do counts[l] = 0 end
@@ -58,11 +87,11 @@ end
 -- term is the loss, times opts.loss_weight (default 1). opts: X = {[1] = ..., [L-1] = ...},
 -- penalty = "bregman"|"quadratic", gamma (default: the lifted trainer's), loss_weight.
 function metrics.energy(net, data, opts)
-  check(data, "energy")
+  data = check(net, data, "energy")
   opts = opts or {}
   local penalty, gamma = opts.penalty or "bregman", opts.gamma or blua.train.defaults("lifted").gamma
   local L = net:nLayers()
-  local Y = blua.data.onehot(data.y, net.sizes[L + 1])
+  local Y = require("blua.train.options").targets(net, data.y) -- labels one-hot, as the trainers take y
   local _, Xf = net:forwardAll(data.x)
   local X = {[0] = data.x}
   for l = 1, L - 1 do X[l] = opts.X and opts.X[l] or Xf[l] end
@@ -86,19 +115,6 @@ function metrics.energy(net, data, opts)
     total = total + terms[l]
   end
   return total, terms
-end
-
--- The labels of data as a list of integers 1..C, or an error naming fname.
-local function labels(data, C, fname)
-  local y = data.y
-  if y:dim() == 2 and y:size(2) ~= 1 then
-    error(string.format("blua.metrics.%s: class labels (N x 1) expected, got y of %dx%d", fname, y:size(1), y:size(2)), 3)
-  end
-  local n = y:size(1)
-  if n > 0 and (y:min() < 1 or y:max() > C or y:clone():floor():add(-1, y):abs():max() ~= 0) then
-    error(string.format("bad labels in 'metrics.%s': y holds %s..%s; labels are the integers 1..%d",
-      fname, tostring(y:min()), tostring(y:max()), C), 3)
-  end
 end
 
 -- A confusion matrix prints as a grid: rows are true classes, columns predictions.
@@ -125,9 +141,9 @@ end
 
 --- C x C table: confusion[true][predicted] counts; tostring prints it as a grid.
 function metrics.confusion(net, data)
-  check(data, "confusion")
+  data = check(net, data, "confusion")
+  check_labels(net, data, "confusion")
   local C = net.sizes[#net.sizes]
-  labels(data, C, "confusion")
   local m = setmetatable({}, Confusion)
   for i = 1, C do
     m[i] = {}
@@ -147,9 +163,9 @@ end
 -- training loss: cross-entropy for softmax, squared error for identity), the accuracy, and
 -- each class's accuracy (recall; NaN for a class with no samples).
 function metrics.evaluate(net, data)
-  check(data, "evaluate")
+  data = check(net, data, "evaluate")
+  check_labels(net, data, "evaluate")
   local C = net.sizes[#net.sizes]
-  labels(data, C, "evaluate")
   local L = net:nLayers()
   local out = net:activation(L)
   local loss_sum = 0
@@ -165,19 +181,18 @@ function metrics.evaluate(net, data)
     right = right + m[c][c]
     per_class[c] = total > 0 and m[c][c] / total or 0 / 0
   end
-  return {loss = n > 0 and loss_sum / n or 0 / 0, accuracy = n > 0 and right / n or 0 / 0,
-    per_class = per_class, n = n}
+  return {loss = loss_sum / n, accuracy = right / n, per_class = per_class, n = n}
 end
 
 --- Fraction in [0, 1] of rows whose label is among the k highest outputs (ties count for the
 -- label: only strictly higher outputs push it out).
 function metrics.topk(net, data, k)
-  check(data, "topk")
+  data = check(net, data, "topk")
   local C = net.sizes[#net.sizes]
   if math.type(k) ~= "integer" or k < 1 then
     error(string.format("blua.metrics.topk: k must be a positive integer, got %s", tostring(k)), 2)
   end
-  labels(data, C, "topk")
+  check_labels(net, data, "topk")
   local ones_c = blua.ones(C, 1)
   local hits = 0
   local n = each_chunk(net, data, function(Z, _, first, count)
@@ -187,7 +202,7 @@ function metrics.topk(net, data, k)
     local above = (scores - own * ones_c:t()):gt(0) * ones_c -- outputs strictly above it
     hits = hits + above:lt(k - 0.5):sum()
   end)
-  return n > 0 and hits / n or 0 / 0
+  return hits / n
 end
 
 return metrics

@@ -24,22 +24,47 @@ local function act_spec(a, what)
   error(string.format("bad activation for %s: a name or an activation object expected, got %s", what, type(a)), 3)
 end
 
+-- Activation objects made from the specs, per network and layer, each with the spec it was
+-- made from: net.activations is a public field, so an entry replaced or edited in place (a new
+-- name or params) makes a new object on the next use instead of a stale one. Activations
+-- defined in Lua are looked up by name on every use (a table lookup), so redefining one
+-- takes effect at once.
 local act_cache = setmetatable({}, {__mode = "k"})
+
+local function same_spec(hit, spec)
+  if hit.spec ~= spec or hit.name ~= spec.name then return false end
+  local params = spec.params or {}
+  for k, v in pairs(params) do
+    if hit.params[k] ~= v then return false end
+  end
+  for k in pairs(hit.params) do
+    if params[k] == nil then return false end
+  end
+  return true
+end
 
 -- The activation object of layer l (1-based; the last layer's is the output activation).
 function MLP:activation(l)
+  local spec = self.activations[l]
+  if spec == nil then error(string.format("layer %s out of range 1..%d", tostring(l), #self.activations), 2) end
+  if type(spec) ~= "table" or getmetatable(spec) ~= nil then
+    -- a name or an activation object set by hand: kept as a plain spec, so blua.save stores it
+    local ok, s = pcall(act_spec, spec, "layer " .. l)
+    if not ok then error(string.format("bad activation in 'net.activations[%d]': a name or an activation object expected, got %s", l, type(spec)), 2) end
+    spec = s
+    self.activations[l] = spec
+  end
   local cache = act_cache[self]
   if not cache then
     cache = {}
     act_cache[self] = cache
   end
-  local a = cache[l]
-  if not a then
-    local spec = self.activations[l]
-    if not spec then error(string.format("layer %d out of range 1..%d", l, #self.W), 2) end
-    a = blua.activation.get(spec.name, spec.params)
-    cache[l] = a
-  end
+  local hit = cache[l]
+  if hit and same_spec(hit, spec) then return hit.act end
+  local params = {}
+  for k, v in pairs(spec.params or {}) do params[k] = v end
+  local a = blua.activation.get(spec.name, spec.params)
+  cache[l] = a.builtin and {act = a, spec = spec, name = spec.name, params = params} or nil
   return a
 end
 
@@ -115,7 +140,8 @@ function MLP:__tostring()
   local parts = {}
   for l = 1, #self.W do
     local a = self.activations[l]
-    parts[#parts + 1] = string.format("  (%d) %d -> %d, %s", l, self.sizes[l], self.sizes[l + 1], a.name)
+    local name = type(a) == "string" and a or type(a) == "table" and a.name or "?"
+    parts[#parts + 1] = string.format("  (%d) %d -> %d, %s", l, self.sizes[l], self.sizes[l + 1], tostring(name))
   end
   return string.format("blua.nn.MLP %s, %d parameters\n%s",
     table.concat(self.sizes, "-"), self:nParameters(), table.concat(parts, "\n"))

@@ -36,8 +36,13 @@ function train.backprop(net, data, opts) return loop.run("backprop", net, data, 
 -- opts.lua = true uses the tensor-method path instead of the C kernels.
 function train.gradients(method, net, x, y, opts)
   opts = opts or {}
+  if method ~= "backprop" and method ~= "bregman" and method ~= "lifted" then
+    error(string.format("blua.train.gradients: unknown method '%s' (accepted: backprop, bregman, lifted)", tostring(method)), 2)
+  end
+  options.check_network(method, net, "blua.train.gradients")
+  local d = options.check_data(method, net, {x = x, y = y}, "the batch", "blua.train.gradients")
   local L = net:nLayers()
-  local Y = options.targets(net, y)
+  local Y = options.targets(net, d.y)
   local ws = loop.workspace(net, x:size(1), {})
   local grads = {}
   for i, p in ipairs(net:parameters()) do grads[i] = blua.zeros(p:size()) end
@@ -59,6 +64,17 @@ end
 -- by opts.loss_weight (default 1); returns the step used.
 function train.xstep(method, net, X, l, opts)
   opts = opts or {}
+  if method ~= "bregman" and method ~= "lifted" then
+    error(string.format("blua.train.xstep: unknown method '%s' (accepted: bregman, lifted)", tostring(method)), 2)
+  end
+  options.check_network(method, net, "blua.train.xstep")
+  local L = net:nLayers()
+  if math.type(l) ~= "integer" or l < 1 or l >= L then
+    error(string.format("blua.train.xstep: l must be a hidden layer, an integer in 1..%d, got %s", L - 1, tostring(l)), 2)
+  end
+  if type(X) ~= "table" or not blua.isTensor(X[0]) or X[0]:dim() ~= 2 or X[0]:size(1) == 0 then
+    error("blua.train.xstep: X[0] must be the batch's inputs (a tensor with rows)", 2)
+  end
   local o = {gamma = opts.gamma or options.method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0, loss_weight = opts.loss_weight}
   local penalty = method == "bregman" and "bregman" or "quadratic"
   local ws = {X = X, Z = {}, G = {}, D = {}}

@@ -5,11 +5,18 @@ local blua = require "blua"
 
 local lifted = {}
 
+-- The curvature in z of the output loss B(y, z): its Hessian is the Jacobian of σ_L, at most
+-- ½ for softmax (diag(p) − p pᵀ) and at most 1 for any other proximal activation (σ is
+-- 1-Lipschitz), e.g. exactly 1 for an identity output (squared error).
+function lifted.output_curvature(net)
+  return net:activation(net:nLayers()).name == "softmax" and 0.5 or 1
+end
+
 -- μ for the X-step of hidden layer l: `mu` times the safe step, the inverse Lipschitz
 -- constant of the smooth part of the objective in X_l. That part is the next layer's term:
 -- a Bregman penalty (curvature at most ‖W_{l+1}‖₂²), a quadratic penalty (γ‖W_{l+1}‖₂²) or the
--- weighted loss (softmax cross-entropy: curvature at most ½ β‖W_L‖₂²); the classical model adds
--- its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox.
+-- weighted loss (curvature at most c β‖W_L‖₂², c from lifted.output_curvature); the classical
+-- model adds its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox.
 function lifted.xstep_size(net, o, penalty, l, power)
   -- power[l]: the warm start of the power iteration, carried across batches; 8 steps then
   -- track ‖W‖₂ as W moves (a cold start takes 20).
@@ -25,7 +32,7 @@ function lifted.xstep_size(net, o, penalty, l, power)
   local next_is_output = l + 1 == net:nLayers()
   local coupling
   if next_is_output then
-    coupling = 0.5 * (o.loss_weight or 1) * s2
+    coupling = lifted.output_curvature(net) * (o.loss_weight or 1) * s2
   else
     coupling = (penalty == "bregman" and 1 or o.gamma) * s2
   end
@@ -135,10 +142,10 @@ function Batch:wgrads(scale, grads)
 end
 
 -- Lipschitz constants of the W-gradients of each layer's mean term: curvature of the term in
--- its pre-activation (1 for a Bregman penalty, γ for a quadratic one, ½β for the weighted
--- softmax loss) times ‖[X_{l-1} 1]‖₂²/B ≤ (‖X_{l-1}‖₂² + B)/B. A batch in several parts
--- (row shares, on one process or over ranks) uses Σ over parts of ‖X_{l-1}‖₂², a bound of the
--- whole batch's; `sum` adds those (a tensor, in place) over the ranks.
+-- its pre-activation (1 for a Bregman penalty, γ for a quadratic one, c β for the weighted
+-- loss, c from lifted.output_curvature) times ‖[X_{l-1} 1]‖₂²/B ≤ (‖X_{l-1}‖₂² + B)/B. A batch
+-- in several parts (row shares, on one process or over ranks) uses Σ over parts of
+-- ‖X_{l-1}‖₂², a bound of the whole batch's; `sum` adds those (a tensor, in place) over the ranks.
 local function lipschitz(batches, rows, sum)
   local first = batches[1]
   local L = first.net:nLayers()
@@ -154,7 +161,7 @@ local function lipschitz(batches, rows, sum)
   if sum then sum(s2) end
   local out = {}
   for l = 1, L do
-    local curvature = l == L and 0.5 * first.beta or (first.penalty == "bregman" and 1 or first.gamma)
+    local curvature = l == L and lifted.output_curvature(first.net) * first.beta or (first.penalty == "bregman" and 1 or first.gamma)
     out[l] = curvature * (s2:get(l) + rows) / rows
   end
   return out

@@ -139,8 +139,8 @@ end
 function loop.run(method, net, data, opts)
   local o = options.check(method, opts)
   options.check_network(method, net)
-  options.check_data(method, net, data, "data")
-  if o.test then options.check_data(method, net, o.test, "opts.test") end
+  data = options.check_data(method, net, data, "data")
+  local test = o.test and options.check_data(method, net, o.test, "opts.test")
   local dist = distributed.setup("blua.train." .. method, o)
   if dist then o.on_gradients = distributed.gradient_hook(o.on_gradients) end
   local state = {
@@ -168,7 +168,7 @@ function loop.run(method, net, data, opts)
       local accuracy = blua.metrics.accuracy
       if dist then accuracy = function(n, d) return distributed.accuracy(n, d, dist) end end
       if labelled and o.eval_train then stats.train_acc = accuracy(net, data) end
-      if labelled and o.test then stats.test_acc = accuracy(net, o.test) end
+      if test and options.is_labels(net, test.y:size(2)) then stats.test_acc = accuracy(net, test) end
       stats.time = blua.clock() - started
       history[#history + 1] = stats
       if bar then bar:finish(report.summary(stats)) end

@@ -49,6 +49,45 @@ function options.defaults(method)
   return o
 end
 
+-- What the options not checked by value in options.check may hold: a wrong type is an error
+-- up front, not a surprise an epoch later (or a string silently taken as a number).
+local kinds = {
+  seed = "integer", decay = "number", momentum = "number", weight_decay = "number",
+  verbose = "boolean", eval_train = "boolean", track_energy = "boolean",
+  log = "string or false", plot = "string or false", threads = "integer or false",
+  on_batch = "function or false", optim_state = "table or false",
+  test = "table or false",
+}
+
+local function is_kind(v, kind)
+  if kind:find("or false", 1, true) and v == false then return true end
+  local base = kind:match("^(%a+)")
+  if base == "integer" then return math.type(v) == "integer" end
+  return type(v) == base
+end
+
+local function check_kinds(method, o)
+  for k, kind in pairs(kinds) do
+    if o[k] ~= nil and not is_kind(o[k], kind) then
+      local v = o[k]
+      error(string.format("blua.train.%s: option '%s' must be %s %s, got %s", method, k, kind:find("^i") and "an" or "a", kind,
+        type(v) == "string" and string.format("string \"%s\"", v) or math.type(v) == "float" and tostring(v) or type(v)), 4)
+    end
+  end
+  local function range(k, ok, what)
+    if not ok then error(string.format("blua.train.%s: option '%s' must be %s, got %s", method, k, what, tostring(o[k])), 5) end
+  end
+  range("decay", o.decay > 0 and o.decay <= 1, "in (0, 1]")
+  range("momentum", o.momentum >= 0 and o.momentum < 1, "in [0, 1)")
+  range("weight_decay", o.weight_decay >= 0 and o.weight_decay < math.huge, "finite and at least 0")
+  for _, k in ipairs{"lr", "mu", "gamma", "loss_weight"} do
+    if o[k] then range(k, o[k] < math.huge, "finite") end
+  end
+  if o.threads then range("threads", o.threads >= 1, "at least 1") end
+  range("start_epoch", math.type(o.start_epoch) == "integer" and o.start_epoch >= 1 and o.start_epoch <= o.epochs,
+    string.format("an integer in 1..epochs (epochs = %d)", o.epochs))
+end
+
 -- The checked options of a run: defaults filled in, unknown names and bad values rejected.
 -- Errors point at the caller of blua.train.<method> (level 3 from here, as blua.train.<method> tail-calls the loop).
 function options.check(method, opts)
@@ -114,67 +153,120 @@ function options.check(method, opts)
   if o.on_gradients and type(o.on_gradients) ~= "function" then
     error(string.format("blua.train.%s: on_gradients must be a function", method), 3)
   end
+  check_kinds(method, o)
   return o
 end
 
+-- y as a matrix: a 1-D y of N entries is read as N x 1 (N labels, or the N targets of a
+-- single-output network), as Torch's criterions take a 1-D vector of class labels.
+function options.as_matrix(y)
+  if y:dim() == 1 then return y:contiguous():view(y:size(1), 1) end
+  return y
+end
+
+-- Whether a y of `cols` columns holds class labels for net: a single column when the network
+-- has more than one output. A y with one column per output is a target matrix (one-hot or
+-- probability rows, or real values for regression).
+function options.is_labels(net, cols)
+  return cols == 1 and net.sizes[#net.sizes] > 1
+end
+
 -- A data set {x =, y =} that fits the network (errors at level 3: the trainer's caller).
-function options.check_data(method, net, data, what)
+-- Returns the set as the trainer uses it: {x =, y = (2-D), n =}. fname names the caller in
+-- messages (default blua.train.<method>).
+function options.check_data(method, net, data, what, fname)
+  fname = fname or "blua.train." .. method
   if type(data) ~= "table" or not blua.isTensor(data.x) or not blua.isTensor(data.y) then
-    error(string.format("blua.train.%s: %s must be a data set {x =, y =} (see blua.data)", method, what), 3)
+    error(string.format("%s: %s must be a data set {x =, y =} (see blua.data)", fname, what), 3)
+  end
+  if data.x:dim() ~= 2 then
+    error(string.format("size mismatch in '%s': %s x must be N x %d (one sample per row), got a 1-D tensor of %d",
+      fname, what, net.sizes[1], data.x:size(1)), 3)
   end
   local n, d = data.x:size()
-  if d ~= net.sizes[1] or data.y:size(1) ~= n then
-    error(string.format("size mismatch in 'train.%s': %s x is %dx%d and y has %d rows, the network takes %d inputs",
-      method, what, n, d, data.y:size(1), net.sizes[1]), 3)
+  if n == 0 then
+    error(string.format("%s: %s has no rows (an empty data set has no mean loss)", fname, what), 3)
+  end
+  local y = options.as_matrix(data.y)
+  if d ~= net.sizes[1] or y:size(1) ~= n then
+    error(string.format("size mismatch in '%s': %s x is %dx%d and y has %d rows, the network takes %d inputs",
+      fname, what, n, d, y:size(1), net.sizes[1]), 3)
   end
   if not data.x:allFinite() then
-    error(string.format("blua.train.%s: %s x contains NaN or Inf", method, what), 3)
+    error(string.format("%s: %s x contains NaN or Inf", fname, what), 3)
   end
   local out = net.sizes[#net.sizes]
-  local cols = data.y:dim() == 2 and data.y:size(2) or 1
+  local cols = y:size(2)
   if cols ~= 1 and cols ~= out then
-    error(string.format("size mismatch in 'train.%s': %s y has %d columns; give labels (N x 1) or targets (N x %d)",
-      method, what, cols, out), 3)
+    error(string.format("size mismatch in '%s': %s y has %d columns; give labels (N x 1) or targets (N x %d)",
+      fname, what, cols, out), 3)
   end
-  if cols > 1 and not data.y:allFinite() then
-    error(string.format("blua.train.%s: %s y contains NaN or Inf", method, what), 3)
+  if not y:allFinite() then
+    error(string.format("%s: %s y contains NaN or Inf", fname, what), 3)
   end
-  if cols == 1 and n > 0 and out > 1 then
-    local lo, hi = data.y:min(), data.y:max()
-    if lo < 1 or hi > out or data.y:clone():floor():add(-1, data.y):abs():max() ~= 0 then
-      error(string.format("bad labels in 'train.%s': %s y holds %s..%s; labels are the integers 1..%d%s",
-        method, what, tostring(lo), tostring(hi), out,
-        lo == 0 and " (1-based: class 1 is the first; add 1 to 0-based labels, y:add(1))" or ""), 3)
+  if options.is_labels(net, cols) then
+    local lo, hi = y:min(), y:max()
+    local integral = y:clone():floor():add(-1, y):abs():max() == 0
+    if lo < 1 or hi > out or not integral then
+      local hint = ""
+      if lo == 0 and integral then
+        hint = " (1-based: class 1 is the first; add 1 to 0-based labels, y:add(1))"
+      elseif not integral then
+        hint = string.format(" (for regression give one target column per output, N x %d, and a non-softmax output)", out)
+      end
+      error(string.format("bad labels in '%s': %s y holds %s..%s; labels are the integers 1..%d%s",
+        fname, what, tostring(lo), tostring(hi), out, hint), 3)
+    end
+  else
+    -- The loss is the output's Bregman penalty, finite only for targets in the closure of
+    -- the output activation's range (Ψ(y) < ∞): relu needs y ≥ 0, sigmoid [0, 1], softmax
+    -- probability rows.
+    local act = net:activation(net:nLayers())
+    if act:psi(y) == math.huge then
+      error(string.format("bad targets in '%s': %s y lies outside the range of the output activation '%s', so the loss is infinite%s",
+        fname, what, act.name, act.name == "softmax" and " (softmax targets are rows of probabilities summing to 1)" or ""), 3)
     end
   end
+  return {x = data.x, y = y, n = n}
 end
 
 -- A network the trainers can take (errors at level 3).
-function options.check_network(method, net)
-  if getmetatable(net) ~= blua.nn.MLP then error(string.format("blua.train.%s: a blua.nn.mlp network expected", method), 3) end
+function options.check_network(method, net, fname)
+  fname = fname or "blua.train." .. method
+  if getmetatable(net) ~= blua.nn.MLP then error(string.format("%s: a blua.nn.mlp network expected", fname), 3) end
   local L = net:nLayers()
-  if L == 0 then error(string.format("blua.train.%s: the network has no layers", method), 3) end
+  if L == 0 then error(string.format("%s: the network has no layers", fname), 3) end
   if method == "backprop" then
     for l = 1, L - 1 do
       local a = net:activation(l)
       if not a.builtin and not a._derivative then
-        error(string.format("blua.train.backprop: activation '%s' has no derivative; define it with derivative = function(z) ... end, or train with blua.train.bregman", a.name), 3)
+        error(string.format("%s: activation '%s' has no derivative; define it with derivative = function(z) ... end, or train with blua.train.bregman", fname, a.name), 3)
       end
     end
   end
+  -- Every method's loss is the output activation's Bregman penalty B(y, z) = Φ(y) + Φ*(z) − ⟨y, z⟩.
+  local out = net:activation(L)
+  if not out.has_energy then
+    error(string.format("%s: the output activation '%s' has no loss: the loss of an output layer is its Bregman penalty, "
+      .. "which needs psi and conj; define them in blua.activation.define, or use a built-in output (softmax, identity, sigmoid, ...)",
+      fname, out.name), 3)
+  end
+  if out.name == "softmax" and net.sizes[L + 1] == 1 then
+    error(string.format("%s: a softmax over 1 output is the constant 1 and cannot learn; use 2 outputs for two classes, "
+      .. "or a sigmoid or identity output", fname), 3)
+  end
   for l = 1, L do
     if not (net.W[l]:allFinite() and net.b[l]:allFinite()) then
-      error(string.format("blua.train.%s: layer %d of the network contains NaN or Inf before training", method, l), 3)
+      error(string.format("%s: layer %d of the network contains NaN or Inf before training", fname, l), 3)
     end
   end
 end
 
--- Labels (N x 1, classes 1..C) become one-hot rows; a target matrix with one column per
--- output (one-hot rows, or values for an identity output) is used as it is. The second
--- result says whether y held labels (then accuracy can be measured).
+-- Training targets of a checked y (2-D): labels become one-hot rows, a target matrix is used
+-- as it is. The second result says whether y held labels (then accuracy can be measured).
 function options.targets(net, y)
   local out = net.sizes[#net.sizes]
-  if y:dim() == 2 and y:size(2) == out and out > 1 then return y, false end
+  if not options.is_labels(net, y:size(2)) then return y, false end
   return blua.data.onehot(y, out), true
 end
 

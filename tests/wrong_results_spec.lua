@@ -1,0 +1,306 @@
+-- Inputs that used to give a wrong result (NaN losses, labels taken for targets, a stale
+-- activation, an error one epoch late) give the right result or an error up front, at every
+-- entry point: the three trainers, train.gradients / train.xstep and the metrics.
+local blua = require "blua"
+
+local methods = {"bregman", "lifted", "backprop"}
+local quiet = {verbose = false}
+
+local function opts(t)
+  local o = {verbose = false}
+  for k, v in pairs(t or {}) do o[k] = v end
+  return o
+end
+
+-- Two classes in 4-D, labels N x 1.
+local function classes(n, seed)
+  blua.manualSeed(seed or 3)
+  local x = blua.randn(n, 4)
+  local y = blua.zeros(n, 1)
+  for i = 1, n do y:set(i, 1, x:get(i, 1) + x:get(i, 2) > 0 and 2 or 1) end
+  return {x = x, y = y, n = n}
+end
+
+local function net(sizes, seed)
+  blua.manualSeed(seed or 1)
+  return blua.nn.mlp(sizes)
+end
+
+local function same_params(a, b)
+  local pa, pb = a:parameters(), b:parameters()
+  for i = 1, #pa do
+    if pa[i]:clone():add(-1, pb[i]):abs():max() ~= 0 then return false end
+  end
+  return true
+end
+
+-- fn must raise an error containing every given plain string.
+local function fails_with(fn, ...)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "no error")
+  for _, s in ipairs{...} do
+    assert.is_truthy(tostring(err):find(s, 1, true), string.format("'%s' not in: %s", s, tostring(err)))
+  end
+  return err
+end
+
+describe("empty data", function()
+  local empty = {x = blua.zeros(0, 4), y = blua.zeros(0, 1)}
+
+  for _, m in ipairs(methods) do
+    it(m .. " refuses a data set or a test set without rows", function()
+      local a = net{4, 6, 2}
+      local b = a:clone()
+      fails_with(function() blua.train[m](a, empty, quiet) end, "blua.train." .. m, "data has no rows")
+      fails_with(function() blua.train[m](a, classes(8), opts{test = empty}) end, "opts.test has no rows")
+      assert.is_true(same_params(a, b)) -- refused before any step
+    end)
+  end
+
+  it("train.gradients and train.xstep refuse an empty batch", function()
+    for _, m in ipairs(methods) do
+      fails_with(function() blua.train.gradients(m, net{4, 6, 2}, empty.x, empty.y) end, "has no rows")
+    end
+    fails_with(function() blua.train.xstep("bregman", net{4, 6, 2}, {[0] = blua.zeros(0, 4)}, 1) end, "X[0]")
+  end)
+
+  it("metrics refuse an empty set instead of returning NaN", function()
+    local n = net{4, 6, 2}
+    for _, f in ipairs{"accuracy", "linear_fraction", "energy", "confusion", "evaluate"} do
+      fails_with(function() blua.metrics[f](n, empty) end, "blua.metrics." .. f, "no rows")
+    end
+  end)
+end)
+
+describe("labels and targets", function()
+  it("a single-output network with a non-softmax output regresses an N x 1 target", function()
+    blua.manualSeed(7)
+    local x = blua.rand(200, 1):mul(2):add(-1)
+    local y = x:clone():mul(1.5):add(0.3) -- y = a x + b
+    -- one affine layer: every method is gradient descent on the squared error, and finds a, b
+    local lin = net{1, 1, output = "identity"}
+    local h = blua.train.backprop(lin, {x = x, y = y}, opts{epochs = 40, batch = 20, lr = 5e-2})
+    assert.is_nil(h[#h].train_acc)
+    assert.near(1.5, lin.W[1]:get(1, 1), 1e-3)
+    assert.near(0.3, lin.b[1]:get(1, 1), 1e-3)
+    -- with a hidden layer, by every method
+    for _, m in ipairs(methods) do
+      local n = net{1, 8, 1, output = "identity"}
+      blua.train[m](n, {x = x, y = y}, opts{epochs = 30, batch = 20, lr = 1e-2})
+      local err = (n:forward(x) - y):norm() / y:norm()
+      assert.is_true(err < (m == "lifted" and 0.1 or 0.03), string.format("%s: relative error %.3f", m, err))
+    end
+    -- a 1-D target vector is the same N x 1 targets
+    local a, b = net{1, 4, 1, output = "identity"}, net{1, 4, 1, output = "identity"}
+    blua.train.bregman(a, {x = x, y = y}, opts{epochs = 2})
+    blua.train.bregman(b, {x = x, y = y:clone():view(200)}, opts{epochs = 2})
+    assert.is_true(same_params(a, b))
+  end)
+
+  it("non-integer values where labels are expected are an error with a hint", function()
+    local d = classes(16)
+    d.y = blua.rand(16, 1)
+    for _, m in ipairs(methods) do
+      fails_with(function() blua.train[m](net{4, 6, 3}, d, quiet) end, "bad labels", "integers 1..3",
+        "for regression give one target column per output")
+    end
+    fails_with(function() blua.train.gradients("backprop", net{4, 6, 3}, d.x, d.y) end, "bad labels")
+  end)
+
+  it("a softmax over one output is refused", function()
+    fails_with(function() blua.train.bregman(net{4, 3, 1}, {x = blua.rand(8, 4), y = blua.ones(8, 1)}, quiet) end,
+      "softmax over 1 output")
+  end)
+
+  it("targets outside the output's range (an infinite loss) are refused", function()
+    local d = {x = blua.rand(8, 4), y = blua.randn(8, 2):add(-3)}
+    fails_with(function() blua.train.backprop(net{4, 3, 2, output = "relu"}, d, quiet) end,
+      "bad targets", "outside the range of the output activation 'relu'")
+    d.y = blua.tensor{{0.5, 0.7}}:indexRows{1, 1, 1, 1, 1, 1, 1, 1}
+    fails_with(function() blua.train.backprop(net{4, 3, 2}, d, quiet) end, "summing to 1")
+    -- one-hot and probability rows are fine for softmax
+    d.y = blua.tensor{{0.25, 0.75}}:indexRows{1, 1, 1, 1, 1, 1, 1, 1}
+    blua.train.backprop(net{4, 3, 2}, d, opts{epochs = 1})
+  end)
+end)
+
+describe("1-D labels", function()
+  for _, m in ipairs(methods) do
+    it(m .. " takes a 1-D y as N labels, exactly as N x 1", function()
+      local d = classes(40)
+      local a, b = net{4, 6, 2}, net{4, 6, 2}
+      local ha = blua.train[m](a, d, opts{epochs = 2, batch = 8, test = d})
+      local d1 = {x = d.x, y = d.y:clone():view(40)}
+      local hb = blua.train[m](b, d1, opts{epochs = 2, batch = 8, test = d1})
+      assert.is_true(same_params(a, b))
+      assert.equal(ha[2].train_acc, hb[2].train_acc)
+      assert.equal(ha[2].test_acc, hb[2].test_acc)
+      assert.equal(blua.metrics.accuracy(a, d), blua.metrics.accuracy(b, d1))
+    end)
+  end
+
+  it("a 1-D y of the wrong length fails before the first batch", function()
+    local d = classes(40)
+    local batches = 0
+    fails_with(function()
+      blua.train.bregman(net{4, 6, 2}, {x = d.x, y = d.y:clone():view(40):narrow(1, 1, 39)},
+        opts{on_batch = function() batches = batches + 1 end})
+    end, "size mismatch", "y has 39 rows")
+    assert.equal(0, batches)
+  end)
+end)
+
+describe("the activation of a live network", function()
+  it("follows net.activations when an entry is replaced or edited", function()
+    local x = blua.randn(5, 4)
+    local n = net{4, 6, 3}
+    n:forward(x) -- caches the relu
+    n.activations[1] = {name = "tanh", params = {}}
+    local ref = net{4, 6, 3, activation = "tanh"}
+    assert.equal(0, (n:forward(x) - ref:forward(x)):abs():max())
+    -- edited in place: name and params
+    n.activations[1].name = "leaky_relu"
+    n.activations[1].params = {slope = 0.2}
+    local ref2 = net{4, 6, 3, activation = blua.activation.get("leaky_relu", {slope = 0.2})}
+    assert.equal(0, (n:forward(x) - ref2:forward(x)):abs():max())
+    n.activations[1].params.slope = 0.5
+    assert.equal(0.5, n:activation(1).params.slope)
+    -- a name or an activation object becomes a plain spec (so blua.save can store it)
+    n.activations[1] = "sigmoid"
+    assert.equal("sigmoid", n:activation(1).name)
+    assert.same({name = "sigmoid", params = {}}, n.activations[1])
+    n.activations[2] = blua.activation.get("identity")
+    assert.equal("identity", n:activation(2).name)
+    assert.is_nil(getmetatable(n.activations[2]))
+    fails_with(function() n.activations[1] = 42; n:activation(1) end, "net.activations[1]")
+  end)
+
+  it("uses a redefined Lua activation at once", function()
+    blua.activation.define{name = "wr_ramp", forward = function(z) return z:clamp(-1, 1) end}
+    local n = net{4, 6, 3, activation = "wr_ramp"}
+    local x = blua.randn(5, 4):mul(3)
+    local before = n:forward(x)
+    blua.activation.define{name = "wr_ramp", forward = function(z) return z:clamp(-0.5, 0.5) end}
+    local after = n:forward(x)
+    assert.is_true((before - after):abs():max() > 0)
+    local Z, X = n:forwardAll(x)
+    assert.equal(0, (X[1] - Z[1]:clone():clamp(-0.5, 0.5)):abs():max())
+  end)
+
+  it("a trainer uses the edited activation", function()
+    local d = classes(32)
+    local a = net{4, 6, 2}
+    a:forward(d.x)
+    a.activations[1] = {name = "tanh", params = {}}
+    local b = net{4, 6, 2, activation = "tanh"}
+    blua.train.bregman(a, d, opts{epochs = 1, batch = 8})
+    blua.train.bregman(b, d, opts{epochs = 1, batch = 8})
+    assert.is_true(same_params(a, b))
+  end)
+end)
+
+describe("a Lua activation as the output layer", function()
+  it("without psi and conj: an error up front that names them, at every entry point", function()
+    blua.activation.define{name = "wr_out", forward = function(z) return z:clamp(-1, 1) end}
+    local d = classes(16)
+    for _, m in ipairs(methods) do
+      fails_with(function() blua.train[m](net{4, 6, 2, output = "wr_out"}, d, quiet) end,
+        "output activation 'wr_out' has no loss", "psi and conj")
+      fails_with(function() blua.train.gradients(m, net{4, 6, 2, output = "wr_out"}, d.x, d.y) end, "psi and conj")
+    end
+  end)
+
+  it("with psi and conj: trains as the built-in it defines (clip)", function()
+    -- clip to [-1, 1]: Ψ is the indicator of [-1, 1]; Φ*(z) = z²/2 for |z| ≤ 1, |z| − 1/2 beyond
+    blua.activation.define{name = "wr_clip", forward = function(z) return z:clamp(-1, 1) end,
+      psi = function(u) return (u:max() <= 1 and u:min() >= -1) and 0 or math.huge end,
+      conj = function(z)
+        local a = z:clone():abs()
+        local inside = a:clone():clamp(0, 1)
+        return inside:clone():cmul(a):sum() - 0.5 * inside:dot(inside)
+      end}
+    local d = classes(64)
+    for _, m in ipairs(methods) do
+      local a, b = net{4, 8, 2, output = "wr_clip"}, net{4, 8, 2, output = "clip"}
+      local ha = blua.train[m](a, d, opts{epochs = 2, batch = 16})
+      local hb = blua.train[m](b, d, opts{epochs = 2, batch = 16})
+      assert.near(hb[2].loss, ha[2].loss, 1e-4 * math.abs(hb[2].loss))
+      assert.is_true((a.W[1] - b.W[1]):abs():max() < 1e-4, m)
+    end
+  end)
+end)
+
+describe("other silently wrong inputs", function()
+  it("labels out of range, NaN or 0-based are refused before training", function()
+    local d = classes(16)
+    local function with(v)
+      local y = d.y:clone()
+      y:set(5, 1, v)
+      return {x = d.x, y = y}
+    end
+    for _, m in ipairs(methods) do
+      fails_with(function() blua.train[m](net{4, 6, 2}, with(3), quiet) end, "bad labels", "1..2")
+      fails_with(function() blua.train[m](net{4, 6, 2}, with(0 / 0), quiet) end, "NaN")
+      fails_with(function() blua.train[m](net{4, 6, 2}, {x = d.x, y = d.y:clone():add(-1)}, quiet) end, "1-based")
+    end
+    fails_with(function() blua.metrics.accuracy(net{4, 6, 2}, with(3)) end, "bad labels")
+    fails_with(function() blua.metrics.confusion(net{4, 6, 2}, with(1.5)) end, "bad labels")
+  end)
+
+  it("x with the wrong columns, or 1-D, is refused by trainers and metrics", function()
+    local d = classes(16)
+    local wide = {x = blua.randn(16, 5), y = d.y}
+    for _, m in ipairs(methods) do
+      fails_with(function() blua.train[m](net{4, 6, 2}, wide, quiet) end, "size mismatch", "takes 4 inputs")
+      fails_with(function() blua.train[m](net{4, 6, 2}, {x = blua.randn(16), y = d.y}, quiet) end, "1-D")
+    end
+    fails_with(function() blua.metrics.accuracy(net{4, 6, 2}, wide) end, "size mismatch")
+    fails_with(function() blua.metrics.accuracy(net{4, 6, 2}, {x = d.x, y = blua.ones(15, 1)}) end, "size mismatch")
+  end)
+
+  it("accuracy of a network without class labels is an error, not a number", function()
+    local x = blua.rand(8, 1)
+    fails_with(function() blua.metrics.accuracy(net{1, 3, 1, output = "identity"}, {x = x, y = x}) end,
+      "class labels expected")
+  end)
+
+  it("options of the wrong type or range are refused", function()
+    local d = classes(8)
+    local cases = {
+      {{seed = 1.5}, "'seed' must be an integer"}, {{momentum = "0.9"}, "'momentum' must be a number"},
+      {{decay = 2}, "'decay' must be in (0, 1]"}, {{verbose = 1}, "'verbose' must be a boolean"},
+      {{log = 3}, "'log' must be a string"}, {{threads = 0}, "'threads' must be at least 1"},
+      {{threads = "2"}, "'threads' must be an integer"}, {{start_epoch = 3, epochs = 2}, "'start_epoch'"},
+      {{lr = math.huge}, "'lr' must be finite"}, {{optim_state = 1}, "'optim_state' must be a table"},
+      {{on_batch = true}, "'on_batch' must be a function"}, {{weight_decay = -1}, "'weight_decay'"},
+    }
+    for _, c in ipairs(cases) do
+      local o = opts(c[1])
+      local err = fails_with(function() blua.train.bregman(net{4, 3, 2}, d, o) end, c[2])
+      -- the message points at this file, the caller
+      assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    end
+  end)
+
+  it("train.xstep refuses a layer that is not hidden", function()
+    local n = net{4, 6, 2}
+    local _, X = n:forwardAll(blua.randn(3, 4))
+    X[2] = blua.data.onehot(blua.ones(3, 1), 2)
+    for _, l in ipairs{0, 2, 1.5} do
+      fails_with(function() blua.train.xstep("bregman", n, X, l) end, "l must be a hidden layer")
+    end
+  end)
+
+  it("the X-step next to a non-softmax output is the safe step 1/(β‖W_L‖²)", function()
+    -- the squared error's curvature is 1; softmax cross-entropy's is at most 1/2
+    for _, out in ipairs{"identity", "softmax"} do
+      local n = net{4, 6, 3, output = out}
+      local _, X = n:forwardAll(blua.randn(5, 4))
+      X[2] = blua.data.onehot(blua.ones(5, 1), 3)
+      local mu = blua.train.xstep("bregman", n, X, 1, {loss_weight = 0.5})
+      local s = blua.spectralNorm(n.W[2], 50)
+      local c = out == "softmax" and 0.5 or 1
+      assert.near(1 / (c * 0.5 * s * s), mu, 1e-3 * mu)
+    end
+  end)
+end)
