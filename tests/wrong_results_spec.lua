@@ -282,6 +282,25 @@ describe("other silently wrong inputs", function()
     end
   end)
 
+  it("misspelt or wrongly shaped options of the building blocks are refused, not ignored", function()
+    local n = net{4, 6, 2}
+    local d = classes(8)
+    fails_with(function() blua.train.gradients("bregman", n, d.x, d.y, {loss_weigth = 3}) end, "unknown option 'loss_weigth'")
+    fails_with(function() blua.train.gradients("bregman", n, d.x, d.y, {gamma = -1}) end, "'gamma' must be a positive number")
+    fails_with(function() blua.train.gradients("sgd", n, d.x, d.y) end, "unknown method 'sgd'")
+    -- a 6x8 X[1] has the 8x6 one's element count: a plain copy would take it
+    fails_with(function() blua.train.gradients("bregman", n, d.x, d.y, {X = {blua.zeros(6, 8)}}) end,
+      "X[1] is 6x8, layer 1 needs 8x6")
+    local _, X = n:forwardAll(d.x)
+    X[2] = blua.data.onehot(d.y, 2)
+    X[1] = X[1]:clone():view(6, 8)
+    fails_with(function() blua.train.xstep("bregman", n, X, 1) end, "X[1] is 6x8")
+    fails_with(function() blua.train.xstep("bregman", n, X, 1, {mu_scale = "1"}) end, "'mu_scale' must be a positive number")
+    fails_with(function() blua.metrics.energy(n, d, {penalty = "quadratc"}) end, "unknown penalty 'quadratc'")
+    fails_with(function() blua.metrics.energy(n, d, {gama = 1}) end, "unknown option 'gama'")
+    fails_with(function() blua.nn.mlp{2, 3, activation = {"relu"}} end, "1 activations given for 0 hidden layers")
+  end)
+
   it("train.xstep refuses a layer that is not hidden", function()
     local n = net{4, 6, 2}
     local _, X = n:forwardAll(blua.randn(3, 4))

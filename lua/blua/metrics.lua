@@ -86,9 +86,25 @@ end
 -- hidden term is zero), averaged per sample: returns total, {per-layer terms}. The last
 -- term is the loss, times opts.loss_weight (default 1). opts: X = {[1] = ..., [L-1] = ...},
 -- penalty = "bregman"|"quadratic", gamma (default: the lifted trainer's), loss_weight.
+local energy_options = {X = true, gamma = true, loss_weight = true, penalty = true}
+
 function metrics.energy(net, data, opts)
   data = check(net, data, "energy")
   opts = opts or {}
+  if type(opts) ~= "table" then error("blua.metrics.energy: options table expected", 2) end
+  for k in pairs(opts) do
+    if not energy_options[k] then
+      error(string.format("blua.metrics.energy: unknown option '%s' (accepted: X, gamma, loss_weight, penalty)", tostring(k)), 2)
+    end
+  end
+  if opts.penalty ~= nil and opts.penalty ~= "bregman" and opts.penalty ~= "quadratic" then
+    error(string.format("blua.metrics.energy: unknown penalty '%s' (accepted: bregman, quadratic)", tostring(opts.penalty)), 2)
+  end
+  for _, k in ipairs{"gamma", "loss_weight"} do
+    if opts[k] ~= nil and not (type(opts[k]) == "number" and opts[k] > 0 and opts[k] < math.huge) then
+      error(string.format("blua.metrics.energy: option '%s' must be a positive number, got %s", k, tostring(opts[k])), 2)
+    end
+  end
   local penalty, gamma = opts.penalty or "bregman", opts.gamma or blua.train.defaults("lifted").gamma
   local L = net:nLayers()
   local Y = require("blua.train.options").targets(net, data.y) -- labels one-hot, as the trainers take y

@@ -175,14 +175,13 @@ function nn.mlp(spec)
   local L = #sizes - 1
   local hidden = spec.activation or "relu"
   local acts = {}
+  local is_list = type(hidden) == "table" and hidden[1] ~= nil
+  if is_list and #hidden ~= L - 1 then -- also for a network without hidden layers
+    error(string.format("blua.nn.mlp: %d activations given for %d hidden layers", #hidden, L - 1), 2)
+  end
   for l = 1, L - 1 do
     local a = hidden
-    if type(hidden) == "table" and hidden[1] ~= nil then
-      if #hidden ~= L - 1 then
-        error(string.format("blua.nn.mlp: %d activations given for %d hidden layers", #hidden, L - 1), 2)
-      end
-      a = hidden[l]
-    end
+    if is_list then a = hidden[l] end
     acts[l] = act_spec(a, "hidden layer " .. l)
   end
   acts[L] = act_spec(spec.output or "softmax", "the output layer")

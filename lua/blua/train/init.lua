@@ -23,6 +23,42 @@ local backprop = require "blua.train.backprop"
 
 local train = {}
 
+-- opts of the research building blocks: a table of known names only (a misspelt one would
+-- silently fall back to its default).
+local function check_opts(fname, opts, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(string.format("blua.train.%s: options table expected", fname), 3) end
+  local names = {}
+  for k in pairs(known) do names[#names + 1] = k end
+  table.sort(names)
+  for k in pairs(opts) do
+    if not known[k] then
+      error(string.format("blua.train.%s: unknown option '%s' (accepted: %s)", fname, tostring(k), table.concat(names, ", ")), 3)
+    end
+  end
+  for _, k in ipairs{"gamma", "loss_weight", "mu", "mu_scale"} do
+    if opts[k] ~= nil and not (type(opts[k]) == "number" and opts[k] > 0 and opts[k] < math.huge) then
+      error(string.format("blua.train.%s: option '%s' must be a positive number, got %s", fname, k, tostring(opts[k])), 3)
+    end
+  end
+  return opts
+end
+
+-- X[l] (l in first..last) must be rows x sizes[l+1]: tensor copies accept any shape with the
+-- same element count, so a transposed X would otherwise be taken silently.
+local function check_aux(fname, net, X, rows, first, last)
+  for l = first, last do
+    local t = X[l]
+    if t ~= nil then
+      local r, c = blua.isTensor(t) and t:dim() == 2 and t:size(1), blua.isTensor(t) and t:dim() == 2 and t:size(2)
+      if r ~= rows or c ~= net.sizes[l + 1] then
+        error(string.format("size mismatch in 'train.%s': X[%d] is %s, layer %d needs %dx%d", fname, l,
+          blua.isTensor(t) and table.concat({t:size()}, "x") or type(t), l, rows, net.sizes[l + 1]), 3)
+      end
+    end
+  end
+end
+
 -- blua.train.<method> tail-calls the loop, so option errors raised two levels down point at
 -- the caller's line.
 function train.bregman(net, data, opts) return loop.run("bregman", net, data, opts) end
@@ -35,13 +71,17 @@ function train.backprop(net, data, opts) return loop.run("backprop", net, data, 
 -- targets as X[L], and the loss weighted by opts.loss_weight (default 1, as blua.metrics.energy).
 -- opts.lua = true uses the tensor-method path instead of the C kernels.
 function train.gradients(method, net, x, y, opts)
-  opts = opts or {}
+  opts = check_opts("gradients", opts, {X = true, gamma = true, loss_weight = true, lua = true})
   if method ~= "backprop" and method ~= "bregman" and method ~= "lifted" then
     error(string.format("blua.train.gradients: unknown method '%s' (accepted: backprop, bregman, lifted)", tostring(method)), 2)
   end
   options.check_network(method, net, "blua.train.gradients")
   local d = options.check_data(method, net, {x = x, y = y}, "the batch", "blua.train.gradients")
   local L = net:nLayers()
+  if opts.X ~= nil then
+    if type(opts.X) ~= "table" then error("blua.train.gradients: opts.X must be a table {[1] = X1, ...}", 2) end
+    check_aux("gradients", net, opts.X, d.n, 1, L - 1)
+  end
   local Y = options.targets(net, d.y)
   local ws = loop.workspace(net, x:size(1), {})
   local grads = {}
@@ -63,7 +103,7 @@ end
 -- targets). mu defaults to mu_scale (1) times the safe step for the energy with the loss weighted
 -- by opts.loss_weight (default 1); returns the step used.
 function train.xstep(method, net, X, l, opts)
-  opts = opts or {}
+  opts = check_opts("xstep", opts, {mu = true, mu_scale = true, gamma = true, loss_weight = true, lua = true})
   if method ~= "bregman" and method ~= "lifted" then
     error(string.format("blua.train.xstep: unknown method '%s' (accepted: bregman, lifted)", tostring(method)), 2)
   end
@@ -75,6 +115,13 @@ function train.xstep(method, net, X, l, opts)
   if type(X) ~= "table" or not blua.isTensor(X[0]) or X[0]:dim() ~= 2 or X[0]:size(1) == 0 then
     error("blua.train.xstep: X[0] must be the batch's inputs (a tensor with rows)", 2)
   end
+  if X[0]:size(2) ~= net.sizes[1] then
+    error(string.format("size mismatch in 'train.xstep': X[0] is %dx%d, the network takes %d inputs", X[0]:size(1), X[0]:size(2), net.sizes[1]), 2)
+  end
+  for k = 1, L do
+    if X[k] == nil then error(string.format("blua.train.xstep: X[%d] is missing (X[1..L-1] auxiliary variables, X[L] the targets)", k), 2) end
+  end
+  check_aux("xstep", net, X, X[0]:size(1), 1, L)
   local o = {gamma = opts.gamma or options.method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0, loss_weight = opts.loss_weight}
   local penalty = method == "bregman" and "bregman" or "quadratic"
   local ws = {X = X, Z = {}, G = {}, D = {}}
