@@ -299,6 +299,11 @@ describe("other silently wrong inputs", function()
     fails_with(function() blua.metrics.energy(n, d, {penalty = "quadratc"}) end, "unknown penalty 'quadratc'")
     fails_with(function() blua.metrics.energy(n, d, {gama = 1}) end, "unknown option 'gama'")
     fails_with(function() blua.nn.mlp{2, 3, activation = {"relu"}} end, "1 activations given for 0 hidden layers")
+    -- an energy term that cannot be computed is an error, not NaN
+    blua.activation.define{name = "wr_noenergy", forward = function(z) return z:clamp(0, 1) end}
+    local u = net{4, 6, 2, activation = "wr_noenergy"}
+    fails_with(function() blua.metrics.energy(u, d) end, "layer 1's activation 'wr_noenergy' has no Bregman penalty")
+    assert.is_true(blua.metrics.energy(u, d, {penalty = "quadratic"}) < math.huge)
   end)
 
   it("train.xstep refuses a layer that is not hidden", function()

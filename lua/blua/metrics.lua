@@ -122,7 +122,9 @@ function metrics.energy(net, data, opts)
       local d = X[l]:clone():add(-1, z)
       e = 0.5 * gamma * d:dot(d)
     elseif act.has_energy == false then
-      e = 0 / 0
+      -- no number is right here: say what is missing rather than return NaN
+      error(string.format("blua.metrics.energy: layer %d's activation '%s' has no Bregman penalty (define psi and conj)%s",
+        l, act.name, l < L and ", or ask for penalty = 'quadratic'" or ""), 2)
     else
       e = act:bregman(X[l], z)
     end
