@@ -260,6 +260,7 @@ describe("other silently wrong inputs", function()
 
   it("accuracy of a network without class labels is an error, not a number", function()
     local x = blua.rand(8, 1)
+    fails_with(function() net{1, 3, 1, output = "identity"}:predict(x) end, "has 1 output", "net:forward")
     fails_with(function() blua.metrics.accuracy(net{1, 3, 1, output = "identity"}, {x = x, y = x}) end,
       "class labels expected")
   end)

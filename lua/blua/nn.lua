@@ -123,7 +123,13 @@ function MLP:scores(x)
 end
 
 -- 1-based predicted class per row, as an N x 1 tensor.
-function MLP:predict(x) return self:scores(x):argmax(2) end
+-- A single output has no classes to choose from (its argmax is always 1): an error.
+function MLP:predict(x)
+  if self.sizes[#self.sizes] == 1 then
+    error("blua.nn: predict picks one of several classes, and this network has 1 output; use net:forward(x) for its values", 2)
+  end
+  return self:scores(x):argmax(2)
+end
 
 function MLP:clone()
   local c = {sizes = {}, activations = {}, W = {}, b = {}, init = self.init}
