@@ -307,6 +307,16 @@ describe("other silently wrong inputs", function()
     assert.is_true(blua.metrics.energy(u, d, {penalty = "quadratic"}) < math.huge)
   end)
 
+  it("a NaN activation parameter is refused (it passed the range checks)", function()
+    for _, c in ipairs{{"leaky_relu", {slope = 0 / 0}}, {"clip", {lo = 0 / 0}}, {"soft_threshold", {lambda = 0 / 0}}} do
+      fails_with(function() blua.activation.get(c[1], c[2]) end, "must be a number, got NaN")
+    end
+    local err = fails_with(function()
+      blua.nn.mlp{3, 4, 2, activation = {name = "leaky_relu", params = {slope = 0 / 0}}}
+    end, "got NaN")
+    assert.is_truthy(err:find("wrong_results_spec.lua:", 1, true), err)
+  end)
+
   it("train.xstep refuses a layer that is not hidden", function()
     local n = net{4, 6, 2}
     local _, X = n:forwardAll(blua.randn(3, 4))

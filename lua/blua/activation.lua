@@ -106,8 +106,9 @@ local function make_builtin(name, params, level)
       local list = #spec.params > 0 and table.concat(spec.params, ", ") or "none"
       error(string.format("unknown parameter in 'activation.get': '%s' for %s (accepted: %s)", tostring(k), name, list), level)
     end
-    if type(v) ~= "number" then
-      error(string.format("bad parameter in 'activation.get': %s %s must be a number, got %s", name, k, type(v)), level)
+    if type(v) ~= "number" or v ~= v then -- NaN would pass the kernel's range checks
+      error(string.format("bad parameter in 'activation.get': %s %s must be a number, got %s", name, k,
+        type(v) == "number" and "NaN" or type(v)), level)
     end
   end
   local values, filled = {}, {}

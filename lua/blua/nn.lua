@@ -43,6 +43,13 @@ local function same_spec(hit, spec)
   return true
 end
 
+-- Resolves layer l's activation now, so a typo fails at the caller's line (level) and not in
+-- the first epoch.
+local function resolve(net, l, level)
+  local ok, err = pcall(net.activation, net, l)
+  if not ok then error((tostring(err):gsub("^[^\n]-%.lua:%d+: ", "")), level + 1) end
+end
+
 -- The activation object of layer l (1-based; the last layer's is the output activation).
 function MLP:activation(l)
   local spec = self.activations[l]
@@ -196,8 +203,7 @@ function nn.mlp(spec)
   if not scale then error(string.format("blua.nn.mlp: unknown init '%s' (accepted: glorot, he)", tostring(init)), 2) end
   local net = setmetatable({sizes = sizes, activations = acts, W = {}, b = {}, init = init}, MLP)
   for l = 1, L do
-    -- Resolve every activation now, so a typo fails here and not in the first epoch.
-    net:activation(l)
+    resolve(net, l, 2)
     net.W[l] = blua.randn(sizes[l], sizes[l + 1]):mul(scale(sizes[l], sizes[l + 1]))
     net.b[l] = blua.zeros(1, sizes[l + 1])
   end
@@ -255,7 +261,7 @@ function MLP:add(module)
   end
   self.activations[L] = act_spec(module, "layer " .. L)
   act_cache[self] = nil
-  self:activation(L) -- resolve now, so a typo fails here
+  resolve(self, L, 2)
   return self
 end
 
