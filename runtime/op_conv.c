@@ -30,65 +30,139 @@ static geom geometry(const blua_op *op) {
   return g;
 }
 
-/* The output columns ox whose input column ox s - p + j lies inside [0, W): [*lo, *hi). */
-static void valid_range(const geom *g, int64_t j, int64_t *lo, int64_t *hi) {
-  int64_t first = g->p - j; /* the smallest ox s with ox s - p + j >= 0 */
-  *lo = first > 0 ? (first + g->s - 1) / g->s : 0;
-  int64_t last = g->W - 1 + g->p - j; /* the largest ox s with ox s - p + j <= W - 1 */
-  *hi = last >= 0 ? last / g->s + 1 : 0;
-  if (*hi > g->OW) *hi = g->OW;
+/* The outputs o (of n) whose input o s - p + t lies inside [0, size): [*lo, *hi). t is the
+ * kernel tap (row i or column j). */
+static void valid_range(int64_t size, int64_t n, int64_t s, int64_t p, int64_t t, int64_t *lo, int64_t *hi) {
+  int64_t first = p - t; /* the smallest o s with o s - p + t >= 0 */
+  *lo = first > 0 ? (first + s - 1) / s : 0;
+  int64_t last = size - 1 + p - t; /* the largest o s with o s - p + t <= size - 1 */
+  *hi = last >= 0 ? last / s + 1 : 0;
+  if (*hi > n) *hi = n;
   if (*lo > *hi) *lo = *hi;
 }
 
-/* One sample's patches into col (K rows of P, row stride ldc). */
-static void im2col(const geom *g, const float *x, float *col, int64_t ldc) {
+static void zero(float *restrict p, int64_t n) {
+#pragma omp simd
+  for (int64_t k = 0; k < n; k++) p[k] = 0.0f;
+}
+
+/* One sample's patches into col (K rows of P, row stride ldc). Rows are short (an output row
+ * of OW pixels), so the copies are inline loops rather than calls. */
+static void im2col(const geom *g, const float *restrict x, float *restrict col, int64_t ldc) {
   for (int64_t c = 0; c < g->C; c++)
-    for (int64_t i = 0; i < g->kh; i++)
+    for (int64_t i = 0; i < g->kh; i++) {
+      int64_t ylo, yhi;
+      valid_range(g->H, g->OH, g->s, g->p, i, &ylo, &yhi);
       for (int64_t j = 0; j < g->kw; j++) {
         float *row = col + ((c * g->kh + i) * g->kw + j) * ldc;
         int64_t lo, hi;
-        valid_range(g, j, &lo, &hi);
-        for (int64_t oy = 0; oy < g->OH; oy++) {
-          float *dst = row + oy * g->OW;
-          int64_t iy = oy * g->s - g->p + i;
-          if (iy < 0 || iy >= g->H) {
-            memset(dst, 0, (size_t)g->OW * sizeof *dst);
-            continue;
-          }
-          /* Input column of output column ox: ox s - p + j, inside the row for ox in [lo, hi). */
-          for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+        valid_range(g->W, g->OW, g->s, g->p, j, &lo, &hi);
+        zero(row, ylo * g->OW);
+        for (int64_t oy = ylo; oy < yhi; oy++) {
+          float *restrict dst = row + oy * g->OW;
+          zero(dst, lo);
           if (hi > lo) {
-            const float *src = x + (c * g->H + iy) * g->W + (lo * g->s - g->p + j);
-            if (g->s == 1)
-              memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof *dst);
-            else
-              for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[(ox - lo) * g->s];
+            /* Input column of output column ox: ox s - p + j. */
+            const float *restrict src = x + (c * g->H + oy * g->s - g->p + i) * g->W + (lo * g->s - g->p + j);
+            int64_t len = hi - lo;
+            if (g->s == 1) {
+#pragma omp simd
+              for (int64_t k = 0; k < len; k++) dst[lo + k] = src[k];
+            } else {
+              for (int64_t k = 0; k < len; k++) dst[lo + k] = src[k * g->s];
+            }
           }
-          for (int64_t ox = hi; ox < g->OW; ox++) dst[ox] = 0.0f;
+          zero(dst + hi, g->OW - hi);
         }
+        zero(row + yhi * g->OW, (g->OH - yhi) * g->OW);
       }
+    }
 }
 
 /* The adjoint of im2col: every patch entry added back to the pixel it came from. */
-static void col2im(const geom *g, const float *col, int64_t ldc, float *x) {
+static void col2im(const geom *g, const float *restrict col, int64_t ldc, float *restrict x) {
   for (int64_t c = 0; c < g->C; c++)
-    for (int64_t i = 0; i < g->kh; i++)
+    for (int64_t i = 0; i < g->kh; i++) {
+      int64_t ylo, yhi;
+      valid_range(g->H, g->OH, g->s, g->p, i, &ylo, &yhi);
       for (int64_t j = 0; j < g->kw; j++) {
         const float *row = col + ((c * g->kh + i) * g->kw + j) * ldc;
         int64_t lo, hi;
-        valid_range(g, j, &lo, &hi);
-        for (int64_t oy = 0; oy < g->OH; oy++) {
-          int64_t iy = oy * g->s - g->p + i;
-          if (iy < 0 || iy >= g->H || hi <= lo) continue;
-          const float *src = row + oy * g->OW;
-          float *dst = x + (c * g->H + iy) * g->W + (lo * g->s - g->p + j);
-          if (g->s == 1)
+        valid_range(g->W, g->OW, g->s, g->p, j, &lo, &hi);
+        if (hi <= lo) continue;
+        int64_t len = hi - lo;
+        for (int64_t oy = ylo; oy < yhi; oy++) {
+          const float *restrict src = row + oy * g->OW + lo;
+          float *restrict dst = x + (c * g->H + oy * g->s - g->p + i) * g->W + (lo * g->s - g->p + j);
+          if (g->s == 1) {
 #pragma omp simd
-            for (int64_t ox = lo; ox < hi; ox++) dst[ox - lo] += src[ox];
-          else
-            for (int64_t ox = lo; ox < hi; ox++) dst[(ox - lo) * g->s] += src[ox];
+            for (int64_t k = 0; k < len; k++) dst[k] += src[k];
+          } else {
+            for (int64_t k = 0; k < len; k++) dst[k * g->s] += src[k];
+          }
         }
       }
+    }
+}
+
+/* Stride 1 with output rows as long as input rows (the "same" padding 2p = kw - 1, and 1x1
+ * kernels without padding): the window of tap (i, j) is then one contiguous run of the input
+ * shifted by (i - p) W + (j - p), so each tap is one long copy (add) instead of OH short ones.
+ * The run also passes over the pixels that wrap from one row into the next; those entries of
+ * col are zeroed after the copy (before the add). */
+static int same_rows(const geom *g) { return g->s == 1 && g->OW == g->W; }
+
+/* Zeroes the entries of tap row `row` whose input column fell outside the image. */
+static void zero_wrapped(const geom *g, float *row, int64_t ylo, int64_t yhi, int64_t lo, int64_t hi) {
+  if (lo == 0 && hi == g->OW) return;
+  for (int64_t oy = ylo; oy < yhi; oy++) {
+    zero(row + oy * g->OW, lo);
+    zero(row + oy * g->OW + hi, g->OW - hi);
+  }
+}
+
+static void im2col_same(const geom *g, const float *restrict x, float *restrict col, int64_t ldc) {
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t i = 0; i < g->kh; i++) {
+      int64_t ylo, yhi;
+      valid_range(g->H, g->OH, 1, g->p, i, &ylo, &yhi);
+      for (int64_t j = 0; j < g->kw; j++) {
+        float *restrict row = col + ((c * g->kh + i) * g->kw + j) * ldc;
+        int64_t lo, hi;
+        valid_range(g->W, g->OW, 1, g->p, j, &lo, &hi);
+        if (yhi <= ylo || hi <= lo) {
+          zero(row, g->P);
+          continue;
+        }
+        int64_t q0 = ylo * g->OW + lo, q1 = (yhi - 1) * g->OW + hi;
+        const float *restrict src = x + (c * g->H + ylo - g->p + i) * g->W + (lo - g->p + j);
+        zero(row, q0);
+#pragma omp simd
+        for (int64_t q = 0; q < q1 - q0; q++) row[q0 + q] = src[q];
+        zero(row + q1, g->P - q1);
+        zero_wrapped(g, row, ylo, yhi, lo, hi);
+      }
+    }
+}
+
+/* col is scratch here: its wrapped entries are zeroed in place before the add. */
+static void col2im_same(const geom *g, float *restrict col, int64_t ldc, float *restrict x) {
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t i = 0; i < g->kh; i++) {
+      int64_t ylo, yhi;
+      valid_range(g->H, g->OH, 1, g->p, i, &ylo, &yhi);
+      for (int64_t j = 0; j < g->kw; j++) {
+        float *restrict row = col + ((c * g->kh + i) * g->kw + j) * ldc;
+        int64_t lo, hi;
+        valid_range(g->W, g->OW, 1, g->p, j, &lo, &hi);
+        if (yhi <= ylo || hi <= lo) continue;
+        zero_wrapped(g, row, ylo, yhi, lo, hi);
+        int64_t q0 = ylo * g->OW + lo, q1 = (yhi - 1) * g->OW + hi;
+        float *restrict dst = x + (c * g->H + ylo - g->p + i) * g->W + (lo - g->p + j);
+#pragma omp simd
+        for (int64_t q = 0; q < q1 - q0; q++) dst[q] += row[q0 + q];
+      }
+    }
 }
 
 /* Samples per chunk for n samples, and the workspace (columns, then the product) it needs. */
@@ -124,7 +198,12 @@ static int conv_forward(blua_op *op, const float *const *params, int64_t n, cons
   for (int64_t s0 = 0; s0 < n; s0 += nb) {
     int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
 #pragma omp parallel for if (m > 1)
-    for (int64_t s = 0; s < m; s++) im2col(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
+    for (int64_t s = 0; s < m; s++) {
+      if (same_rows(&g))
+        im2col_same(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
+      else
+        im2col(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Co, (int)ldc, (int)g.K, 1.0f, W, (int)g.K, col,
                 (int)ldc, 0.0f, T, (int)ldc);
 #pragma omp parallel for if (m > 1)
@@ -168,7 +247,10 @@ static int conv_adjoint(blua_op *op, const float *const *params, int64_t n, cons
         memset(dst, 0, (size_t)nin * sizeof *dst);
       else if (beta != 1.0f)
         for (int64_t q = 0; q < nin; q++) dst[q] *= beta;
-      col2im(&g, col + s * g.P, ldc, dst);
+      if (same_rows(&g))
+        col2im_same(&g, col + s * g.P, ldc, dst);
+      else
+        col2im(&g, col + s * g.P, ldc, dst);
     }
   }
   return BLUA_OK;
@@ -195,7 +277,10 @@ static int conv_wgrad(blua_op *op, const float *const *params, int64_t n, const 
     for (int64_t s = 0; s < m; s++) {
       const float *rs = r + (s0 + s) * ldr;
       if (dW) {
-        im2col(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
+        if (same_rows(&g))
+          im2col_same(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
+        else
+          im2col(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
         for (int64_t co = 0; co < g.Co; co++) memcpy(T + co * ldc + s * g.P, rs + co * g.P, (size_t)g.P * sizeof *T);
       }
       if (db)
