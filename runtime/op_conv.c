@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "blua/threads.h"
 #include "op_impl.h"
 
 /* Floats of workspace one chunk aims at: the columns plus the product, about 1 MB, so what
@@ -291,9 +292,18 @@ static int conv_wgrad(blua_op *op, const float *const *params, int64_t n, const 
           part[s * g.Co + co] = sum;
         }
     }
-    if (dW)
+    if (dW) {
+      /* dW has few entries and a long reduction (all pixels of the chunk). OpenBLAS splits
+       * such a product between threads that meet once per block of the reduction, so on a
+       * shared machine, where one of them is often descheduled, 2 threads ran it 2-3x slower
+       * than one (scripts/bench/conv.lua, both layers, load ~12 on 2 cores). It runs on one
+       * BLAS thread; the im2col around it still uses them all. */
+      int threads = blua_get_num_threads();
+      if (threads > 1) openblas_set_num_threads(1);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g.Co, (int)g.K, (int)ldc, alpha, T, (int)ldc, col,
                   (int)ldc, s0 == 0 ? beta : 1.0f, dW, (int)g.K);
+      if (threads > 1) blua_set_num_threads(threads);
+    }
     for (int64_t s = 0; db && s < m; s++)
       for (int64_t co = 0; co < g.Co; co++) acc[co] += part[s * g.Co + co];
   }

@@ -94,6 +94,15 @@ describe("blua.op", function()
     for i = 1, 2 do assert.is_true((g2[i] - g1[i] * 1.5):norm() < 1e-5 * g1[i]:norm()) end
   end)
 
+  it("leaves the thread count as it was (wgrad runs its product on one BLAS thread)", function()
+    local before = blua.getNumThreads()
+    blua.setNumThreads(2)
+    local op = blua.op.conv2d{cin = 2, h = 9, w = 9, cout = 3, k = 3, padding = 1}
+    check_wgrad(op, 5)
+    assert.equal(2, blua.getNumThreads())
+    blua.setNumThreads(before)
+  end)
+
   it("estimates the norm against the explicit matrix, warm-started", function()
     local ops = {
       blua.op.conv2d{cin = 2, h = 6, w = 5, cout = 3, k = 3, stride = 2, padding = 1},
