@@ -151,11 +151,22 @@ const char *blua_op_describe(const blua_op *op, char *buf, size_t len) {
 
 /* ---- checks of the public calls ---- */
 
-/* A 2-D batch with `cols` features whose rows are contiguous: its row stride into *ld. */
+/* 1 when every row of t (the dimensions after the first) is one contiguous run. */
+static int rows_contiguous(const blua_tensor *t) {
+  int64_t expect = 1;
+  for (int d = t->dim - 1; d >= 1; d--) {
+    if (t->size[d] > 1 && t->stride[d] != expect) return 0;
+    expect *= t->size[d];
+  }
+  return 1;
+}
+
+/* A batch with `cols` features per row (2-D, or N x C x H x W and the like: rows are the first
+ * dimension) whose rows are contiguous: its row stride into *ld. */
 static int check_batch(const blua_op *op, const char *what, const char *role, const blua_tensor *t, int64_t rows,
                        int64_t cols, int64_t *ld, blua_err *err) {
-  char st[64], so[160];
-  if (t->dim != 2 || blua_tensor_cols(t) != cols || (rows >= 0 && blua_tensor_rows(t) != rows)) {
+  char st[96], so[160];
+  if (t->dim < 2 || blua_tensor_cols(t) != cols || (rows >= 0 && blua_tensor_rows(t) != rows)) {
     if (rows >= 0)
       return blua_fail(err, "size mismatch: %s %s expects %s of %lldx%lld, got %s", blua_op_describe(op, so, sizeof so),
                        what, role, (long long)rows, (long long)cols, blua_tensor_shape(t, st, sizeof st));
@@ -166,7 +177,7 @@ static int check_batch(const blua_op *op, const char *what, const char *role, co
   if (blua_tensor_rows(t) > INT32_MAX / 2)
     return blua_fail(err, "batch too large: %s %s got %s %s", blua_op_describe(op, so, sizeof so), what, role,
                      blua_tensor_shape(t, st, sizeof st));
-  if (cols > 1 && t->stride[1] != 1)
+  if (!rows_contiguous(t))
     return blua_fail(err, "layout: %s %s needs %s with contiguous rows, got a transposed or strided %s",
                      blua_op_describe(op, so, sizeof so), what, role, blua_tensor_shape(t, st, sizeof st));
   *ld = blua_tensor_rows(t) > 1 ? t->stride[0] : cols;
@@ -189,7 +200,7 @@ static int check_disjoint(const blua_op *op, const char *what, const blua_tensor
  * where allowed (any bias, and any entry when allow_null). */
 static int check_params(blua_op *op, const char *what, const char *role, blua_tensor *const *params, int allow_null,
                         blua_err *err) {
-  char st[64], so[160];
+  char st[96], so[160];
   for (int i = 0; i < op->nparams; i++) {
     blua_tensor *p = params ? params[i] : NULL;
     op->raw[i] = NULL;
@@ -283,17 +294,18 @@ static double norm_of(const float *x, int64_t n) {
   return sqrt(acc);
 }
 
+/* Entry j of a vector view (1-D, 1 x n or n x 1), stepping by its own stride. */
 static float *start_at(blua_tensor *start, int64_t j) {
-  return blua_tensor_at(start, start->dim == 2 ? (blua_tensor_rows(start) == 1 ? 0 : j) : j,
-                        start->dim == 2 ? (blua_tensor_rows(start) == 1 ? j : 0) : 0);
+  int64_t ss = start->dim == 1 || start->size[0] != 1 ? start->stride[0] : start->stride[1];
+  return blua_tensor_data(start) + j * ss;
 }
 
 int blua_op_norm(blua_op *op, blua_tensor *const *params, int iters, blua_tensor *start, double *norm,
                  blua_err *err) {
-  char so[160], st[64];
+  char so[160], st[96];
   int64_t m = blua_shape_size(op->out), n = blua_shape_size(op->in);
-  if (start && (blua_tensor_nelement(start) != m || (start->dim == 2 && blua_tensor_rows(start) != 1 &&
-                                                     blua_tensor_cols(start) != 1)))
+  if (start && (blua_tensor_nelement(start) != m || start->dim > 2 ||
+                (start->dim == 2 && start->size[0] != 1 && start->size[1] != 1)))
     return blua_fail(err, "size mismatch: %s norm expects a start vector of %lld entries, got %s",
                      blua_op_describe(op, so, sizeof so), (long long)m, blua_tensor_shape(start, st, sizeof st));
   if (check_params(op, "norm", "parameter", params, 0, err)) return BLUA_ERROR;

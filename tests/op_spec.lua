@@ -156,6 +156,22 @@ describe("blua.op", function()
     check_adjoint(c, 2)
   end)
 
+  it("takes N-d batches whose first dimension is the sample", function()
+    local op = blua.op.conv2d{cin = 2, h = 5, w = 4, cout = 3, k = 3, padding = 1}
+    local p = params_of(op, true)
+    local x = blua.randn(6, 2, 5, 4)
+    local y4 = blua.zeros(6, 3, 5, 4)
+    op:forward(x, p, y4)
+    local y2 = op:forward(x:view(6, 40), p)
+    assert.same(y2:totable(), y4:view(6, 60):totable())
+    -- a sample-narrowed view of an N-d batch is fine; a permuted one is refused
+    local xs = x:narrow(1, 2, 3)
+    assert.same(op:forward(xs:contiguous():view(3, 40), p):totable(), op:forward(xs, p):totable())
+    local ok, msg = pcall(op.forward, op, x:transpose(3, 4), p)
+    assert.is_false(ok)
+    assert.truthy(msg:find("contiguous rows", 1, true), msg)
+  end)
+
   it("refuses bad shapes with errors naming the operator", function()
     local function fails(pattern, f, ...)
       local ok, msg = pcall(f, ...)
