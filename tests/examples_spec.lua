@@ -2,13 +2,17 @@
 describe("examples", function()
   local exe = os.getenv("BLUA_EXE") or "build/blua"
   local have_mnist = pcall(require("blua").data.mnist, "test")
-  for _, name in ipairs{"custom_activation.lua", "custom_loop.lua"} do
+  local have_fashion = pcall(require("blua").data.fashion, "test")
+  -- name, arguments (small runs), data set needed
+  for _, e in ipairs{{"custom_activation.lua", ""}, {"custom_loop.lua", "", have_mnist},
+                     {"cnn_fashion.lua", "1 bregman 300", have_fashion}} do
+    local name = e[1]
     it(name .. " runs", function()
-      if name == "custom_loop.lua" and not have_mnist then
-        pending("MNIST is not fetched (scripts/fetch-data)")
+      if e[3] == false then
+        pending("the data set is not fetched (scripts/fetch-data)")
         return
       end
-      local p = io.popen(string.format("%s examples/%s 2>&1", exe, name))
+      local p = io.popen(string.format("%s examples/%s %s 2>&1", exe, name, e[2]))
       local out = p:read("a")
       local ok = p:close()
       assert.is_true(ok, out)

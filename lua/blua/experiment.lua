@@ -14,7 +14,8 @@ local options = {
   {"threads", "integer", nil, "threads for OpenMP and OpenBLAS (default: all cores)"},
   {"train-size", "integer", nil, "use only the first N training samples"},
   {"activation", "string", "relu", "hidden activation (a built-in or defined name)"},
-  {"hidden", "string", "64,64,64", "hidden layer widths, comma-separated"},
+  {"hidden", "string", "64,64,64", "hidden layer widths, comma-separated (mlp)"},
+  {"model", {"mlp", "cnn"}, "mlp", "network: the paper's MLP, or the small CNN of experiment.cnn"},
   {"save", "string", nil, "save a checkpoint here after every epoch"},
   {"save-best", "string", nil, "keep the checkpoint of the best test accuracy here"},
   {"resume", "string", nil, "continue from a checkpoint written by --save"},
@@ -111,13 +112,29 @@ local function check_options(o)
   if o.log then check_writable("log", o.log) end
 end
 
+--- The small convolutional network of the CNN results (RESULTS.md, docs/design.md), for
+-- 28x28 grey images and 10 classes: two 5x5 convolutions (8 and 16 channels, padding 2),
+-- each followed by the activation and a 2x2 average pooling, then a linear softmax layer.
+-- Lifted blocks: [conv1], [pool, conv2], [pool, linear].
+function experiment.cnn(activation)
+  local nn, act = blua.nn, activation or "relu"
+  return nn.Sequential()
+    :add(nn.Reshape(1, 28, 28))
+    :add(nn.Conv2d(1, 8, 5, {padding = 2})):add(act)
+    :add(nn.AvgPool2d(2))
+    :add(nn.Conv2d(8, 16, 5, {padding = 2})):add(act)
+    :add(nn.AvgPool2d(2))
+    :add(nn.Flatten())
+    :add(nn.Linear(16 * 7 * 7, 10)):add("softmax")
+end
+
 function experiment.main(dataset, args)
   local load = dataset == "mnist" and blua.data.mnist or blua.data.fashion
   local title = dataset == "mnist" and "MNIST" or "Fashion-MNIST"
   local o = blua.cli.parse(args, options, {
     name = "train_" .. dataset .. ".lua",
     usage = string.format("blua train_%s.lua [options]", dataset),
-    about = string.format("Trains a %s classifier (the paper's 784-64-64-64-10 ReLU network by default).", title),
+    about = string.format("Trains a %s classifier (the paper's 784-64-64-64-10 ReLU network by default, or a small CNN).", title),
   })
   check_options(o)
   if o.threads then blua.setNumThreads(o.threads) end
@@ -150,7 +167,10 @@ function experiment.main(dataset, args)
 
   o.seed = o.seed or 1
   method = method or o.method or "bregman"
-  if not net then
+  if not net and o.model == "cnn" then
+    blua.manualSeed(o.seed)
+    net = experiment.cnn(o.activation)
+  elseif not net then
     blua.manualSeed(o.seed)
     local sizes = {784}
     for _, w in ipairs(o.widths) do sizes[#sizes + 1] = w end
@@ -166,14 +186,14 @@ function experiment.main(dataset, args)
     fail("--epochs %d: the checkpoint is already after epoch %d; ask for more epochs", epochs, start_epoch - 1)
   end
   say(string.format("%s: %s, %s on %s, %s, batch %d, %s%s", title,
-    table.concat(net.sizes, "-"), method, plural(train.n, "sample"), plural(epochs, "epoch"), batch,
+    net.ops and "CNN (" .. net:nParameters() .. " parameters)" or table.concat(net.sizes, "-"), method, plural(train.n, "sample"), plural(epochs, "epoch"), batch,
     plural(blua.getNumThreads(), "thread"),
     o.distributed and string.format(" per rank, %d ranks (%s)", blua.dist.size(), o.distributed) or ""))
 
   local log = o.log and lead and open_log(o.log, history)
   local best = -1 -- the best test accuracy so far, resumed runs included
   for _, h in ipairs(history) do best = math.max(best, h.test_acc or -1) end
-  local saved_options = {epochs = epochs, batch = batch, lr = lr, seed = o.seed, train_size = o.train_size}
+  local saved_options = {epochs = epochs, batch = batch, lr = lr, seed = o.seed, train_size = o.train_size, model = o.model}
   local ok, err = pcall(blua.train[method], net, train, {
     epochs = epochs, batch = batch, lr = lr, seed = o.seed, test = test, verbose = not o.quiet,
     start_epoch = start_epoch, optim_state = optim_state, distributed = o.distributed,

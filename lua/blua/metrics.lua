@@ -116,7 +116,7 @@ function metrics.energy(net, data, opts)
   local terms, total = {}, 0
   for l = 1, L do
     local act = net:activation(l)
-    local z = blua._affine(blua.zeros(n, net.sizes[l + 1]), X[l - 1], net.W[l], net.b[l])
+    local z = net:block(l):forward(X[l - 1], blua.zeros(n, net.sizes[l + 1]))
     local e
     if penalty == "quadratic" and l < L then
       local d = X[l]:clone():add(-1, z)

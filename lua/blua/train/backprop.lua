@@ -5,15 +5,16 @@ local lifted = require "blua.train.lifted"  -- (its spare gradient buffers)
 
 local backprop = {}
 
--- Gradients of the mean loss over the batch into grads (W1, b1, W2, ...); returns the loss.
--- ws holds the batch's scratch tensors Z, X, D (deltas) and G. rows (default: the rows of xb)
+-- Gradients of the mean loss over the batch into grads (grads[l]: block l's gradient
+-- tensors, in the order of its params()); returns the loss. ws holds the batch's scratch
+-- tensors Z, X, D (deltas) and G. rows (default: the rows of xb)
 -- is the size of the global batch when xb is one share of it.
 function backprop.gradients(net, xb, yb, ws, grads, rows)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
   X[0] = xb
   for l = 1, L do
-    blua._affine(Z[l], X[l - 1], net.W[l], net.b[l])
+    net:block(l):forward(X[l - 1], Z[l])
     if l < L then net:activation(l):forward(Z[l], X[l]) end
   end
   local out = net:activation(L)
@@ -23,10 +24,10 @@ function backprop.gradients(net, xb, yb, ws, grads, rows)
   -- error), and its gradient in Z_L is σ(Z_L) − y.
   out:bregman_grad(yb, Z[L], D[L])
   for l = L, 1, -1 do
-    grads[2 * l - 1]:addmm(0, scale, X[l - 1]:t(), D[l])
-    grads[2 * l]:zero():add(scale, D[l]:sumRows())
+    local b = net:block(l)
+    b:wgrad(X[l - 1], D[l], scale, grads[l])
     if l > 1 then
-      D[l - 1]:addmm(0, 1, D[l], net.W[l]:t())
+      b:adjoint(D[l], D[l - 1], 1)
       D[l - 1]:cmul(net:activation(l - 1):derivative(Z[l - 1], ws.G[l - 1]))
     end
   end
@@ -39,10 +40,12 @@ end
 function backprop.batch_step(net, parts, stepper, lr, rows)
   local loss = 0
   for j, part in ipairs(parts) do
-    local grads = j == 1 and stepper.grads or lifted.spare_grads(stepper)
-    loss = loss + backprop.gradients(net, part.x, part.y, part.ws, grads, rows)
-    if j > 1 then
-      for i, g in ipairs(stepper.grads) do g:add(grads[i]) end
+    if j == 1 then
+      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, stepper.block_grads, rows)
+    else
+      local spare, spare_blocks = lifted.spare_grads(stepper)
+      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, spare_blocks, rows)
+      for i, g in ipairs(stepper.grads) do g:add(spare[i]) end
     end
   end
   stepper.step(lr)

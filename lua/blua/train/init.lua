@@ -65,7 +65,8 @@ function train.bregman(net, data, opts) return loop.run("bregman", net, data, op
 function train.lifted(net, data, opts) return loop.run("lifted", net, data, opts) end
 function train.backprop(net, data, opts) return loop.run("backprop", net, data, opts) end
 
---- Gradients for checking and for research scripts: a list W1, b1, W2, b2, ...
+--- Gradients for checking and for research scripts: a list in the order of net:parameters()
+-- (W1, b1, W2, b2, ... for dense layers).
 -- backprop: of the mean loss over the rows of x (the loss is the second result). bregman / lifted: of the mean lifted energy
 -- at the auxiliary variables opts.X ({[1] = X1, ...}; default the forward pass), with the
 -- targets as X[L], and the loss weighted by opts.loss_weight (default 1, as blua.metrics.energy).
@@ -84,17 +85,22 @@ function train.gradients(method, net, x, y, opts)
   end
   local Y = options.targets(net, d.y)
   local ws = loop.workspace(net, x:size(1), {})
-  local grads = {}
-  for i, p in ipairs(net:parameters()) do grads[i] = blua.zeros(p:size()) end
-  if method == "backprop" then return grads, backprop.gradients(net, x, Y, ws, grads) end
+  local grads, per_block = {}, {}
+  for l = 1, L do
+    per_block[l] = {}
+    for j, p in ipairs(net:block(l):params()) do
+      grads[#grads + 1] = blua.zeros(p:size())
+      per_block[l][j] = grads[#grads]
+    end
+  end
+  if method == "backprop" then return grads, backprop.gradients(net, x, Y, ws, per_block) end
   local o = {gamma = opts.gamma or options.method_defaults.lifted.gamma, loss_weight = opts.loss_weight}
-  local batch = lifted.new_batch(net, method == "bregman" and "bregman" or "quadratic", o, ws,
-    not opts.lua and loop.all_builtin(net))
+  local batch = lifted.new_batch(net, method == "bregman" and "bregman" or "quadratic", o, ws, opts.lua)
   batch:forward(x, Y)
   for l = 1, L - 1 do
     if opts.X and opts.X[l] then batch:set_x(l, opts.X[l]) end
   end
-  batch:wgrads(1 / x:size(1), grads)
+  batch:wgrads(1 / x:size(1), per_block)
   batch:finish()
   return grads
 end
@@ -131,7 +137,7 @@ function train.xstep(method, net, X, l, opts)
     ws.G[k] = blua.zeros(rows, net.sizes[k + 1])
     ws.D[k] = blua.zeros(rows, net.sizes[k + 1])
   end
-  local batch = lifted.new_batch(net, penalty, o, ws, not opts.lua and loop.all_builtin(net))
+  local batch = lifted.new_batch(net, penalty, o, ws, opts.lua)
   local mu = opts.mu or lifted.xstep_size(net, o, penalty, l)
   batch:xstep(l, mu)
   return mu

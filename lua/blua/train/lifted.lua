@@ -14,19 +14,21 @@ end
 
 -- μ for the X-step of hidden layer l: `mu` times the safe step, the inverse Lipschitz
 -- constant of the smooth part of the objective in X_l. That part is the next layer's term:
--- a Bregman penalty (curvature at most ‖W_{l+1}‖₂²), a quadratic penalty (γ‖W_{l+1}‖₂²) or the
--- weighted loss (curvature at most c β‖W_L‖₂², c from lifted.output_curvature); the classical
--- model adds its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox.
+-- a Bregman penalty (curvature at most ‖A_{l+1}‖₂²), a quadratic penalty (γ‖A_{l+1}‖₂²) or the
+-- weighted loss (curvature at most c β‖A_L‖₂², c from lifted.output_curvature); the classical
+-- model adds its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox. ‖A‖₂ is the
+-- operator norm of the next block's linear map (‖W‖₂ for a dense block).
 function lifted.xstep_size(net, o, penalty, l, power)
   -- power[l]: the warm start of the power iteration, carried across batches; 8 steps then
-  -- track ‖W‖₂ as W moves (a cold start takes 20).
+  -- track ‖A_{l+1}‖₂ as the weights move (a cold start takes 20).
+  local nextb = net:block(l + 1)
   local v = power and power[l]
   if power and not v then
     v = blua.zeros(1, net.sizes[l + 2])
     power[l] = v
-    blua.spectralNorm(net.W[l + 1], 20, v)
+    nextb:norm(20, v)
   end
-  local s = blua.spectralNorm(net.W[l + 1], v and 8 or 20, v)
+  local s = nextb:norm(v and 8 or 20, v)
   local s2 = s * s
   if s2 ~= s2 then error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0) end
   local next_is_output = l + 1 == net:nLayers()
@@ -41,20 +43,30 @@ function lifted.xstep_size(net, o, penalty, l, power)
 end
 
 -- The lifted state of one mini-batch: auxiliary variables X[0..L] (X[0] the inputs, X[L] the
--- targets) and pre-activations Z[l] = X[l-1] W_l + b_l, recomputed only when stale. Right
+-- targets) and pre-activations Z[l] = A_l(X[l-1]) + b_l, recomputed only when stale. Right
 -- after the forward pass every Z is current, so the first backward X-sweep needs no affine
 -- map at all, and the W-step reuses Z[1].
+--
+-- Each layer picks its own path: a built-in activation runs the C kernels, one defined in
+-- Lua is composed from its tensor methods, and a dense next block with both activations
+-- built in runs the fused X-step kernel. `lua` forces the composed path everywhere (checks).
 local Batch = {}
 Batch.__index = Batch
 
-function lifted.new_batch(net, penalty, o, ws, fast)
-  return setmetatable({net = net, penalty = penalty, o = o, ws = ws, X = ws.X, Z = ws.Z, fast = fast,
+function lifted.new_batch(net, penalty, o, ws, lua)
+  local L = net:nLayers()
+  local fast, blocks = {}, {}
+  for l = 1, L do
+    fast[l] = not lua and net:activation(l).builtin
+    blocks[l] = net:block(l)
+  end
+  return setmetatable({net = net, penalty = penalty, o = o, ws = ws, X = ws.X, Z = ws.Z, fast = fast, blocks = blocks,
     gamma = o.gamma or 0, beta = o.loss_weight or 1, current = {}}, Batch)
 end
 
 function Batch:z(l)
   if not self.current[l] then
-    blua._affine(self.Z[l], self.X[l - 1], self.net.W[l], self.net.b[l])
+    self.blocks[l]:forward(self.X[l - 1], self.Z[l])
     self.current[l] = true
   end
   return self.Z[l]
@@ -92,19 +104,25 @@ function Batch:xstep(l, mu)
   local net, X, ws = self.net, self.X, self.ws
   local L = net:nLayers()
   local z, zn, g = self:z(l), self:z(l + 1), ws.G[l]
-  if self.fast then
+  local nextb = self.blocks[l + 1]
+  if self.fast[l] and self.fast[l + 1] and nextb.dense then
     blua._xstep(self.penalty, net:activation(l), net:activation(l + 1), net.W[l + 1], net.b[l + 1],
       l + 1 == L and self.beta or nil, z, zn, X[l], X[l + 1], mu, self.gamma, g)
   else
     residual_lua(self, l + 1, zn)
-    g:addmm(0, l + 1 == L and self.beta or 1, zn, net.W[l + 1]:t())
-    local v = ws.D[l]
-    if self.penalty == "bregman" then
-      v:copy(X[l]):add(mu, z):add(-mu, g)                 -- x ← prox_{μΦ}(x + μ (z − g))
-      net:activation(l):prox(v, mu, X[l])
+    nextb:adjoint(zn, g, l + 1 == L and self.beta or 1)   -- g = A*_{l+1} r
+    local act = net:activation(l)
+    if self.fast[l] then
+      if self.penalty == "bregman" then act:xstep_bregman(X[l], z, g, mu) else act:xstep_lifted(X[l], z, g, mu, self.gamma) end
     else
-      v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
-      net:activation(l):project(v, X[l])                  -- x ← Π_C(x − μ (γ (x − z) + g))
+      local v = ws.D[l]
+      if self.penalty == "bregman" then
+        v:copy(X[l]):add(mu, z):add(-mu, g)                 -- x ← prox_{μΦ}(x + μ (z − g))
+        act:prox(v, mu, X[l])
+      else
+        v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
+        act:project(v, X[l])                                -- x ← Π_C(x − μ (γ (x − z) + g))
+      end
     end
   end
   self.current[l + 1] = false -- zn now holds the residual, and X[l] has moved
@@ -114,7 +132,7 @@ end
 function Batch:energy(l)
   local act = self.net:activation(l)
   local is_output = l == self.net:nLayers()
-  if self.fast then return blua._energy(self.penalty, act, is_output, self.gamma, self.X[l], self:z(l)) end
+  if self.fast[l] then return blua._energy(self.penalty, act, is_output, self.gamma, self.X[l], self:z(l)) end
   if self.penalty == "quadratic" and not is_output then
     local d = self.ws.D[l]:copy(self.X[l]):add(-1, self:z(l))
     return 0.5 * self.gamma * d:dot(d)
@@ -123,19 +141,20 @@ function Batch:energy(l)
   return act:bregman(self.X[l], self:z(l))
 end
 
--- Gradients (times scale) of the batch's energy for every W and b into grads.
+-- Gradients (times scale) of the batch's energy for every block's parameters into grads
+-- (grads[l]: the list of block l's gradient tensors, in the order of its params()).
 function Batch:wgrads(scale, grads)
   local net, X = self.net, self.X
   local L = net:nLayers()
   for l = 1, L do
-    local gW, gb, z = grads[2 * l - 1], grads[2 * l], self:z(l)
+    local z = self:z(l)
     local s = l == L and scale * self.beta or scale
-    if self.fast then
-      blua._wgrad(self.penalty, net:activation(l), l == L, self.gamma, X[l - 1], X[l], z, s, gW, gb)
+    local b = self.blocks[l]
+    if self.fast[l] and b.dense then
+      blua._wgrad(self.penalty, net:activation(l), l == L, self.gamma, X[l - 1], X[l], z, s, grads[l][1], grads[l][2])
     else
       residual_lua(self, l, z)
-      gW:addmm(0, s, X[l - 1]:t(), z)
-      gb:zero():add(s, z:sumRows())
+      b:wgrad(X[l - 1], z, s, grads[l])
     end
     self.current[l] = false
   end
@@ -167,13 +186,22 @@ local function lipschitz(batches, rows, sum)
   return out
 end
 
--- Spare gradient buffers shaped like the parameters, for the second and later parts of a batch.
+-- Spare gradient buffers shaped like the parameters, for the second and later parts of a
+-- batch: the flat list, and the same tensors per block (as stepper.grads, stepper.block_grads).
 function lifted.spare_grads(stepper)
   if not stepper.spare then
-    stepper.spare = {}
-    for i, g in ipairs(stepper.grads) do stepper.spare[i] = blua.zeros(g:size()) end
+    stepper.spare, stepper.spare_blocks = {}, {}
+    local i = 0
+    for k, list in ipairs(stepper.block_grads) do
+      stepper.spare_blocks[k] = {}
+      for j, g in ipairs(list) do
+        i = i + 1
+        stepper.spare[i] = blua.zeros(g:size())
+        stepper.spare_blocks[k][j] = stepper.spare[i]
+      end
+    end
   end
-  return stepper.spare
+  return stepper.spare, stepper.spare_blocks
 end
 
 local function sweep_order(L, order)
@@ -200,12 +228,12 @@ end
 -- parts' sums in part order. This is what a data-parallel run does across ranks, where each
 -- rank holds one part and `sum` adds a tensor over the ranks (train/distributed.lua); with
 -- parts of the same rows a single process computes the same bits.
-function lifted.batch_step(net, penalty, o, parts, stepper, lr, fast, rows, sum)
+function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum)
   local L = net:nLayers()
   local scale = 1 / rows
   local batches, loss = {}, 0
   for k, part in ipairs(parts) do
-    local batch = lifted.new_batch(net, penalty, o, part.ws, fast)
+    local batch = lifted.new_batch(net, penalty, o, part.ws)
     batch:forward(part.x, part.y)
     loss = loss + batch:energy(L) * scale
     batches[k] = batch
@@ -238,10 +266,10 @@ function lifted.batch_step(net, penalty, o, parts, stepper, lr, fast, rows, sum)
     end
     for j, batch in ipairs(batches) do
       if j == 1 then
-        batch:wgrads(scale, stepper.grads)
+        batch:wgrads(scale, stepper.block_grads)
       else
-        local spare = lifted.spare_grads(stepper)
-        batch:wgrads(scale, spare)
+        local spare, spare_blocks = lifted.spare_grads(stepper)
+        batch:wgrads(scale, spare_blocks)
         for i, g in ipairs(stepper.grads) do g:add(spare[i]) end
       end
     end

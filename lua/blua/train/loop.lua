@@ -11,13 +11,6 @@ local distributed = require "blua.train.distributed"
 
 local loop = {}
 
-function loop.all_builtin(net)
-  for l = 1, net:nLayers() do
-    if not net:activation(l).builtin then return false end
-  end
-  return true
-end
-
 -- Scratch tensors of the shapes a batch of `rows` needs, made once per batch size.
 function loop.workspace(net, rows, cache)
   local ws = cache[rows]
@@ -35,19 +28,19 @@ function loop.workspace(net, rows, cache)
   return ws
 end
 
--- The parameter blocks of the network, one per layer, for the optimiser.
+-- The parameter blocks of the network, one per lifted block, for the optimiser.
 function loop.param_blocks(net)
   local blocks = {}
-  for l = 1, net:nLayers() do blocks[l] = {params = {net.W[l], net.b[l]}} end
+  for l = 1, net:nLayers() do blocks[l] = {params = net:block(l):params()} end
   return blocks
 end
 
 local function check_finite(net, epoch, batch)
   for l = 1, net:nLayers() do
-    for _, which in ipairs{"W", "b"} do
-      if not net[which][l]:allFinite() then
+    for i, p in ipairs(net:block(l):params()) do
+      if not p:allFinite() then
         error(string.format("training diverged in epoch %d, batch %d: layer %d %s contains NaN or Inf",
-          epoch, batch, l, which == "W" and "weights" or "biases"), 0)
+          epoch, batch, l, i % 2 == 1 and "weights" or "biases"), 0)
       end
     end
   end
@@ -104,7 +97,7 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
     if method == "backprop" then
       ok, loss = pcall(backprop.batch_step, net, parts, state.stepper, lr, #idx)
     else
-      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, parts, state.stepper, lr, state.fast, #idx, sum)
+      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, parts, state.stepper, lr, #idx, sum)
     end
     local where = string.format("training diverged in epoch %d, batch %d: ", epoch, b)
     if not ok then error((tostring(loss):gsub("^training diverged: ", where)), 0) end
@@ -138,13 +131,13 @@ end
 -- A whole training run of `method`; returns the per-epoch history.
 function loop.run(method, net, data, opts)
   local o = options.check(method, opts)
-  options.check_network(method, net)
+  options.check_network(method, net, nil, o)
   data = options.check_data(method, net, data, "data")
   local test = o.test and options.check_data(method, net, o.test, "opts.test")
   local dist = distributed.setup("blua.train." .. method, o)
   if dist then o.on_gradients = distributed.gradient_hook(o.on_gradients) end
   local state = {
-    caches = {}, power = {}, fast = loop.all_builtin(net), stepper = stepper.new(loop.param_blocks(net), o),
+    caches = {}, power = {}, stepper = stepper.new(loop.param_blocks(net), o),
     schedule = blua.optim.schedules[o.schedule], dist = dist,
   }
   -- The power-iteration warm starts of the X-step sizes are part of the run's state: kept in

@@ -231,7 +231,7 @@ function options.check_data(method, net, data, what, fname)
 end
 
 -- A network the trainers can take (errors at level 3).
-function options.check_network(method, net, fname)
+function options.check_network(method, net, fname, o)
   fname = fname or "blua.train." .. method
   if getmetatable(net) ~= blua.nn.MLP then error(string.format("%s: a blua.nn.mlp network expected", fname), 3) end
   local L = net:nLayers()
@@ -256,8 +256,16 @@ function options.check_network(method, net, fname)
       .. "or a sigmoid or identity output", fname), 3)
   end
   for l = 1, L do
-    if not (net.W[l]:allFinite() and net.b[l]:allFinite()) then
-      error(string.format("%s: layer %d of the network contains NaN or Inf before training", fname, l), 3)
+    local b = net:block(l)
+    for _, p in ipairs(b:params()) do
+      if not p:allFinite() then
+        error(string.format("%s: layer %d of the network contains NaN or Inf before training", fname, l), 3)
+      end
+    end
+    -- the Lipschitz step of a W-gradient is worked out for dense layers only
+    if o and o.optimizer == "proxgrad" and not b.dense then
+      error(string.format("%s: optimizer 'proxgrad' needs dense layers; layer %d is a %s block", fname, l,
+        net.ops[l][1].kind), 3)
     end
   end
 end

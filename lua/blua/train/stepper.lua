@@ -24,7 +24,8 @@ local function per_block_state(state, blocks)
 end
 
 -- blocks: a list of {params = {tensors}}, in the order of net:parameters(). Returns
--- {params =, grads = (flat lists), blocks =, step = function(lr, lipschitz, anchor)}.
+-- {params =, grads = (flat lists), blocks =, block_grads = (grads per block),
+-- step = function(lr, lipschitz, anchor)}.
 -- step(lr, lipschitz, anchor) runs, in this order: the on_gradients hook (the one place where
 -- the gradients of the batch are complete, e.g. for an all-reduce), the anchor term
 -- (p − anchor)/τ of the implicit SGD when an anchor (a copy of params) is given, and the
@@ -48,7 +49,9 @@ function stepper.new(blocks, o)
       for i, p in ipairs(params) do grads[i]:add(1 / o.tau, p):add(-1 / o.tau, anchor[i]) end
     end
   end
-  local self = {params = params, grads = grads, blocks = blocks}
+  local block_grads = {}
+  for k, block in ipairs(blocks) do block_grads[k] = block.grads end
+  local self = {params = params, grads = grads, blocks = blocks, block_grads = block_grads}
   if o.optimizer == "proxgrad" then
     -- Proximal-gradient W-steps with the Lipschitz step of each block (lipschitz[k], from
     -- the batch) and the anchor term's 1/τ: W ← W − lr/(L_k + 1/τ) ∇.

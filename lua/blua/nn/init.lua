@@ -1,10 +1,15 @@
--- Networks: feed-forward stacks of affine layers, each followed by a proximal activation.
--- Rows are samples: Z_l = X_{l-1} W_l + 1 b_l^T, X_l = σ_l(Z_l), W_l is n_{l-1} x n_l.
+-- Networks: feed-forward stacks of lifted blocks, each a linear map followed by a proximal
+-- activation (docs/design.md, "Blocks and operators"). Rows are samples:
+--   Z_l = A_l(X_{l-1}) + b_l,   X_l = σ_l(Z_l).
+-- A dense block is one affine layer, Z_l = X_{l-1} W_l + 1 b_l^T with W_l n_{l-1} x n_l; other
+-- blocks are chains of convolutions, poolings and affine layers with no activation between.
 --
--- A network is plain data (sizes, activation specs, weight and bias tensors) with a
--- metatable, so blua.save stores it and blua.load brings it back; activation objects are
--- looked up from their specs on use.
+-- A network is plain data (sizes, activation specs, weight and bias tensors, operator
+-- records) with a metatable, so blua.save stores it and blua.load brings it back; activation
+-- and block objects are made from that data on use.
 local blua = require "blua"
+local layers = require "blua.nn.layers"
+local block = require "blua.nn.block"
 
 local nn = {}
 
@@ -30,6 +35,11 @@ end
 -- defined in Lua are looked up by name on every use (a table lookup), so redefining one
 -- takes effect at once.
 local act_cache = setmetatable({}, {__mode = "k"})
+local block_cache = setmetatable({}, {__mode = "k"})
+
+local function forget(net)
+  act_cache[net], block_cache[net] = nil, nil
+end
 
 local function same_spec(hit, spec)
   if hit.spec ~= spec or hit.name ~= spec.name then return false end
@@ -75,19 +85,37 @@ function MLP:activation(l)
   return a
 end
 
-function MLP:nLayers() return #self.W end
+--- The lifted block of layer l: its linear map, adjoint, parameter gradient and norm.
+function MLP:block(l)
+  local cache = block_cache[self]
+  if not cache then
+    cache = {}
+    block_cache[self] = cache
+  end
+  local b = cache[l]
+  if not b then
+    if not self.activations[l] then error(string.format("layer %d out of range 1..%d", l, #self.activations), 2) end
+    b = block.new(self, l)
+    cache[l] = b
+  end
+  return b
+end
 
--- {W =, b =, activation =} of layer l; the tensors are the network's own.
+function MLP:nLayers() return #self.activations end
+
+-- {W =, b =, activation =} of dense layer l (the tensors are the network's own); for any
+-- other block {ops = its operator records, activation =}.
 function MLP:layer(l)
+  if self.ops and self.ops[l] then return {ops = self.ops[l], activation = self:activation(l)} end
   return {W = self.W[l], b = self.b[l], activation = self:activation(l)}
 end
 
--- A flat list of parameter tensors W1, b1, W2, b2, ...
+-- A flat list of parameter tensors, block by block: W1, b1, W2, b2, ... for dense blocks,
+-- each operator's weight and bias for the others.
 function MLP:parameters()
   local p = {}
-  for l = 1, #self.W do
-    p[#p + 1] = self.W[l]
-    p[#p + 1] = self.b[l]
+  for l = 1, self:nLayers() do
+    for _, t in ipairs(self:block(l):params()) do p[#p + 1] = t end
   end
   return p
 end
@@ -110,8 +138,8 @@ function MLP:forwardAll(x)
   check_input(self, x, "forward")
   local n = x:size(1)
   local Z, X = {}, {[0] = x}
-  for l = 1, #self.W do
-    Z[l] = blua._affine(blua.zeros(n, self.sizes[l + 1]), X[l - 1], self.W[l], self.b[l])
+  for l = 1, self:nLayers() do
+    Z[l] = self:block(l):forward(X[l - 1], blua.zeros(n, self.sizes[l + 1]))
     X[l] = self:activation(l):forward(Z[l])
   end
   return Z, X
@@ -120,13 +148,13 @@ end
 -- The network's output σ_L(Z_L) (class probabilities for a softmax output), one row per sample.
 function MLP:forward(x)
   local _, X = self:forwardAll(x)
-  return X[#self.W]
+  return X[self:nLayers()]
 end
 
 -- The output layer's pre-activations (scores before softmax).
 function MLP:scores(x)
   local Z = self:forwardAll(x)
-  return Z[#self.W]
+  return Z[self:nLayers()]
 end
 
 -- 1-based predicted class per row, as an N x 1 tensor.
@@ -138,23 +166,49 @@ function MLP:predict(x)
   return self:scores(x):argmax(2)
 end
 
+-- A deep copy of plain data, tensors cloned (operator records, layer descriptions).
+local function copy(v)
+  if blua.isTensor(v) then return v:clone() end
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = copy(x) end
+  return c
+end
+
 function MLP:clone()
   local c = {sizes = {}, activations = {}, W = {}, b = {}, init = self.init}
   for i, s in ipairs(self.sizes) do c.sizes[i] = s end
-  for l = 1, #self.W do
+  for l = 1, self:nLayers() do
     c.activations[l] = act_spec(self.activations[l], "clone")
-    c.W[l] = self.W[l]:clone()
-    c.b[l] = self.b[l]:clone()
+    if self.W[l] then c.W[l] = self.W[l]:clone() end
+    if self.b[l] then c.b[l] = self.b[l]:clone() end
   end
+  c.ops, c.layers, c.shape = copy(self.ops), copy(self.layers), copy(self.shape)
   return setmetatable(c, MLP)
+end
+
+local function count(ts)
+  local n = 0
+  for _, t in ipairs(ts) do n = n + t:nElement() end
+  return n
 end
 
 function MLP:__tostring()
   local parts = {}
-  for l = 1, #self.W do
-    local a = self.activations[l]
-    local name = type(a) == "string" and a or type(a) == "table" and a.name or "?"
-    parts[#parts + 1] = string.format("  (%d) %d -> %d, %s", l, self.sizes[l], self.sizes[l + 1], tostring(name))
+  if self.layers then
+    -- layer by layer, as built with Sequential; [l] is the lifted block a layer belongs to
+    for i, d in ipairs(self.layers) do
+      parts[#parts + 1] = string.format("  %-5s %-5s %-38s %s -> %s%s", "(" .. i .. ")", d.block and "[" .. d.block .. "]" or "",
+        d.name, layers.shape_string(d.in_shape), layers.shape_string(d.out_shape),
+        d.params > 0 and string.format(", %d parameters", d.params) or "")
+    end
+  else
+    for l = 1, self:nLayers() do
+      local a = self.activations[l]
+      local name = type(a) == "string" and a or type(a) == "table" and a.name or "?"
+      parts[#parts + 1] = string.format("  (%d) %d -> %d, %s, %d parameters", l, self.sizes[l], self.sizes[l + 1],
+        tostring(name), count(self:block(l):params()))
+    end
   end
   return string.format("blua.nn.MLP %s, %d parameters\n%s",
     table.concat(self.sizes, "-"), self:nParameters(), table.concat(parts, "\n"))
@@ -213,55 +267,98 @@ end
 -- ---------------------------------------------------------------------------------------
 -- Layer by layer, in the style of Torch's nn:
 --   local net = blua.nn.Sequential()
---     :add(blua.nn.Linear(784, 64)):add("relu")
---     :add(blua.nn.Linear(64, 10)):add("softmax")
--- The result is an ordinary MLP (every method and trainer applies). An activation follows each
--- Linear; a Linear with none after it keeps the identity. Weights use He initialisation.
+--     :add(blua.nn.Reshape(1, 28, 28))
+--     :add(blua.nn.Conv2d(1, 8, 5, {padding = 2})):add("relu")
+--     :add(blua.nn.AvgPool2d(2))
+--     :add(blua.nn.Flatten())
+--     :add(blua.nn.Linear(8 * 14 * 14, 10)):add("softmax")
+-- Linear layers with no activation between them form one lifted block, so a pooling needs no
+-- auxiliary variable of its own; the activation ends the block. A Linear directly after a
+-- Linear keeps an identity activation between them (two blocks), as Sequential always did;
+-- a block that ends without an activation keeps the identity. Weights use He initialisation.
 
-local Linear = {}
-Linear.__index = Linear
-
---- blua.nn.Linear(n_in, n_out): an affine layer for Sequential.
-function nn.Linear(n_in, n_out)
-  local sizes = {n_in, n_out}
-  for i = 1, 2 do -- not ipairs: a missing n_out must be reported, not skipped
-    local v = sizes[i]
-    if math.type(v) ~= "integer" or v < 1 then
-      error(string.format("blua.nn.Linear: size %d must be a positive integer, got %s", i, tostring(v)), 2)
-    end
-  end
-  return setmetatable({n_in = n_in, n_out = n_out}, Linear)
-end
+nn.Linear = layers.Linear
+nn.Conv2d = layers.Conv2d
+nn.AvgPool2d = layers.AvgPool2d
+nn.Reshape = layers.Reshape
+nn.Flatten = layers.Flatten
 
 --- blua.nn.Sequential(): an empty network to build with :add.
 function nn.Sequential()
-  return setmetatable({sizes = {}, activations = {}, W = {}, b = {}, init = "he"}, MLP)
+  return setmetatable({sizes = {}, activations = {}, W = {}, b = {}, init = "he", layers = {}}, MLP)
 end
 
---- net:add(module): module is blua.nn.Linear(n_in, n_out), or an activation (a name or an
--- activation object) for the Linear just added. Returns net, so calls chain.
-function MLP:add(module)
-  local L = #self.W
-  if getmetatable(module) == Linear then
-    if L > 0 and module.n_in ~= self.sizes[L + 1] then
-      error(string.format("size mismatch in 'add': Linear(%d, %d) after a layer of %d outputs",
-        module.n_in, module.n_out, self.sizes[L + 1]), 2)
+local function describe_layer(self, name, in_shape, out_shape, params, blk)
+  self.layers = self.layers or {}
+  self.layers[#self.layers + 1] = {name = name, in_shape = in_shape, out_shape = out_shape, params = params, block = blk}
+end
+
+-- Adds linear module m: joins the open block (no activation yet) or opens a new one.
+local function add_linear(self, m)
+  local L = #self.activations
+  local s = self.shape
+  local o = layers.out_shape(m, s) -- errors name the layer and both shapes
+  if not s then
+    s = m.kind == "linear" and {m.n_in, 1, 1} or s
+    self.sizes[1] = layers.size_of(s)
+  end
+  local rec = layers.record(m, s, o)
+  local open = self.open -- the block still waiting for its activation
+  local last = open and (self.ops and self.ops[L] and self.ops[L][#self.ops[L]] or {kind = "linear"})
+  if open and not (m.kind == "linear" and last.kind == "linear") then
+    -- join block L: it becomes (or stays) a chain of operator records
+    self.ops = self.ops or {}
+    if not self.ops[L] then
+      local W, b = self.W[L], self.b[L]
+      self.ops[L] = {{kind = "linear", in_shape = {W:size(1), 1, 1}, out_shape = {W:size(2), 1, 1}, weight = W, bias = b}}
+      self.W[L], self.b[L] = nil, nil
     end
-    if L == 0 then self.sizes[1] = module.n_in end
-    self.sizes[L + 2] = module.n_out
-    self.W[L + 1] = blua.randn(module.n_in, module.n_out):mul(inits.he(module.n_in, module.n_out))
-    self.b[L + 1] = blua.zeros(1, module.n_out)
-    self.activations[L + 1] = {name = "identity", params = {}}
-    act_cache[self] = nil
+    table.insert(self.ops[L], rec)
+  else
+    -- a new block L + 1, with the identity until an activation follows
+    L = L + 1
+    self.activations[L] = {name = "identity", params = {}}
+    if m.kind == "linear" then
+      self.W[L], self.b[L] = rec.weight, rec.bias
+    else
+      self.ops = self.ops or {}
+      self.ops[L] = {rec}
+    end
+  end
+  self.sizes[L + 1] = layers.size_of(o)
+  self.shape = o
+  self.open = true
+  describe_layer(self, layers.describe(m), s, o, rec and count(layers.record_params(rec)) or 0, L)
+  forget(self)
+end
+
+--- net:add(module): module is a layer (blua.nn.Linear, Conv2d, AvgPool2d, Reshape, Flatten)
+-- or an activation (a name or an activation object) that ends the block before it. Returns
+-- net, so calls chain. Shapes are checked here, with errors naming the layer.
+function MLP:add(module)
+  if getmetatable(module) == layers.Module then
+    if module.kind == "reshape" or module.kind == "flatten" then
+      local s = self.shape
+      local o = layers.out_shape(module, s)
+      if not s then self.sizes[1] = layers.size_of(o) end
+      self.shape = o
+      describe_layer(self, layers.describe(module), s or o, o, 0)
+      return self
+    end
+    add_linear(self, module)
     return self
   end
+  local L = #self.activations
   if L == 0 then error("blua.nn.Sequential: add a Linear before its activation", 2) end
-  if self.activations[L].name ~= "identity" then
+  if not self.open then
     error(string.format("blua.nn.Sequential: layer %d already has the activation '%s'", L, self.activations[L].name), 2)
   end
   self.activations[L] = act_spec(module, "layer " .. L)
-  act_cache[self] = nil
+  forget(self)
   resolve(self, L, 2)
+  self.open = nil
+  local s = self.shape
+  describe_layer(self, self.activations[L].name, s, s, 0, L)
   return self
 end
 
