@@ -114,8 +114,8 @@ end
 
 --- The small convolutional network of the CNN results (RESULTS.md, docs/design.md), for
 -- 28x28 grey images and 10 classes: two 5x5 convolutions (8 and 16 channels, padding 2),
--- each followed by the activation and a 2x2 average pooling, then a linear softmax layer.
--- Lifted blocks: [conv1], [pool, conv2], [pool, linear].
+-- each followed by the activation and a 2x2 average pooling, then a hidden layer of 128 and
+-- a softmax output. Lifted blocks: [conv1], [pool, conv2], [pool, linear], [linear].
 function experiment.cnn(activation)
   local nn, act = blua.nn, activation or "relu"
   return nn.Sequential()
@@ -125,7 +125,8 @@ function experiment.cnn(activation)
     :add(nn.Conv2d(8, 16, 5, {padding = 2})):add(act)
     :add(nn.AvgPool2d(2))
     :add(nn.Flatten())
-    :add(nn.Linear(16 * 7 * 7, 10)):add("softmax")
+    :add(nn.Linear(16 * 7 * 7, 128)):add(act)
+    :add(nn.Linear(128, 10)):add("softmax")
 end
 
 function experiment.main(dataset, args)
