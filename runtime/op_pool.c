@@ -15,15 +15,21 @@ static int pool_forward(blua_op *op, const float *const *params, int64_t n, cons
   for (int64_t i = 0; i < n; i++) {
     const float *xi = x + i * ldx;
     float *yi = y + i * ldy;
+    /* A whole output row at a time, one window offset (a, b) after the other: long inner loops
+     * over ox, and the same additions in the same order as window by window. */
     for (int64_t c = 0; c < C; c++)
-      for (int64_t oy = 0; oy < OH; oy++)
-        for (int64_t ox = 0; ox < OW; ox++) {
-          const float *win = xi + (c * H + oy * s) * W + ox * s;
-          float sum = 0.0f;
-          for (int64_t a = 0; a < kh; a++)
-            for (int64_t b = 0; b < kw; b++) sum += win[a * W + b];
-          yi[(c * OH + oy) * OW + ox] = sum * scale;
-        }
+      for (int64_t oy = 0; oy < OH; oy++) {
+        float *restrict out = yi + (c * OH + oy) * OW;
+        for (int64_t ox = 0; ox < OW; ox++) out[ox] = 0.0f;
+        for (int64_t a = 0; a < kh; a++)
+          for (int64_t b = 0; b < kw; b++) {
+            const float *restrict src = xi + (c * H + oy * s + a) * W + b;
+#pragma omp simd
+            for (int64_t ox = 0; ox < OW; ox++) out[ox] += src[ox * s];
+          }
+#pragma omp simd
+        for (int64_t ox = 0; ox < OW; ox++) out[ox] *= scale;
+      }
   }
   return BLUA_OK;
 }
@@ -43,13 +49,17 @@ static int pool_adjoint(blua_op *op, const float *const *params, int64_t n, cons
     else if (beta != 1.0f)
       for (int64_t q = 0; q < nin; q++) gi[q] *= beta;
     for (int64_t c = 0; c < C; c++)
-      for (int64_t oy = 0; oy < OH; oy++)
-        for (int64_t ox = 0; ox < OW; ox++) {
-          float v = ri[(c * OH + oy) * OW + ox] * scale;
-          float *win = gi + (c * H + oy * s) * W + ox * s;
-          for (int64_t a = 0; a < kh; a++)
-            for (int64_t b = 0; b < kw; b++) win[a * W + b] += v;
-        }
+      for (int64_t oy = 0; oy < OH; oy++) {
+        const float *restrict src = ri + (c * OH + oy) * OW;
+        for (int64_t a = 0; a < kh; a++)
+          for (int64_t b = 0; b < kw; b++) {
+            /* Distinct ox hit distinct pixels for one offset (a, b), so this loop is free of
+             * conflicts even when windows overlap. */
+            float *restrict dst = gi + (c * H + oy * s + a) * W + b;
+#pragma omp simd
+            for (int64_t ox = 0; ox < OW; ox++) dst[ox * s] += src[ox] * scale;
+          }
+      }
   }
   return BLUA_OK;
 }
