@@ -239,6 +239,11 @@ describe("convolutional networks", function()
       end
       assert.equal(2, #blua.metrics.linear_fraction(net, test))
     end
+    -- a network with convolutions gets the CNN defaults; an MLP keeps its own
+    assert.equal(8e-3, blua.train.defaults("bregman", small_cnn()).lr)
+    assert.equal(2e-3, blua.train.defaults("bregman", blua.nn.mlp{4, 3, 2}).lr)
+    assert.equal(2e-3, blua.train.defaults("bregman").lr)
+    assert.equal(4e-3, blua.train.defaults("backprop", small_cnn()).lr)
     assert.has_error(function() blua.train.bregman(small_cnn(), train, {optimizer = "proxgrad", verbose = false}) end,
       "blua.train.bregman: optimizer 'proxgrad' needs dense layers; layer 1 is a conv2d block")
   end)

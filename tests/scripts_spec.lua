@@ -60,4 +60,12 @@ describe("scripts/train_mnist.lua", function()
       assert.truthy(out:find("Fashion-MNIST: 784-64-64-64-10, " .. m, 1, true), out)
     end
   end)
+
+  it("trains the small CNN with --model cnn and reports its conv layers' linear shares", function()
+    local out, code = run("scripts/train_fashion.lua --model cnn --train-size 300 --epochs 1 --quiet")
+    assert.equal(0, code, out)
+    assert.truthy(out:find("Fashion-MNIST: CNN (105194 parameters), bregman", 1, true), out)
+    assert.truthy(out:find("linear activations (test set): layer 1 ", 1, true), out)
+    assert.truthy(out:find("layer 3 ", 1, true), out)
+  end)
 end)

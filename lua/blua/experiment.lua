@@ -181,7 +181,7 @@ function experiment.main(dataset, args)
     net = blua.nn.mlp(sizes)
   end
 
-  local defaults = blua.train.defaults(method)
+  local defaults = blua.train.defaults(method, net)
   local epochs, batch, lr = o.epochs or defaults.epochs, o.batch or defaults.batch, o.lr or defaults.lr
   if epochs < start_epoch then
     fail("--epochs %d: the checkpoint is already after epoch %d; ask for more epochs", epochs, start_epoch - 1)

@@ -143,10 +143,11 @@ function train.xstep(method, net, X, l, opts)
   return mu
 end
 
--- The option names and defaults of a method, for help texts and scripts.
-function train.defaults(method)
+-- The option names and defaults of a method, for help texts and scripts; with a network, the
+-- defaults for that network (a few differ for networks with convolutions).
+function train.defaults(method, net)
   if not options.method_defaults[method] then error("blua.train.defaults: unknown method '" .. tostring(method) .. "'", 2) end
-  return options.defaults(method)
+  return options.defaults(method, net)
 end
 
 return train

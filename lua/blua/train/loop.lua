@@ -130,7 +130,7 @@ end
 
 -- A whole training run of `method`; returns the per-epoch history.
 function loop.run(method, net, data, opts)
-  local o = options.check(method, opts)
+  local o = options.check(method, opts, net)
   options.check_network(method, net, nil, o)
   data = options.check_data(method, net, data, "data")
   local test = o.test and options.check_data(method, net, o.test, "opts.test")
