@@ -84,6 +84,30 @@ describe("trainer structure", function()
     assert.is_true(same_params(a, b))
   end)
 
+  it("a user-defined activation takes the Lua path for its own layer only", function()
+    blua.activation.define{name = "ramp_structure", forward = function(z) return z:clone():map(function(v) return math.max(v, 0) end) end,
+      psi = function(u) return u:min() < 0 and math.huge or 0 end,
+      conj = function(z) local p = z:clone():map(function(v) return math.max(v, 0) end) return 0.5 * p:dot(p) end}
+    blua.manualSeed(3)
+    local m = blua.nn.mlp{6, 8, 8, 2, activation = {"ramp_structure", "relu"}}
+    local calls = {}
+    local saved = {}
+    for _, k in ipairs{"_xstep", "_wgrad"} do
+      saved[k] = blua[k]
+      blua[k] = function(...) calls[k] = (calls[k] or 0) + 1 return saved[k](...) end
+    end
+    local ok, err = pcall(function()
+      local h = blua.train.bregman(m, d, {epochs = 1, batch = 64, verbose = false})
+      assert.is_true(h[1].loss == h[1].loss)
+    end)
+    for k, f in pairs(saved) do blua[k] = f end
+    assert(ok, err)
+    -- one batch: layer 2's X-step is fused (relu next to softmax); layer 1's is composed in
+    -- Lua; the W-gradients of layers 2 and 3 run in C
+    assert.equal(1, calls._xstep)
+    assert.equal(2, calls._wgrad)
+  end)
+
   it("rejects an on_gradients that is not a function", function()
     assert.has_error(function() blua.train.bregman(net(1), d, {on_gradients = 3, verbose = false}) end,
       "blua.train.bregman: on_gradients must be a function")
