@@ -11,6 +11,7 @@
  *   forward(z, out) prox(v, mu, out) project(v, out) linear_mask(z, out) derivative(z, out)
  *   bregman_grad(y, z, out) psi(u) conj(z) bregman(y, z)
  *   xstep_bregman(x, z, g, mu) xstep_lifted(x, z, g, mu, gamma)   (in place on x, return x)
+ *   prox_l1(v, mu, alpha, out) project_l1(v, t, out)   (with an L1 penalty, blua/prox_l1.h)
  *
  * C code holding a blua.Act userdata gets its descriptor with lblua_checkact. */
 #include <math.h>
@@ -18,6 +19,7 @@
 
 #include "blua/penalty.h"
 #include "blua/prox.h"
+#include "blua/prox_l1.h"
 #include "lblua.h"
 
 #define ACT_MT "blua.Act"
@@ -124,6 +126,26 @@ static int act_xstep_lifted(lua_State *L) {
   blua_err err;
   lblua_check(L, blua_act_xstep_lifted(act, x, z, g, mu, gamma, &err), "xstep_lifted", &err);
   lua_settop(L, 2);
+  return 1;
+}
+
+static int act_prox_l1(lua_State *L) {
+  blua_act *act = lblua_checkact(L, 1);
+  blua_tensor *v = lblua_checktensor(L, 2);
+  double mu = check_number(L, 3, "mu"), alpha = check_number(L, 4, "alpha");
+  blua_tensor *out = out_arg(L, 5, v, "prox_l1");
+  blua_err err;
+  lblua_check(L, blua_act_prox_l1(act, out, v, mu, alpha, &err), "prox_l1", &err);
+  return 1;
+}
+
+static int act_project_l1(lua_State *L) {
+  blua_act *act = lblua_checkact(L, 1);
+  blua_tensor *v = lblua_checktensor(L, 2);
+  double t = check_number(L, 3, "t");
+  blua_tensor *out = out_arg(L, 4, v, "project_l1");
+  blua_err err;
+  lblua_check(L, blua_act_project_l1(act, out, v, t, &err), "project_l1", &err);
   return 1;
 }
 
@@ -260,7 +282,7 @@ static const luaL_Reg act_methods[] = {
     {"forward", act_forward}, {"prox", act_prox}, {"project", act_project}, {"linear_mask", act_linear_mask},
     {"derivative", act_derivative}, {"bregman_grad", act_bregman_grad}, {"psi", act_psi}, {"conj", act_conj},
     {"bregman", act_bregman}, {"xstep_bregman", act_xstep_bregman}, {"xstep_lifted", act_xstep_lifted},
-    {NULL, NULL}};
+    {"prox_l1", act_prox_l1}, {"project_l1", act_project_l1}, {NULL, NULL}};
 
 static const luaL_Reg solver_methods[] = {
     {"trial", solver_trial}, {"update", solver_update}, {"result", solver_result},

@@ -13,6 +13,8 @@
 --   a:derivative(z [, out])         σ'(z) (back-propagation)
 --   a:xstep_bregman(x, z, g, mu)    x ← prox_{μΦ}(x + μ (z − g)), in place, returns x
 --   a:xstep_lifted(x, z, g, mu, gamma)   x ← Π(x − μ (γ (x − z) + g)), in place, returns x
+--   a:prox_l1(v, mu, alpha [, out])      prox of mu·(Φ + alpha‖·‖₁) (an L1 penalty on top)
+--   a:project_l1(v, t [, out])           argmin over the range of t‖u‖₁ + ½‖u − v‖²
 --
 -- Methods that return tensors write into `out` when it is given (and return it) and
 -- allocate a new tensor otherwise. Fields: name, params (with defaults filled in), builtin,
@@ -86,7 +88,7 @@ local Builtin = {}
 local BuiltinMT = {__index = Builtin, __name = "blua.activation", __tostring = describe}
 
 for _, m in ipairs{"forward", "prox", "psi", "conj", "bregman", "bregman_grad", "project", "linear_mask",
-                   "derivative", "xstep_bregman", "xstep_lifted"} do
+                   "derivative", "xstep_bregman", "xstep_lifted", "prox_l1", "project_l1"} do
   Builtin[m] = function(self, ...)
     local k = self.kernel
     return k[m](k, ...)
@@ -258,6 +260,35 @@ end
 function User:xstep_lifted(x, z, g, mu, gamma)
   local v = C.xstep_lifted_point(x:clone(), x, z, g, mu, gamma)
   return x:copy(self:project(v))
+end
+
+-- The L1 term as a transformation of the point (docs/design.md): a shift by t when the range
+-- of σ is one-signed, else a soft-threshold by t (then σ(0) = 0, so the prox keeps signs).
+local function l1_transform(self, v, t)
+  local probe = fwd(self, blua.tensor{{0}, {-1e6}, {1e6}}, true)
+  local at0, low, high = probe:get(1, 1), probe:get(2, 1), probe:get(3, 1)
+  if low >= 0 then return v:clone():add(-t) end
+  if high <= 0 then return v:clone():add(t) end
+  if at0 ~= 0 then
+    error(string.format("bad penalty in 'prox_l1': activation '%s' has forward(0) = %g and a range of both signs; "
+      .. "an L1 penalty needs forward(0) = 0 or a one-signed range", self.name, at0), 3)
+  end
+  local magnitude = v:clone():abs():add(-t):cmax(0)
+  return v:clone():sign():cmul(magnitude)
+end
+
+function User:prox_l1(v, mu, alpha, out)
+  check_tensor(v, "prox_l1", "v")
+  check_mu("prox_l1", mu)
+  if type(alpha) ~= "number" or not (alpha >= 0 and alpha < math.huge) then
+    error(string.format("bad penalty in 'prox_l1': alpha must be non-negative and finite, got %s", tostring(alpha)), 2)
+  end
+  return self:prox(l1_transform(self, v, mu * alpha), mu, out)
+end
+
+function User:project_l1(v, t, out)
+  check_tensor(v, "project_l1", "v")
+  return self:project(l1_transform(self, v, t), out)
 end
 
 -- ---------------------------------------------------------------------------------------

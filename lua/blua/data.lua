@@ -257,4 +257,57 @@ function data.batches(d, batch_size, opts)
   end
 end
 
+-- ---------------------------------------------------------------------------------------
+-- denoising: centring and corrupted copies
+
+--- blua.data.centre(d [, mean]) → a copy of d whose x has the column mean subtracted, with the
+--- field mean (1 x d) that was used. Give the training set's mean to centre a test set the same
+--- way. y and the other fields are kept (shared, not copied). blua.data.center is the same.
+function data.centre(d, mean)
+  local n = check_set(d, "blua.data.centre")
+  local cols = d.x:dim() == 2 and d.x:size(2) or 1
+  if mean == nil then
+    mean = d.x:sumRows():mul(1 / n)
+  elseif not blua.isTensor(mean) or mean:nElement() ~= cols then
+    error(("size mismatch in 'blua.data.centre': mean must be a 1 x %d tensor"):format(cols), 2)
+  end
+  mean = mean:contiguous():view(1, cols)
+  return copy_fields(d, {x = d.x:clone():addRow(mean, -1), y = d.y, n = n, mean = mean,
+    name = (d.name or "data") .. " (centred)"})
+end
+data.center = data.centre
+
+--- blua.data.uncentre(t, mean) → t + mean on every row (a new tensor): back to the image scale.
+--- mean may be a data set that carries one (from blua.data.centre). blua.data.uncenter is the same.
+function data.uncentre(t, mean)
+  if type(mean) == "table" then mean = mean.mean end
+  if not blua.isTensor(t) or not blua.isTensor(mean) then
+    error("bad argument to 'blua.data.uncentre' (a tensor and the mean tensor expected)", 2)
+  end
+  return t:clone():addRow(mean:contiguous():view(1, mean:nElement()))
+end
+data.uncenter = data.uncentre
+
+--- blua.data.noisy(d, sigma [, {seed = n}]) → a denoising set {x = d.x + σ·N(0, 1), y = d.x (the
+--- clean rows, as targets), labels = d.y, n, mean = d.mean}. With a seed the noise reseeds the
+--- runtime's generator (blua.manualSeed(seed)), so the same seed gives the same noise.
+function data.noisy(d, sigma, opts)
+  local n = check_set(d, "blua.data.noisy")
+  if type(sigma) ~= "number" or not (sigma >= 0 and sigma < math.huge) then
+    error(("bad argument #2 to 'blua.data.noisy' (non-negative noise level expected, got %s)"):format(tostring(sigma)), 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "seed" then error(("bad option in 'blua.data.noisy': unknown option '%s' (known: seed)"):format(tostring(k)), 2) end
+  end
+  if opts.seed ~= nil then
+    if math.type(opts.seed) ~= "integer" then error("bad option in 'blua.data.noisy': seed must be an integer", 2) end
+    blua.manualSeed(opts.seed)
+  end
+  local r, c = d.x:size()
+  local x = blua.randn(r, c):mul(sigma):add(d.x)
+  return {x = x, y = d.x:clone(), labels = d.y, n = n, mean = d.mean, sigma = sigma,
+    name = ("%s + noise %g"):format(d.name or "data", sigma)}
+end
+
 return data

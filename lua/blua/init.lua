@@ -19,6 +19,7 @@ local submodules = {
   plot = "blua.plot",
   cli = "blua.cli",
   experiment = "blua.experiment",
+  invert = "blua.invert",
 }
 
 local lazy_names = {}

@@ -223,4 +223,57 @@ function metrics.topk(net, data, k)
   return hits / n
 end
 
+-- ---------------------------------------------------------------------------------------
+-- regression and denoising
+
+local function squared_error(a, b)
+  local d = a:clone():add(-1, b)
+  return d:dot(d)
+end
+
+--- Mean squared error per entry of net:forward(data.x) against the target matrix data.y.
+--- metrics.mse(a, b) with two tensors of one shape compares them directly.
+function metrics.mse(net, data)
+  if blua.isTensor(net) then
+    if not blua.isTensor(data) or net:nElement() ~= data:nElement() then
+      error("size mismatch in 'blua.metrics.mse': two tensors of one shape expected", 2)
+    end
+    return squared_error(net, data) / net:nElement()
+  end
+  check(data, "mse")
+  local out = net.sizes[#net.sizes]
+  if data.y:dim() ~= 2 or data.y:size(2) ~= out then
+    error(string.format("size mismatch in 'blua.metrics.mse': y needs %d columns (targets), got %s", out,
+      table.concat({data.y:size()}, "x")), 2)
+  end
+  local sum = 0
+  local n = each_chunk(net, data, function(_, X, first, count)
+    sum = sum + squared_error(X[#X], data.y:narrow(1, first, count))
+  end)
+  return sum / (n * out)
+end
+
+--- Peak signal-to-noise ratio in dB, 10 log10(peak² / mse), peak 1 (the [0, 1] image scale).
+--- A common offset of output and target (centred data, blua.data.centre) leaves it unchanged.
+--- metrics.psnr(a, b [, peak]) with two tensors compares them directly (e.g. noisy vs clean).
+function metrics.psnr(net, data, peak)
+  local mse = metrics.mse(net, data)
+  peak = peak or 1
+  return 10 * math.log(peak * peak / mse, 10)
+end
+
+--- Fraction in [0, 1] of exact zeros in layer l's activations σ_l(z_l) on data.x.
+function metrics.sparsity(net, data, l)
+  check(data, "sparsity")
+  if math.type(l) ~= "integer" or l < 1 or l > net:nLayers() then
+    error(string.format("bad argument #3 to 'blua.metrics.sparsity' (a layer in 1..%d expected, got %s)",
+      net:nLayers(), tostring(l)), 2)
+  end
+  local zeros = 0
+  local n = each_chunk(net, data, function(_, X)
+    zeros = zeros + X[l]:clone():abs():gt(0):mul(-1):add(1):sum()
+  end)
+  return zeros / (n * net.sizes[l + 1])
+end
+
 return metrics

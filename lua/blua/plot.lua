@@ -68,4 +68,76 @@ function plot.lines(opts)
   return nil, "gnuplot failed to write " .. opts.path
 end
 
+--- A grid of images as a PNG through gnuplot: one row of the grid per tensor in rows (its
+-- first `count` rows, each a flat image of shape[1] x shape[2] pixels), top to bottom.
+--   blua.plot.images{path = "grid.png", rows = {noisy, clean, out}, shape = {28, 28},
+--                    labels = {"noisy", "clean", "bregman"}, count = 10, mean = m}
+-- mean (optional, 1 x pixels): added back first (centred data). Values are shown on the
+-- [0, 1] grey scale (range = {lo, hi} to change it), clipped. Returns true, or nil and a message.
+function plot.images(opts)
+  if type(opts) ~= "table" or type(opts.path) ~= "string" or type(opts.rows) ~= "table" or #opts.rows == 0 then
+    error("blua.plot.images: {path = string, rows = {tensor, ...}, shape = {h, w}} expected", 2)
+  end
+  local shape = opts.shape or {28, 28}
+  local h, w = shape[1], shape[2]
+  local count = opts.count or 10
+  for i, t in ipairs(opts.rows) do
+    if not (type(t) == "userdata" and t.size and t:dim() == 2 and t:size(2) == h * w) then
+      error(string.format("size mismatch in 'blua.plot.images': row %d must be N x %d (shape %dx%d)", i, h * w, h, w), 2)
+    end
+    count = math.min(count, t:size(1))
+  end
+  if not plot.available() then return nil, "gnuplot not found (scripts/bootstrap installs gnuplot-nox)" end
+  local lo, hi = table.unpack(opts.range or {0, 1})
+  local gap = 2
+  local H, W = #opts.rows * (h + gap) - gap, count * (w + gap) - gap
+  local grid = {}
+  for r = 1, H do
+    local line = {}
+    for c = 1, W do line[c] = hi end -- white gaps
+    grid[r] = line
+  end
+  local mean = opts.mean and opts.mean:totable()
+  if mean and type(mean[1]) == "table" then mean = mean[1] end
+  for k, t in ipairs(opts.rows) do
+    local rows = t:narrow(1, 1, count):totable()
+    for i = 1, count do
+      local img = rows[i]
+      for p = 1, h * w do
+        local v = img[p] + (mean and mean[p] or 0)
+        local r, c = (k - 1) * (h + gap) + (p - 1) // w + 1, (i - 1) * (w + gap) + (p - 1) % w + 1
+        grid[r][c] = math.min(math.max(v, lo), hi)
+      end
+    end
+  end
+  local datafile = os.tmpname()
+  local f = assert(io.open(datafile, "w"))
+  for r = 1, H do f:write(table.concat(grid[r], " "), "\n") end
+  f:close()
+  local scale = opts.scale or 3
+  local left = opts.labels and 110 or 10
+  local cmds = {
+    string.format("set terminal pngcairo size %d,%d noenhanced font ',11'", W * scale + left + 10, H * scale + 20),
+    "set output " .. quote(opts.path),
+    "set palette grey", "unset colorbox", string.format("set cbrange [%g:%g]", lo, hi),
+    "unset border", "unset tics", "unset key",
+    string.format("set lmargin at screen %g", left / (W * scale + left + 10)),
+    "set rmargin at screen 0.99", "set tmargin at screen 0.99", "set bmargin at screen 0.01",
+    string.format("set xrange [-0.5:%g]", W - 0.5), string.format("set yrange [%g:-0.5]", H - 0.5),
+  }
+  for k, name in ipairs(opts.labels or {}) do
+    cmds[#cmds + 1] = string.format("set label %d %s at -2,%g right", k, quote(name), (k - 1) * (h + gap) + h / 2)
+  end
+  cmds[#cmds + 1] = "plot " .. quote(datafile) .. " matrix with image"
+  local script = os.tmpname()
+  f = assert(io.open(script, "w"))
+  f:write(table.concat(cmds, "\n"), "\n")
+  f:close()
+  local ok = os.execute("gnuplot " .. script .. " 2>/dev/null")
+  os.remove(script)
+  os.remove(datafile)
+  if ok == true or ok == 0 then return true end
+  return nil, "gnuplot failed to write " .. opts.path
+end
+
 return plot
