@@ -105,3 +105,17 @@ describe("blua.plot.images", function()
       "size mismatch in 'blua.plot.images': row 1 must be N x 4 (shape 2x2)")
   end)
 end)
+
+describe("blua.nn.mlp's default initialisation", function()
+  it("is He for classifiers and Glorot for regression and autoencoders", function()
+    blua.manualSeed(1)
+    local clf = blua.nn.mlp{400, 300, 10}
+    local ae = blua.nn.mlp{400, 300, 400, output = "identity"}
+    assert.equal("he", clf.init)
+    assert.equal("glorot", ae.init)
+    local function sd(t) return math.sqrt(t:dot(t) / t:nElement()) end
+    assert.near(math.sqrt(2 / 400), sd(clf.W[1]), 0.002)
+    assert.near(math.sqrt(2 / 700), sd(ae.W[1]), 0.002)
+    assert.equal("he", blua.nn.mlp{400, 300, 400, output = "identity", init = "he"}.init)
+  end)
+end)

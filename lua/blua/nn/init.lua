@@ -221,6 +221,7 @@ local inits = {
 }
 
 --- blua.nn.mlp{784, 64, 64, 64, 10, activation = "relu", output = "softmax", init = "he"}
+-- init defaults to "he" with a softmax output and to "glorot" otherwise.
 -- activation: a name, an activation object, or a list with one per hidden layer.
 -- Weights are drawn from the seeded generator (blua.manualSeed), biases start at zero.
 function nn.mlp(spec)
@@ -252,7 +253,9 @@ function nn.mlp(spec)
     acts[l] = act_spec(a, "hidden layer " .. l)
   end
   acts[L] = act_spec(spec.output or "softmax", "the output layer")
-  local init = spec.init or "he"
+  -- He suits classifiers (softmax output) with ReLU layers; a regression or autoencoder
+  -- output (identity, sigmoid, ...) underfits with it, so those default to Glorot.
+  local init = spec.init or (acts[L].name == "softmax" and "he" or "glorot")
   local scale = inits[init]
   if not scale then error(string.format("blua.nn.mlp: unknown init '%s' (accepted: glorot, he)", tostring(init)), 2) end
   local net = setmetatable({sizes = sizes, activations = acts, W = {}, b = {}, init = init}, MLP)

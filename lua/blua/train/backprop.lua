@@ -8,8 +8,9 @@ local backprop = {}
 -- Gradients of the mean loss over the batch into grads (grads[l]: block l's gradient
 -- tensors, in the order of its params()); returns the loss. ws holds the batch's scratch
 -- tensors Z, X, D (deltas) and G. rows (default: the rows of xb)
--- is the size of the global batch when xb is one share of it.
-function backprop.gradients(net, xb, yb, ws, grads, rows)
+-- is the size of the global batch when xb is one share of it. l1 = {[l] = alpha} adds
+-- α‖σ_l(z_l)‖₁ per sample to the loss (docs/design.md, "L1 penalties on auxiliary variables").
+function backprop.gradients(net, xb, yb, ws, grads, rows, l1)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
   X[0] = xb
@@ -20,6 +21,7 @@ function backprop.gradients(net, xb, yb, ws, grads, rows)
   local out = net:activation(L)
   local scale = 1 / (rows or xb:size(1))
   local loss = out:bregman(yb, Z[L]) * scale
+  for l, alpha in pairs(l1 or {}) do loss = loss + alpha * scale * ws.G[l]:copy(X[l]):abs():sum() end
   -- The output layer's Bregman penalty is the loss (softmax: cross-entropy; identity: squared
   -- error), and its gradient in Z_L is σ(Z_L) − y.
   out:bregman_grad(yb, Z[L], D[L])
@@ -28,6 +30,9 @@ function backprop.gradients(net, xb, yb, ws, grads, rows)
     b:wgrad(X[l - 1], D[l], scale, grads[l])
     if l > 1 then
       b:adjoint(D[l], D[l - 1], 1)
+      -- the L1 term's subgradient α sign(x) (0 at 0) joins before the σ' factor
+      local alpha = l1 and l1[l - 1]
+      if alpha then D[l - 1]:add(alpha, ws.G[l - 1]:copy(X[l - 1]):sign()) end
       D[l - 1]:cmul(net:activation(l - 1):derivative(Z[l - 1], ws.G[l - 1]))
     end
   end
@@ -37,14 +42,14 @@ end
 -- One mini-batch, given as row shares {x =, y =, ws =} of a batch of `rows` rows (see
 -- lifted.batch_step): the parts' gradients summed in order, then the optimiser step.
 -- Returns the batch's mean loss.
-function backprop.batch_step(net, parts, stepper, lr, rows)
+function backprop.batch_step(net, parts, stepper, lr, rows, l1)
   local loss = 0
   for j, part in ipairs(parts) do
     if j == 1 then
-      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, stepper.block_grads, rows)
+      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, stepper.block_grads, rows, l1)
     else
       local spare, spare_blocks = lifted.spare_grads(stepper)
-      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, spare_blocks, rows)
+      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, spare_blocks, rows, l1)
       for i, g in ipairs(stepper.grads) do g:add(spare[i]) end
     end
   end

@@ -70,9 +70,10 @@ function train.backprop(net, data, opts) return loop.run("backprop", net, data, 
 -- backprop: of the mean loss over the rows of x (the loss is the second result). bregman / lifted: of the mean lifted energy
 -- at the auxiliary variables opts.X ({[1] = X1, ...}; default the forward pass), with the
 -- targets as X[L], and the loss weighted by opts.loss_weight (default 1, as blua.metrics.energy).
--- opts.lua = true uses the tensor-method path instead of the C kernels.
+-- opts.lua = true uses the tensor-method path instead of the C kernels. opts.l1 = {[l] = alpha}
+-- as the trainers' option (it enters the back-prop loss; the lifted W-gradients do not see it).
 function train.gradients(method, net, x, y, opts)
-  opts = check_opts("gradients", opts, {X = true, gamma = true, loss_weight = true, lua = true})
+  opts = check_opts("gradients", opts, {X = true, gamma = true, loss_weight = true, lua = true, l1 = true})
   if method ~= "backprop" and method ~= "bregman" and method ~= "lifted" then
     error(string.format("blua.train.gradients: unknown method '%s' (accepted: backprop, bregman, lifted)", tostring(method)), 2)
   end
@@ -93,7 +94,8 @@ function train.gradients(method, net, x, y, opts)
       per_block[l][j] = grads[#grads]
     end
   end
-  if method == "backprop" then return grads, backprop.gradients(net, x, Y, ws, per_block) end
+  local l1 = options.check_l1("gradients", net, opts.l1)
+  if method == "backprop" then return grads, backprop.gradients(net, x, Y, ws, per_block, nil, l1) end
   local o = {gamma = opts.gamma or options.method_defaults.lifted.gamma, loss_weight = opts.loss_weight}
   local batch = lifted.new_batch(net, method == "bregman" and "bregman" or "quadratic", o, ws, opts.lua)
   batch:forward(x, Y)
@@ -107,9 +109,9 @@ end
 
 --- One X-step of hidden layer l, in place on X[l] (X as in train.gradients, X[L] = one-hot
 -- targets). mu defaults to mu_scale (1) times the safe step for the energy with the loss weighted
--- by opts.loss_weight (default 1); returns the step used.
+-- by opts.loss_weight (default 1); returns the step used. opts.l1 = {[l] = alpha} as the trainers'.
 function train.xstep(method, net, X, l, opts)
-  opts = check_opts("xstep", opts, {mu = true, mu_scale = true, gamma = true, loss_weight = true, lua = true})
+  opts = check_opts("xstep", opts, {mu = true, mu_scale = true, gamma = true, loss_weight = true, lua = true, l1 = true})
   if method ~= "bregman" and method ~= "lifted" then
     error(string.format("blua.train.xstep: unknown method '%s' (accepted: bregman, lifted)", tostring(method)), 2)
   end
@@ -128,7 +130,8 @@ function train.xstep(method, net, X, l, opts)
     if X[k] == nil then error(string.format("blua.train.xstep: X[%d] is missing (X[1..L-1] auxiliary variables, X[L] the targets)", k), 2) end
   end
   check_aux("xstep", net, X, X[0]:size(1), 1, L)
-  local o = {gamma = opts.gamma or options.method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0, loss_weight = opts.loss_weight}
+  local o = {gamma = opts.gamma or options.method_defaults.lifted.gamma, mu = opts.mu_scale or 1.0,
+    loss_weight = opts.loss_weight, l1_layers = options.check_l1("xstep", net, opts.l1)}
   local penalty = method == "bregman" and "bregman" or "quadratic"
   local ws = {X = X, Z = {}, G = {}, D = {}}
   local rows = X[0]:size(1)

@@ -61,7 +61,7 @@ function lifted.new_batch(net, penalty, o, ws, lua)
     blocks[l] = net:block(l)
   end
   return setmetatable({net = net, penalty = penalty, o = o, ws = ws, X = ws.X, Z = ws.Z, fast = fast, blocks = blocks,
-    gamma = o.gamma or 0, beta = o.loss_weight or 1, current = {}}, Batch)
+    gamma = o.gamma or 0, beta = o.loss_weight or 1, l1 = o.l1_layers or {}, current = {}}, Batch)
 end
 
 function Batch:z(l)
@@ -105,14 +105,24 @@ function Batch:xstep(l, mu)
   local L = net:nLayers()
   local z, zn, g = self:z(l), self:z(l + 1), ws.G[l]
   local nextb = self.blocks[l + 1]
-  if self.fast[l] and self.fast[l + 1] and nextb.dense then
+  local alpha = self.l1[l] -- an L1 term on this layer folds into the prox (docs/design.md)
+  if self.fast[l] and self.fast[l + 1] and nextb.dense and not alpha then
     blua._xstep(self.penalty, net:activation(l), net:activation(l + 1), net.W[l + 1], net.b[l + 1],
       l + 1 == L and self.beta or nil, z, zn, X[l], X[l + 1], mu, self.gamma, g)
   else
     residual_lua(self, l + 1, zn)
     nextb:adjoint(zn, g, l + 1 == L and self.beta or 1)   -- g = A*_{l+1} r
     local act = net:activation(l)
-    if self.fast[l] then
+    if alpha then
+      local v = ws.D[l]
+      if self.penalty == "bregman" then
+        v:copy(X[l]):add(mu, z):add(-mu, g)
+        act:prox_l1(v, mu, alpha, X[l])                     -- x ← prox_{μ(Φ + α|·|)}(x + μ (z − g))
+      else
+        v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
+        act:project_l1(v, mu * alpha, X[l])                 -- argmin over C of μα|u| + ½(u − v)²
+      end
+    elseif self.fast[l] then
       if self.penalty == "bregman" then act:xstep_bregman(X[l], z, g, mu) else act:xstep_lifted(X[l], z, g, mu, self.gamma) end
     else
       local v = ws.D[l]
@@ -128,8 +138,16 @@ function Batch:xstep(l, mu)
   self.current[l + 1] = false -- zn now holds the residual, and X[l] has moved
 end
 
--- The layer's term of the energy at the current X (nil when the activation has none).
+-- The layer's term of the energy at the current X (nil when the activation has none),
+-- with the layer's L1 term α‖X_l‖₁ when it has one.
 function Batch:energy(l)
+  local e = self:penalty_energy(l)
+  local alpha = self.l1[l]
+  if e and alpha then e = e + alpha * self.ws.D[l]:copy(self.X[l]):abs():sum() end
+  return e
+end
+
+function Batch:penalty_energy(l)
   local act = self.net:activation(l)
   local is_output = l == self.net:nLayers()
   if self.fast[l] then return blua._energy(self.penalty, act, is_output, self.gamma, self.X[l], self:z(l)) end

@@ -95,7 +95,7 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
     local sum = dist and distributed.sum_tensor or nil
     local ok, loss, energies
     if method == "backprop" then
-      ok, loss = pcall(backprop.batch_step, net, parts, state.stepper, lr, #idx)
+      ok, loss = pcall(backprop.batch_step, net, parts, state.stepper, lr, #idx, o.l1_layers)
     else
       ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, parts, state.stepper, lr, #idx, sum)
     end
@@ -132,6 +132,7 @@ end
 function loop.run(method, net, data, opts)
   local o = options.check(method, opts, net)
   options.check_network(method, net, nil, o)
+  o.l1_layers = options.check_l1(method, net, o.l1)
   data = options.check_data(method, net, data, "data")
   local test = o.test and options.check_data(method, net, o.test, "opts.test")
   local dist = distributed.setup("blua.train." .. method, o)

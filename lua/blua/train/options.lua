@@ -17,6 +17,8 @@ function options.common_defaults()
     distributed = false,  -- "data": split every mini-batch over the ranks of mpirun (blua.dist)
     batch_shards = 1,     -- sum each batch's gradient from this many row shares: a single process
                           -- then forms the sums a data-parallel run over that many ranks forms
+    l1 = false,           -- {[l] = alpha}: α‖x_l‖₁ on hidden layer l's auxiliary variables
+                          -- (back-prop: on its activations), docs/design.md "L1 penalties"
   }
 end
 
@@ -175,6 +177,9 @@ function options.check(method, opts, net)
     error(string.format("blua.train.%s: on_gradients must be a function", method), 3)
   end
   check_kinds(method, o)
+  if o.l1 and type(o.l1) ~= "table" then
+    error(string.format("blua.train.%s: l1 must be a table {[layer] = alpha}", method), 3)
+  end
   return o
 end
 
@@ -190,6 +195,27 @@ end
 -- probability rows, or real values for regression).
 function options.is_labels(net, cols)
   return cols == 1 and net.sizes[#net.sizes] > 1
+end
+
+-- The L1 weights {[l] = alpha > 0} of an l1 option, checked against the network: hidden
+-- layers only, non-negative finite weights, no softmax layer (errors at level 3).
+function options.check_l1(method, net, l1)
+  local out = {}
+  for l, alpha in pairs(l1 or {}) do
+    if math.type(l) ~= "integer" or l < 1 or l >= net:nLayers() then
+      error(string.format("blua.train.%s: l1 layer %s is not a hidden layer (1..%d)", method, tostring(l),
+        net:nLayers() - 1), 3)
+    end
+    if type(alpha) ~= "number" or not (alpha >= 0 and alpha < math.huge) then
+      error(string.format("blua.train.%s: l1 weight of layer %d must be a non-negative number, got %s", method, l,
+        tostring(alpha)), 3)
+    end
+    if net:activation(l).name == "softmax" then
+      error(string.format("blua.train.%s: l1 on layer %d: softmax takes no L1 penalty", method, l), 3)
+    end
+    if alpha > 0 then out[l] = alpha end
+  end
+  return out
 end
 
 -- A data set {x =, y =} that fits the network (errors at level 3: the trainer's caller).

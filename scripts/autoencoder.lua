@@ -1,0 +1,123 @@
+-- Sparse denoising autoencoders on Fashion-MNIST, the paper's second experiment: centred
+-- images, 784-784-784-784-784 with ReLU, ReLU, soft-threshold ρ (the code, layer 3), ReLU,
+-- identity; energy Σ_l B_l + α‖x_3‖₁. Lifted Bregman, classical lifted and back-propagation
+-- (α‖σ(z_3)‖₁ on its activations), on the first 1 000 and 10 000 training images, several
+-- seeds. Writes OUT/autoencoder.md (test PSNR, code sparsity, time) and OUT/autoencoder.png
+-- (noisy / clean / each method, on test images), and with --save DIR each method's seed-1
+-- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
+--   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.01]
+--                                [--rho 0.1] [--out docs/results] [--save results] [--quick]
+local blua = require "blua"
+
+local o = blua.cli.parse(arg, {
+  {"sizes", "string", "1000,10000", "training set sizes (first images of the training set)"},
+  {"seeds", "integer", 3, "seeds per size and method"},
+  {"epochs", "integer", 10, "epochs"},
+  {"sigma", "number", 0.3, "noise level σ on the [0, 1] pixel scale"},
+  {"alpha", "number", 0.01, "L1 weight α on the code layer"},
+  {"rho", "number", 0.1, "threshold ρ of the code layer's soft-threshold"},
+  {"width", "integer", 784, "width of the hidden layers"},
+  {"methods", "string", "bregman,lifted,backprop", "methods, comma-separated"},
+  {"test_size", "integer", 10000, "test images"},
+  {"threads", "integer", 0, "threads (0: the runtime's default)"},
+  {"out", "string", "docs/results", "folder of the report and the image grid"},
+  {"save", "string", "", "folder for each method's seed-1 network of the largest size"},
+  {"quick", "flag", false, "a smoke test: 200 images, 1 seed, 2 epochs, width 32"},
+}, {name = "autoencoder.lua", usage = "blua scripts/autoencoder.lua [options]"})
+
+if o.threads > 0 then blua.setNumThreads(o.threads) end
+local sizes, methods = {}, {}
+for s in o.sizes:gmatch("%d+") do sizes[#sizes + 1] = math.tointeger(tonumber(s)) end
+for m in o.methods:gmatch("[%a_]+") do methods[#methods + 1] = m end
+if o.quick then sizes, o.seeds, o.epochs, o.width, o.test_size = {200}, 1, 2, 32, 200 end
+
+-- Centred images (the training set's mean image), then Gaussian noise of level σ; the targets
+-- are the clean centred images. The noise is seeded, so every method sees the same.
+local train_all = blua.data.fashion("train")
+local largest = math.max(table.unpack(sizes))
+local clean = blua.data.centre(blua.data.subset(train_all, 1, largest))
+local test = blua.data.noisy(blua.data.centre(blua.data.subset(blua.data.fashion("test"), 1, o.test_size), clean.mean),
+  o.sigma, {seed = 2})
+local noisy_psnr = blua.metrics.psnr(test.x, test.y)
+print(string.format("Fashion-MNIST, σ = %g: noisy test input %.2f dB PSNR", o.sigma, noisy_psnr))
+
+local function network(seed)
+  blua.manualSeed(seed)
+  local w = o.width
+  return blua.nn.mlp{784, w, w, w, 784, output = "identity",
+    activation = {"relu", "relu", {name = "soft_threshold", params = {lambda = o.rho}}}}
+end
+
+local results, grids = {}, {}
+for _, n in ipairs(sizes) do
+  local train = blua.data.noisy(blua.data.subset(clean, 1, n), o.sigma, {seed = 1})
+  train.mean = clean.mean
+  for _, method in ipairs(methods) do
+    local r = {psnr = {}, sparsity = {}, time = {}, train_psnr = {}}
+    for seed = 1, o.seeds do
+      local net = network(seed)
+      local t0 = blua.clock()
+      blua.train[method](net, train, {epochs = o.epochs, seed = seed, verbose = false, l1 = {[3] = o.alpha}})
+      local t = blua.clock() - t0
+      r.psnr[seed], r.sparsity[seed], r.time[seed] = blua.metrics.psnr(net, test), blua.metrics.sparsity(net, test, 3), t
+      r.train_psnr[seed] = blua.metrics.psnr(net, train)
+      print(string.format("n = %-6d %-9s seed %d  test %.2f dB  train %.2f dB  code zeros %.1f%%  %.1f s", n, method, seed,
+        r.psnr[seed], r.train_psnr[seed], 100 * r.sparsity[seed], t))
+      if seed == 1 and n == largest then
+        grids[method] = net:forward(test.x:narrow(1, 1, 10))
+        if o.save ~= "" then
+          os.execute("mkdir -p '" .. o.save .. "'")
+          blua.save(o.save .. "/autoencoder-" .. method .. ".blua", {net = net, mean = clean.mean, sigma = o.sigma,
+            alpha = o.alpha, rho = o.rho, n = n})
+        end
+      end
+    end
+    results[#results + 1] = {n = n, method = method, r = r}
+  end
+end
+
+local function stats(t)
+  local m = 0
+  for _, v in ipairs(t) do m = m + v end
+  m = m / #t
+  local s = 0
+  for _, v in ipairs(t) do s = s + (v - m) ^ 2 end
+  return m, #t > 1 and math.sqrt(s / (#t - 1)) or 0
+end
+
+local names = {bregman = "Bregman lifted", lifted = "classical lifted", backprop = "back-prop"}
+local lines = {
+  "# Sparse denoising autoencoder (Fashion-MNIST)",
+  "",
+  string.format("Command: `blua scripts/autoencoder.lua%s` (σ = %g, α = %g, ρ = %g, %d epochs, %d-wide hidden layers, " ..
+    "seeds 1..%d, %d test images). Noisy test input: **%.2f dB**. Mean ± standard deviation over seeds.",
+    table.concat(arg, " "):gsub("^(.)", " %1"), o.sigma, o.alpha, o.rho, o.epochs, o.width, o.seeds, o.test_size, noisy_psnr),
+  "",
+  "| training images | method | test PSNR (dB) | gain over noisy (dB) | train PSNR (dB) | code zeros (%) | time (s) |",
+  "|---|---|---|---|---|---|---|",
+}
+for _, e in ipairs(results) do
+  local p, ps = stats(e.r.psnr)
+  local tp = stats(e.r.train_psnr)
+  local s, ss = stats(e.r.sparsity)
+  local t = stats(e.r.time)
+  lines[#lines + 1] = string.format("| %d | %s | %.2f ± %.2f | %+.2f | %.2f | %.1f ± %.1f | %.1f |", e.n, names[e.method] or e.method,
+    p, ps, p - noisy_psnr, tp, 100 * s, 100 * ss, t)
+end
+os.execute("mkdir -p '" .. o.out .. "'")
+local suffix = o.quick and "-quick" or ""
+local path = o.out .. "/autoencoder" .. suffix .. ".md"
+local f = assert(io.open(path, "w"))
+f:write(table.concat(lines, "\n"), "\n")
+f:close()
+print(table.concat(lines, "\n"))
+print("report: " .. path)
+
+local rows, labels = {test.x:narrow(1, 1, 10), test.y:narrow(1, 1, 10)}, {"noisy", "clean"}
+for _, method in ipairs(methods) do
+  rows[#rows + 1] = grids[method]
+  labels[#labels + 1] = names[method] or method
+end
+local ok, err = blua.plot.images{path = o.out .. "/autoencoder" .. suffix .. ".png", rows = rows, labels = labels,
+  shape = {28, 28}, mean = clean.mean}
+print(ok and ("images: " .. o.out .. "/autoencoder" .. suffix .. ".png") or ("no image grid: " .. tostring(err)))

@@ -1,0 +1,51 @@
+-- scripts/autoencoder.lua and scripts/compressed_sensing.lua end to end in their quick modes:
+-- they run, print their tables and write the report, the image grid and the plot.
+local blua = require "blua"
+local support = require "tests.support"
+
+local exe = os.getenv("BLUA_EXE") or "build/blua"
+
+local function run(args)
+  local p = io.popen(string.format("%s %s 2>&1", exe, args))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+describe("the autoencoder and compressed sensing scripts", function()
+  it("refuse unknown options", function()
+    local out, code = run("scripts/autoencoder.lua --sigm 0.1")
+    assert.equal(2, code)
+    assert.truthy(out:find("unknown option --sigm", 1, true), out)
+    out, code = run("scripts/compressed_sensing.lua --help")
+    assert.equal(0, code)
+    assert.truthy(out:find("--model", 1, true), out)
+  end)
+
+  if not pcall(blua.data.fashion, "test") then
+    pending("Fashion-MNIST is not fetched (scripts/fetch-data)")
+    return
+  end
+
+  it("write their reports, grids and plots in quick mode", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out, code = run("scripts/autoencoder.lua --quick --out " .. dir)
+    assert.equal(0, code, out)
+    local report = support.read_file(dir .. "/autoencoder-quick.md")
+    for _, name in ipairs{"Bregman lifted", "classical lifted", "back-prop"} do
+      assert.truthy(report:find("| 200 | " .. name .. " | ", 1, true), report)
+    end
+    assert.truthy(report:find("Noisy test input: **10.", 1, true), report) -- σ = 0.3: about 10.5 dB
+    out, code = run("scripts/compressed_sensing.lua --quick --out " .. dir)
+    assert.equal(0, code, out)
+    report = support.read_file(dir .. "/compressed_sensing-quick.md")
+    assert.truthy(report:find("| 25 | ", 1, true), report)
+    assert.truthy(report:find("| 100 | ", 1, true), report)
+    if blua.plot.available() then
+      assert.equal("\137PNG", support.read_file(dir .. "/autoencoder-quick.png"):sub(1, 4))
+      assert.equal("\137PNG", support.read_file(dir .. "/compressed_sensing-quick.png"):sub(1, 4))
+    end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
