@@ -18,7 +18,7 @@ local o = blua.cli.parse(arg, {
   {"rho", "number", 0.1, "threshold ρ of the code layer's soft-threshold"},
   {"width", "integer", 784, "width of the hidden layers"},
   {"methods", "string", "bregman,lifted,backprop", "methods, comma-separated"},
-  {"test_size", "integer", 10000, "test images"},
+  {"test-size", "integer", 10000, "test images"},
   {"threads", "integer", 0, "threads (0: the runtime's default)"},
   {"out", "string", "docs/results", "folder of the report and the image grid"},
   {"save", "string", "", "folder for each method's seed-1 network of the largest size"},
