@@ -240,7 +240,7 @@ function metrics.mse(net, data)
     end
     return squared_error(net, data) / net:nElement()
   end
-  check(data, "mse")
+  check(net, data, "mse")
   local out = net.sizes[#net.sizes]
   if data.y:dim() ~= 2 or data.y:size(2) ~= out then
     error(string.format("size mismatch in 'blua.metrics.mse': y needs %d columns (targets), got %s", out,
@@ -264,7 +264,7 @@ end
 
 --- Fraction in [0, 1] of exact zeros in layer l's activations σ_l(z_l) on data.x.
 function metrics.sparsity(net, data, l)
-  check(data, "sparsity")
+  check(net, data, "sparsity")
   if math.type(l) ~= "integer" or l < 1 or l > net:nLayers() then
     error(string.format("bad argument #3 to 'blua.metrics.sparsity' (a layer in 1..%d expected, got %s)",
       net:nLayers(), tostring(l)), 2)
