@@ -6,7 +6,8 @@
 -- (noisy / clean / each method, on test images), and with --save DIR each method's seed-1
 -- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
 --   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.01]
---                                [--rho 0.1] [--out docs/results] [--save results] [--quick]
+--                                [--rho 0.1] [--loss-weight 1] [--bregman-mu 2] [--methods ...]
+--                                [--out docs/results] [--save results] [--quick]
 local blua = require "blua"
 
 local o = blua.cli.parse(arg, {
@@ -17,7 +18,8 @@ local o = blua.cli.parse(arg, {
   {"alpha", "number", 0.01, "L1 weight α on the code layer"},
   {"rho", "number", 0.1, "threshold ρ of the code layer's soft-threshold"},
   {"width", "integer", 784, "width of the hidden layers"},
-  {"loss-weight", "number", 0.3, "Bregman's loss weight β (library default 0.1; RESULTS.md has the sweep)"},
+  {"bregman-mu", "number", 2.0, "Bregman's X-step multiplier mu (library default 1; RESULTS.md has the sweep)"},
+  {"loss-weight", "number", 1.0, "Bregman's loss weight β (library default 0.1; RESULTS.md has the sweep)"},
   {"methods", "string", "bregman,lifted,backprop", "methods, comma-separated"},
   {"test-size", "integer", 10000, "test images"},
   {"threads", "integer", 0, "threads (0: the runtime's default)"},
@@ -59,7 +61,7 @@ for _, n in ipairs(sizes) do
       local net = network(seed)
       local t0 = blua.clock()
       local opts = {epochs = o.epochs, seed = seed, verbose = false, l1 = {[3] = o.alpha}}
-      if method == "bregman" then opts.loss_weight = o.loss_weight end
+      if method == "bregman" then opts.loss_weight, opts.mu = o.loss_weight, o.bregman_mu end
       blua.train[method](net, train, opts)
       local t = blua.clock() - t0
       r.psnr[seed], r.sparsity[seed], r.time[seed] = blua.metrics.psnr(net, test), blua.metrics.sparsity(net, test, 3), t
@@ -93,10 +95,11 @@ local lines = {
   "# Sparse denoising autoencoder (Fashion-MNIST)",
   "",
   string.format("Command: `blua scripts/autoencoder.lua%s` (σ = %g, α = %g, ρ = %g, %d epochs, %d-wide hidden layers, " ..
-    "seeds 1..%d, %d test images; Bregman's loss weight β = %g, every other option the library default). " ..
+    "seeds 1..%d, %d test images; Bregman's loss weight β = %g and X-step multiplier mu = %g, every other option " ..
+    "the library default). " ..
     "Noisy test input: **%.2f dB**. Mean ± standard deviation over seeds.",
     #arg > 0 and " " .. table.concat(arg, " ") or "", o.sigma, o.alpha, o.rho, o.epochs, o.width, o.seeds, o.test_size,
-    o.loss_weight, noisy_psnr),
+    o.loss_weight, o.bregman_mu, noisy_psnr),
   "",
   "| training images | method | test PSNR (dB) | gain over noisy (dB) | train PSNR (dB) | code zeros (%) | time (s) |",
   "|---|---|---|---|---|---|---|",

@@ -115,7 +115,7 @@ function plot.images(opts)
   for r = 1, H do f:write(table.concat(grid[r], " "), "\n") end
   f:close()
   local scale = opts.scale or 3
-  local left = opts.labels and 110 or 10
+  local left = opts.labels and 140 or 10
   local cmds = {
     string.format("set terminal pngcairo size %d,%d noenhanced font ',11'", W * scale + left + 10, H * scale + 20),
     "set output " .. quote(opts.path),
