@@ -313,23 +313,14 @@ typedef struct loader {
 
 static void load_value(loader *D);
 
-/* Pushes the metatable registered as name; a name of a blua submodule ("blua.nn.Network")
- * first requires that module, which registers its types when loaded. */
+/* Pushes the metatable registered as name. Only the registry is consulted: loading never
+ * requires a module (a module found through package.path could be any file, for example one in
+ * the working directory). blua.load (lua/blua/init.lua) loads blua's own modules that define
+ * saveable types before it calls this loader. */
 static void push_type(loader *D, const char *name, size_t len) {
   lua_State *L = D->L;
   lua_pushlstring(L, name, len);
   if (lua_rawget(L, D->byname) == LUA_TTABLE) return;
-  lua_pop(L, 1);
-  const char *dot = NULL;
-  for (size_t i = len; i > 0; i--)
-    if (name[i - 1] == '.') { dot = name + i - 1; break; }
-  if (len > 5 && memcmp(name, "blua.", 5) == 0 && dot && dot > name + 5 &&
-      lua_getglobal(L, "require") == LUA_TFUNCTION) {
-    lua_pushlstring(L, name, (size_t)(dot - name));
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-    lua_pushlstring(L, name, len);
-    if (lua_rawget(L, D->byname) == LUA_TTABLE) return;
-  }
   lua_pop(L, 1);
   lua_pushlstring(L, name, len);
   LFAIL(D, "unknown type '%s' (register it with blua.register_type before loading)", lua_tostring(L, -1));
@@ -448,13 +439,19 @@ static int l_load(lua_State *L) {
 
 /* ---- data-set helpers ---- */
 
-/* blua._idx(path [, scale [, shift]]) -> tensor, {type=, dims={...}, compressed=} */
+/* blua._idx(path [, scale [, shift [, max_elements]]]) -> tensor, {type=, dims={...}, compressed=} */
 static int l_idx(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   double scale = luaL_optnumber(L, 2, 1.0), shift = luaL_optnumber(L, 3, 0.0);
+  lua_Integer max = BLUA_MAX_ELEMENTS;
+  if (!lua_isnoneornil(L, 4)) {
+    max = lblua_checkint(L, 4, "max_elements", "blua.data.idx");
+    if (max < 1) luaL_error(L, "bad max_elements in 'blua.data.idx': %I (must be positive)", (LUAI_UACINT)max);
+    if (max > BLUA_MAX_ELEMENTS) max = BLUA_MAX_ELEMENTS;
+  }
   blua_idx_info info;
   blua_err err;
-  blua_tensor *t = blua_idx_load_scaled(path, scale, shift, &info, &err);
+  blua_tensor *t = blua_idx_load_opts(path, scale, shift, (int64_t)max, &info, &err);
   lblua_pushresult(L, t, "blua.data.idx", &err);
   lua_createtable(L, 0, 3);
   lua_pushstring(L, blua_idx_type_name(info.type));

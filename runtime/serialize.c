@@ -235,15 +235,23 @@ int blua_checkpoint_write(const char *path, const blua_buf *payload, blua_err *e
   }
 
   int status = BLUA_ERROR;
+  /* An existing regular file keeps its mode, and one that nobody may write is not replaced
+   * (the rename would bypass its permissions, since it only needs the directory). */
+  struct stat old;
+  int have_old = lstat(path, &old) == 0 && S_ISREG(old.st_mode);
+  if (have_old && ((old.st_mode & 0222) == 0 || access(path, W_OK) != 0)) {
+    blua_fail(err, "cannot save: '%s': the file is read-only (mode %03o)", path, (unsigned)(old.st_mode & 0777));
+    goto out;
+  }
   int fd = mkstemp(tmp);
   if (fd < 0) {
     blua_fail(err, "cannot save: '%s': cannot create a temporary file beside it: %s", path, strerror(errno));
     goto out;
   }
-  /* mkstemp makes the file 0600; give it the mode a plain fopen would have. */
+  /* mkstemp makes the file 0600: give it the old file's mode, or the mode a plain fopen would. */
   mode_t mask = umask(0);
   umask(mask);
-  if (fchmod(fd, 0666 & ~mask) != 0 || write_all(fd, h, sizeof h) != 0 ||
+  if (fchmod(fd, have_old ? old.st_mode & 07777 : 0666 & ~mask) != 0 || write_all(fd, h, sizeof h) != 0 ||
       each_piece(payload, write_piece, &fd) != 0 || fsync(fd) != 0) {
     blua_fail(err, "cannot save: '%s': %s", path, strerror(errno));
     close(fd);
@@ -314,7 +322,9 @@ int blua_checkpoint_open(const char *path, blua_cursor *c, blua_err *err) {
   memset(c, 0, sizeof *c);
   c->fd = -1;
   c->path = path;
-  int fd = open(path, O_RDONLY);
+  /* O_NONBLOCK: opening a FIFO with no writer would otherwise block; only regular files pass
+   * the check below, and for those the flag changes nothing, but it is cleared anyway. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return blua_fail(err, "cannot open checkpoint: '%s': %s", path, strerror(errno));
   c->fd = fd;
   struct stat st;
@@ -326,6 +336,8 @@ int blua_checkpoint_open(const char *path, blua_cursor *c, blua_err *err) {
     blua_cur_fail(c, err, "not a regular file");
     goto fail;
   }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   uint64_t size = (uint64_t)st.st_size;
   if (size == 0) {
     blua_cur_fail(c, err, "the file is empty");

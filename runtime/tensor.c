@@ -130,6 +130,26 @@ blua_tensor *blua_tensor_eye(int64_t n, blua_err *err) {
   return t;
 }
 
+int blua_tensor_resize1d(blua_tensor *t, int64_t n, blua_err *err) {
+  blua_storage *s = t->storage;
+  if (t->dim != 1 || t->offset != 0 || s->refcount != 1 || t->refcount != 1 || t->stride[0] != 1)
+    return blua_fail(err, "bad tensor: only a contiguous 1-D tensor that owns its storage can be resized");
+  if (n < 0 || n > BLUA_MAX_ELEMENTS) return blua_fail(err, "bad size: %lld", (long long)n);
+  size_t keep = (size_t)(t->size[0] < n ? t->size[0] : n) * sizeof(float);
+  size_t shift = (size_t)((char *)s->data - (char *)s->base);
+  size_t bytes = (size_t)(n ? n : 1) * sizeof(float) + 64;
+  void *nb = realloc(s->base, bytes);
+  if (!nb) return blua_fail(err, "out of memory: %zu bytes", bytes);
+  float *aligned = (float *)(((uintptr_t)nb + 63) & ~(uintptr_t)63);
+  /* realloc keeps the bytes at the same distance from the base; the alignment may differ. */
+  if ((char *)aligned != (char *)nb + shift) memmove(aligned, (char *)nb + shift, keep);
+  s->base = nb;
+  s->data = aligned;
+  s->n = (size_t)n;
+  t->size[0] = n;
+  return BLUA_OK;
+}
+
 void blua_tensor_retain(blua_tensor *t) {
   if (t) t->refcount++;
 }

@@ -6,8 +6,10 @@
  * code of the format and ranks 1..BLUA_IDX_MAX_RANK; the result has rows = first dimension and
  * cols = product of the others (rank 1 gives N x 1). Every header field is checked before any
  * allocation, and the data must be exactly as long as the header says (no short data, no
- * trailing bytes); a gzip file is judged by what it decompresses to, and its buffer only grows
- * as real data arrives, so a tiny file claiming huge dimensions never causes a huge allocation. */
+ * trailing bytes); a gzip file is judged by what it decompresses to, and its result only grows
+ * as real data arrives (never past the declared size), so a tiny file claiming huge dimensions
+ * never causes a huge allocation. Values are converted in chunks straight into the result:
+ * the whole data is never held twice. */
 #ifndef BLUA_IDX_H
 #define BLUA_IDX_H
 
@@ -43,6 +45,11 @@ const char *blua_idx_type_name(int type);
  * NULL. Errors read "bad IDX file: 'path': problem" or "cannot open IDX file: 'path': reason". */
 blua_tensor *blua_idx_load_scaled(const char *path, double scale, double shift,
                                   blua_idx_info *info, blua_err *err);
+/* The same with a limit on the element count the header may declare (max_elements; a value
+ * outside 1..BLUA_MAX_ELEMENTS means BLUA_MAX_ELEMENTS): a larger file is an error before any
+ * allocation. Only regular files are read (a FIFO or device is refused without blocking). */
+blua_tensor *blua_idx_load_opts(const char *path, double scale, double shift, int64_t max_elements,
+                                blua_idx_info *info, blua_err *err);
 /* The same with scale 1 and shift 0: the file's own values. */
 blua_tensor *blua_idx_load(const char *path, blua_idx_info *info, blua_err *err);
 

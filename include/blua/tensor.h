@@ -57,6 +57,11 @@ blua_tensor *blua_tensor_eye(int64_t n, blua_err *err);
  * count within BLUA_MAX_ELEMENTS); *count gets the element count. */
 int blua_shape_check(int dim, const int64_t *size, int64_t *count, blua_err *err);
 
+/* Grows (or shrinks) a contiguous 1-D tensor that is the only user of its storage to n
+ * elements, keeping its values (realloc: no second copy where the allocator can remap). For
+ * readers that learn the size as data arrives. */
+int blua_tensor_resize1d(blua_tensor *t, int64_t n, blua_err *err);
+
 void blua_tensor_retain(blua_tensor *t);
 void blua_tensor_release(blua_tensor *t);          /* NULL is fine */
 

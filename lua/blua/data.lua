@@ -16,8 +16,8 @@ local blua = require "blua"
 local data = {}
 
 -- blua._idx raising at the caller's level, without this file's position in the message.
-local function read_idx(level, path, scale, shift)
-  local ok, t, info = pcall(blua._idx, path, scale, shift)
+local function read_idx(level, path, scale, shift, max_elements)
+  local ok, t, info = pcall(blua._idx, path, scale, shift, max_elements)
   if not ok then error((tostring(t):gsub("^[^\n]-:%d+: ", "")), level + 1) end
   return t, info
 end
@@ -141,14 +141,31 @@ function data.fashion(split)
   return d
 end
 
---- blua.data.idx(path): any IDX file, raw or .gz, as a tensor of its values (rows = first
---- dimension, columns = the product of the others). A second result describes the file:
---- {type = "ubyte"|"sbyte"|"short"|"int"|"float"|"double", dims = {...}, compressed = bool}.
-function data.idx(path)
+--- blua.data.idx(path [, {max_elements = n}]): any IDX file, raw or .gz, as a tensor of its
+--- values (rows = first dimension, columns = the product of the others). A second result
+--- describes the file: {type = "ubyte"|"sbyte"|"short"|"int"|"float"|"double", dims = {...},
+--- compressed = bool}. max_elements refuses, before reading the data, a file whose header
+--- declares more elements (a guard against decompression bombs from untrusted files).
+function data.idx(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'blua.data.idx' (string expected, got %s)"):format(type(path)), 2)
   end
-  local t, info = read_idx(2, path) -- not a tail call: error levels count this frame
+  local max
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error(("bad argument #2 to 'blua.data.idx' (table of options expected, got %s)"):format(type(opts)), 2)
+    end
+    for k in pairs(opts) do
+      if k ~= "max_elements" then
+        error(("blua.data.idx: unknown option '%s' (accepted: max_elements)"):format(tostring(k)), 2)
+      end
+    end
+    max = opts.max_elements
+    if max ~= nil and math.type(max) ~= "integer" and not (type(max) == "number" and max == math.floor(max)) then
+      error(("blua.data.idx: max_elements must be a positive integer, got %s"):format(tostring(max)), 2)
+    end
+  end
+  local t, info = read_idx(2, path, nil, nil, max) -- not a tail call: error levels count this frame
   return t, info
 end
 
@@ -177,8 +194,9 @@ function data.subset(d, first, count)
   if math.type(first) ~= "integer" or math.type(count) ~= "integer" then
     error("bad argument to 'blua.data.subset' (integer first and count expected)", 2)
   end
-  if first < 1 or count < 1 or first + count - 1 > n then
-    error(("out of range in 'blua.data.subset': rows %d..%d of a set of %d"):format(first, first + count - 1, n), 2)
+  if first < 1 or count < 1 or first > n or count > n - first + 1 then -- no sum that can wrap
+    local last = count <= math.maxinteger - first and first + count - 1 or math.maxinteger
+    error(("out of range in 'blua.data.subset': rows %d..%d of a set of %d"):format(first, last, n), 2)
   end
   return copy_fields(d, {
     x = d.x:narrow(1, first, count),

@@ -56,10 +56,13 @@ local function missing_activation(v, known, seen, depth)
   return nil
 end
 
--- Networks are saved under a registered type name; make sure that type is known before a
--- checkpoint is read, even when the script has not touched blua.nn yet.
+-- Library objects are saved under registered type names; make sure blua's own types are known
+-- before a checkpoint is read, even when the script has not touched their modules yet. This is
+-- a fixed list of blua's modules: the loader itself resolves names only from the registry and
+-- never requires anything a file names.
+local saveable_modules = {"nn"}
 function blua.load(path)
-  local _ = blua.nn
+  for _, m in ipairs(saveable_modules) do local _ = blua[m] end
   local ok, v = pcall(core.load, path)
   if not ok then error((tostring(v):gsub("^[^\n]-%.lua:%d+: ", "")), 2) end
   local known = {}
