@@ -14,10 +14,12 @@ typedef struct {
 static int as_operand(const blua_tensor *t, gemm_operand *op, blua_err *err) {
   int64_t r = t->size[0], c = t->size[1], rs = t->stride[0], cs = t->stride[1];
   op->copy = NULL;
-  if ((cs == 1 || c <= 1) && (rs >= (c > 1 ? c : 1) || r <= 1)) {
+  /* BLAS takes int leading dimensions: a wider step goes through the copy below. */
+  int narrow_steps = rs <= INT32_MAX && cs <= INT32_MAX;
+  if (narrow_steps && (cs == 1 || c <= 1) && (rs >= (c > 1 ? c : 1) || r <= 1)) {
     op->trans = CblasNoTrans;
     op->ld = (int)(r <= 1 ? (c > 1 ? c : 1) : rs);
-  } else if ((rs == 1 || r <= 1) && (cs >= (r > 1 ? r : 1) || c <= 1)) {
+  } else if (narrow_steps && (rs == 1 || r <= 1) && (cs >= (r > 1 ? r : 1) || c <= 1)) {
     op->trans = CblasTrans;
     op->ld = (int)(c <= 1 ? (r > 1 ? r : 1) : cs);
   } else {

@@ -261,9 +261,14 @@ static void save_value(saver *S, int idx, const path_node *at, int is_key) {
       S->depth--;
       return;
     case LUA_TUSERDATA: {
-      blua_tensor *t = lblua_totensor(L, idx);
-      if (t) {
-        if (!seen_before(S, idx)) blua_buf_tensor(S->b, t);
+      if (lblua_totensor(L, idx)) {
+        /* seen_before grows a table, and a GC step there may run a finalizer that closes the
+         * tensor: fetch it only afterwards. */
+        if (!seen_before(S, idx)) {
+          blua_tensor *t = lblua_totensor(L, idx);
+          if (!t) save_fail(S, at, "a tensor closed while it was being saved", is_key, 0);
+          blua_buf_tensor(S->b, t);
+        }
         return;
       }
       break;

@@ -240,6 +240,8 @@ static int l_prox_solver(lua_State *L) {
   blua_prox_solver **p = lua_newuserdatauv(L, sizeof *p, 0);
   *p = NULL;
   luaL_setmetatable(L, SOLVER_MT);
+  v = lblua_checktensor(L, 1); /* making the userdata may have run a finalizer */
+  s0 = lblua_checktensor(L, 2);
   blua_err err;
   *p = blua_prox_solver_new(v, s0, mu, &err);
   if (!*p) lblua_error(L, "prox", &err);

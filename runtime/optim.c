@@ -9,6 +9,9 @@ static int same_shapes(const blua_tensor *x, const blua_tensor *a, const blua_te
   if (bad)
     return blua_fail(err, "size mismatch: parameter %s and state %s", blua_tensor_shape(x, sx, sizeof sx),
                      blua_tensor_shape(bad, so, sizeof so));
+  /* The strided loops address elements as (row, column): N-d views must collapse to that. */
+  if (blua_tensor_check_matrix(x, err) || blua_tensor_check_matrix(a, err) || (b && blua_tensor_check_matrix(b, err)))
+    return BLUA_ERROR;
   return BLUA_OK;
 }
 
