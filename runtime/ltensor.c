@@ -177,9 +177,17 @@ static void infer_size(lua_State *L, int dim, int64_t *size, int64_t n, const ch
       at = d;
       continue;
     }
-    known = size[d] == 0 ? 0 : (known > BLUA_MAX_ELEMENTS ? known : known * size[d]);
+    if (size[d] == 0) {
+      known = 0;
+    } else if (known > n / size[d]) { /* more than n elements already: no size can fit */
+      known = -1;
+      break;
+    } else {
+      known *= size[d];
+    }
   }
   if (at < 0) return;
+  if (known < 0) luaL_error(L, "size mismatch in '%s': cannot infer a size for %I elements", fname, (LUAI_UACINT)n);
   if (known == 0 || n % known != 0)
     luaL_error(L, "size mismatch in '%s': cannot infer a size for %I elements", fname, (LUAI_UACINT)n);
   size[at] = n / known;
@@ -586,8 +594,9 @@ static int t_zero(lua_State *L) {
 }
 
 /* 0-based positions from the 1-based indices at arg (a list or a tensor), into a new
- * userdata pushed on the stack. Lua code may run here (metamethods, allocation), so the
- * caller fetches its tensors only afterwards. */
+ * userdata pushed on the stack. A list is read raw (its own length and entries, no __len or
+ * __index), so no code of the caller's runs and a lying __len cannot size the buffer. Making the
+ * buffer may run a finalizer, so the caller fetches its tensors only afterwards. */
 static int64_t *read_indices(lua_State *L, int arg, int64_t *count, const char *fname) {
   blua_tensor *it = lblua_totensor(L, arg);
   lua_Integer n;
@@ -596,7 +605,7 @@ static int64_t *read_indices(lua_State *L, int arg, int64_t *count, const char *
   } else {
     if (!lua_istable(L, arg))
       luaL_error(L, "bad argument in '%s': indices must be a table or a tensor, got %s", fname, luaL_typename(L, arg));
-    n = luaL_len(L, arg);
+    n = (lua_Integer)lua_rawlen(L, arg);
   }
   if (n < 0 || n > BLUA_MAX_ELEMENTS) luaL_error(L, "bad argument in '%s': %I indices", fname, (LUAI_UACINT)n);
   int64_t *idx = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *idx, 0);
@@ -612,7 +621,7 @@ static int64_t *read_indices(lua_State *L, int arg, int64_t *count, const char *
     }
   } else {
     for (lua_Integer k = 0; k < n; k++) {
-      lua_geti(L, arg, k + 1);
+      lua_rawgeti(L, arg, k + 1);
       int isnum;
       lua_Integer v = lua_tointegerx(L, -1, &isnum);
       if (!isnum) {
