@@ -15,11 +15,12 @@
 #include "blua/threads.h"
 #include "op_impl.h"
 
-/* Floats of workspace one chunk aims at: the columns plus the product, about 1 MB, so what
- * im2col writes the GEMM reads from cache, and what the GEMM writes col2im reads from cache.
- * (Measured with scripts/bench/conv.lua: 8 MB chunks ran the 8->16 channel layer at half
- * the rate of 0.5 to 1 MB chunks.) */
-#define CONV_CHUNK_FLOATS ((int64_t)1 << 18)
+/* Floats of workspace one chunk aims at: the columns plus the product, about 4 MB, so what
+ * im2col writes the GEMM reads from the shared cache, and what the GEMM writes col2im reads
+ * from it. Measured with scripts/bench/conv.lua: 32 MB chunks ran the 8->16 channel layer at
+ * half the rate; 1 to 4 MB ran alike on one thread, and on two threads the larger chunks
+ * (fewer parallel loops to wake the other thread for) did somewhat better on a busy machine. */
+#define CONV_CHUNK_FLOATS ((int64_t)1 << 20)
 
 typedef struct {
   int64_t C, H, W, Co, OH, OW, kh, kw, s, p, P, K;
