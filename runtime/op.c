@@ -454,7 +454,7 @@ static int chain_forward_to(blua_op *op, const float *const *params, int64_t n, 
   return BLUA_OK;
 }
 
-static int chain_forward(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, float *y,
+static int chain_forward_rows(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, float *y,
                          int64_t ldy, blua_err *err) {
   int k = op->nmembers;
   float *fwd[k], *bwd[k];
@@ -470,7 +470,7 @@ static int chain_forward(blua_op *op, const float *const *params, int64_t n, con
   return m->vt->forward(m, params + op->poffset[last], n, cur, ld, y, ldy, err);
 }
 
-static int chain_adjoint(blua_op *op, const float *const *params, int64_t n, const float *r, int64_t ldr, float *g,
+static int chain_adjoint_rows(blua_op *op, const float *const *params, int64_t n, const float *r, int64_t ldr, float *g,
                          int64_t ldg, float alpha, float beta, blua_err *err) {
   int k = op->nmembers;
   float *fwd[k], *bwd[k];
@@ -492,7 +492,7 @@ static int chain_adjoint(blua_op *op, const float *const *params, int64_t n, con
   return m->vt->adjoint(m, params + op->poffset[first], n, cur, ld, g, ldg, alpha, beta, err);
 }
 
-static int chain_wgrad(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, const float *r,
+static int chain_wgrad_rows(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, const float *r,
                        int64_t ldr, float *const *grads, float alpha, float beta, blua_err *err) {
   int k = op->nmembers;
   float *fwd[k], *bwd[k];
@@ -538,6 +538,52 @@ static int chain_wgrad(blua_op *op, const float *const *params, int64_t n, const
     if (m->vt->adjoint(m, params + op->poffset[i], n, cur, ld, bwd[i - 1], ldo, 1.0f, 0.0f, err)) return BLUA_ERROR;
     cur = bwd[i - 1];
     ld = ldo;
+  }
+  return BLUA_OK;
+}
+
+/* Rows per pass through a chain: its intermediates (two blocks per inner boundary) stay within
+ * about 16 MB however large the batch (an evaluation may pass 10000 samples at once); training
+ * batches fit in one pass. */
+#define CHAIN_CHUNK_FLOATS ((int64_t)1 << 22)
+
+static int64_t chain_rows(const blua_op *op, int64_t n) {
+  int64_t per = 0;
+  for (int i = 0; i + 1 < op->nmembers; i++) per += 2 * blua_shape_size(op->members[i]->out);
+  int64_t rows = per > 0 ? CHAIN_CHUNK_FLOATS / per : n;
+  if (rows < 1) rows = 1;
+  return rows < n ? rows : n;
+}
+
+static int chain_forward(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, float *y,
+                         int64_t ldy, blua_err *err) {
+  int64_t rows = chain_rows(op, n);
+  for (int64_t r0 = 0; r0 < n; r0 += rows) {
+    int64_t m = n - r0 < rows ? n - r0 : rows;
+    if (chain_forward_rows(op, params, m, x + r0 * ldx, ldx, y + r0 * ldy, ldy, err)) return BLUA_ERROR;
+  }
+  return BLUA_OK;
+}
+
+static int chain_adjoint(blua_op *op, const float *const *params, int64_t n, const float *r, int64_t ldr, float *g,
+                         int64_t ldg, float alpha, float beta, blua_err *err) {
+  int64_t rows = chain_rows(op, n);
+  for (int64_t r0 = 0; r0 < n; r0 += rows) {
+    int64_t m = n - r0 < rows ? n - r0 : rows;
+    if (chain_adjoint_rows(op, params, m, r + r0 * ldr, ldr, g + r0 * ldg, ldg, alpha, beta, err)) return BLUA_ERROR;
+  }
+  return BLUA_OK;
+}
+
+static int chain_wgrad(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, const float *r,
+                       int64_t ldr, float *const *grads, float alpha, float beta, blua_err *err) {
+  int64_t rows = chain_rows(op, n);
+  for (int64_t r0 = 0; r0 < n; r0 += rows) {
+    int64_t m = n - r0 < rows ? n - r0 : rows;
+    /* Later passes add to what the first wrote. */
+    if (chain_wgrad_rows(op, params, m, x + r0 * ldx, ldx, r + r0 * ldr, ldr, grads, alpha, r0 == 0 ? beta : 1.0f,
+                         err))
+      return BLUA_ERROR;
   }
   return BLUA_OK;
 }

@@ -452,6 +452,28 @@ static void test_chain(void) {
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) blua_tensor_release(all[i]);
   free_params(chains[0], p);
 
+  /* A batch larger than one pass of a chain: the rows go through in several passes. */
+  {
+    blua_conv2d_spec cb = {1, 64, 64, 32, 3, 3, 1, 1};
+    blua_op *bc = blua_op_conv2d(&cb, &err), *bp = blua_op_avgpool2d((blua_shape){32, 64, 64}, 2, 2, 0, &err);
+    blua_op *bm[] = {bc, bp}, *big = blua_op_chain(bm, 2, &err);
+    check_adjoint(big, 35);
+    check_wgrad(big, 35);
+    blua_tensor *q[2];
+    make_params(big, q, 1);
+    blua_tensor *xb = randn(35, 4096);
+    blua_tensor *yb = forward(big, q, xb), *t1 = forward(bc, q, xb), *t2 = forward(bp, NULL, t1);
+    /* The same sums, up to BLAS's blocking of a different number of columns. */
+    blua_tensor_add(t2, t2, -1.0f, yb, &err);
+    CHECK(blua_tensor_norm(t2) <= 1e-6 * blua_tensor_norm(yb));
+    blua_tensor *all2[] = {xb, yb, t1, t2};
+    for (size_t i = 0; i < sizeof all2 / sizeof all2[0]; i++) blua_tensor_release(all2[i]);
+    free_params(big, q);
+    blua_op_release(big);
+    blua_op_release(bc);
+    blua_op_release(bp);
+  }
+
   /* Members stay alive while a chain holds them. */
   blua_op_release(ic);
   blua_op_release(oc);
