@@ -34,7 +34,7 @@ static double sigma(const blua_act *a, double z) {
   }
 }
 
-/* prox_{μΦ}(v) in closed form (DESIGN table): relu max(0, v/(1+μ)); leaky: v≥0 v/(1+μ) else a v/(a+μ). */
+/* prox_{μΦ}(v), Φ = ½u² + Ψ, in closed form: relu max(0, v/(1+μ)); leaky: v≥0 v/(1+μ) else a v/(a+μ). */
 static double prox(const blua_act *a, double v, double mu) {
   switch (a->kind) {
     case BLUA_ACT_RELU: return v > 0 ? v / (1 + mu) : 0;
