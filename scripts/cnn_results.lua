@@ -43,7 +43,7 @@ elseif mode == "table" then
   for line in io.lines(arg[2] or "results/cnn_runs.txt") do
     local d, m, s, rest = line:match("^(%S+) (%S+) (%d+) (.*)$")
     local r = {seed = tonumber(s)}
-    for k, v in rest:gmatch("(%w+)=(%S+)") do r[k] = v end
+    for k, v in rest:gmatch("([%w_]+)=(%S+)") do r[k] = v end
     local key = d .. " " .. m
     runs[key] = runs[key] or {}
     table.insert(runs[key], r)
