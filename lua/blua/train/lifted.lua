@@ -1,5 +1,5 @@
 -- The lifted steps that lifted Bregman and classical lifted training share (docs/design.md,
--- "The lifted trainers"): the batch state of auxiliary variables, X-steps, W-gradients,
+-- "Blocks and operators"): the batch state of auxiliary variables, X-steps, W-gradients,
 -- energies and the X-step sizes. `penalty` ("bregman" or "quadratic") picks the formulation.
 local blua = require "blua"
 
@@ -99,7 +99,7 @@ local function residual_lua(self, l, z)
   return z:add(-1, self.X[l]):mul(self.gamma)
 end
 
--- One X-step of hidden layer l with step mu (docs/design.md, "The X-step"), in place on X[l].
+-- One X-step of hidden layer l with step mu (docs/design.md, "Blocks and operators"), in place on X[l].
 function Batch:xstep(l, mu)
   local net, X, ws = self.net, self.X, self.ws
   local L = net:nLayers()
