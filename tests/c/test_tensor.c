@@ -135,6 +135,59 @@ static void test_random(void) {
   CHECK(fabs(s / 100000) < 0.02);
 }
 
+/* N-d shapes: checked sizes, views of any dimension, reductions along one, matrix checks. */
+static void test_nd(void) {
+  blua_err err;
+  int64_t size[3] = {2, 3, 4};
+  blua_tensor *t = blua_tensor_new_nd(3, size, &err);
+  CHECK(t && t->dim == 3 && blua_tensor_nelement(t) == 24 && blua_tensor_rows(t) == 2 && blua_tensor_cols(t) == 12);
+  for (int i = 0; i < 24; i++) blua_tensor_data(t)[i] = (float)(i + 1);
+  CHECK(blua_tensor_check_matrix(t, &err) == BLUA_OK);
+  CHECK(*blua_tensor_at(t, 1, 5) == 18.0f);
+  /* A transposed view is not a matrix of rows x cols: the check says so. */
+  blua_tensor *tr = blua_tensor_transpose_dims(t, 1, 2, &err);
+  CHECK(tr && tr->size[1] == 4 && tr->size[2] == 3);
+  CHECK(blua_tensor_check_matrix(tr, &err) == BLUA_ERROR && strstr(err.msg, "not a matrix"));
+  CHECK(blua_tensor_as_matrix(tr, &err) == NULL);
+  blua_tensor *m = blua_tensor_as_matrix(t, &err);
+  CHECK(m && m->dim == 2 && m->size[1] == 12);
+  blua_tensor_release(m);
+  /* Sum along dimension 2 of the transposed view: out is 2x1x3. */
+  int64_t osize[3] = {2, 1, 3};
+  blua_tensor *out = blua_tensor_new_nd(3, osize, &err);
+  CHECK(blua_tensor_sum_dim(out, tr, 1, 0, &err) == BLUA_OK);
+  CHECK(blua_tensor_data(out)[0] == 1.0f + 2 + 3 + 4);
+  CHECK(blua_tensor_sum_dim(out, tr, 0, 0, &err) == BLUA_ERROR && strstr(err.msg, "size mismatch"));
+  blua_tensor_release(out);
+  blua_tensor *c = blua_tensor_clone(tr, &err);
+  CHECK(c && blua_tensor_is_contiguous(c) && blua_tensor_sum(c) == 300.0);
+  CHECK(blua_tensor_data(c)[1] == 5.0f); /* row-major order of the view */
+  blua_tensor_release(c);
+  blua_tensor *s = blua_tensor_select(t, 2, 3, &err);
+  CHECK(s && s->dim == 2 && s->size[0] == 2 && s->size[1] == 3 && *blua_tensor_at(s, 1, 2) == 24.0f);
+  CHECK(blua_tensor_select(t, 2, 4, &err) == NULL);
+  blua_tensor_release(s);
+  /* Sizes whose product would overflow are refused before any allocation. */
+  int64_t huge[3] = {(int64_t)1 << 31, (int64_t)1 << 31, 4};
+  CHECK(blua_tensor_new_nd(3, huge, &err) == NULL && strstr(err.msg, "too large"));
+  int64_t zero_huge[3] = {0, (int64_t)1 << 40, (int64_t)1 << 40};
+  CHECK(blua_tensor_new_nd(3, zero_huge, &err) == NULL);
+  CHECK(blua_tensor_new_nd(9, size, &err) == NULL && strstr(err.msg, "bad dimension"));
+  CHECK(blua_tensor_narrow(t, 0, 1, INT64_MAX, &err) == NULL && strstr(err.msg, "out of range"));
+  CHECK(blua_tensor_narrow(t, 0, INT64_MAX, 1, &err) == NULL);
+  blua_tensor_release(tr);
+  blua_tensor_release(t);
+  /* A 1-D tensor that owns its storage grows in place, keeping its values. */
+  blua_tensor *g = blua_tensor_new1d(3, &err);
+  blua_tensor_data(g)[2] = 7.0f;
+  CHECK(blua_tensor_resize1d(g, 1 << 20, &err) == BLUA_OK && g->size[0] == 1 << 20);
+  CHECK(blua_tensor_data(g)[2] == 7.0f && ((uintptr_t)blua_tensor_data(g) & 63) == 0);
+  blua_tensor *gv = blua_tensor_narrow(g, 0, 0, 2, &err);
+  CHECK(blua_tensor_resize1d(gv, 4, &err) == BLUA_ERROR);
+  blua_tensor_release(gv);
+  blua_tensor_release(g);
+}
+
 int main(void) {
   test_create_and_release();
   test_views_share_storage();
@@ -142,5 +195,6 @@ int main(void) {
   test_mm();
   test_reductions();
   test_random();
+  test_nd();
   return check_summary();
 }
