@@ -511,8 +511,15 @@ static blua_tensor *read_data(blua_cursor *c, int dim, const int64_t *size, blua
                   blua_tensor_shape(&tmp, s, sizeof s), (unsigned long long)bytes, (unsigned long long)c->left);
     return NULL;
   }
-  blua_tensor *t = blua_tensor_empty_nd(dim, size, err);
-  if (!t) return NULL;
+  blua_tensor *t = blua_tensor_empty_nd(dim, size, NULL);
+  if (!t) {
+    blua_tensor tmp = {0};
+    tmp.dim = dim;
+    for (int d = 0; d < dim; d++) tmp.size[d] = size[d];
+    blua_fail(err, "out of memory: loading '%s': a %s tensor (%llu bytes)", c->path ? c->path : "?",
+              blua_tensor_shape(&tmp, s, sizeof s), (unsigned long long)bytes);
+    return NULL;
+  }
   float *out = blua_tensor_data(t);
   if (blua_cur_read(c, out, (size_t)bytes, "tensor data", err) != BLUA_OK) {
     blua_tensor_release(t);
