@@ -75,6 +75,29 @@ describe("blua.dist without mpirun", function()
   end)
 end)
 
+describe("distributed = 'layer' on one process", function()
+  local function data_and_net()
+    blua.manualSeed(4)
+    local x = blua.rand(60, 6)
+    local y = blua.zeros(60, 1)
+    for i = 1, 60 do y:set(i, 1, x:get(i, 1) > 0.5 and 2 or 1) end
+    return {x = x, y = y, n = 60}, blua.nn.mlp{6, 5, 5, 2, activation = "relu", output = "softmax"}
+  end
+
+  it("runs the odd/even schedule and refuses what it cannot run", function()
+    if not dist.available() then return end
+    local data, net = data_and_net()
+    local h = blua.train.bregman(net, data, {epochs = 1, batch = 20, verbose = false, distributed = "layer"})
+    assert.is_true(h[1].loss > 0)
+    assert.has_error(function() blua.train.backprop(net, data, {distributed = "layer"}) end,
+      "blua.train.backprop: distributed = 'layer' needs a lifted method (bregman or lifted)")
+    assert.has_error(function() blua.train.bregman(net, data, {distributed = "layer", order = "backward"}) end,
+      "blua.train.bregman: distributed = 'layer' runs the oddeven order, not 'backward'")
+    assert.has_error(function() blua.train.bregman(net, data, {distributed = "layer", batch_shards = 2}) end,
+      "blua.train.bregman: batch_shards works with distributed = 'data' only")
+  end)
+end)
+
 describe("batch_shards on one process", function()
   local function data_and_net()
     blua.manualSeed(4)
@@ -157,6 +180,51 @@ describe("a job of two ranks", function()
     assert.is_not.equal(124, code, "timed out: " .. out)
     assert.truthy(out:find("rank 1 with PID %d+ on node [^\n]* exited on signal 9"), out)
     assert.is_true(secs < 30, out)
+  end)
+
+  it("trains layer-parallel exactly as the same schedule runs on one process", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local f = assert(io.open(dir .. "/layers.lua", "w"))
+    f:write([=[
+      blua.setNumThreads(1)
+      blua.manualSeed(11)
+      local n = 240
+      local x = blua.rand(n, 12)
+      local best = (x * blua.randn(12, 3)):argmax(2)
+      local y = blua.zeros(n, 1)
+      for i = 1, n do y:set(i, 1, best:get(i, 1)) end
+      blua.manualSeed(5)
+      local net = blua.nn.mlp{12, 10, 10, 10, 10, 3, activation = "relu", output = "softmax"}
+      local h = blua.train[arg[2]](net, {x = x, y = y, n = n}, {epochs = 2, batch = 40, verbose = false, lr = 0.02,
+        distributed = "layer"})
+      if blua.dist.rank() == 0 then blua.save(arg[1], {net = net, loss = h[2].loss, acc = h[2].train_acc}) end
+    ]=])
+    f:close()
+    for _, method in ipairs{"bregman", "lifted"} do
+      local function run(prefix, out)
+        local p = io.popen(string.format("ASAN_OPTIONS=detect_leaks=0 timeout 120 %s %s %s/layers.lua %s/%s %s 2>&1",
+          prefix, exe, dir, dir, out, method))
+        local text = p:read("a")
+        local ok = p:close()
+        assert.is_true(ok, text)
+      end
+      run("", "one.blua")                                               -- one process, all layers
+      run(mpirun, "two.blua")                                           -- two ranks
+      run((mpirun:gsub("%-n%s+2", "-n 3"):gsub("%-np%s+2", "-np 3")), "three.blua")   -- three ranks
+      local one = blua.load(dir .. "/one.blua")
+      for _, other in ipairs{"two.blua", "three.blua"} do
+        local o = blua.load(dir .. "/" .. other)
+        for i, p in ipairs(one.net:parameters()) do
+          assert.equal(0, (o.net:parameters()[i] - p):abs():max(), method .. " " .. other .. " parameter " .. i)
+        end
+        assert.is_true(math.abs(o.loss - one.loss) <= 1e-6 * one.loss)
+        assert.equal(one.acc, o.acc)
+      end
+      assert.is_true(one.acc > 0.5, "the schedule learns: " .. one.acc)
+    end
+    os.execute("rm -rf " .. dir)
   end)
 
   it("resumes from rank 0's checkpoint after a rank was killed mid-epoch", function()

@@ -22,7 +22,7 @@ local options = {
   {"log", "string", nil, "write the per-epoch history as CSV"},
   {"plot", "string", nil, "write learning curves as PNG (gnuplot)"},
   {"quiet", "flag", false, "no progress bar"},
-  {"distributed", {"data"}, nil, "under mpirun: split every mini-batch over the ranks"},
+  {"distributed", {"data", "layer"}, nil, "under mpirun: split every mini-batch (data) or the layers (layer) over the ranks"},
 }
 
 local function percent(x) return string.format("%.2f%%", 100 * x) end

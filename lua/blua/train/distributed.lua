@@ -10,14 +10,27 @@ local blua = require "blua"
 
 local distributed = {}
 
--- The context of a run, or nil for a single-process run. `who` names the trainer in errors.
-function distributed.setup(who, o)
+-- The context of a run, or nil for a single-process run. `who` names the trainer in errors;
+-- opts are the options as given (to tell defaults from choices).
+function distributed.setup(who, o, net, opts)
   local mode = blua.dist.mode(who, o.distributed)
   if not mode then return nil end
-  if mode == "layer" then
-    error(string.format("%s: distributed = 'layer' is not available in this version (use 'data')", who), 4)
+  local rank, size = blua.dist.rank(), blua.dist.size()
+  if mode == "data" then return {mode = mode, rank = rank, size = size} end
+  -- layer-parallel: the odd/even schedule of train/layers.lua
+  if who == "blua.train.backprop" then
+    error(who .. ": distributed = 'layer' needs a lifted method (bregman or lifted)", 4)
   end
-  return {mode = mode, rank = blua.dist.rank(), size = blua.dist.size()}
+  if opts.order ~= nil and opts.order ~= "oddeven" then
+    error(string.format("%s: distributed = 'layer' runs the oddeven order, not '%s'", who, tostring(opts.order)), 4)
+  end
+  if net:nLayers() < size then
+    error(string.format("%s: distributed = 'layer' needs a layer per rank: %d layers, %d ranks", who, net:nLayers(), size), 4)
+  end
+  if o.batch_shards > 1 then error(who .. ": batch_shards works with distributed = 'data' only", 4) end
+  o.order = "oddeven"
+  local layers = require "blua.train.layers"
+  return layers.setup(net, rank, size)
 end
 
 -- The rows of idx (a global batch) that rank `rank` of `size` works on: a contiguous share,

@@ -103,39 +103,55 @@ end
 function Batch:xstep(l, mu)
   local net, X, ws = self.net, self.X, self.ws
   local L = net:nLayers()
-  local z, zn, g = self:z(l), self:z(l + 1), ws.G[l]
   local nextb = self.blocks[l + 1]
   local alpha = self.l1[l] -- an L1 term on this layer folds into the prox (docs/design.md)
   if self.fast[l] and self.fast[l + 1] and nextb.dense and not alpha then
+    local z, zn, g = self:z(l), self:z(l + 1), ws.G[l]
     blua._xstep(self.penalty, net:activation(l), net:activation(l + 1), net.W[l + 1], net.b[l + 1],
       l + 1 == L and self.beta or nil, z, zn, X[l], X[l + 1], mu, self.gamma, g)
   else
-    residual_lua(self, l + 1, zn)
-    nextb:adjoint(zn, g, l + 1 == L and self.beta or 1)   -- g = A*_{l+1} r
-    local act = net:activation(l)
-    if alpha then
-      local v = ws.D[l]
-      if self.penalty == "bregman" then
-        v:copy(X[l]):add(mu, z):add(-mu, g)
-        act:prox_l1(v, mu, alpha, X[l])                     -- x ← prox_{μ(Φ + α|·|)}(x + μ (z − g))
-      else
-        v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
-        act:project_l1(v, mu * alpha, X[l])                 -- argmin over C of μα|u| + ½(u − v)²
-      end
-    elseif self.fast[l] then
-      if self.penalty == "bregman" then act:xstep_bregman(X[l], z, g, mu) else act:xstep_lifted(X[l], z, g, mu, self.gamma) end
-    else
-      local v = ws.D[l]
-      if self.penalty == "bregman" then
-        v:copy(X[l]):add(mu, z):add(-mu, g)                 -- x ← prox_{μΦ}(x + μ (z − g))
-        act:prox(v, mu, X[l])
-      else
-        v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
-        act:project(v, X[l])                                -- x ← Π_C(x − μ (γ (x − z) + g))
-      end
-    end
+    self:xstep_apply(l, self:xstep_coupling(l), mu)
   end
   self.current[l + 1] = false -- zn now holds the residual, and X[l] has moved
+end
+
+-- The two halves of an X-step of hidden layer l off the fused kernel, for schedules that run
+-- them on different processes (train/layers.lua): the coupling term g = A*_{l+1} r_{l+1} needs
+-- only block l+1 (and X[l]); the update of X[l] needs only layer l and g.
+function Batch:xstep_coupling(l)
+  local zn, g = self:z(l + 1), self.ws.G[l]
+  residual_lua(self, l + 1, zn)
+  self.blocks[l + 1]:adjoint(zn, g, l + 1 == self.net:nLayers() and self.beta or 1)   -- g = A*_{l+1} r
+  self.current[l + 1] = false -- zn now holds the residual
+  return g
+end
+
+function Batch:xstep_apply(l, g, mu)
+  local X, z, ws = self.X, self:z(l), self.ws
+  local act = self.net:activation(l)
+  local alpha = self.l1[l]
+  if alpha then
+    local v = ws.D[l]
+    if self.penalty == "bregman" then
+      v:copy(X[l]):add(mu, z):add(-mu, g)
+      act:prox_l1(v, mu, alpha, X[l])                     -- x ← prox_{μ(Φ + α|·|)}(x + μ (z − g))
+    else
+      v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
+      act:project_l1(v, mu * alpha, X[l])                 -- argmin over C of μα|u| + ½(u − v)²
+    end
+  elseif self.fast[l] then
+    if self.penalty == "bregman" then act:xstep_bregman(X[l], z, g, mu) else act:xstep_lifted(X[l], z, g, mu, self.gamma) end
+  else
+    local v = ws.D[l]
+    if self.penalty == "bregman" then
+      v:copy(X[l]):add(mu, z):add(-mu, g)                 -- x ← prox_{μΦ}(x + μ (z − g))
+      act:prox(v, mu, X[l])
+    else
+      v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
+      act:project(v, X[l])                                -- x ← Π_C(x − μ (γ (x − z) + g))
+    end
+  end
+  self.current[l + 1] = false -- X[l] has moved
 end
 
 -- The layer's term of the energy at the current X (nil when the activation has none),
@@ -162,20 +178,23 @@ end
 -- Gradients (times scale) of the batch's energy for every block's parameters into grads
 -- (grads[l]: the list of block l's gradient tensors, in the order of its params()).
 function Batch:wgrads(scale, grads)
+  for l = 1, self.net:nLayers() do self:wgrad(l, scale, grads[l]) end
+end
+
+-- Gradients (times scale) of layer l's term into grads_l (block l's gradient tensors).
+function Batch:wgrad(l, scale, grads_l)
   local net, X = self.net, self.X
   local L = net:nLayers()
-  for l = 1, L do
-    local z = self:z(l)
-    local s = l == L and scale * self.beta or scale
-    local b = self.blocks[l]
-    if self.fast[l] and b.dense then
-      blua._wgrad(self.penalty, net:activation(l), l == L, self.gamma, X[l - 1], X[l], z, s, grads[l][1], grads[l][2])
-    else
-      residual_lua(self, l, z)
-      b:wgrad(X[l - 1], z, s, grads[l])
-    end
-    self.current[l] = false
+  local z = self:z(l)
+  local s = l == L and scale * self.beta or scale
+  local b = self.blocks[l]
+  if self.fast[l] and b.dense then
+    blua._wgrad(self.penalty, net:activation(l), l == L, self.gamma, X[l - 1], X[l], z, s, grads_l[1], grads_l[2])
+  else
+    residual_lua(self, l, z)
+    b:wgrad(X[l - 1], z, s, grads_l)
   end
+  self.current[l] = false
 end
 
 -- Lipschitz constants of the W-gradients of each layer's mean term: curvature of the term in

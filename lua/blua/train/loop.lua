@@ -8,6 +8,7 @@ local lifted = require "blua.train.lifted"
 local backprop = require "blua.train.backprop"
 local report = require "blua.train.report"
 local distributed = require "blua.train.distributed"
+local layers = require "blua.train.layers"
 
 local loop = {}
 
@@ -52,7 +53,7 @@ end
 function loop.parts(net, data, Y, idx, o, state)
   local dist = state.dist
   local shares = {}
-  if dist then
+  if dist and dist.mode == "data" then
     shares[1] = distributed.share(idx, dist.rank, dist.size)
   elseif o.batch_shards > 1 then
     for k = 0, o.batch_shards - 1 do
@@ -94,7 +95,9 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
     lr = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
     local sum = dist and distributed.sum_tensor or nil
     local ok, loss, energies
-    if method == "backprop" then
+    if dist and dist.mode == "layer" then
+      ok, loss, energies = pcall(layers.batch_step, net, penalty, o, parts[1], state.stepper, lr, #idx, dist, state.power)
+    elseif method == "backprop" then
       ok, loss = pcall(backprop.batch_step, net, parts, state.stepper, lr, #idx, o.l1_layers)
     else
       ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, parts, state.stepper, lr, #idx, sum)
@@ -109,7 +112,9 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
     end
     if o.on_batch then o.on_batch(epoch, b, loss) end
     -- (a rank's losses are its part of the global means: times the ranks, an estimate of them)
-    if bar then bar:update(b, string.format("loss %.4f", loss_sum / b * (dist and dist.size or 1))) end
+    -- (layer-parallel: the loss is known on the last rank only)
+    if bar and dist and dist.mode == "layer" and dist.size > 1 then bar:update(b, "")
+    elseif bar then bar:update(b, string.format("loss %.4f", loss_sum / b * (dist and dist.size or 1))) end
   end
   check_finite(net, epoch, nbatches)
   if dist then -- the global means: every rank's parts added up
@@ -135,10 +140,16 @@ function loop.run(method, net, data, opts)
   o.l1_layers = options.check_l1(method, net, o.l1)
   data = options.check_data(method, net, data, "data")
   local test = o.test and options.check_data(method, net, o.test, "opts.test")
-  local dist = distributed.setup("blua.train." .. method, o)
-  if dist then o.on_gradients = distributed.gradient_hook(o.on_gradients) end
+  local dist = distributed.setup("blua.train." .. method, o, net, opts or {})
+  -- The odd/even order needs a sweep per two hidden layers, plus one, before the output's
+  -- signal reaches layer 1 (docs/design.md, "Layer-parallel schedule"): that many by default.
+  if o.order == "oddeven" and method ~= "backprop" and (opts or {}).xsteps == nil then
+    o.xsteps = (net:nLayers() - 1) // 2 + 1
+  end
+  if dist and dist.mode == "data" then o.on_gradients = distributed.gradient_hook(o.on_gradients) end
+  local blocks = dist and dist.mode == "layer" and layers.param_blocks(net, dist) or loop.param_blocks(net)
   local state = {
-    caches = {}, power = {}, stepper = stepper.new(loop.param_blocks(net), o),
+    caches = {}, power = {}, stepper = stepper.new(blocks, o),
     schedule = blua.optim.schedules[o.schedule], dist = dist,
   }
   -- The power-iteration warm starts of the X-step sizes are part of the run's state: kept in
@@ -147,7 +158,8 @@ function loop.run(method, net, data, opts)
     o.optim_state.power = o.optim_state.power or {}
     state.power = o.optim_state.power
   end
-  if dist then distributed.start(net, o.optim_state) end
+  -- (layer-parallel ranks keep the optimiser state of their own layers only)
+  if dist then distributed.start(net, dist.mode == "data" and o.optim_state or nil) end
   -- Only rank 0 writes the log and the plot.
   local writer = not (dist and dist.rank > 0)
   local Y, labelled = options.targets(net, data.y)
@@ -160,6 +172,7 @@ function loop.run(method, net, data, opts)
       local stats, bar = run_epoch(method, net, data, Y, o, epoch, state)
       -- accuracy needs class labels; with target matrices the loss is the measure
       local accuracy = blua.metrics.accuracy
+      if dist and dist.mode == "layer" then layers.sync(net, dist) end
       if dist then accuracy = function(n, d) return distributed.accuracy(n, d, dist) end end
       if labelled and o.eval_train then stats.train_acc = accuracy(net, data) end
       if test and options.is_labels(net, test.y:size(2)) then stats.test_acc = accuracy(net, test) end
