@@ -84,6 +84,26 @@ describe("distributed = 'layer' on one process", function()
     return {x = x, y = y, n = 60}, blua.nn.mlp{6, 5, 5, 2, activation = "relu", output = "softmax"}
   end
 
+  it("sweeps odd/even often enough by default for layer 1 to see the output", function()
+    -- three hidden layers: after one odd/even sweep layer 1's residual is still zero (its
+    -- gradient is rounding noise); after the default two it is not
+    local function first_gradient(extra)
+      blua.manualSeed(4)
+      local x = blua.rand(40, 6)
+      local y = blua.zeros(40, 1)
+      for i = 1, 40 do y:set(i, 1, x:get(i, 1) > 0.5 and 2 or 1) end
+      local net = blua.nn.mlp{6, 8, 8, 8, 2, activation = "relu", output = "softmax"}
+      local ratio
+      local o = {epochs = 1, batch = 40, verbose = false, eval_train = false, order = "oddeven",
+        on_gradients = function(g) ratio = ratio or g[1]:norm() / g[3]:norm() end}
+      for k, v in pairs(extra) do o[k] = v end
+      blua.train.bregman(net, {x = x, y = y, n = 40}, o)
+      return ratio
+    end
+    assert.is_true(first_gradient{xsteps = 1} < 1e-3)
+    assert.is_true(first_gradient{} > 1e-2)
+  end)
+
   it("runs the odd/even schedule and refuses what it cannot run", function()
     if not dist.available() then return end
     local data, net = data_and_net()

@@ -1,13 +1,16 @@
--- Data-parallel throughput: one rank against two, side by side in one job.
---   mpirun -np 2 blua scripts/bench/dist.lua [--method bregman] [--hidden 1024,1024]
---                                            [--batches 60] [--batch 128] [--rounds 3]
+-- Distributed throughput: one rank against two, side by side in one job.
+--   mpirun -np 2 blua scripts/bench/dist.lua [--mode data|layer] [--method bregman]
+--                 [--hidden 1024,1024] [--batches 60] [--batch 128] [--rounds 3]
 -- Every round times, in turn, rank 0 training alone (rank 1 waits) and both ranks training
--- the same batches data-parallel; one thread per rank. Prints samples per second of each and
--- their ratio (the median over rounds), so machine noise hits both sides alike.
+-- the same batches data-parallel (or layer-parallel: then the one-rank side is the same
+-- odd/even schedule without distribution, on the fused kernels); one thread per rank. Prints
+-- samples per second of each and their ratio (the median over rounds), so machine noise hits
+-- both sides alike.
 local blua = require "blua"
 local timing = dofile((arg[0]:match("^(.*)/") or ".") .. "/timing.lua")
 
 local o = blua.cli.parse(arg, {
+  {"mode", {"data", "layer"}, "data", "data- or layer-parallel"},
   {"method", {"bregman", "lifted", "backprop"}, "bregman", "training method"},
   {"hidden", "string", "1024,1024", "hidden layer widths"},
   {"batches", "integer", 60, "mini-batches per timing"},
@@ -29,8 +32,10 @@ sizes.activation, sizes.output = "relu", "softmax"
 local function seconds(distributed)
   blua.manualSeed(1)
   local net = blua.nn.mlp(sizes)
-  local h = blua.train[o.method](net, train, {epochs = 1, batch = o.batch, verbose = false, eval_train = false,
-    distributed = distributed and "data" or nil})
+  local opts = {epochs = 1, batch = o.batch, verbose = false, eval_train = false}
+  if o.mode == "layer" then opts.order = "oddeven" end
+  if distributed then opts.distributed = o.mode end
+  local h = blua.train[o.method](net, train, opts)
   return h[1].seconds
 end
 
@@ -62,18 +67,18 @@ local function step_time(rows)
   end) / 4
 end
 local t_full, t_half
-if rank == 0 then t_full, t_half = step_time(o.batch), step_time(o.batch // 2) end
+if rank == 0 and o.mode == "data" then t_full, t_half = step_time(o.batch), step_time(o.batch // 2) end
 dist.barrier()
 
 if rank == 0 then
   local n = 0
   for _, g in ipairs(grads) do n = n + g:nElement() end
-  print(string.format("parts: step on %d rows %.1f ms, on %d rows %.1f ms, all-reduce of %d floats (%.1f MB) %.1f ms",
+  if t_full then print(string.format("parts: step on %d rows %.1f ms, on %d rows %.1f ms, all-reduce of %d floats (%.1f MB) %.1f ms",
     o.batch, 1e3 * t_full, o.batch // 2, 1e3 * t_half, n, 4 * n / 1e6, 1e3 * t_reduce))
-  print(string.format("predicted from the parts: %.2fx", t_full / (t_half + t_reduce)))
+  print(string.format("predicted from the parts: %.2fx", t_full / (t_half + t_reduce))) end
   local samples = o.batches * o.batch
   local t1, t2 = timing.median(alone), timing.median(together)
-  print(string.format("%s %s, batch %d, %d batches, 1 thread per rank (%s)", o.method,
+  print(string.format("%s-parallel %s %s, batch %d, %d batches, 1 thread per rank (%s)", o.mode, o.method,
     table.concat(sizes, "-"), o.batch, o.batches, dist.describe()))
   print(string.format("1 rank : %8.0f samples/s (median of %d: %s s)", samples / t1, #alone,
     table.concat((function() local s = {} for i, v in ipairs(alone) do s[i] = string.format("%.2f", v) end return s end)(), " ")))

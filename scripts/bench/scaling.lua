@@ -1,0 +1,81 @@
+-- The scaling model of docs/design.md ("Scaling model") as numbers: predicted speed-up over
+-- one process for P = 1..64 ranks, for back-prop and lifted Bregman data-parallel and for
+-- lifted layer-parallel, per step.
+--   blua scripts/bench/scaling.lua [--sizes 784,1024,1024,10] [--batch 128] [--gbits 25]
+--                                  [--latency-us 5] [--sweeps 2]
+-- The flop rate is measured here (one thread, a 128 x 1024 x 1024 sgemm), the per-step
+-- constant (optimiser and power iterations) too; the network is stated, not measured.
+local blua = require "blua"
+local timing = dofile((arg[0]:match("^(.*)/") or ".") .. "/timing.lua")
+
+local o = blua.cli.parse(arg, {
+  {"sizes", "string", "784,1024,1024,10", "layer widths"},
+  {"batch", "integer", 128, "global mini-batch"},
+  {"gbits", "number", 25, "link bandwidth, Gbit/s"},
+  {"latency-us", "number", 5, "message latency, microseconds"},
+  {"sweeps", "integer", 2, "odd/even sweeps of the layer-parallel schedule"},
+}, {usage = "blua scripts/bench/scaling.lua [options]"})
+
+blua.setNumThreads(1)
+local sizes = {}
+for w in o.sizes:gmatch("%d+") do sizes[#sizes + 1] = tonumber(w) end
+local L = #sizes - 1
+local B = o.batch
+
+-- measured: seconds per flop of a GEMM of this machine's shape, and the constant part of a step
+local a, w, c = blua.rand(128, 1024), blua.rand(1024, 1024), blua.zeros(128, 1024)
+local f = timing.best(5, function() c:addmm(0, 1, a, w) end) / (2 * 128 * 1024 * 1024)
+-- the constant part per parameter: an Adam step and 8 warm power steps on a 1024 x 1024 layer
+local p1, g1, m1, v1 = blua.rand(1024, 1024), blua.rand(1024, 1024):mul(1e-3), blua.zeros(1024, 1024), blua.zeros(1024, 1024)
+local warm = blua.zeros(1, 1024)
+blua.spectralNorm(p1, 20, warm)
+local per_param = timing.best(5, function()
+  blua._adam(p1, g1, m1, v1, 1e-3, 0.9, 0.999, 1e-8, 0, 1)
+  blua.spectralNorm(p1, 8, warm)
+end) / (1024 * 1024)
+local nparams = 0
+for l = 1, L do nparams = nparams + (sizes[l] + 1) * sizes[l + 1] end
+local c0 = per_param * nparams
+local bw = o.gbits * 1e9 / 8
+local alpha = o.latency_us * 1e-6
+local function affine(rows) -- flops of one affine map of every layer
+  local s = 0
+  for l = 1, L do s = s + 2 * rows * sizes[l] * sizes[l + 1] end
+  return s
+end
+local function couplings(rows) -- flops of one sweep: coupling product and recomputed map, hidden layers
+  local s = 0
+  for l = 1, L - 1 do s = s + 4 * rows * sizes[l + 1] * sizes[l + 2] end
+  return s
+end
+
+local t_bp1 = 3 * affine(B) * f + c0
+local t_lift1 = (2 * affine(B) + couplings(B)) * f + c0            -- backward order: 1 sweep
+local t_odd1 = (2 * affine(B) + o.sweeps * couplings(B)) * f + c0   -- odd/even: s sweeps
+
+local function allreduce(P)
+  if P == 1 then return 0 end
+  return 2 * (P - 1) * alpha + 2 * (P - 1) / P * 4 * nparams / bw
+end
+local function widest() local m2 = 0 for l = 2, L do m2 = math.max(m2, sizes[l]) end return m2 end
+
+print(string.format("network %s, batch %d, %.0f GFLOP/s per rank (measured), per-step constant %.2f ms (measured),",
+  o.sizes, B, 1e-9 / f, 1e3 * c0))
+print(string.format("links %g Gbit/s, latency %g us; %d parameters (%.1f MB); layer-parallel with %d sweeps",
+  o.gbits, o.latency_us, nparams, 4 * nparams / 1e6, o.sweeps))
+print("")
+print("| P | back-prop data-parallel | lifted data-parallel | lifted layer-parallel | all-reduce ms | layer messages ms |")
+print("|---|---|---|---|---|---|")
+for _, P in ipairs{1, 2, 4, 8, 16, 32, 64} do
+  local dp_bp = 3 * affine(B) * f / P + c0 + allreduce(P)
+  local dp_lift = (2 * affine(B) + couplings(B)) * f / P + c0 + allreduce(P)
+  local lp = "–"
+  local msg = 0
+  if P <= L then
+    msg = P > 1 and (1 + 4 * o.sweeps) * (alpha + 4 * B * widest() / bw) or 0
+    local t = affine(B) * f + (affine(B) + o.sweeps * couplings(B)) * f / P + c0 / P + msg
+    lp = string.format("%.2fx", t_odd1 / t)
+  end
+  print(string.format("| %d | %.2fx | %.2fx | %s | %.2f | %s |", P, t_bp1 / dp_bp, t_lift1 / dp_lift, lp,
+    1e3 * allreduce(P), P <= L and string.format("%.3f", 1e3 * msg) or "–"))
+end
