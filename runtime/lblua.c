@@ -56,6 +56,7 @@ int lblua_open(lua_State *L) {
   lblua_open_prox(L);
   lblua_open_io(L);
   lblua_open_lifted(L);
+  lblua_open_image(L);
   lblua_open_op(L);
   return 1;
 }

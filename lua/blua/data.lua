@@ -326,6 +326,86 @@ function data.noisy(d, sigma, opts)
   local x = blua.randn(r, c):mul(sigma):add(d.x)
   return {x = x, y = d.x:clone(), labels = d.y, n = n, mean = d.mean, sigma = sigma,
     name = ("%s + noise %g"):format(d.name or "data", sigma)}
+
+-- Your own data: CSV files
+
+local csv_options = {label = true, header = true, sep = true, zero_based = true}
+
+-- The fields of one CSV line (no quoting: numeric files only; spaces around fields allowed).
+local function split_line(line, sep)
+  local fields = {}
+  for f in (line .. sep):gmatch("(.-)" .. sep:gsub("%p", "%%%0")) do fields[#fields + 1] = f:match("^%s*(.-)%s*$") end
+  return fields
+end
+
+--- blua.data.csv(path [, opts]) → a data set {x = N x d, y = N x 1 labels, n, classes, name}
+--- from a file of numbers. opts: label (the label column: a 1-based number, or a header name;
+--- without it the set has x only), header (true: the first line names the columns; default:
+--- true when the first line is not numeric), sep (default ","), zero_based (true: labels
+--- 0..C-1 in the file become 1..C). Labels must be the integers 1..C otherwise.
+function data.csv(path, opts)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'blua.data.csv' (path expected, got %s)"):format(type(path)), 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not csv_options[k] then
+      error(("bad option in 'blua.data.csv': unknown option '%s' (known: header, label, sep, zero_based)"):format(tostring(k)), 2)
+    end
+  end
+  local sep = opts.sep or ","
+  local f, err = io.open(path, "r")
+  if not f then error(("cannot open in 'blua.data.csv': %s"):format(err), 2) end
+  local lines = {}
+  for line in f:lines() do
+    line = line:gsub("\r$", "")
+    if line:match("%S") then lines[#lines + 1] = line end
+  end
+  f:close()
+  if #lines == 0 then error(("bad file in 'blua.data.csv': %s has no data"):format(path), 2) end
+  local first = split_line(lines[1], sep)
+  local header = opts.header
+  if header == nil then header = tonumber(first[1]) == nil end
+  local names = header and first or nil
+  local label = opts.label
+  if type(label) == "string" then
+    if not names then error(("bad option in 'blua.data.csv': label '%s' names a column, but the file has no header"):format(label), 2) end
+    for i, n in ipairs(names) do if n == label then label = i break end end
+    if type(label) == "string" then
+      error(("bad option in 'blua.data.csv': no column '%s' in %s (columns: %s)"):format(label, path, table.concat(names, ", ")), 2)
+    end
+  elseif label ~= nil and (math.type(label) ~= "integer" or label < 1 or label > #first) then
+    error(("bad option in 'blua.data.csv': label must be a column 1..%d or a header name, got %s"):format(#first, tostring(label)), 2)
+  end
+  local xs, ys = {}, {}
+  for i = header and 2 or 1, #lines do
+    local fields = split_line(lines[i], sep)
+    if #fields ~= #first then
+      error(("bad file in 'blua.data.csv': %s line %d has %d fields, the first line %d"):format(path, i, #fields, #first), 2)
+    end
+    local row = {}
+    for j, text in ipairs(fields) do
+      local v = tonumber(text)
+      if v == nil then
+        error(("bad file in 'blua.data.csv': %s line %d field %d is not a number: '%s'"):format(path, i, j, text), 2)
+      end
+      if j == label then ys[#ys + 1] = {v} else row[#row + 1] = v end
+    end
+    xs[#xs + 1] = row
+  end
+  if #xs == 0 then error(("bad file in 'blua.data.csv': %s has a header but no rows"):format(path), 2) end
+  local set = {x = blua.tensor(xs), n = #xs, name = path}
+  if label then
+    local y = blua.tensor(ys)
+    if opts.zero_based then y:add(1) end
+    local lo, hi = y:min(), y:max()
+    if lo < 1 or y:clone():floor():add(-1, y):abs():max() ~= 0 then
+      error(("bad labels in 'blua.data.csv': %s column %d holds %s..%s; labels are the integers 1..C%s"):format(
+        path, label, tostring(lo), tostring(hi), lo == 0 and " (0-based labels: pass zero_based = true)" or ""), 2)
+    end
+    set.y, set.classes = y, math.tointeger(hi)
+  end
+  return set
 end
 
 return data

@@ -20,6 +20,7 @@ local submodules = {
   cli = "blua.cli",
   experiment = "blua.experiment",
   invert = "blua.invert",
+  image = "blua.image",
 }
 
 local lazy_names = {}
