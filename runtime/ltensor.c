@@ -1123,16 +1123,24 @@ static void add_value(luaL_Buffer *b, float v, int width) {
 }
 
 static void add_matrix(luaL_Buffer *b, const float *p, int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  int row_cut = rows > 20, col_cut = cols > 12;
+  /* Columns fit the terminal (11 characters each): all of them when at most 12 fit in a line,
+   * else the first and last `side` around "  ...". */
+  int width = lblua_terminal_width();
+  int64_t fit = (width - 1) / 11;
+  int64_t side = (width - 6) / 22;
+  if (fit > 12) fit = 12;
+  if (side > 6) side = 6;
+  if (side < 1) side = 1;
+  int row_cut = rows > 20, col_cut = cols > fit;
   for (int64_t i = 0; i < rows; i++) {
     if (row_cut && i == 10) {
       luaL_addstring(b, " ...\n");
       i = rows - 10;
     }
     for (int64_t j = 0; j < cols; j++) {
-      if (col_cut && j == 6) {
+      if (col_cut && j == side) {
         luaL_addstring(b, "  ...");
-        j = cols - 6;
+        j = cols - side;
       }
       add_value(b, p[i * rs + j * cs], 10);
     }

@@ -1,4 +1,4 @@
--- Reproduces the three tables of Wang & Benning's lifted Bregman poster (DESIGN.md §7) with
+-- Reproduces the three tables of Wang & Benning's lifted Bregman poster (docs/design.md, "Reproducing the poster") with
 -- the library defaults: the paper's 784-64-64-64-10 ReLU network trained by back-propagation,
 -- the classical lifted model and lifted Bregman training, on MNIST and Fashion-MNIST, over
 -- several seeds. Writes OUT/report.md (tables beside the published numbers, timings, machine)

@@ -1,6 +1,6 @@
 -- Proximal activations through the Lua API: for every built-in and for activations defined in
 -- Lua (one with psi and conj but no prox, one with forward only), the identities of
--- DESIGN.md §2: σ against its formula, B(σ(z), z) = 0, B(y, z) >= ½(y − σ(z))², the gradient
+-- docs/design.md, "Activations as proximal maps": σ against its formula, B(σ(z), z) = 0, B(y, z) >= ½(y − σ(z))², the gradient
 -- of Φ* is σ, the prox minimises μ(½u² + Ψ(u)) + ½(u − v)², the X-steps are the composition
 -- of their parts; softmax cross-entropy; |z| = 50; refusals and error messages.
 local blua = require "blua"

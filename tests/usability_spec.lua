@@ -43,6 +43,20 @@ describe("blua.optim without a state table", function()
   end)
 end)
 
+describe("tensor printing", function()
+  it("fits the terminal width", function()
+    local p = io.popen("COLUMNS=80 " .. q(exe) .. " -e 'print(blua.ones(2, 30))' | cat")
+    local out = p:read("a")
+    p:close()
+    for line in out:gmatch("[^\n]+") do assert.truthy(#line < 80, line) end
+    assert.truthy(out:find("...", 1, true), out)
+    p = io.popen("COLUMNS=200 " .. q(exe) .. " -e 'print(blua.ones(2, 12))' | cat")
+    out = p:read("a")
+    p:close()
+    assert.falsy(out:find("...", 1, true), out) -- 12 columns fit in 200
+  end)
+end)
+
 describe("blua.nn.Linear", function()
   it("refuses a missing output size", function()
     assert.has_error(function() blua.nn.Linear(784) end,
@@ -112,8 +126,14 @@ end)
 
 describe("the docs", function()
   it("point to no document outside the repository", function()
-    for _, path in ipairs{"README.md", "docs/api.md", "docs/format.md", "lua/blua/metrics.lua",
-      "lua/blua/init.lua", "lua/blua/experiment.lua"} do
+    local p = io.popen("git ls-files README.md docs lua runtime include scripts examples 2>/dev/null")
+    local paths = {}
+    for path in p:read("a"):gmatch("[^\n]+") do
+      if not path:match("%.png$") then paths[#paths + 1] = path end
+    end
+    p:close()
+    if #paths == 0 then paths = {"README.md", "docs/api.md", "docs/design.md", "lua/blua/metrics.lua"} end
+    for _, path in ipairs(paths) do
       local text = support.read_file(path)
       assert.falsy(text:find("/work/", 1, true), path)
       assert.falsy(text:find("DESIGN.md", 1, true), path)

@@ -1,4 +1,4 @@
-/* The batch kernels of the lifted trainers (DESIGN.md §3–§5), for the Bregman and the
+/* The batch kernels of the lifted trainers (docs/design.md, "Training formulations" and "The X-step"), for the Bregman and the
  * classical (quadratic penalty) formulations. Rows are samples; for layer l,
  *   Z_l = X_{l-1} W_l + 1 b_l^T,  W_l is n_{l-1} x n_l,  b_l is 1 x n_l.
  * GEMMs go through BLAS outside any parallel region; the residuals and the prox run in

@@ -1,4 +1,4 @@
-/* Energies of the proximal activations (DESIGN.md §2–§3): Σ Ψ, Σ Φ*, the Bregman penalty of
+/* Energies of the proximal activations (docs/design.md, "Activations as proximal maps"): Σ Ψ, Σ Φ*, the Bregman penalty of
  * the lifted Bregman model and the quadratic penalty of the classical lifted model.
  * Same conventions as blua/prox.h; every sum runs over all entries (softmax: over rows) and is
  * accumulated in double. Results are written to *result. */

@@ -1,5 +1,5 @@
 /* Proximal activations: every activation σ is the proximal map of a convex Ψ,
- * σ = prox_Ψ = argmin_u ½‖u − z‖² + Ψ(u), and Φ = ½‖·‖² + Ψ has ∇Φ* = σ (DESIGN.md §2).
+ * σ = prox_Ψ = argmin_u ½‖u − z‖² + Ψ(u), and Φ = ½‖·‖² + Ψ has ∇Φ* = σ (docs/design.md, "Activations as proximal maps").
  * This header has the activation descriptor and the elementwise maps built on it (forward,
  * prox of μΦ, projection onto the range, linear mask, derivative, and the fused X-steps of the
  * lifted trainers); blua/penalty.h has the energies (Ψ, Φ*, Bregman and quadratic penalties).
@@ -64,7 +64,7 @@ int blua_act_prox(const blua_act *act, blua_tensor *out, const blua_tensor *v, d
  * softmax: the simplex, per row; identity, leaky_relu, soft_threshold: v itself. */
 int blua_act_project(const blua_act *act, blua_tensor *out, const blua_tensor *v, blua_err *err);
 
-/* out = 1 where σ acts as the identity (slope 1, DESIGN.md §6), else 0: relu z > 0,
+/* out = 1 where σ acts as the identity (slope 1, docs/design.md, "Linear activations"), else 0: relu z > 0,
  * leaky_relu z >= 0, clip lo < z < hi, soft_threshold |z| > λ, identity everywhere,
  * sigmoid, tanh and softmax nowhere. */
 int blua_act_linear_mask(const blua_act *act, blua_tensor *out, const blua_tensor *z, blua_err *err);
@@ -73,7 +73,7 @@ int blua_act_linear_mask(const blua_act *act, blua_tensor *out, const blua_tenso
  * Softmax has no elementwise derivative: BLUA_ERROR. */
 int blua_act_derivative(const blua_act *act, blua_tensor *out, const blua_tensor *z, blua_err *err);
 
-/* The X-steps of DESIGN.md §4, fused, in place on x (z, g, x of one shape; rows = samples):
+/* The X-steps (docs/design.md, "The X-step"), fused, in place on x (z, g, x of one shape; rows = samples):
  *   Bregman:   x ← prox_{μΦ}( x + μ (z − g) )
  *   classical: x ← Π_C( x − μ (γ (x − z) + g) )
  * z = W_l^T x_{l-1} + b_l (pre-activation of this layer, fixed), g = the gradient of the

@@ -1,4 +1,4 @@
--- Proximal activations (DESIGN.md §2): every activation σ is the proximal map of a convex Ψ,
+-- Proximal activations (docs/design.md, "Activations as proximal maps"): every activation σ is the proximal map of a convex Ψ,
 -- so it comes with Φ = ½‖·‖² + Ψ, its conjugate Φ* (∇Φ* = σ), the prox of μΦ and the
 -- Bregman penalty B_Ψ(y, z) = Φ(y) + Φ*(z) − ⟨y, z⟩ of lifted Bregman training.
 --

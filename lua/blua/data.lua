@@ -326,7 +326,9 @@ function data.noisy(d, sigma, opts)
   local x = blua.randn(r, c):mul(sigma):add(d.x)
   return {x = x, y = d.x:clone(), labels = d.y, n = n, mean = d.mean, sigma = sigma,
     name = ("%s + noise %g"):format(d.name or "data", sigma)}
+end
 
+-- ---------------------------------------------------------------------------------------
 -- Your own data: CSV files
 
 local csv_options = {label = true, header = true, sep = true, zero_based = true}
