@@ -75,6 +75,13 @@ int blua_shape_check(int dim, const int64_t *size, int64_t *count, blua_err *err
     bound *= k;
     n = size[d] == 0 ? 0 : n * size[d];
   }
+  /* Loops walk the sizes before the last even when a later size is 0: keep an empty tensor's
+   * other sizes small, so no loop runs billions of empty steps. */
+  if (n == 0 && bound > ((int64_t)1 << 24)) {
+    char s[160];
+    shape_string(dim, size, s, sizeof s);
+    return blua_fail(err, "tensor too large: %s (an empty tensor's other sizes may hold at most 2^24)", s);
+  }
   if (count) *count = n;
   return BLUA_OK;
 }

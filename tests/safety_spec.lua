@@ -72,6 +72,12 @@ describe("sizes, indices and dimensions from Lua (class 1)", function()
     assert.has_error(function() blua.zeros(1 << 20, 1 << 20) end, "tensor too large in 'zeros': 1048576x1048576 (at most 2^34 elements)")
   end)
 
+  it("empty tensors cannot carry huge other sizes (loops over them would take minutes)", function()
+    assert.has_error(function() blua.zeros(0, 4):view(2 ^ 32 + 1, 0) end)
+    assert.has_error(function() blua.zeros(1 << 30, 0) end)
+    assert.are.same({0, 784}, {blua.zeros(0, 784):size()})
+  end)
+
   it("randperm refuses sizes whose byte count would wrap", function()
     assert.has_error(function() blua.randperm(1 << 61) end, "bad size in 'randperm': 2305843009213693952 (0..2^31-1)")
     assert.equal(5, #blua.randperm(5))
