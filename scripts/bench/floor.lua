@@ -1,0 +1,183 @@
+-- How close training epochs come to the GEMM floor, side by side in one run. For each network
+-- and thread count it times cblas_sgemm (through t:addmm, with the operands laid out as the
+-- trainers lay them out) on exactly the matrix products of one MNIST epoch: forward, adjoint
+-- (r Wᵀ) and weight gradient (Xᵀ r) of every layer, for full batches and the last partial one.
+-- Their sum is the epoch's GEMM floor; each trainer's epoch is reported as floor / epoch time.
+-- With T threads the floor is the faster of T-thread sgemm and the 1-thread floor divided by T
+-- (T single-threaded products on blocks of samples at once, scaling perfectly): OpenBLAS does
+-- not gain from a second thread on products this small.
+-- A last case runs the paper's network with the default thread count while one busy process
+-- (a shell loop pinned to core 0) competes, against the 1-thread epoch on an idle machine.
+--   blua scripts/bench/floor.lua [--nets paper,wide,deep] [--threads 1,2] [--epochs 2]
+--                                [--methods backprop,bregman] [--contention yes|no]
+local blua = require "blua"
+
+local o = blua.cli.parse(arg, {
+  {"nets", "string", "paper,wide,deep", "networks: paper (784-64-64-64-10), wide (784-1024-1024-10), deep (784+6x256+10)"},
+  {"threads", "string", "1,2", "thread counts"},
+  {"epochs", "integer", 2, "epochs per training run (the fastest is reported)"},
+  {"methods", "string", "backprop,bregman", "trainers"},
+  {"batch", "integer", 128, "mini-batch size"},
+  {"contention", {"yes", "no"}, "yes", "also run with one competing busy process"},
+}, {usage = "blua scripts/bench/floor.lua [options]"})
+
+local function list(s)
+  local out = {}
+  for w in s:gmatch("[^,%s]+") do out[#out + 1] = w end
+  return out
+end
+
+local deep = {784}
+for _ = 1, 6 do deep[#deep + 1] = 256 end
+deep[#deep + 1] = 10
+local nets = {paper = {784, 64, 64, 64, 10}, wide = {784, 1024, 1024, 10}, deep = deep}
+
+-- The products of one batch of `rows` samples: {kind, l, m, k, n, count}. Back-prop: forward
+-- of every layer, adjoint of layers 2..L, weight gradient of every layer. Lifted Bregman (one
+-- backward X-sweep): the same plus the pre-activations of layers 2..L recomputed after the
+-- sweep has moved X.
+local function products(sizes, rows, method)
+  local L = #sizes - 1
+  local out = {}
+  for l = 1, L do
+    out[#out + 1] = {"forward", l, rows, sizes[l], sizes[l + 1], (method == "bregman" and l >= 2) and 2 or 1}
+    if l >= 2 then out[#out + 1] = {"adjoint", l, rows, sizes[l + 1], sizes[l], 1} end
+    out[#out + 1] = {"wgrad", l, sizes[l], rows, sizes[l + 1], 1}
+  end
+  return out
+end
+
+-- Seconds per call of one product, best of three runs of `reps` calls.
+local function time_product(kind, m, k, n, reps)
+  blua.manualSeed(7)
+  local c, call = blua.zeros(m, n), nil
+  if kind == "forward" then       -- Z = X W
+    local x, w = blua.randn(m, k), blua.randn(k, n)
+    call = function() c:addmm(0, 1, x, w) end
+  elseif kind == "adjoint" then   -- G = R Wᵀ, W stored n_{l-1} x n_l as the network stores it
+    local r, w = blua.randn(m, k), blua.randn(n, k)
+    local wt = w:t()
+    call = function() c:addmm(0, 1, r, wt) end
+  else                            -- gW = Xᵀ R, X stored rows x m
+    local x, r = blua.randn(k, m), blua.randn(k, n)
+    local xt = x:t()
+    call = function() c:addmm(0, 1, xt, r) end
+  end
+  call()
+  local best = math.huge
+  for _ = 1, 3 do
+    local t0 = blua.clock()
+    for _ = 1, reps do call() end
+    best = math.min(best, (blua.clock() - t0) / reps)
+  end
+  return best
+end
+
+-- The epoch's GEMM floor in seconds for N samples: every product timed on a quarter of its
+-- calls per epoch (at least 8), then scaled to the full count.
+local function floor_of(sizes, N, batch, method, cache)
+  local full, rest = N // batch, N % batch
+  local total, flops = 0, 0
+  for _, part in ipairs{{batch, full}, {rest, 1}} do
+    local rows, times = part[1], part[2]
+    if rows > 0 and times > 0 then
+      for _, p in ipairs(products(sizes, rows, method)) do
+        local kind, m, k, n, count = p[1], p[3], p[4], p[5], p[6]
+        local key = string.format("%s %d %d %d", kind, m, k, n)
+        if not cache[key] then cache[key] = time_product(kind, m, k, n, math.max(8, times // 4)) end
+        total = total + cache[key] * count * times
+        flops = flops + 2 * m * k * n * count * times
+      end
+    end
+  end
+  return total, flops
+end
+
+local train = blua.data.mnist("train")
+local N = train.x:size(1)
+
+local function epoch_time(method, sizes)
+  blua.manualSeed(1)
+  local net = blua.nn.mlp(sizes)
+  local h = blua.train[method](net, train, {epochs = o.epochs, batch = o.batch, verbose = false, eval_train = false})
+  local best = math.huge
+  for _, e in ipairs(h) do best = math.min(best, e.seconds) end
+  return best
+end
+
+local function name_of(sizes)
+  local parts = {}
+  for i, s in ipairs(sizes) do parts[i] = tostring(s) end
+  return table.concat(parts, "-")
+end
+
+local default_threads = blua.getNumThreads()
+local methods, threads_list = list(o.methods), list(o.threads)
+print(string.format("MNIST, %d samples, batch %d; GEMM floor = the epoch's matrix products at the sgemm rate "
+  .. "measured now; %% = floor / epoch time", N, o.batch))
+print(string.format("OpenBLAS %s; default threads %d; OMP_WAIT_POLICY=%s", select(2, blua.blasInfo()),
+  default_threads, os.getenv("OMP_WAIT_POLICY") or "(unset)"))
+print(string.format("%-22s %3s  %-9s %7s %7s %8s %9s %6s", "network", "thr", "trainer", "GFLOP", "GFLOP/s",
+  "floor s", "epoch s", "%"))
+
+local epochs = {} -- epochs[net][method][threads]
+local one_thread_floor = {} -- [net .. method]: the floor with one thread
+for _, key in ipairs(list(o.nets)) do
+  local sizes = assert(nets[key], "unknown network '" .. key .. "' (accepted: paper, wide, deep)")
+  epochs[key] = {}
+  for _, method in ipairs(methods) do epochs[key][method] = {} end
+  for _, th in ipairs(threads_list) do
+    local threads = assert(tonumber(th), "bad thread count " .. th)
+    blua.setNumThreads(threads)
+    local cache = {}
+    for _, method in ipairs(methods) do
+      local floor, flops = floor_of(sizes, N, o.batch, method, cache)
+      local id = key .. " " .. method
+      if threads == 1 then one_thread_floor[id] = floor end
+      if threads > 1 then
+        if not one_thread_floor[id] then
+          blua.setNumThreads(1)
+          one_thread_floor[id] = floor_of(sizes, N, o.batch, method, {})
+          blua.setNumThreads(threads)
+        end
+        floor = math.min(floor, one_thread_floor[id] / threads)
+      end
+      local t = epoch_time(method, sizes)
+      epochs[key][method][threads] = t
+      print(string.format("%-22s %3d  %-9s %7.1f %7.1f %8.3f %9.3f %5.0f%%", name_of(sizes), threads, method,
+        flops / 1e9, flops / floor / 1e9, floor, t, 100 * floor / t))
+    end
+  end
+  local e = epochs[key]
+  for _, method in ipairs(methods) do
+    if e[method][1] and e[method][2] then
+      print(string.format("%-22s      %-9s speed-up 1 -> 2 threads: %.2fx", name_of(sizes), method,
+        e[method][1] / e[method][2]))
+    end
+  end
+end
+blua.setNumThreads(default_threads)
+
+-- One competing busy process: the paper's network with the default thread count, against the
+-- 1-thread epoch on the idle machine (measured just before, so both see the same neighbours).
+if o.contention == "yes" then
+  local sizes = nets.paper
+  local idle = {}
+  blua.setNumThreads(1)
+  for _, method in ipairs(methods) do idle[method] = epoch_time(method, sizes) end
+  blua.setNumThreads(default_threads)
+  local taskset = os.execute("command -v taskset >/dev/null 2>&1") and "taskset -c 0 " or ""
+  local p = assert(io.popen(taskset .. "sh -c 'while :; do :; done' >/dev/null 2>&1 & echo $!"))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  assert(pid, "could not start the busy process")
+  local ok, err = pcall(function()
+    for _, method in ipairs(methods) do
+      local t = epoch_time(method, sizes)
+      print(string.format("%-22s %3d  %-9s with a busy process: %.3f s = %.2fx the idle 1-thread epoch (%.3f s)",
+        name_of(sizes), default_threads, method, t, t / idle[method], idle[method]))
+    end
+  end)
+  os.execute("kill " .. pid)
+  if not ok then error(err, 0) end
+end
