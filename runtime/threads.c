@@ -4,6 +4,7 @@
 #include "blua/threads.h"
 
 #include <math.h>
+#include <sched.h>
 #include <time.h>
 
 #include <cblas.h>
@@ -37,12 +38,22 @@ double blua_wait_probe(void) {
   double best = INFINITY;
   for (int rep = 0; rep < 3; rep++) {
     double spent = NAN;
-#pragma omp parallel num_threads(2)
+    int arrived = 0;
+#pragma omp parallel num_threads(2) shared(arrived, spent)
     if (omp_get_num_threads() == 2) {
       double t0 = thread_cpu_time();
       if (omp_get_thread_num() == 0) {
-        struct timespec nap = {0, 20 * 1000 * 1000};
+        /* Sleep only once the other thread is about to wait: on a loaded machine it may
+         * start late, and must not find the barrier already open. */
+        for (int seen = 0; !seen; sched_yield()) {
+#pragma omp atomic read
+          seen = arrived;
+        }
+        struct timespec nap = {0, 50 * 1000 * 1000};
         nanosleep(&nap, NULL);
+      } else {
+#pragma omp atomic write
+        arrived = 1;
       }
 #pragma omp barrier
       if (omp_get_thread_num() == 1) spent = thread_cpu_time() - t0;

@@ -1,7 +1,7 @@
 -- Waiting threads sleep by default (a competing process must not make an epoch several times
 -- slower), in the blua command and in the module loaded by a stock lua5.4; a policy the user
 -- sets in the environment wins. blua._waitProbe() measures the CPU time a thread spends
--- waiting 20 ms for another: microseconds when it sleeps, milliseconds when it spins.
+-- waiting 50 ms for another: microseconds when it sleeps, milliseconds when it spins.
 local exe = os.getenv("BLUA_EXE") or "build/blua"
 local build = os.getenv("BLUA_BUILD_DIR") or "build"
 local repo = debug.getinfo(1, "S").source:match("^@(.*)/tests/[^/]*$") or "."

@@ -9,7 +9,7 @@ const char *blua_blas_config(void);
 const char *blua_blas_core(void);
 
 /* CPU seconds one thread of a team of two spends waiting at a barrier while the other sleeps
- * 20 ms (best of three): near zero when waiting threads sleep (passive), milliseconds when they
+ * 50 ms (best of three): near zero when waiting threads sleep (passive), milliseconds when they
  * spin. -1 when OpenMP gives no second thread. */
 double blua_wait_probe(void);
 
