@@ -20,6 +20,14 @@
     default: break;                                                       \
   }
 
+/* sigmoid and tanh are compute-bound (a vectorised exp or log per entry, several for the prox),
+ * so their loops run over blocks of entries in functions compiled twice, for AVX2 and for the
+ * baseline, and the CPU picks one when the program starts. */
+#define SMOOTH_CLONES __attribute__((target_clones("avx2", "default")))
+#define SMOOTH_BLOCK 256
+
+static inline int is_smooth(blua_act_kind kind) { return kind == BLUA_ACT_SIGMOID || kind == BLUA_ACT_TANH; }
+
 /* Loop chunks are dealt dynamically: on a machine shared with other jobs a static split leaves
  * the loop waiting for the thread whose core is busy. Small chunks for the kinds that iterate
  * or call exp/log per entry, a few large ones for the others. */

@@ -6,6 +6,7 @@
 
 #include "blua/penalty.h"
 #include "act_kernels.h"
+#include "vmath.h"
 
 
 
@@ -15,11 +16,16 @@
   _Pragma("omp parallel for simd schedule(dynamic, chunk) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
 #define PAR_SUM_ROWS(acc) _Pragma("omp parallel for schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
 
-INLINE double xlogx(double x) { return x > 0.0 ? x * log(x) : 0.0; }
+/* x log x (0 at 0), with the vectorisable log of vmath.h; the argument of vm_log is kept
+ * positive so that entries the select discards compute nothing odd. */
+INLINE double xlogx(double x) {
+  double l = vm_log(x > 0.0 ? x : 1.0);
+  return x > 0.0 ? x * l : 0.0;
+}
 
 /* softplus(w) = log(1 + e^w) and softplus(−w) from one exp and one log1p, without overflow. */
 INLINE void softplus2(double w, double *pos, double *neg) {
-  double l = log1p(exp(-fabs(w)));
+  double l = vm_log1p(vm_exp(-fabs(w)));
   *pos = (w > 0.0 ? w : 0.0) + l;
   *neg = (w < 0.0 ? -w : 0.0) + l;
 }
@@ -54,7 +60,7 @@ INLINE double conj1(blua_act_kind k, double a, double b, double z) {
     }
     case BLUA_ACT_SOFT_THRESHOLD: { double s = pos(fabs(z) - a); return 0.5 * s * s; }
     case BLUA_ACT_SIGMOID: { double sp, sn; softplus2(z, &sp, &sn); return sp; }
-    case BLUA_ACT_TANH: return fabs(z) + log1p(exp(-2.0 * fabs(z))) - 0.69314718055994530942; /* log cosh z */
+    case BLUA_ACT_TANH: return fabs(z) + vm_log1p(vm_exp(-2.0 * fabs(z))) - 0.69314718055994530942; /* log cosh z */
     default: return 0.5 * z * z;
   }
 }
@@ -93,6 +99,36 @@ INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) 
     default: return 0.5 * (y - z) * (y - z);
   }
 }
+
+/* Σ Ψ, Σ Φ* and Σ B over a block of entries for sigmoid and tanh (see act_kernels.h). */
+#define SMOOTH_SUM_BLOCK(name, ARGS, TERM)                                       \
+  SMOOTH_CLONES static double name ARGS {                                        \
+    double acc = 0.0;                                                            \
+    if (kind == BLUA_ACT_SIGMOID) {                                              \
+      const blua_act_kind k = BLUA_ACT_SIGMOID;                                  \
+      _Pragma("omp simd reduction(+ : acc)") for (int64_t j = 0; j < n; j++) acc += TERM; \
+    } else {                                                                     \
+      const blua_act_kind k = BLUA_ACT_TANH;                                     \
+      _Pragma("omp simd reduction(+ : acc)") for (int64_t j = 0; j < n; j++) acc += TERM; \
+    }                                                                            \
+    return acc;                                                                  \
+  }
+
+SMOOTH_SUM_BLOCK(smooth_psi_block, (blua_act_kind kind, const float *u, int64_t n), psi1(k, 0, 0, u[j]))
+SMOOTH_SUM_BLOCK(smooth_conj_block, (blua_act_kind kind, const float *z, int64_t n), conj1(k, 0, 0, z[j]))
+SMOOTH_SUM_BLOCK(smooth_bregman_block, (blua_act_kind kind, const float *y, const float *z, int64_t n),
+                 bregman1(k, 0, 0, y[j], z[j]))
+
+/* acc += the sum of CALL(i, len) over the blocks of n entries, in parallel above the threshold. */
+#define SMOOTH_SUM(n, acc, CALL)                                                                      \
+  do {                                                                                                \
+    const int64_t n_ = (n);                                                                           \
+    _Pragma("omp parallel for schedule(dynamic, 8) reduction(+ : acc) if (n_ > BLUA_OMP_THRESHOLD)") \
+    for (int64_t i = 0; i < n_; i += SMOOTH_BLOCK) {                                                  \
+      int64_t len = n_ - i < SMOOTH_BLOCK ? n_ - i : SMOOTH_BLOCK;                                    \
+      acc += CALL;                                                                                    \
+    }                                                                                                 \
+  } while (0)
 
 /* ---- operands ---- */
 
@@ -161,6 +197,9 @@ int blua_act_psi(const blua_act *act, const blua_tensor *u, double *result, blua
       for (int64_t j = 0; j < cols; j++) t += xlogx(r[j]) - 0.5 * (double)r[j] * r[j];
       acc += t;
     }
+  } else if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_SUM(n, acc, smooth_psi_block(kind, x + i, len));
   } else {
 #define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += psi1(K, a, b, x[i])
     DISPATCH(act->kind, LOOP)
@@ -188,6 +227,9 @@ int blua_act_conj(const blua_act *act, const blua_tensor *z, double *result, blu
       logsumexp_row(x + i * cols, cols, &m, &logs);
       acc += m + logs;
     }
+  } else if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_SUM(n, acc, smooth_conj_block(kind, x + i, len));
   } else {
 #define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += conj1(K, a, b, x[i])
     DISPATCH(act->kind, LOOP)
@@ -229,6 +271,9 @@ int blua_act_bregman(const blua_act *act, const blua_tensor *y, const blua_tenso
       for (int64_t j = 0; j < cols; j++) t += xlogx(yi[j]) - yi[j] * ((double)zi[j] - m - logs);
       acc += t;
     }
+  } else if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_SUM(n, acc, smooth_bregman_block(kind, yy + i, x + i, len));
   } else {
 #define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += bregman1(K, a, b, yy[i], x[i])
     DISPATCH(act->kind, LOOP)

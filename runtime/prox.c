@@ -12,6 +12,7 @@
 #include "blua/penalty.h"
 #include "act_kernels.h"
 #include "blua/prox.h"
+#include "vmath.h"
 
 
 /* ---- names and parameters ---- */
@@ -93,7 +94,7 @@ int blua_act_init(blua_act *act, const char *name, double p1, double p2, blua_er
 
 /* ---- scalar maps ---- */
 
-INLINE float sigmoidf1(float z) { return 1.0f / (1.0f + expf(-z)); }
+INLINE float sigmoidf1(float z) { return (float)vm_sigmoid(z); }
 
 INLINE float clipf1(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
@@ -118,7 +119,7 @@ INLINE float fwd1(blua_act_kind k, float a, float b, float z) {
     case BLUA_ACT_CLIP: return clipf1(z, a, b);
     case BLUA_ACT_SOFT_THRESHOLD: return shrinkf1(z, a);
     case BLUA_ACT_SIGMOID: return sigmoidf1(z);
-    case BLUA_ACT_TANH: return tanhf(z);
+    case BLUA_ACT_TANH: return (float)vm_tanh(z);
     default: return z;
   }
 }
@@ -173,6 +174,72 @@ static float tanh_prox1(double v, double mu) {
   return (float)tanh(z);
 }
 
+/* The same solves for whole blocks of entries, vectorised: a fixed number of Newton steps from
+ * the same start, each kept inside the bracket (a step that leaves it bisects), with the
+ * stopping test of the scalar solvers applied to the last step. The few entries that fail it
+ * (and NaN or infinite v) go to the scalar solvers above, so every result meets their bound. */
+#define SMOOTH_STEPS 5
+
+INLINE float sigmoid_prox_vec(double v, double mu, double *bad) {
+  double lo = (v - 1.0) / mu, hi = v / mu;
+  double z = v >= 2.0 * mu + 1.0 ? lo : (v <= -2.0 * mu ? hi : (v - 0.5) / (mu + 0.25));
+  const double M = 0.0963, tol = SMOOTH_TOL(v);
+  double zn = z;
+  double done = 0.0;
+  _Pragma("GCC unroll 8") for (int it = 0; it < SMOOTH_STEPS; it++) {
+    /* with q = 1 + e^{-z}: σ = 1/q, σ' = (q − 1)/q², so h/h' = (a q + 1) q / (μ q² + q − 1),
+     * a = μz − v: one division per step */
+    double q = 1.0 + vm_exp(-z), a = mu * z - v, num = a * q + 1.0, den = mu * q * q + (q - 1.0);
+    lo = num > 0 ? lo : z; /* h = num / q has the sign of num */
+    hi = num > 0 ? z : hi;
+    double step = num * q / den;
+    zn = z - step;
+    done = (4.0 * M * step * step <= tol && M * fabs(step) * q * q <= 0.5 * den) || zn == z ? 1.0 : 0.0;
+    z = zn >= lo && zn <= hi ? zn : 0.5 * (lo + hi);
+  }
+  *bad = 1.0 - done;
+  double u = v - mu * zn;
+  return (float)(u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u));
+}
+
+INLINE float tanh_prox_vec(double v, double mu, double *bad) {
+  double lo = (v - 1.0) / mu, hi = (v + 1.0) / mu;
+  double z = fabs(v) <= 1.0 + mu ? v / (1.0 + mu) : (v > 0 ? lo : hi);
+  const double M = 0.7699, tol = SMOOTH_TOL(v);
+  double zn = z;
+  double done = 0.0;
+  _Pragma("GCC unroll 8") for (int it = 0; it < SMOOTH_STEPS; it++) {
+    double t = vm_tanh(z), h = mu * z + t - v;
+    lo = h > 0 ? lo : z;
+    hi = h > 0 ? z : hi;
+    double d = mu + 1.0 - t * t, step = h / d;
+    zn = z - step;
+    done = (4.0 * M * step * step <= tol && M * fabs(step) <= 0.5 * d) || zn == z ? 1.0 : 0.0;
+    z = zn >= lo && zn <= hi ? zn : 0.5 * (lo + hi);
+  }
+  *bad = 1.0 - done;
+  double u = v - mu * zn;
+  return (float)(u < -1.0 ? -1.0 : (u > 1.0 ? 1.0 : u));
+}
+
+/* out[j] = prox_{μΦ}(v[j]) for j < n <= SMOOTH_BLOCK, sigmoid or tanh. out may alias v. */
+SMOOTH_CLONES static void smooth_prox_block(blua_act_kind kind, double mu, const float *v, float *out, int64_t n) {
+  float vb[SMOOTH_BLOCK];
+  double bad[SMOOTH_BLOCK], any = 0.0; /* doubles: a narrower flag keeps the loop scalar */
+  memcpy(vb, v, (size_t)n * sizeof *vb);
+  if (kind == BLUA_ACT_SIGMOID) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) out[j] = sigmoid_prox_vec(vb[j], mu, &bad[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) out[j] = tanh_prox_vec(vb[j], mu, &bad[j]);
+  }
+  for (int64_t j = 0; j < n; j++) any += bad[j];
+  if (any > 0.0)
+    for (int64_t j = 0; j < n; j++)
+      if (bad[j] != 0.0) out[j] = kind == BLUA_ACT_SIGMOID ? sigmoid_prox1(vb[j], mu) : tanh_prox1(vb[j], mu);
+}
+
 /* Constants of prox_{μΦ} computed once per call: c = 1/(1+μ); d is a/(a+μ) for leaky_relu
  * and the threshold λμ/(1+μ) for soft_threshold. */
 typedef struct {
@@ -223,12 +290,55 @@ INLINE float mask1(blua_act_kind k, float a, float b, float z) {
 INLINE float deriv1(blua_act_kind k, float a, float b, float z) {
   switch (k) {
     case BLUA_ACT_LEAKY_RELU: return z >= 0.0f ? 1.0f : a;
-    case BLUA_ACT_SIGMOID: { float s = sigmoidf1(z); return s * (1.0f - s); }
-    case BLUA_ACT_TANH: { float t = tanhf(z); return 1.0f - t * t; }
+    case BLUA_ACT_SIGMOID: { double s = vm_sigmoid(z); return (float)(s * (1.0 - s)); }
+    case BLUA_ACT_TANH: { double t = vm_tanh(z); return (float)(1.0 - t * t); }
     default: return mask1(k, a, b, z);
   }
 }
 
+
+/* σ, σ' and σ(z) − y over a block of entries, sigmoid or tanh. */
+SMOOTH_CLONES static void smooth_forward_block(blua_act_kind kind, const float *z, float *out, int64_t n) {
+  if (kind == BLUA_ACT_SIGMOID) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) out[j] = fwd1(BLUA_ACT_SIGMOID, 0.0f, 0.0f, z[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) out[j] = fwd1(BLUA_ACT_TANH, 0.0f, 0.0f, z[j]);
+  }
+}
+
+SMOOTH_CLONES static void smooth_deriv_block(blua_act_kind kind, const float *z, float *out, int64_t n) {
+  if (kind == BLUA_ACT_SIGMOID) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) out[j] = deriv1(BLUA_ACT_SIGMOID, 0.0f, 0.0f, z[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) out[j] = deriv1(BLUA_ACT_TANH, 0.0f, 0.0f, z[j]);
+  }
+}
+
+SMOOTH_CLONES static void smooth_grad_block(blua_act_kind kind, const float *y, const float *z, float *out,
+                                            int64_t n) {
+  if (kind == BLUA_ACT_SIGMOID) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) out[j] = fwd1(BLUA_ACT_SIGMOID, 0.0f, 0.0f, z[j]) - y[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) out[j] = fwd1(BLUA_ACT_TANH, 0.0f, 0.0f, z[j]) - y[j];
+  }
+}
+
+/* Runs CALL(i, len) over the blocks of n entries, in parallel above the threshold. */
+#define SMOOTH_BLOCKS(n, CALL)                                                    \
+  do {                                                                            \
+    const int64_t n_ = (n);                                                       \
+    _Pragma("omp parallel for schedule(dynamic, 8) if (n_ > BLUA_OMP_THRESHOLD)") \
+    for (int64_t i = 0; i < n_; i += SMOOTH_BLOCK) {                              \
+      int64_t len = n_ - i < SMOOTH_BLOCK ? n_ - i : SMOOTH_BLOCK;                \
+      CALL;                                                                       \
+    }                                                                             \
+  } while (0)
 
 /* Elementwise loops over n entries with chunks of `chunk` (locals of the kernel). Chunks are
  * handed out dynamically: on a machine shared with other jobs a static split leaves the
@@ -429,6 +539,9 @@ int blua_act_forward(const blua_act *act, blua_tensor *out, const blua_tensor *z
     int64_t rows = o.rows, cols = o.cols;
 #pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
     for (int64_t i = 0; i < rows; i++) softmax_row(r + i * cols, x + i * cols, cols);
+  } else if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_BLOCKS(n, smooth_forward_block(kind, x + i, r + i, len));
   } else {
 #define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = fwd1(K, a, b, x[i])
     DISPATCH(act->kind, LOOP)
@@ -451,6 +564,9 @@ int blua_act_prox(const blua_act *act, blua_tensor *out, const blua_tensor *v, d
   const prox_consts p = prox_setup(act, mu);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     ROWS_WITH_BUFFER(o, softmax_prox_row(r + i * cols_, x + i * cols_, cols_, mu, buf));
+  } else if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_BLOCKS(n, smooth_prox_block(kind, mu, x + i, r + i, len));
   } else {
 #define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = prox1(K, a, b, p, x[i])
     DISPATCH(act->kind, LOOP)
@@ -514,9 +630,14 @@ int blua_act_derivative(const blua_act *act, blua_tensor *out, const blua_tensor
   float *r = o.out;
   int64_t n = o.n;
   const int64_t chunk = chunk_of(act->kind, n);
+  if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_BLOCKS(n, smooth_deriv_block(kind, x + i, r + i, len));
+  } else {
 #define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = deriv1(K, a, b, x[i])
-  DISPATCH(act->kind, LOOP)
+    DISPATCH(act->kind, LOOP)
 #undef LOOP
+  }
   return finish(&o, BLUA_OK, err);
 }
 
@@ -553,6 +674,9 @@ int blua_act_bregman_grad(const blua_act *act, blua_tensor *out, const blua_tens
         for (int64_t j = 0; j < cols; j++) ri[j] -= yi[j];
       }
     }
+  } else if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_BLOCKS(n, smooth_grad_block(kind, yy + i, x + i, r + i, len));
   } else {
 #define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = fwd1(K, a, b, x[i]) - yy[i]
     DISPATCH(act->kind, LOOP)
@@ -582,6 +706,13 @@ int blua_act_xstep_bregman(const blua_act *act, blua_tensor *xt, const blua_tens
         ri[j] = x[k] + m * (zz[k] - gg[k]);
       }
       softmax_prox_row(ri, ri, cols_, mu, buf);
+    });
+  } else if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_BLOCKS(n, {
+      float vb[SMOOTH_BLOCK];
+      for (int64_t j = 0; j < len; j++) vb[j] = x[i + j] + m * (zz[i + j] - gg[i + j]);
+      smooth_prox_block(kind, mu, vb, r + i, len);
     });
   } else {
 #define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = prox1(K, a, b, p, x[i] + m * (zz[i] - gg[i]))

@@ -1,0 +1,102 @@
+/* Private to the activation kernels: e^x, log x, σ and tanh in double, written without
+ * branches or table look-ups so that loops calling them vectorise (libm's exp and log are
+ * calls the compiler cannot vectorise without -ffast-math). Each is accurate to about one
+ * unit in the last place of a double (tests/c/test_vmath.c measures it against libm), so a
+ * float result computed from them is the correctly rounded float nearly always.
+ *
+ * exp: x = k ln2 + r with |r| <= ln2/2 (ln2 split in two so k ln2 is exact), e^r by its Taylor
+ * polynomial of degree 13 (truncation below 1e-17 relative), times 2^k built in the exponent
+ * bits. Arguments are clamped to [-708, 709], where e^x is a normal double.
+ * log: x = 2^e m with m in [√½, √2), log m = 2 atanh f with f = (m − 1)/(m + 1), |f| <= 0.172,
+ * by the odd series of atanh up to f^23. For positive normal doubles (every float but 0 is
+ * one once widened); callers choose the value at 0 themselves. */
+#ifndef BLUA_VMATH_H
+#define BLUA_VMATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define VM_INLINE static inline __attribute__((always_inline))
+
+VM_INLINE double vm_from_bits(uint64_t u) {
+  double d;
+  memcpy(&d, &u, sizeof d);
+  return d;
+}
+
+VM_INLINE uint64_t vm_bits(double d) {
+  uint64_t u;
+  memcpy(&u, &d, sizeof u);
+  return u;
+}
+
+/* ln 2 = VM_LN2_HI + VM_LN2_LO; VM_LN2_HI has 32 trailing zero bits, so k VM_LN2_HI is exact. */
+#define VM_LN2_HI 6.93147180369123816490e-01
+#define VM_LN2_LO 1.90821492927058770002e-10
+#define VM_SHIFTER 0x1.8p52 /* adding it rounds to an integer, kept in the low mantissa bits */
+
+VM_INLINE double vm_exp(double x) {
+  x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x); /* NaN stays NaN */
+  double t = x * 1.4426950408889634074 + VM_SHIFTER;
+  double k = t - VM_SHIFTER;
+  double r = (x - k * VM_LN2_HI) - k * VM_LN2_LO;
+  double p = 1.0 / 6227020800.0;                     /* 1/13! */
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  uint64_t scale = (vm_bits(t) - vm_bits(VM_SHIFTER) + 1023u) << 52; /* 2^k */
+  return p * vm_from_bits(scale);
+}
+
+VM_INLINE double vm_log(double x) {
+  uint64_t u = vm_bits(x);
+  uint64_t biased = u >> 52;
+  double m = vm_from_bits((u & 0x000fffffffffffffu) | 0x3ff0000000000000u); /* in [1, 2) */
+  int big = m > 1.4142135623730950488;
+  m = big ? 0.5 * m : m;
+  /* the exponent as a double without an integer conversion (which SSE2 lacks for 64 bits) */
+  double e = vm_from_bits(0x4330000000000000u | biased) - 0x1.0p52 - 1023.0 + (big ? 1.0 : 0.0);
+  double f = (m - 1.0) / (m + 1.0), s = f * f;
+  double p = 1.0 / 23.0;
+  p = p * s + 1.0 / 21.0;
+  p = p * s + 1.0 / 19.0;
+  p = p * s + 1.0 / 17.0;
+  p = p * s + 1.0 / 15.0;
+  p = p * s + 1.0 / 13.0;
+  p = p * s + 1.0 / 11.0;
+  p = p * s + 1.0 / 9.0;
+  p = p * s + 1.0 / 7.0;
+  p = p * s + 1.0 / 5.0;
+  p = p * s + 1.0 / 3.0;
+  double logm = 2.0 * f + 2.0 * f * s * p;
+  return e * VM_LN2_HI + (logm + e * VM_LN2_LO);
+}
+
+/* log(1 + t) for t >= 0, keeping the digits of t that 1 + t rounds away. */
+VM_INLINE double vm_log1p(double t) {
+  double u = 1.0 + t;
+  return vm_log(u) - ((u - 1.0) - t) / u;
+}
+
+VM_INLINE double vm_sigmoid(double z) { return 1.0 / (1.0 + vm_exp(-z)); }
+
+/* tanh from e^{-2|z|}; below |z| = 1e-4 (where 1 − e^{-2|z|} loses digits) its Taylor series. */
+VM_INLINE double vm_tanh(double z) {
+  double a = z < 0.0 ? -z : z, e = vm_exp(-2.0 * a);
+  double t = (1.0 - e) / (1.0 + e), z2 = z * z;
+  double small = z * (1.0 - z2 * (1.0 / 3.0 - z2 * (2.0 / 15.0)));
+  t = z < 0.0 ? -t : t;
+  return a < 1e-4 ? small : t;
+}
+
+#endif
