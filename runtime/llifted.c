@@ -2,6 +2,7 @@
  * built-in activations; lua/blua/train/lifted.lua composes the same steps from tensor operations
  * for activations defined in Lua. Activations arrive as the Lua activation objects of
  * blua.activation (fields name, params, builtin). */
+#include "blua/backprop.h"
 #include "blua/lifted.h"
 #include "blua/optim.h"
 #include "lblua.h"
@@ -122,7 +123,54 @@ static int l_sgd(lua_State *L) {
   return 0;
 }
 
+/* Entry i (1-based) of the list at idx, which must be a tensor; it stays referenced by the list. */
+static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what) {
+  lua_rawgeti(L, idx, i);
+  blua_tensor *t = lblua_totensor(L, -1);
+  if (!t) luaL_error(L, "bad argument #%d to 'backprop' (%s[%d] must be a tensor)", idx, what, i);
+  lua_pop(L, 1);
+  return t;
+}
+
+/* blua._backprop(acts, W, b, x, y, Z, X, D, G, scale, parts, grads) → loss: the gradients of
+ * scale × the summed loss of a batch into grads (W1, b1, W2, ...), rows split into `parts`
+ * blocks (blua/backprop.h). acts, W, b, Z, D, G have one entry per layer, X one per hidden layer. */
+static int l_backprop(lua_State *L) {
+  enum { MAXL = 64 };
+  for (int i = 1; i <= 3; i++) luaL_checktype(L, i, LUA_TTABLE);
+  for (int i = 6; i <= 9; i++) luaL_checktype(L, i, LUA_TTABLE);
+  luaL_checktype(L, 12, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 1 || n > MAXL) return luaL_error(L, "bad network in 'backprop': %d layers (1 to %d supported)", (int)n, MAXL);
+  blua_act acts[MAXL];
+  blua_lifted_layer layers[MAXL];
+  blua_tensor *Z[MAXL], *X[MAXL], *D[MAXL], *G[MAXL], *grads[2 * MAXL];
+  for (int l = 0; l < n; l++) {
+    lua_rawgeti(L, 1, l + 1);
+    check_act(L, lua_gettop(L), &acts[l], "backprop");
+    lua_pop(L, 1);
+    layers[l] = (blua_lifted_layer){&acts[l], list_tensor(L, 2, l + 1, "W"), list_tensor(L, 3, l + 1, "b")};
+    Z[l] = list_tensor(L, 6, l + 1, "Z");
+    X[l] = l < n - 1 ? list_tensor(L, 7, l + 1, "X") : NULL;
+    D[l] = list_tensor(L, 8, l + 1, "D");
+    G[l] = list_tensor(L, 9, l + 1, "G");
+    grads[2 * l] = list_tensor(L, 12, 2 * l + 1, "grads");
+    grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads");
+  }
+  lua_Integer parts = luaL_checkinteger(L, 11);
+  luaL_argcheck(L, parts >= 1 && parts <= 64, 11, "parts must be in 1..64");
+  double loss = 0.0;
+  blua_err err;
+  lblua_check(L,
+              blua_backprop_batch((int)n, layers, lblua_checktensor(L, 4), lblua_checktensor(L, 5), Z, X, D, G,
+                                  luaL_checknumber(L, 10), (int)parts, grads, &loss, &err),
+              "backprop", &err);
+  lua_pushnumber(L, loss);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"_backprop", l_backprop},
     {"_adam", l_adam}, {"_sgd", l_sgd},
     {"_affine", l_affine}, {"_xstep", l_xstep}, {"_wgrad", l_wgrad}, {"_energy", l_energy},
     {"spectralNorm", l_spectralNorm}, {NULL, NULL}};

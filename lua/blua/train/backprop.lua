@@ -10,9 +10,37 @@ local backprop = {}
 -- tensors Z, X, D (deltas) and G. rows (default: the rows of xb)
 -- is the size of the global batch when xb is one share of it. l1 = {[l] = alpha} adds
 -- α‖σ_l(z_l)‖₁ per sample to the loss (docs/design.md, "L1 penalties on auxiliary variables").
+--
+-- With dense blocks, built-in activations and no L1 term the whole pass runs in C
+-- (blua._backprop). A batch of a network with narrow layers is split into two blocks of rows
+-- that run on two threads side by side: BLAS does not split products that small. The split
+-- depends on the shapes only, so results do not depend on the thread count.
+local SPLIT_ROWS, SPLIT_WIDTH = 64, 256
+
+local function c_path(net, l1)
+  if l1 and next(l1) then return nil end
+  local acts, widest = {}, 0
+  for l = 1, net:nLayers() do
+    local a = net:activation(l)
+    if not a.builtin or not net:block(l).dense then return nil end
+    acts[l] = a
+    if l < net:nLayers() then widest = math.max(widest, net.sizes[l + 1]) end
+  end
+  return acts, widest
+end
+
 function backprop.gradients(net, xb, yb, ws, grads, rows, l1)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
+  local acts, widest = c_path(net, l1)
+  if acts then
+    local n = xb:size(1)
+    local parts = (n >= SPLIT_ROWS and widest <= SPLIT_WIDTH) and 2 or 1
+    local scale = 1 / (rows or n)
+    local flat = {}
+    for l = 1, L do flat[2 * l - 1], flat[2 * l] = grads[l][1], grads[l][2] end
+    return blua._backprop(acts, net.W, net.b, xb, yb, Z, X, D, ws.G, scale, parts, flat) * scale
+  end
   X[0] = xb
   for l = 1, L do
     net:block(l):forward(X[l - 1], Z[l])

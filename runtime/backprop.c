@@ -1,0 +1,121 @@
+/* See blua/backprop.h. Tensor reference counts are not atomic, so every view a block needs
+ * (its rows of each operand, the transposes, its own gradient tensors) is made before the
+ * parallel loop and released after it; inside, the kernels touch only the block's own views. */
+#include "blua/backprop.h"
+
+#include <stdlib.h>
+
+#include "blua/penalty.h"
+
+enum { MAXL = 64 };
+
+/* The views of one block of rows. */
+typedef struct {
+  blua_tensor *x, *y, *z[MAXL], *xs[MAXL], *xt[MAXL], *d[MAXL], *g[MAXL], *grads[2 * MAXL];
+  double loss;
+  int status;
+  blua_err err;
+} block;
+
+static void block_release(block *b, int L) {
+  blua_tensor_release(b->x);
+  blua_tensor_release(b->y);
+  for (int l = 0; l < L; l++) {
+    blua_tensor_release(b->z[l]);
+    blua_tensor_release(b->xs[l]);
+    blua_tensor_release(b->xt[l]);
+    blua_tensor_release(b->d[l]);
+    blua_tensor_release(b->g[l]);
+    blua_tensor_release(b->grads[2 * l]);
+    blua_tensor_release(b->grads[2 * l + 1]);
+  }
+}
+
+static int block_make(block *b, int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z,
+                      blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
+                      blua_tensor *const *grads, int own_grads, int64_t first, int64_t count, blua_err *err) {
+  if (!(b->x = blua_tensor_narrow((blua_tensor *)x, 0, first, count, err))) return BLUA_ERROR;
+  if (!(b->y = blua_tensor_narrow((blua_tensor *)y, 0, first, count, err))) return BLUA_ERROR;
+  for (int l = 0; l < L; l++) {
+    if (!(b->z[l] = blua_tensor_narrow(Z[l], 0, first, count, err))) return BLUA_ERROR;
+    if (!(b->d[l] = blua_tensor_narrow(D[l], 0, first, count, err))) return BLUA_ERROR;
+    if (!(b->g[l] = blua_tensor_narrow(G[l], 0, first, count, err))) return BLUA_ERROR;
+    if (l < L - 1 && !(b->xs[l] = blua_tensor_narrow(X[l], 0, first, count, err))) return BLUA_ERROR;
+    if (!(b->xt[l] = blua_tensor_transpose(l > 0 ? b->xs[l - 1] : b->x, err))) return BLUA_ERROR;
+    for (int k = 2 * l; k < 2 * l + 2; k++) {
+      if (own_grads) {
+        if (!(b->grads[k] = blua_tensor_clone(grads[k], err))) return BLUA_ERROR;
+      } else {
+        blua_tensor_retain(grads[k]);
+        b->grads[k] = grads[k];
+      }
+    }
+  }
+  return BLUA_OK;
+}
+
+/* The forward and backward pass of one block; wt[l] is W_lᵀ. */
+static int block_run(block *b, int L, const blua_lifted_layer *layers, blua_tensor *const *wt, double scale,
+                     blua_err *err) {
+  const blua_tensor *prev = b->x;
+  for (int l = 0; l < L; l++) {
+    if (blua_lifted_affine(b->z[l], prev, &layers[l], err)) return BLUA_ERROR;
+    if (l < L - 1) {
+      if (blua_act_forward(layers[l].act, b->xs[l], b->z[l], err)) return BLUA_ERROR;
+      prev = b->xs[l];
+    }
+  }
+  const blua_act *out = layers[L - 1].act;
+  if (blua_act_bregman(out, b->y, b->z[L - 1], &b->loss, err)) return BLUA_ERROR;
+  if (blua_act_bregman_grad(out, b->d[L - 1], b->y, b->z[L - 1], err)) return BLUA_ERROR;
+  for (int l = L - 1; l >= 0; l--) {
+    if (blua_mm(b->grads[2 * l], 0.0f, (float)scale, b->xt[l], b->d[l], err)) return BLUA_ERROR;
+    if (blua_tensor_sum_rows(b->grads[2 * l + 1], 0.0f, (float)scale, b->d[l], err)) return BLUA_ERROR;
+    if (l > 0) {
+      if (blua_mm(b->d[l - 1], 0.0f, 1.0f, b->d[l], wt[l], err)) return BLUA_ERROR;
+      if (blua_act_derivative(layers[l - 1].act, b->g[l - 1], b->z[l - 1], err)) return BLUA_ERROR;
+      if (blua_tensor_cmul(b->d[l - 1], b->d[l - 1], b->g[l - 1], err)) return BLUA_ERROR;
+    }
+  }
+  return BLUA_OK;
+}
+
+int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
+                        blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
+                        double scale, int parts, blua_tensor *const *grads, double *loss, blua_err *err) {
+  if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
+  int64_t rows = blua_tensor_rows(x);
+  if (parts < 1) parts = 1;
+  if (parts > rows) parts = rows > 0 ? (int)rows : 1;
+  block *blocks = calloc((size_t)parts, sizeof *blocks);
+  blua_tensor *wt[MAXL] = {0};
+  int result = BLUA_OK;
+  if (!blocks) return blua_fail(err, "out of memory: back-propagation in %d blocks", parts);
+  for (int l = 1; l < L && result == BLUA_OK; l++)
+    if (!(wt[l] = blua_tensor_transpose((blua_tensor *)layers[l].W, err))) result = BLUA_ERROR;
+  for (int p = 0; p < parts && result == BLUA_OK; p++) {
+    int64_t first = rows * p / parts, count = rows * (p + 1) / parts - first;
+    /* one block writes the gradients in place; several need their own, added afterwards */
+    result = block_make(&blocks[p], L, x, y, Z, X, D, G, grads, parts > 1, first, count, err);
+  }
+  if (result == BLUA_OK) {
+#pragma omp parallel for schedule(static) if (parts > 1)
+    for (int p = 0; p < parts; p++) blocks[p].status = block_run(&blocks[p], L, layers, wt, scale, &blocks[p].err);
+    *loss = 0.0;
+    for (int p = 0; p < parts && result == BLUA_OK; p++) {
+      if (blocks[p].status) {
+        *err = blocks[p].err;
+        result = BLUA_ERROR;
+        break;
+      }
+      *loss += blocks[p].loss;
+      for (int i = 0; i < 2 * L && result == BLUA_OK && parts > 1; i++)
+        result = p == 0 ? blua_tensor_copy(grads[i], blocks[p].grads[i], err)
+                        : blua_tensor_add(grads[i], grads[i], 1.0f, blocks[p].grads[i], err);
+    }
+  }
+  for (int p = 0; p < parts; p++) block_release(&blocks[p], L);
+  for (int l = 0; l < L; l++) blua_tensor_release(wt[l]);
+  free(blocks);
+  return result;
+}
