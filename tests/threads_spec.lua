@@ -9,13 +9,27 @@ local repo = debug.getinfo(1, "S").source:match("^@(.*)/tests/[^/]*$") or "."
 local clean = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u BLUA_SET_WAIT_POLICY "
 local probe = [[print(os.getenv('OMP_WAIT_POLICY'), os.getenv('BLUA_SET_WAIT_POLICY'), blua._waitProbe())]]
 
-local function run(cmd)
+local function run_once(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
   local out = p:read("a")
   local ok = p:close()
   assert(ok, cmd .. " failed:\n" .. out)
   local policy, mark, cpu = out:match("^(%S+)%s+(%S+)%s+(%S+)")
   return policy, mark, tonumber(cpu), out
+end
+
+-- On a loaded machine a spinning thread may get no core during one 50 ms probe, so the probe
+-- runs up to five times and the largest CPU time counts: spinning shows in at least one run,
+-- while a sleeping thread stays at microseconds in all of them.
+local function run(cmd)
+  local policy, mark, cpu, out = run_once(cmd)
+  for _ = 2, 5 do
+    if cpu > 1e-3 then break end
+    local p2, m2, c2 = run_once(cmd)
+    assert(p2 == policy and m2 == mark, out)
+    cpu = math.max(cpu, c2)
+  end
+  return policy, mark, cpu, out
 end
 
 describe("thread waiting", function()

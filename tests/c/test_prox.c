@@ -1,7 +1,7 @@
 /* Unit tests of the proximal activations and penalties (blua/prox.h, blua/penalty.h): the
- * identities of DESIGN.md §2–§4 for every built-in, checked against formulas written out here
- * in double, plus stability at |z| = 50, the fused X-steps, non-contiguous operands, thread
- * counts, the derived-prox solver and the error paths. */
+ * identities of docs/design.md (activations, penalties, X-step) for every built-in, checked
+ * against formulas written out here in double, plus stability at |z| = 50, the fused X-steps,
+ * non-contiguous operands, thread counts, the derived-prox solver and the error paths. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +71,7 @@ static double ref_derivative(const blua_act *a, double z) {
   }
 }
 
-/* The closed forms of DESIGN.md §2 for prox_{μΦ}. */
+/* The closed forms of docs/design.md (activations) for prox_{μΦ}. */
 static double ref_prox(const blua_act *a, double v, double mu) {
   double c = v / (1 + mu);
   switch (a->kind) {
