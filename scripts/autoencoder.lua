@@ -7,7 +7,7 @@
 -- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
 --   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.01]
 --                                [--rho 0.1] [--loss-weight 1] [--bregman-mu 2] [--methods ...]
---                                [--out docs/results] [--save results] [--quick]
+--                                [--out results] [--save results] [--quick]
 local blua = require "blua"
 
 local o = blua.cli.parse(arg, {
@@ -23,7 +23,7 @@ local o = blua.cli.parse(arg, {
   {"methods", "string", "bregman,lifted,backprop", "methods, comma-separated"},
   {"test-size", "integer", 10000, "test images"},
   {"threads", "integer", 0, "threads (0: the runtime's default)"},
-  {"out", "string", "docs/results", "folder of the report and the image grid"},
+  {"out", "string", "results", "folder of the report and the image grid"},
   {"save", "string", "", "folder for each method's seed-1 network of the largest size"},
   {"quick", "flag", false, "a smoke test: 200 images, 1 seed, 2 epochs, width 32"},
 }, {name = "autoencoder.lua", usage = "blua scripts/autoencoder.lua [options]"})

@@ -18,7 +18,7 @@ local o = blua.cli.parse(arg, {
   {"iterations", "integer", 300, "inversion iterations (FISTA: 4x as many)"},
   {"select-m", "integer", 100, "the m at which each inversion's α is chosen from the grid (0: at every m)"},
   {"threads", "integer", 0, "threads (0: the runtime's default)"},
-  {"out", "string", "docs/results", "folder of the report and the plot"},
+  {"out", "string", "results", "folder of the report and the plot"},
   {"quick", "flag", false, "a smoke test: a small autoencoder trained here, 20 images, m = 25 and 100"},
 }, {name = "compressed_sensing.lua", usage = "blua scripts/compressed_sensing.lua [options]"})
 
