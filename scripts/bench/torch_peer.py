@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Back-propagation peer for scripts/bench/vs_torch.lua: the paper's 784-64-64-64-10 ReLU
-network on MNIST with PyTorch (Debian python3-torch), Adam, the same batch size, learning rate
-and cosine schedule as blua's back-propagation defaults. Prints one line per epoch:
-'epoch N seconds S test T'."""
+network (model "mlp") or the small CNN of blua.experiment.cnn (model "cnn") on MNIST with
+PyTorch (Debian python3-torch), Adam, the same batch size, learning rate and cosine schedule
+as blua's back-propagation defaults. Prints one line per epoch: 'epoch N seconds S test T'.
+  torch_peer.py DATA_DIR EPOCHS THREADS [mlp|cnn]"""
 import struct
 import sys
 import time
@@ -21,15 +22,24 @@ def idx(path):
 
 def main():
     root, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    model = sys.argv[4] if len(sys.argv) > 4 else "mlp"
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     x = torch.tensor(idx(root + "/train-images-idx3-ubyte").reshape(-1, 784), dtype=torch.float32) / 255
     y = torch.tensor(idx(root + "/train-labels-idx1-ubyte"), dtype=torch.long)
     xt = torch.tensor(idx(root + "/t10k-images-idx3-ubyte").reshape(-1, 784), dtype=torch.float32) / 255
     yt = torch.tensor(idx(root + "/t10k-labels-idx1-ubyte"), dtype=torch.long)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
-        torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    if model == "cnn":
+        nn = torch.nn
+        net = nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)),
+            nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
+            nn.Conv2d(8, 16, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
+            nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    else:
+        net = torch.nn.Sequential(
+            torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+            torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     batch, lr = 128, 4e-3
     steps = epochs * ((len(x) + batch - 1) // batch)
     opt = torch.optim.Adam(net.parameters(), lr=lr)

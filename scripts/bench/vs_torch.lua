@@ -1,17 +1,19 @@
 -- Training speed against PyTorch (Debian python3-torch) on MNIST, side by side in one run:
--- the paper's 784-64-64-64-10 network, batch 128, Adam with a cosine schedule, by back-
+-- the paper's 784-64-64-64-10 network (or with --model cnn the small CNN of
+-- blua.experiment.cnn, RESULTS.md "Convolutional networks"), batch 128, Adam with a cosine schedule, by back-
 -- propagation in PyTorch and by back-propagation and lifted Bregman training in blua.
 -- Prints seconds per training epoch (median) of each and the ratios blua / PyTorch. With
 -- --race yes it then races to 97.0 % MNIST test accuracy: PyTorch back-prop and blua lifted
 -- Bregman, each with its defaults (10 epochs of its own schedule), test accuracy after every
 -- epoch; the time is the training seconds summed up to the first epoch at or above 97.0 %.
---   blua scripts/bench/vs_torch.lua [--epochs 3] [--threads 2] [--race no]
+--   blua scripts/bench/vs_torch.lua [--epochs 3] [--threads 2] [--race no] [--model mlp]
 local blua = require "blua"
 
 local o = blua.cli.parse(arg, {
   {"epochs", "integer", 3, "epochs per run"},
   {"threads", "integer", 2, "threads for every contestant"},
   {"race", {"yes", "no"}, "no", "also race to 97.0 % test accuracy with the defaults"},
+  {"model", {"mlp", "cnn"}, "mlp", "the paper's MLP or the small CNN"},
 }, {usage = "blua scripts/bench/vs_torch.lua [options]"})
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
@@ -24,7 +26,7 @@ local median = timing.median
 local function torch_epochs(epochs)
   -- PyTorch runs with its own OpenMP defaults, not the passive waiting blua put in the environment.
   local own = os.getenv("BLUA_SET_WAIT_POLICY") == "1" and "env -u OMP_WAIT_POLICY -u BLUA_SET_WAIT_POLICY " or ""
-  local cmd = string.format("%s/usr/bin/python3 %s/torch_peer.py %s %d %d 2>&1", own, here, data_dir, epochs, o.threads)
+  local cmd = string.format("%s/usr/bin/python3 %s/torch_peer.py %s %d %d %s 2>&1", own, here, data_dir, epochs, o.threads, o.model)
   local p = assert(io.popen(cmd))
   local secs, accs = {}, {}
   for line in p:lines() do
@@ -43,16 +45,22 @@ end
 
 blua.setNumThreads(o.threads)
 local train, test = blua.data.mnist("train"), blua.data.mnist("test")
+local function new_net()
+  if o.model == "cnn" then return blua.experiment.cnn() end
+  return blua.nn.mlp{784, 64, 64, 64, 10}
+end
+
 local function blua_run(method)
   blua.manualSeed(1)
-  local net = blua.nn.mlp{784, 64, 64, 64, 10}
+  local net = new_net()
   local h = blua.train[method](net, train, {epochs = o.epochs, verbose = false, eval_train = false})
   local secs = {}
   for i, e in ipairs(h) do secs[i] = e.seconds end
   return median(secs), blua.metrics.accuracy(net, test)
 end
 
-print(string.format("MNIST, 784-64-64-64-10, batch 128, %d epochs, %d threads; median seconds per training epoch", o.epochs, o.threads))
+print(string.format("MNIST, %s, batch 128, %d epochs, %d threads; median seconds per training epoch",
+  o.model == "cnn" and "the small CNN" or "784-64-64-64-10", o.epochs, o.threads))
 local ts, ta = torch_run()
 local bs, ba = blua_run("backprop")
 local gs, ga = blua_run("bregman")
@@ -77,7 +85,7 @@ local function time_to(target, secs, accs)
   return nil
 end
 
-if o.race == "yes" then
+if o.race == "yes" and o.model == "mlp" then
   local target = 0.97
   print(string.format("race to %.1f%% test accuracy, defaults (10 epochs), %d threads; training seconds summed", 100 * target, o.threads))
   local tsecs, taccs = torch_epochs(10)
