@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include "blua/tensor.h"
+#include "blua/threads.h"
 
 typedef struct {
   CBLAS_TRANSPOSE trans;
@@ -74,8 +75,14 @@ int blua_mm(blua_tensor *c, float beta, float alpha, const blua_tensor *a, const
   if (k == 0) {
     blua_tensor_affine(out, out, beta, 0.0f, err);
   } else {
+    /* Small products run on one BLAS thread: with passive waiting, waking a second thread
+     * for a few megaflops costs more than it saves (docs/design.md, "Threads and speed"). */
+    int threads = blua_get_num_threads();
+    int one = threads > 1 && 2.0 * (double)m * (double)n * (double)k < BLUA_MM_SERIAL_FLOPS;
+    if (one) openblas_set_num_threads(1);
     cblas_sgemm(CblasRowMajor, oa.trans, ob.trans, (int)m, (int)n, (int)k, alpha, oa.data, oa.ld, ob.data, ob.ld,
                 beta, blua_tensor_data(out), (int)(n > 1 ? n : 1));
+    if (one) blua_set_num_threads(threads);
   }
   blua_tensor_release(oa.copy);
   blua_tensor_release(ob.copy);

@@ -167,5 +167,7 @@ void blua_tensor_normal(blua_tensor *t, double mean, double std);
 
 /* Elementwise loops go parallel above this many elements. */
 #define BLUA_OMP_THRESHOLD 32768
+/* Matrix products below this many flops run on one BLAS thread (see runtime/blas.c). */
+#define BLUA_MM_SERIAL_FLOPS 3.2e7
 
 #endif
