@@ -1,6 +1,7 @@
 /* Matrix products through cblas_sgemm. Views are passed to BLAS as they are whenever their
  * strides describe a row-major matrix or its transpose; only other layouts are copied. */
 #include <cblas.h>
+#include <omp.h>
 
 #include "blua/tensor.h"
 #include "blua/threads.h"
@@ -36,6 +37,23 @@ static int as_operand(const blua_tensor *t, gemm_operand *op, blua_err *err) {
 }
 
 static int overlaps(const blua_tensor *a, const blua_tensor *b) { return a->storage == b->storage; }
+
+/* Small products run on one BLAS thread: with passive waiting, waking a second thread for a
+ * few megaflops cost more than it saved (RESULTS.md, "Speed"). */
+int blua_mm_serial_begin(int64_t m, int64_t n, int64_t k) {
+  /* Inside a parallel region OpenBLAS runs on one thread anyway; its global count stays. */
+  if (omp_in_parallel()) return 0;
+  int threads = blua_get_num_threads();
+  if (threads > 1 && 2.0 * (double)m * (double)n * (double)k < BLUA_MM_SERIAL_FLOPS) {
+    openblas_set_num_threads(1);
+    return threads;
+  }
+  return 0;
+}
+
+void blua_mm_serial_end(int saved) {
+  if (saved) blua_set_num_threads(saved);
+}
 
 int blua_mm(blua_tensor *c, float beta, float alpha, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
   char sa[48], sb[48], sc[48];
@@ -75,14 +93,10 @@ int blua_mm(blua_tensor *c, float beta, float alpha, const blua_tensor *a, const
   if (k == 0) {
     blua_tensor_affine(out, out, beta, 0.0f, err);
   } else {
-    /* Small products run on one BLAS thread: with passive waiting, waking a second thread
-     * for a few megaflops costs more than it saves (docs/design.md, "Threads and speed"). */
-    int threads = blua_get_num_threads();
-    int one = threads > 1 && 2.0 * (double)m * (double)n * (double)k < BLUA_MM_SERIAL_FLOPS;
-    if (one) openblas_set_num_threads(1);
+    int saved = blua_mm_serial_begin(m, n, k);
     cblas_sgemm(CblasRowMajor, oa.trans, ob.trans, (int)m, (int)n, (int)k, alpha, oa.data, oa.ld, ob.data, ob.ld,
                 beta, blua_tensor_data(out), (int)(n > 1 ? n : 1));
-    if (one) blua_set_num_threads(threads);
+    blua_mm_serial_end(saved);
   }
   blua_tensor_release(oa.copy);
   blua_tensor_release(ob.copy);

@@ -23,7 +23,9 @@ static void gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, i
   int lda, ldb;
   operand(m, k, ars, acs, &ta, &lda);
   operand(k, n, brs, bcs, &tb, &ldb);
+  int saved = blua_mm_serial_begin(m, n, k);
   cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, alpha, a, lda, b, ldb, beta, c, (int)ldc);
+  blua_mm_serial_end(saved);
 }
 
 static int dense_forward(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, float *y,

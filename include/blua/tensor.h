@@ -139,6 +139,11 @@ int blua_tensor_add_rowvec(blua_tensor *r, const blua_tensor *a, float alpha, co
 /* Matrix product c = beta c + alpha op(a) op(b) through cblas_sgemm; any of a, b may be a
  * transposed view or a narrowed view; c must not overlap a or b. */
 int blua_mm(blua_tensor *c, float beta, float alpha, const blua_tensor *a, const blua_tensor *b, blua_err *err);
+/* blua_mm runs products under BLUA_MM_SERIAL_FLOPS on one BLAS thread. Kernels that call
+ * cblas_sgemm themselves wrap the call in these to stay bit for bit alike: begin returns the
+ * thread count to restore (0: nothing changed), end restores it. */
+int blua_mm_serial_begin(int64_t m, int64_t n, int64_t k);
+void blua_mm_serial_end(int saved);
 
 /* Reductions over all elements, accumulated in double. */
 double blua_tensor_sum(const blua_tensor *t);
