@@ -3,14 +3,7 @@
 local blua = require "blua"
 local support = require "tests.support"
 
-local exe = os.getenv("BLUA_EXE") or "build/blua"
-
-local function run(args)
-  local p = io.popen(string.format("%s %s 2>&1", exe, args))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local run = support.run
 
 describe("the autoencoder and compressed sensing scripts", function()
   it("refuse unknown options", function()

@@ -2,10 +2,10 @@
 -- planned run bit for bit, logs keep their earlier epochs, --save-best, plots, and output
 -- that reads well (one time format, "1 epoch").
 local blua = require "blua"
-local write_file = require("tests.support").write_file
+local support = require "tests.support"
+local write_file = support.write_file
 
-local exe = os.getenv("BLUA_EXE") or "build/blua"
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = support.quote
 
 local tmp = os.tmpname()
 os.remove(tmp)
@@ -13,16 +13,7 @@ os.execute("mkdir -p " .. q(tmp))
 teardown(function() os.execute("rm -rf " .. q(tmp)) end)
 
 -- stdout, stderr and status of `env blua args`.
-local function run(args, env)
-  local errfile = tmp .. "/stderr"
-  local p = io.popen(string.format("%s %s %s 2>%s </dev/null", env or "", q(exe), args, q(errfile)))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = io.open(errfile)
-  local err = f:read("a")
-  f:close()
-  return out, err, code
-end
+local function run(args, env) return support.run_split(tmp, args, env) end
 
 local function read(path)
   local f = assert(io.open(path))

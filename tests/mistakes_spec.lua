@@ -1,10 +1,10 @@
 -- Ordinary mistakes when running a script print one line "blua: message" on stderr, with no
 -- traceback and no position inside blua's own files, and exit with status 1. The REPL and -e
 -- keep the traceback (tests/cli_spec.lua).
-local exe = os.getenv("BLUA_EXE") or "build/blua"
-local write_file = require("tests.support").write_file
+local support = require "tests.support"
+local write_file = support.write_file
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = support.quote
 
 local tmp = os.tmpname()
 os.remove(tmp)
@@ -12,16 +12,7 @@ os.execute("mkdir -p " .. q(tmp))
 teardown(function() os.execute("rm -rf " .. q(tmp)) end)
 
 -- stdout, stderr and the exit status of `env blua args`.
-local function run(args, env)
-  local errfile = tmp .. "/stderr"
-  local p = io.popen(string.format("%s %s %s 2>%s </dev/null", env or "", q(exe), args, q(errfile)))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = io.open(errfile)
-  local err = f:read("a")
-  f:close()
-  return out, err, code
-end
+local function run(args, env) return support.run_split(tmp, args, env) end
 
 local function script(name, text)
   local path = tmp .. "/" .. name

@@ -5,7 +5,7 @@ local blua = require "blua"
 local support = require "tests.support"
 
 local exe = os.getenv("BLUA_EXE") or "build/blua"
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = support.quote
 
 local tmp = os.tmpname()
 os.remove(tmp)
