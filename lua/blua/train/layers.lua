@@ -110,11 +110,7 @@ function layers.batch_step(net, penalty, o, part, stepper, lr, rows, ctx, power)
     loss = batch:energy(L) * scale
   end
 
-  local anchor
-  if o.tau ~= math.huge and o.inner > 1 then
-    anchor = {}
-    for i, p in ipairs(stepper.params) do anchor[i] = p:clone() end
-  end
+  local anchor = lifted.anchor(o, stepper)
   local energies
   for k = 1, o.inner do
     for _ = 1, o.xsteps do

@@ -255,6 +255,15 @@ local function sweep_order(L, order)
   return ls
 end
 
+-- The weights W^k at the start of a batch, for the anchor term (1/(2τ))‖W − W^k‖² of the
+-- implicit SGD; nil when the term is off or only one inner step runs (W = W^k at its start).
+function lifted.anchor(o, stepper)
+  if o.tau == math.huge or o.inner == 1 then return nil end
+  local anchor = {}
+  for i, p in ipairs(stepper.params) do anchor[i] = p:clone() end
+  return anchor
+end
+
 -- One mini-batch of lifted training: X from a forward pass, then `inner` times
 -- (X-sweeps, W-step). Returns the batch's mean loss at the forward pass and the mean hidden
 -- energies after the last sweep.
@@ -277,11 +286,7 @@ function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum)
   end
   local power = parts[1].ws.power
   local order = sweep_order(L, o.order)
-  local anchor
-  if o.tau ~= math.huge and o.inner > 1 then
-    anchor = {}
-    for i, p in ipairs(stepper.params) do anchor[i] = p:clone() end
-  end
+  local anchor = lifted.anchor(o, stepper)
   local energies
   for k = 1, o.inner do
     for _ = 1, o.xsteps do
