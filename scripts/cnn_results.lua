@@ -7,14 +7,7 @@ local blua = require "blua"
 
 local mode = arg[1]
 
-local function mean_sd(xs)
-  local n, s = #xs, 0
-  for _, x in ipairs(xs) do s = s + x end
-  local m = s / n
-  local v = 0
-  for _, x in ipairs(xs) do v = v + (x - m) ^ 2 end
-  return m, n > 1 and math.sqrt(v / (n - 1)) or 0
-end
+local mean_sd = blua.metrics.mean_sd
 
 if mode == "run" then
   local dataset, method, seed, out = arg[2], arg[3], math.tointeger(tonumber(arg[4])), arg[5] or "results/cnn_runs.txt"

@@ -95,14 +95,7 @@ local function run(dataset, method, seed)
   return result
 end
 
-local function stats(xs)
-  local n, sum = #xs, 0
-  for _, x in ipairs(xs) do sum = sum + x end
-  local mean = sum / n
-  local var = 0
-  for _, x in ipairs(xs) do var = var + (x - mean) ^ 2 end
-  return mean, n > 1 and math.sqrt(var / (n - 1)) or 0
-end
+local stats = blua.metrics.mean_sd
 
 local function pm(xs, scale)
   local scaled = {}

@@ -3,9 +3,8 @@
 local exe = assert(os.getenv("BLUA_EXE"), "BLUA_EXE must name the blua executable")
 local repo = debug.getinfo(1, "S").source:match("^@(.*)/tests/[^/]*$") or "."
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local support = require "tests.support"
+local q = support.quote
 
 local function slurp(path)
   local f = io.open(path, "rb")
@@ -15,7 +14,7 @@ local function slurp(path)
   return s
 end
 
-local write_file = require("tests.support").write_file
+local write_file = support.write_file
 
 local temps = {}
 local function tmpname()

@@ -6,6 +6,7 @@
 package.path = "./?.lua;" .. package.path
 local blua = require "blua"
 local ref = require "tests.op_reference"
+local support = require "tests.support"
 local block = require "blua.nn.block"
 
 local nn = blua.nn
@@ -156,15 +157,6 @@ describe("convolutional networks", function()
     end
   end)
 
-  -- Objective of the batch as a function of the parameters (for finite differences).
-  local function objective(method, net, data, X)
-    if method == "backprop" then
-      local _, terms = blua.metrics.energy(net, data)
-      return terms[#terms]
-    end
-    return (blua.metrics.energy(net, data, {X = X, penalty = method == "bregman" and "bregman" or "quadratic", gamma = 1.0}))
-  end
-
   for _, method in ipairs{"backprop", "bregman", "lifted"} do
     it(method .. " gradients of a small CNN match finite differences", function()
       local data = blobs(6, 2)
@@ -176,26 +168,8 @@ describe("convolutional networks", function()
         for l = 1, net:nLayers() - 1 do X[l] = Xf[l]:clone():add(blua.rand(Xf[l]:size()):mul(0.3)) end
       end
       local grads = blua.train.gradients(method, net, data.x, data.y, {X = X, gamma = 1.0})
-      local h, worst, checked = 1e-2, 0, 0
       blua.manualSeed(11)
-      for i, p in ipairs(net:parameters()) do
-        local rows, cols = p:size()
-        for _ = 1, 5 do
-          local r, c = math.random(rows), math.random(cols)
-          local v = p:get(r, c)
-          p:set(r, c, v + h); local fp = objective(method, net, data, X)
-          p:set(r, c, v - h); local fm = objective(method, net, data, X)
-          p:set(r, c, v); local f0 = objective(method, net, data, X)
-          -- skip entries with a ReLU kink inside [v − h, v + h]
-          local right, left = (fp - f0) / h, (f0 - fm) / h
-          if math.abs(right - left) <= 0.05 * (math.abs(right) + math.abs(left)) + 1e-4 then
-            local fd = (fp - fm) / (2 * h)
-            local g = grads[i]:get(r, c)
-            worst = math.max(worst, math.abs(fd - g) / math.max(1e-2, math.abs(fd) + math.abs(g)))
-            checked = checked + 1
-          end
-        end
-      end
+      local worst, checked = support.finite_differences(method, net, data, X, grads, 1e-2, 5)
       assert.is_true(checked >= 15, "too few entries away from kinks: " .. checked)
       assert.is_true(worst < 0.05, "worst relative error " .. worst)
     end)

@@ -18,6 +18,17 @@ describe("blua.metrics", function()
     n = 4,
   }
 
+  it("mean_sd gives the mean and the sample standard deviation", function()
+    local m, sd = blua.metrics.mean_sd{1, 2, 3, 4}
+    assert.equal(2.5, m)
+    assert.is_true(math.abs(sd - math.sqrt(5 / 3)) < 1e-12)
+    assert.same({7, 0}, {blua.metrics.mean_sd{7}})
+    assert.has_error(function() blua.metrics.mean_sd{} end,
+      "bad argument #1 to 'blua.metrics.mean_sd' (a non-empty list of numbers expected)")
+    assert.has_error(function() blua.metrics.mean_sd{1, "2"} end,
+      "bad argument #1 to 'blua.metrics.mean_sd' (entry 2 is a string, not a number)")
+  end)
+
   it("accuracy counts arg-max hits", function()
     -- predictions: 1, 2, 1, and row 4 has relu(-1,-3) = (0,0): a tie resolved to class 1
     assert.equal(0.75, blua.metrics.accuracy(known_net(), data))

@@ -42,4 +42,41 @@ function support.write_file(path, bytes)
   f:close()
 end
 
+-- The objective whose parameter gradient blua.train.gradients(method, ...) returns: the loss for
+-- back-propagation, the lifted energy at the auxiliary variables X (γ = 1) for the others.
+function support.objective(method, net, data, X)
+  local blua = require "blua"
+  if method == "backprop" then
+    local _, terms = blua.metrics.energy(net, data)
+    return terms[#terms]
+  end
+  return (blua.metrics.energy(net, data, {X = X, penalty = method == "bregman" and "bregman" or "quadratic", gamma = 1.0}))
+end
+
+-- Central differences of support.objective with step h at `per_tensor` random entries
+-- (math.random) of every parameter, against grads (net:parameters() order). Entries with a
+-- ReLU kink inside [v − h, v + h] make the one-sided slopes disagree and say nothing about the
+-- gradient, so they are skipped. Returns the worst relative error and the entries checked.
+function support.finite_differences(method, net, data, X, grads, h, per_tensor)
+  local worst, checked = 0, 0
+  for i, p in ipairs(net:parameters()) do
+    local rows, cols = p:size()
+    for _ = 1, per_tensor do
+      local r, c = math.random(rows), math.random(cols)
+      local v = p:get(r, c)
+      p:set(r, c, v + h); local fp = support.objective(method, net, data, X)
+      p:set(r, c, v - h); local fm = support.objective(method, net, data, X)
+      p:set(r, c, v); local f0 = support.objective(method, net, data, X)
+      local right, left = (fp - f0) / h, (f0 - fm) / h
+      if math.abs(right - left) <= 0.05 * (math.abs(right) + math.abs(left)) + 1e-4 then
+        local fd = (fp - fm) / (2 * h)
+        local g = grads[i]:get(r, c)
+        worst = math.max(worst, math.abs(fd - g) / math.max(1e-2, math.abs(fd) + math.abs(g)))
+        checked = checked + 1
+      end
+    end
+  end
+  return worst, checked
+end
+
 return support

@@ -1,6 +1,7 @@
 -- Trainers: gradients against finite differences, the X-step's descent property, thread
 -- independence, determinism, learning on synthetic and real data, and the error paths.
 local blua = require "blua"
+local support = require "tests.support"
 
 -- Two interleaved half-moons-like clusters in 2-D: not linearly separable.
 local function synthetic(n, seed)
@@ -31,16 +32,6 @@ local function opts(t)
   return o
 end
 
--- Objective of the whole batch, as a function of the parameters (for finite differences).
-local function objective(method, net, data, X)
-  if method == "backprop" then
-    local _, terms = blua.metrics.energy(net, data)
-    return terms[#terms]
-  end
-  local total = blua.metrics.energy(net, data, {X = X, penalty = method == "bregman" and "bregman" or "quadratic", gamma = 1.0})
-  return total
-end
-
 local function check_gradients(method, lua_path)
   local data = synthetic(16, 5)
   local net = small_net("relu", 2)
@@ -52,30 +43,7 @@ local function check_gradients(method, lua_path)
     for l = 1, net:nLayers() - 1 do X[l] = Xf[l]:clone():add(blua.rand(Xf[l]:size()):mul(0.3)) end
   end
   local grads = blua.train.gradients(method, net, data.x, data.y, {X = X, lua = lua_path, gamma = 1.0})
-  local params = net:parameters()
-  local h, worst, checked = 2e-3, 0, 0
-  for i, p in ipairs(params) do
-    local rows, cols = p:size()
-    for _ = 1, 6 do
-      local r, c = math.random(rows), math.random(cols)
-      local v = p:get(r, c)
-      p:set(r, c, v + h)
-      local fp = objective(method, net, data, X)
-      p:set(r, c, v - h)
-      local fm = objective(method, net, data, X)
-      p:set(r, c, v)
-      local f0 = objective(method, net, data, X)
-      -- A ReLU kink inside [v - h, v + h] makes the one-sided slopes disagree; such an entry
-      -- says nothing about the gradient, so it is skipped.
-      local right, left = (fp - f0) / h, (f0 - fm) / h
-      if math.abs(right - left) <= 0.05 * (math.abs(right) + math.abs(left)) + 1e-4 then
-        local fd = (fp - fm) / (2 * h)
-        local g = grads[i]:get(r, c)
-        worst = math.max(worst, math.abs(fd - g) / math.max(1e-2, math.abs(fd) + math.abs(g)))
-        checked = checked + 1
-      end
-    end
-  end
+  local worst, checked = support.finite_differences(method, net, data, X, grads, 2e-3, 6)
   assert(checked >= 20, "too few entries away from kinks: " .. checked)
   return worst
 end

@@ -3,21 +3,13 @@
 --   local t = blua.image.load("digit.png")       -- grey: H x W
 --   blua.image.save("out.png", t)
 --   local x = blua.image.mnist(t)                 -- 1 x 784, ready for a network's forward
--- A colour file loads as 3 x H x W when tensors have three dimensions; until then as a
--- 3H x W tensor whose row blocks are the red, green and blue planes (the same entries in the
--- same order, so t:view(3, H, W) turns one into the other). {grey = true} converts colour to
--- grey (luminance) on load.
+-- A colour file loads as a 3 x H x W tensor (the red, green and blue planes). {grey = true}
+-- converts colour to grey (luminance) on load.
 local blua = require "blua"
 
 local image = {}
 
 local function fail(fname, fmt, ...) error(string.format("bad argument in '%s': " .. fmt, fname, ...), 3) end
-
--- Whether tensors of three dimensions exist in this build.
-local function has_nd()
-  local ok, t = pcall(blua.zeros, 1, 1, 1)
-  return ok and t:dim() == 3
-end
 
 -- Runs a blua._image* call, raising its error at the caller of the public function.
 local function call(f, ...)
@@ -36,12 +28,12 @@ function image.load(path, opts)
   end
   local want = opts.grey and 1 or opts.colour and 3 or 0
   local t, h, w, c = call(blua._imageLoad, path, want)
-  if c == 3 and has_nd() then t = t:view(3, h, w) end
+  if c == 3 then t = t:view(3, h, w) end
   return t, h, w, c
 end
 
 --- blua.image.save(path, t): t is H x W (grey), 3 x H x W (colour), or 3H x W with
---- {colour = true} (the planes stacked, as load gives them without 3-d tensors).
+--- {colour = true} (the three planes stacked as rows).
 function image.save(path, t, opts)
   if type(path) ~= "string" then fail("blua.image.save", "a path expected, got %s", type(path)) end
   if not blua.isTensor(t) then fail("blua.image.save", "a tensor expected, got %s", type(t)) end

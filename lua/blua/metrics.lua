@@ -276,4 +276,23 @@ function metrics.sparsity(net, data, l)
   return zeros / (n * net.sizes[l + 1])
 end
 
+--- Mean and sample standard deviation (n − 1 in the denominator; 0 for one value) of a list
+--- of numbers: the "mean ± sd over seeds" of every results table.
+function metrics.mean_sd(xs)
+  if type(xs) ~= "table" or #xs == 0 then
+    error("bad argument #1 to 'blua.metrics.mean_sd' (a non-empty list of numbers expected)", 2)
+  end
+  local sum = 0
+  for i, x in ipairs(xs) do
+    if type(x) ~= "number" then
+      error(string.format("bad argument #1 to 'blua.metrics.mean_sd' (entry %d is a %s, not a number)", i, type(x)), 2)
+    end
+    sum = sum + x
+  end
+  local n = #xs
+  local mean, var = sum / n, 0
+  for _, x in ipairs(xs) do var = var + (x - mean) ^ 2 end
+  return mean, n > 1 and math.sqrt(var / (n - 1)) or 0
+end
+
 return metrics
