@@ -13,9 +13,12 @@
  *   op:wgrad(x, r, params, grads [, alpha, beta])   grads[i] = alpha ∂⟨r, A x⟩/∂θ_i + beta grads[i]
  *   op:norm(params [, iters [, v]])               → ‖A‖₂ (v: out-size warm start, updated)
  *   op:inShape(), op:outShape() → c, h, w;  op:inSize(), op:outSize();  op:kind()
- *   op:paramShapes() → {{rows, cols, bias = true|nil}, ...};  op:nparams(); tostring(op) */
+ *   op:paramShapes() → {{rows, cols, bias = true|nil}, ...};  op:nparams(); tostring(op)
+ *   op:clone() → the same operator with workspaces of its own
+ *   blua.op.backprop(acts, ops, params, x, y, Z, X, D, G, scale, parts, grads) → loss */
 #include <string.h>
 
+#include "blua/backprop.h"
 #include "blua/op.h"
 #include "lblua.h"
 
@@ -236,6 +239,80 @@ static int m_norm(lua_State *L) {
   return 1;
 }
 
+/* op:clone() → a new operator of the same shapes with workspaces of its own */
+static int m_clone(lua_State *L) {
+  blua_err err;
+  push_op(L, blua_op_clone(check_op(L, 1), &err), "clone", &err);
+  return 1;
+}
+
+/* Entry i (1-based) of the array at idx, a live tensor (the array keeps it alive). */
+static blua_tensor *array_tensor(lua_State *L, int idx, int i, const char *what) {
+  lua_rawgeti(L, idx, i);
+  blua_tensor *t = lblua_totensor(L, -1);
+  if (!t) luaL_error(L, "bad argument #%d to 'backprop' (%s[%d] must be a live tensor)", idx, what, i);
+  lua_pop(L, 1);
+  return t;
+}
+
+/* blua.op.backprop(acts, ops, params, x, y, Z, X, D, G, scale, parts, grads) → loss: the
+ * gradients of scale × the summed loss of a batch through a network of operators, its rows in
+ * `parts` parts side by side (blua_backprop_ops in blua/backprop.h). acts, Z, D, G: one entry
+ * per layer, X one per hidden layer; ops: parts x L operators, part by part; params and grads:
+ * every layer's parameters (gradients) in order. */
+static int l_backprop(lua_State *L) {
+  enum { MAXL = 64 };
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  for (int i = 6; i <= 9; i++) luaL_checktype(L, i, LUA_TTABLE);
+  luaL_checktype(L, 12, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1), parts = luaL_checkinteger(L, 11);
+  if (n < 1 || n > MAXL) return luaL_error(L, "bad network in 'backprop': %d layers (1 to %d supported)", (int)n, MAXL);
+  luaL_argcheck(L, parts >= 1 && parts <= 64, 11, "parts must be in 1..64");
+  if ((lua_Integer)lua_rawlen(L, 2) != parts * n)
+    return luaL_error(L, "bad operators in 'backprop': %d parts of %d layers need %d, got %d", (int)parts, (int)n,
+                      (int)(parts * n), (int)lua_rawlen(L, 2));
+  blua_act *acts[MAXL];
+  blua_tensor *Z[MAXL], *X[MAXL], *D[MAXL], *G[MAXL];
+  blua_op **ops = lua_newuserdatauv(L, (size_t)(parts * n) * sizeof *ops, 0);
+  int np = 0;
+  for (int i = 0; i < parts * n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    ops[i] = check_op(L, lua_gettop(L));
+    lua_pop(L, 1);
+    if (i < n) np += blua_op_nparams(ops[i]);
+  }
+  if ((int)lua_rawlen(L, 3) != np || (int)lua_rawlen(L, 12) != np)
+    return luaL_error(L, "bad parameters in 'backprop': the operators take %d, got %d parameters and %d gradients", np,
+                      (int)lua_rawlen(L, 3), (int)lua_rawlen(L, 12));
+  blua_tensor **params = lua_newuserdatauv(L, (size_t)(2 * np + 1) * sizeof *params, 0), **grads = params + np;
+  for (int i = 0; i < np; i++) {
+    params[i] = array_tensor(L, 3, i + 1, "params");
+    grads[i] = array_tensor(L, 12, i + 1, "grads");
+  }
+  for (int l = 0; l < n; l++) {
+    lua_rawgeti(L, 1, l + 1);
+    if (!lua_istable(L, -1) || lua_getfield(L, -1, "kernel") != LUA_TUSERDATA)
+      return luaL_error(L, "bad activation in 'backprop': layer %d's is not a built-in activation", l + 1);
+    acts[l] = lblua_checkact(L, -1);
+    lua_pop(L, 2); /* the activation table keeps its kernel alive */
+    Z[l] = array_tensor(L, 6, l + 1, "Z");
+    X[l] = l < n - 1 ? array_tensor(L, 7, l + 1, "X") : NULL;
+    D[l] = array_tensor(L, 8, l + 1, "D");
+    G[l] = array_tensor(L, 9, l + 1, "G");
+  }
+  blua_tensor *x = lblua_checktensor(L, 4), *y = lblua_checktensor(L, 5);
+  double loss = 0.0;
+  blua_err err;
+  lblua_check(L,
+              blua_backprop_ops((int)n, ops, params, (const blua_act *const *)acts, x, y, Z, X, D, G,
+                                luaL_checknumber(L, 10), (int)parts, grads, &loss, &err),
+              "backprop", &err);
+  lua_pushnumber(L, loss);
+  return 1;
+}
+
 static int push_shape(lua_State *L, blua_shape s) {
   lua_pushinteger(L, s.c);
   lua_pushinteger(L, s.h);
@@ -296,10 +373,12 @@ static int m_tostring(lua_State *L) {
 static const luaL_Reg methods[] = {
     {"forward", m_forward},     {"adjoint", m_adjoint}, {"wgrad", m_wgrad},         {"norm", m_norm},
     {"inShape", m_inShape},     {"outShape", m_outShape}, {"inSize", m_inSize},     {"outSize", m_outSize},
-    {"kind", m_kind},           {"nparams", m_nparams}, {"paramShapes", m_paramShapes}, {NULL, NULL}};
+    {"kind", m_kind},           {"nparams", m_nparams}, {"paramShapes", m_paramShapes},
+    {"clone", m_clone},         {NULL, NULL}};
 
 static const luaL_Reg constructors[] = {{"dense", l_dense},     {"conv2d", l_conv2d}, {"avgpool2d", l_avgpool2d},
-                                        {"reshape", l_reshape}, {"chain", l_chain},   {NULL, NULL}};
+                                        {"reshape", l_reshape}, {"chain", l_chain},   {"backprop", l_backprop},
+                                        {NULL, NULL}};
 
 /* blua.op.isOp(v) */
 static int l_isOp(lua_State *L) {

@@ -649,6 +649,32 @@ blua_op *blua_op_chain(blua_op *const *members, int n, blua_err *err) {
   return op;
 }
 
+blua_op *blua_op_clone(const blua_op *op, blua_err *err) {
+  if (op->members) {
+    blua_op *members[64] = {0};
+    int n = op->nmembers, made = 0;
+    blua_op *chain = NULL;
+    for (; made < n; made++)
+      if (!(members[made] = blua_op_clone(op->members[made], err))) break;
+    if (made == n) chain = blua_op_chain(members, n, err);
+    for (int i = 0; i < made; i++) blua_op_release(members[i]); /* the chain holds its own */
+    return chain;
+  }
+  blua_op *c = blua_op_alloc(op->vt, op->kind, op->in, op->out, op->nparams, err);
+  if (!c) return NULL;
+  for (int i = 0; i < op->nparams; i++) {
+    c->pshape[i][0] = op->pshape[i][0];
+    c->pshape[i][1] = op->pshape[i][1];
+    c->pbias[i] = op->pbias[i];
+  }
+  c->identity = op->identity;
+  c->kh = op->kh;
+  c->kw = op->kw;
+  c->stride = op->stride;
+  c->padding = op->padding;
+  return c;
+}
+
 /* Shared by the constructors of the other kinds. */
 int blua_op_check_shape(const char *kind, const char *role, blua_shape s, blua_err *err) {
   return check_shape(kind, role, s, err);

@@ -20,7 +20,7 @@
  * from it. Measured with scripts/bench/conv.lua: 32 MB chunks ran the 8->16 channel layer at
  * half the rate; 1 to 4 MB ran alike on one thread, and on two threads the larger chunks
  * (fewer parallel loops to wake the other thread for) did somewhat better on a busy machine. */
-#define CONV_CHUNK_FLOATS ((int64_t)1 << 20)
+#define CONV_CHUNK_FLOATS ((int64_t)1 << 17)
 
 typedef struct {
   int64_t C, H, W, Co, OH, OW, kh, kw, s, p, P, K;
@@ -171,9 +171,9 @@ static void col2im_same(const geom *g, float *restrict col, int64_t ldc, float *
 static int64_t chunk_samples(const geom *g, int64_t n) {
   int64_t per = (g->K + g->Co) * g->P;
   int64_t nb = CONV_CHUNK_FLOATS / (per > 0 ? per : 1);
-  /* Whole rounds of samples for the threads of the OpenMP loops. */
-  int64_t threads = omp_get_max_threads();
-  nb = nb < threads ? threads : nb / threads * threads;
+  /* Whole rounds of samples for 1, 2 or 4 threads of the OpenMP loops. The chunks fix the
+   * order of the weight gradient's sums, so they must not depend on the thread count. */
+  nb = nb < 4 ? 4 : nb / 4 * 4;
   if (nb > n) nb = n;
   while (nb > 1 && nb * g->P > INT32_MAX) nb /= 2;
   return nb;
@@ -299,7 +299,7 @@ static int conv_wgrad(blua_op *op, const float *const *params, int64_t n, const 
        * shared machine, where one of them is often descheduled, 2 threads ran it 2-3x slower
        * than one (scripts/bench/conv.lua, both layers, load ~12 on 2 cores). It runs on one
        * BLAS thread; the im2col around it still uses them all. */
-      int threads = blua_get_num_threads();
+      int threads = omp_in_parallel() ? 1 : blua_get_num_threads();
       if (threads > 1) openblas_set_num_threads(1);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g.Co, (int)g.K, (int)ldc, alpha, T, (int)ldc, col,
                   (int)ldc, s0 == 0 ? beta : 1.0f, dW, (int)g.K);

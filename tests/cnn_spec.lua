@@ -175,6 +175,26 @@ describe("convolutional networks", function()
     end)
   end
 
+  it("back-prop through the C operators in two parts matches the Lua path, whatever the threads", function()
+    -- 70 rows: the C path splits them into two parts of 35 run side by side.
+    local data = blobs(70, 6)
+    local net = small_cnn(7)
+    local threads = blua.getNumThreads()
+    local c = {}
+    for k, t in ipairs{1, 2} do
+      blua.setNumThreads(t)
+      c[k] = blua.train.gradients("backprop", net, data.x, data.y)
+    end
+    blua.setNumThreads(threads)
+    block.use_backend(ref) -- the Lua path, one kernel after another, on the reference operators
+    local lua_grads = blua.train.gradients("backprop", net, data.x, data.y)
+    block.use_backend(nil)
+    for i, g in ipairs(lua_grads) do
+      assert.equal(0, max_abs(c[1][i]:clone():add(-1, c[2][i])))
+      assert.is_true(max_abs(c[1][i]:clone():add(-1, g)) <= 1e-5 * (1 + max_abs(g)), "gradient " .. i)
+    end
+  end)
+
   it("X-steps on a CNN never increase a sample's Bregman objective", function()
     local data = blobs(8, 3)
     local net = small_cnn(6)

@@ -4,6 +4,7 @@
 #define BLUA_BACKPROP_H
 
 #include "blua/lifted.h"
+#include "blua/op.h"
 
 /* Gradients of scale × the loss summed over the rows of x (targets y, one row per sample):
  * grads[2l], grads[2l + 1] receive those of W and b of layer l (0-based, L layers), *loss the
@@ -18,5 +19,17 @@
 int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                         blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
                         double scale, int parts, blua_tensor *const *grads, double *loss, blua_err *err);
+
+/* The same for a network of operators (blua/op.h): layer l is the operator ops[l] followed by
+ * acts[l]; its parameters are params[off_l], ..., params[off_l + n_l - 1] with n_l =
+ * blua_op_nparams(ops[l]) and off_l the sum of the earlier layers' counts, and its gradients
+ * go to grads at the same places. Z, X, D, G as above (rows x the layer's output size). Part
+ * p > 0 runs on ops[p L + l], operators of the same shapes with workspaces of their own
+ * (blua_op_clone), so ops holds parts x L operators. As above, the result depends on `parts`,
+ * never on the thread count. */
+int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, const blua_act *const *acts,
+                      const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X,
+                      blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
+                      blua_tensor *const *grads, double *loss, blua_err *err);
 
 #endif

@@ -32,7 +32,9 @@
  *
  * Operators own their workspaces (im2col columns, intermediates), grown to the largest batch
  * seen and reused, so the hot paths allocate nothing after the first call. Hence one call at a
- * time per operator; the calls use OpenMP loops and BLAS but never BLAS inside OpenMP.
+ * time per operator (blua_op_clone gives another thread its own); the calls use OpenMP loops
+ * and BLAS but never BLAS inside OpenMP, and called inside a parallel region they run on the
+ * calling thread alone.
  * Operators are reference counted (a chain holds its members). No function aborts: errors
  * return NULL or BLUA_ERROR with a message naming the operator and the shapes. */
 #ifndef BLUA_OP_H
@@ -69,6 +71,10 @@ blua_op *blua_op_reshape(blua_shape in, blua_shape out, blua_err *err);
 /* Composition members[n-1] ∘ … ∘ members[0]: member i's output shape must equal member i+1's
  * input shape. The chain retains its members. */
 blua_op *blua_op_chain(blua_op *const *members, int n, blua_err *err);
+
+/* A new operator of the same kind and shapes (a chain: clones of its members) with workspaces
+ * of its own, so two threads can run the same layer on different rows at once. */
+blua_op *blua_op_clone(const blua_op *op, blua_err *err);
 
 void blua_op_retain(blua_op *op);
 void blua_op_release(blua_op *op); /* NULL is fine */

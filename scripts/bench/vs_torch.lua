@@ -6,7 +6,7 @@
 -- --race yes it then races to 97.0 % MNIST test accuracy: PyTorch back-prop and blua lifted
 -- Bregman, each with its defaults (10 epochs of its own schedule), test accuracy after every
 -- epoch; the time is the training seconds summed up to the first epoch at or above 97.0 %.
---   blua scripts/bench/vs_torch.lua [--epochs 3] [--threads 2] [--race no] [--model mlp]
+--   blua scripts/bench/vs_torch.lua [--epochs 3] [--threads 2] [--race no] [--model mlp] [--bregman yes]
 local blua = require "blua"
 
 local o = blua.cli.parse(arg, {
@@ -14,6 +14,7 @@ local o = blua.cli.parse(arg, {
   {"threads", "integer", 2, "threads for every contestant"},
   {"race", {"yes", "no"}, "no", "also race to 97.0 % test accuracy with the defaults"},
   {"model", {"mlp", "cnn"}, "mlp", "the paper's MLP or the small CNN"},
+  {"bregman", {"yes", "no"}, "yes", "also time blua's lifted Bregman training"},
 }, {usage = "blua scripts/bench/vs_torch.lua [options]"})
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
@@ -59,20 +60,31 @@ local function blua_run(method)
   return median(secs), blua.metrics.accuracy(net, test)
 end
 
-print(string.format("MNIST, %s, batch 128, %d epochs, %d threads; median seconds per training epoch",
-  o.model == "cnn" and "the small CNN" or "784-64-64-64-10", o.epochs, o.threads))
+-- The machine may be shared: the load average says how busy it was around the numbers.
+local function load_average()
+  local f = io.open("/proc/loadavg")
+  local line = f and f:read("l")
+  if f then f:close() end
+  return line and line:match("^(%S+)") or "?"
+end
+
+print(string.format("MNIST, %s, batch 128, %d epochs, %d threads; median seconds per training epoch (load average %s)",
+  o.model == "cnn" and "the small CNN" or "784-64-64-64-10", o.epochs, o.threads, load_average()))
 local ts, ta = torch_run()
 local bs, ba = blua_run("backprop")
-local gs, ga = blua_run("bregman")
+local gs, ga
+if o.bregman == "yes" then gs, ga = blua_run("bregman") end
 if ts then
   print(string.format("  PyTorch back-prop      %6.3f s   test %.2f%%", ts, 100 * ta))
 else
   print("  PyTorch back-prop      unavailable (apt-get install python3-torch)")
 end
 print(string.format("  blua back-prop         %6.3f s   test %.2f%%", bs, 100 * ba))
-print(string.format("  blua lifted Bregman    %6.3f s   test %.2f%%", gs, 100 * ga))
+if gs then print(string.format("  blua lifted Bregman    %6.3f s   test %.2f%%", gs, 100 * ga)) end
+print("  load average after the runs: " .. load_average())
 if ts then
-  print(string.format("  ratios: blua back-prop / PyTorch %.2f, blua Bregman / PyTorch back-prop %.2f", bs / ts, gs / ts))
+  print(string.format("  ratios: blua back-prop / PyTorch %.2f", bs / ts) ..
+    (gs and string.format(", blua Bregman / PyTorch back-prop %.2f", gs / ts) or ""))
 end
 
 -- Training seconds summed up to the first epoch whose test accuracy reaches the target.

@@ -448,6 +448,14 @@ static void test_chain(void) {
   blua_tensor *y2 = forward(oc, p, x);
   CHECK(same_bits(y, y2));
   check_wgrad(oc, 2);
+  /* A clone computes the same with a workspace of its own. */
+  blua_op *cl = blua_op_clone(oc, &err);
+  CHECK(cl != NULL && cl != oc && blua_op_nmembers(cl) == 2 && blua_op_nparams(cl) == blua_op_nparams(oc));
+  blua_tensor *y3 = cl ? forward(cl, p, x) : NULL;
+  CHECK(y3 && same_bits(y, y3));
+  if (cl) check_wgrad(cl, 2);
+  blua_tensor_release(y3);
+  blua_op_release(cl);
   blua_tensor *all[] = {x, y, a, b, c, y2};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) blua_tensor_release(all[i]);
   free_params(chains[0], p);

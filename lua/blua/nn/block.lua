@@ -32,6 +32,23 @@ end
 
 function Dense:norm(iters, start) return blua.spectralNorm(self.net.W[self.l], iters, start) end
 
+local dense_ops = setmetatable({}, {__mode = "k"}) -- net -> {[l] = {op, clone, ...}}
+
+-- `parts` operators of blua.op computing this block (each with workspaces of its own, for
+-- parts of a batch run side by side); a dense operator runs the same products as the kernels.
+function Dense:ops(parts)
+  if blua.op == nil then return nil end
+  local per_net = dense_ops[self.net] or {}
+  dense_ops[self.net] = per_net
+  local list = per_net[self.l]
+  if not list or list.n_in ~= self.n_in or list.n_out ~= self.n_out then
+    list = {n_in = self.n_in, n_out = self.n_out}
+    per_net[self.l] = list
+  end
+  while #list < parts do list[#list + 1] = blua.op.dense(self.n_in, self.n_out) end
+  return list
+end
+
 -- ---------------------------------------------------------------------------------------
 -- chain: operator records run by a backend (blua.op, or a reference for tests)
 
@@ -47,6 +64,7 @@ function Chain:params()
 end
 
 local handles = setmetatable({}, {__mode = "k"}) -- records list -> {backend, handle}
+local c_backend_ref -- blua.op's backend (below)
 
 function Chain:handle()
   local records = self.net.ops[self.l]
@@ -57,6 +75,17 @@ function Chain:handle()
     handles[records] = h
   end
   return h.op, backend
+end
+
+-- `parts` C operators computing this block, the first the one the other methods use, the
+-- rest clones with workspaces of their own; nil when the chain runs on another backend.
+function Chain:ops(parts)
+  local op, be = self:handle()
+  if be ~= c_backend_ref then return nil end
+  local h = handles[self.net.ops[self.l]]
+  h.clones = h.clones or {op}
+  while #h.clones < parts do h.clones[#h.clones + 1] = op:clone() end
+  return h.clones
 end
 
 function Chain:forward(x, z)
@@ -117,6 +146,8 @@ function c_backend.forward(op, params, x, y) op:forward(x, params, y) end
 function c_backend.adjoint(op, params, r, g, alpha) op:adjoint(r, params, g, alpha, 0) end
 function c_backend.wgrad(op, params, x, r, grads, scale) op:wgrad(x, r, params, grads, scale, 0) end
 function c_backend.norm(op, params, iters, start) return op:norm(params, iters, start) end
+
+c_backend_ref = c_backend
 
 local override -- a backend set by block.use_backend (tests compare against a reference)
 

@@ -29,11 +29,47 @@ local function c_path(net, l1)
   return acts, widest
 end
 
+-- A network with other blocks (convolutions, pools) runs in C through its operators when
+-- every activation is built in (blua.op.backprop): the batch in two parts of rows side by
+-- side, each part on its own operators with single-threaded kernels, so that a second thread
+-- works without a hand-off per kernel. Two parts whatever the thread count, so results do not
+-- depend on it.
+local function op_path(net, l1, n)
+  if l1 and next(l1) or blua.op == nil then return nil end
+  local parts = n >= SPLIT_ROWS and 2 or 1
+  local L = net:nLayers()
+  local acts, per_part, params = {}, {}, {}
+  for l = 1, L do
+    local a, b = net:activation(l), net:block(l)
+    if not a.builtin then return nil end
+    local ops = b:ops(parts)
+    if not ops then return nil end
+    acts[l], per_part[l] = a, ops
+    for _, p in ipairs(b:params()) do params[#params + 1] = p end
+  end
+  local ops = {}
+  for p = 1, parts do
+    for l = 1, L do ops[(p - 1) * L + l] = per_part[l][p] end
+  end
+  return acts, ops, params, parts
+end
+
 function backprop.gradients(net, xb, yb, ws, grads, rows, l1)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
   local acts, widest = c_path(net, l1)
-  if acts then
+  if not acts then
+    local ops, params, parts
+    acts, ops, params, parts = op_path(net, l1, xb:size(1))
+    if acts then
+      local scale = 1 / (rows or xb:size(1))
+      local flat = {}
+      for l = 1, L do
+        for _, g in ipairs(grads[l]) do flat[#flat + 1] = g end
+      end
+      return blua.op.backprop(acts, ops, params, xb, yb, Z, X, D, ws.G, scale, parts, flat) * scale
+    end
+  elseif acts then
     local n = xb:size(1)
     local parts = (n >= SPLIT_ROWS and widest <= SPLIT_WIDTH) and 2 or 1
     local scale = 1 / (rows or n)
