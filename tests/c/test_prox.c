@@ -256,9 +256,10 @@ static double prox_objective(const blua_act *a, double w, double v, double mu) {
 }
 
 static void test_prox(const blua_act *a) {
-  const double mus[] = {0.05, 1.0, 20.0};
+  /* step sizes on both sides of the vector solvers' step-count thresholds (0.01, 0.1) */
+  const double mus[] = {0.003, 0.01, 0.05, 0.1, 0.3, 1.0, 20.0};
   int bad_min = 0, bad_closed = 0;
-  for (int m = 0; m < 3; m++) {
+  for (int m = 0; m < 7; m++) {
     double mu = mus[m];
     for (int k = 0; k < 150; k++) {
       double v = 4.0 * blua_rng_normal(&rng);
