@@ -17,6 +17,9 @@
 #include "lblua.h"
 
 static int g_rank = 0, g_size = 1;
+/* A private copy of MPI_COMM_WORLD for the collectives built from point-to-point messages, so
+ * their messages never meet a user's send/recv. */
+static MPI_Comm g_comm = MPI_COMM_NULL;
 static char g_who[64] = "";
 
 /* The packing buffer, kept between calls: a training step all-reduces the same list again. */
@@ -47,6 +50,11 @@ int ldist_init(char *msg, size_t len) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  if (MPI_Comm_dup(MPI_COMM_WORLD, &g_comm) != MPI_SUCCESS) {
+    snprintf(msg, len, "MPI_Comm_dup failed");
+    return 0;
+  }
+  MPI_Comm_set_errhandler(g_comm, MPI_ERRORS_RETURN);
   if (provided < MPI_THREAD_FUNNELED) {
     /* OpenMP loops run beside MPI in every rank; this MPI cannot promise that is safe. */
     snprintf(msg, len, "MPI provides thread level %d, blua needs MPI_THREAD_FUNNELED (%d)", provided,
@@ -64,7 +72,10 @@ void ldist_abort(int code) {
 }
 
 void ldist_finalize(void) {
-  if (running()) MPI_Finalize();
+  if (running()) {
+    if (g_comm != MPI_COMM_NULL) MPI_Comm_free(&g_comm);
+    MPI_Finalize();
+  }
   free(g_buf);
   g_buf = NULL;
   g_buf_cap = 0;
@@ -260,6 +271,148 @@ static int l_recv(lua_State *L) {
   return 0;
 }
 
+/* ---------------------------------------------------------------- sharded collectives
+ *
+ * reduce_scatter and allgather treat a list of tensors as one flat vector of `total` floats cut
+ * into one contiguous segment per rank (dist.segment: sizes differ by at most one, the earlier
+ * ranks take the extra). Data travels straight between the tensors, described to MPI by an
+ * indexed datatype over the pieces of a segment, so nothing is packed; one message per pair of
+ * ranks and direction. */
+
+static void segment_of(int64_t total, int r, int p, int64_t *first, int64_t *count) {
+  int64_t base = total / p, extra = total % p;
+  *first = (int64_t)r * base + (r < extra ? r : extra);
+  *count = base + (r < extra ? 1 : 0);
+}
+
+/* An MPI datatype for elements [first, first + count) of the n tensors on the stack top, as
+ * absolute addresses (send or receive it from MPI_BOTTOM). Returns an MPI code. */
+static int pieces_type(lua_State *L, int n, int64_t first, int64_t count, MPI_Datatype *type) {
+  int *blocks = malloc((size_t)(n > 0 ? n : 1) * sizeof *blocks);
+  MPI_Aint *at = malloc((size_t)(n > 0 ? n : 1) * sizeof *at);
+  if (!blocks || !at) {
+    free(blocks);
+    free(at);
+    return MPI_ERR_NO_MEM;
+  }
+  int k = 0;
+  int64_t off = 0, end = first + count;
+  for (int i = n; i >= 1; i--) {
+    blua_tensor *t = lblua_totensor(L, -i);
+    int64_t len = blua_tensor_nelement(t);
+    int64_t lo = off > first ? off : first, hi = off + len < end ? off + len : end;
+    if (hi > lo) {
+      MPI_Get_address(blua_tensor_data(t) + (lo - off), &at[k]);
+      blocks[k++] = (int)(hi - lo);
+    }
+    off += len;
+  }
+  int rc = MPI_Type_create_hindexed(k, blocks, at, MPI_FLOAT, type);
+  if (rc == MPI_SUCCESS) rc = MPI_Type_commit(type);
+  free(blocks);
+  free(at);
+  return rc;
+}
+
+/* The list at argument 1 on the stack, its segments checked to fit in one message. */
+static int sharded_list(lua_State *L, const char *fname, int64_t *total) {
+  lua_settop(L, 1);
+  int n = push_list(L, 1, fname, total);
+  check_running(L, fname);
+  if (*total / g_size + 1 > INT_MAX)
+    luaL_error(L, "dist.%s: %I elements per rank are more than one message carries", fname, (lua_Integer)(*total / g_size + 1));
+  return n;
+}
+
+/* reduce_scatter(list): afterwards this rank's segment of the list holds the sum over the ranks,
+ * added in rank order ((x0 + x1) + x2) + ..., the order in which one process adds the same
+ * shares, so every rank's segment has the bits one process would compute. The other segments
+ * keep this rank's own values. */
+static int l_reduce_scatter(lua_State *L) {
+  int64_t total;
+  int n = sharded_list(L, "reduce_scatter", &total);
+  if (g_size == 1 || total == 0) return 0;
+  int64_t first, count;
+  segment_of(total, g_rank, g_size, &first, &count);
+  /* the other ranks' contributions to my segment, slot q - (q > rank) for rank q */
+  float *in = buffer(L, (int64_t)(g_size - 1) * count, "reduce_scatter");
+  MPI_Request *req = malloc(2 * (size_t)g_size * sizeof *req);
+  MPI_Datatype *types = malloc((size_t)g_size * sizeof *types);
+  if (!req || !types) {
+    free(req);
+    free(types);
+    return luaL_error(L, "out of memory in 'dist.reduce_scatter'");
+  }
+  int nreq = 0, ntypes = 0, rc = MPI_SUCCESS;
+  for (int q = 0; q < g_size; q++) {
+    if (q == g_rank) continue;
+    int64_t qf, qc;
+    segment_of(total, q, g_size, &qf, &qc);
+    if (rc == MPI_SUCCESS && (rc = pieces_type(L, n, qf, qc, &types[ntypes])) == MPI_SUCCESS) ntypes++;
+    if (rc == MPI_SUCCESS)
+      rc = MPI_Irecv(in + (int64_t)(q - (q > g_rank)) * count, (int)count, MPI_FLOAT, q, 1, g_comm, &req[nreq++]);
+    if (rc == MPI_SUCCESS) rc = MPI_Isend(MPI_BOTTOM, 1, types[ntypes - 1], q, 1, g_comm, &req[nreq++]);
+  }
+  int done = MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE); /* also after a failed post: no request left behind */
+  if (rc == MPI_SUCCESS) rc = done;
+  for (int i = 0; i < ntypes; i++) MPI_Type_free(&types[i]);
+  free(req);
+  free(types);
+  if (rc != MPI_SUCCESS) return mpi_error(L, "reduce_scatter", rc);
+  /* Add up in rank order, one pass per rank (vectorised): rank 0 adds into its own values;
+   * another rank accumulates in slot 0 (rank 0's part), taking its own part in its turn,
+   * and copies the sum back. */
+  int64_t off = 0, end = first + count;
+  for (int i = n; i >= 1; i--) {
+    blua_tensor *t = lblua_totensor(L, -i);
+    int64_t len = blua_tensor_nelement(t);
+    int64_t at = off, lo = off > first ? off : first, hi = off + len < end ? off + len : end;
+    off += len;
+    if (hi <= lo) continue;
+    float *mine = blua_tensor_data(t) + (lo - at);
+    float *acc = g_rank == 0 ? mine : in + (lo - first);
+    for (int q = 1; q < g_size; q++) {
+      const float *part = q == g_rank ? mine : in + (int64_t)(q - (q > g_rank)) * count + (lo - first);
+      for (int64_t k = 0; k < hi - lo; k++) acc[k] += part[k];
+    }
+    if (acc != mine) memcpy(mine, acc, (size_t)(hi - lo) * sizeof *mine);
+  }
+  return 0;
+}
+
+/* allgather(list): afterwards every rank's segment q holds rank q's segment q. */
+static int l_allgather(lua_State *L) {
+  int64_t total;
+  int n = sharded_list(L, "allgather", &total);
+  if (g_size == 1 || total == 0) return 0;
+  int64_t first, count;
+  segment_of(total, g_rank, g_size, &first, &count);
+  MPI_Request *req = malloc(2 * (size_t)g_size * sizeof *req);
+  MPI_Datatype *types = malloc((size_t)(g_size + 1) * sizeof *types);
+  if (!req || !types) {
+    free(req);
+    free(types);
+    return luaL_error(L, "out of memory in 'dist.allgather'");
+  }
+  int nreq = 0, ntypes = 0, rc = pieces_type(L, n, first, count, &types[0]);
+  if (rc == MPI_SUCCESS) ntypes++; /* types[0]: my segment, sent to everyone */
+  for (int q = 0; q < g_size; q++) {
+    if (q == g_rank) continue;
+    int64_t qf, qc;
+    segment_of(total, q, g_size, &qf, &qc);
+    if (rc == MPI_SUCCESS && (rc = pieces_type(L, n, qf, qc, &types[ntypes])) == MPI_SUCCESS) ntypes++;
+    if (rc == MPI_SUCCESS) rc = MPI_Irecv(MPI_BOTTOM, 1, types[ntypes - 1], q, 2, g_comm, &req[nreq++]);
+    if (rc == MPI_SUCCESS) rc = MPI_Isend(MPI_BOTTOM, 1, types[0], q, 2, g_comm, &req[nreq++]);
+  }
+  int done = MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE); /* also after a failed post: no request left behind */
+  if (rc == MPI_SUCCESS) rc = done;
+  for (int i = 0; i < ntypes; i++) MPI_Type_free(&types[i]);
+  free(req);
+  free(types);
+  if (rc != MPI_SUCCESS) return mpi_error(L, "allgather", rc);
+  return 0;
+}
+
 /* abort(message[, code]): ends every rank of the job at once, after printing the message. */
 static int l_abort(lua_State *L) {
   const char *msg = luaL_optstring(L, 1, "aborted");
@@ -285,7 +438,8 @@ static int l_library(lua_State *L) {
 int luaopen_blua_mpi(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"rank", l_rank}, {"size", l_size}, {"running", l_running}, {"barrier", l_barrier},
-    {"allreduce", l_allreduce}, {"broadcast", l_broadcast}, {"send", l_send}, {"recv", l_recv},
+    {"allreduce", l_allreduce}, {"broadcast", l_broadcast},
+    {"reduce_scatter", l_reduce_scatter}, {"allgather", l_allgather}, {"send", l_send}, {"recv", l_recv},
     {"abort", l_abort}, {"library", l_library}, {NULL, NULL},
   };
   luaL_newlib(L, fns);

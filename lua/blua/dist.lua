@@ -113,6 +113,38 @@ function dist.broadcast(list, root)
   return list
 end
 
+--- segment(total[, rank[, size]]): the part of a flat vector of `total` elements that `rank`
+-- (default this one) of `size` owns in reduce_scatter and allgather: returns the first
+-- element (1-based) and the count. Contiguous, in rank order, sizes differing by at most one
+-- (the earlier ranks take the extra elements).
+function dist.segment(total, rank, size)
+  size = size or dist.size()
+  rank = rank or dist.rank()
+  local base, extra = total // size, total % size
+  return rank * base + math.min(rank, extra) + 1, base + (rank < extra and 1 or 0)
+end
+
+--- reduce_scatter({t1, t2, ...}): the list, read as one flat vector, is summed over the ranks
+-- on this rank's segment only (dist.segment of the total element count), added in rank order
+-- ((x0 + x1) + x2) + ... as one process adds the same parts; the rest keeps this rank's
+-- values. Every rank must pass tensors of the same sizes. With allgather, the two halves of an
+-- all-reduce, for a sharded optimiser step (train/stepper.lua).
+function dist.reduce_scatter(list)
+  check_list("reduce_scatter", list)
+  if mpi then return mpi.reduce_scatter(list) end
+  single("reduce_scatter")
+  return list
+end
+
+--- allgather({t1, t2, ...}): every rank's segment of the list (read as one flat vector) gets
+-- the contents of the rank that owns it.
+function dist.allgather(list)
+  check_list("allgather", list)
+  if mpi then return mpi.allgather(list) end
+  single("allgather")
+  return list
+end
+
 --- send(t, dest[, tag]) and recv(t, src[, tag]): point to point; recv fills t in place and
 -- needs the same number of elements as were sent.
 function dist.send(t, dest, tag)

@@ -56,6 +56,40 @@ describe("blua.dist under mpirun", function()
     assert.has_error(function() dist.broadcast({a}, 2) end, "bad argument #2 to 'dist.broadcast' (root 2 out of range 0..1)")
   end)
 
+  it("reduce-scatters and all-gathers a list by segments", function()
+    -- 3*5 + 7 + 1 + 0 + 11 = 34 elements: rank 0 owns 1..17, rank 1 18..34 (across tensors)
+    assert.same({1, 17}, {dist.segment(34, 0)})
+    assert.same({18, 17}, {dist.segment(34, 1)})
+    assert.same({1, 2}, {dist.segment(3, 0)})
+    assert.same({3, 1}, {dist.segment(3, 1)})
+    assert.same({2, 0}, {dist.segment(1, 1)})
+    blua.manualSeed(8)
+    local parts = {}
+    for r = 0, 1 do parts[r] = {blua.randn(3, 5), blua.randn(7), blua.randn(1, 1), blua.zeros(0, 4), blua.randn(11)} end
+    local mine = {}
+    for i, t in ipairs(parts[rank]) do mine[i] = t:clone() end
+    dist.reduce_scatter(mine)
+    local first, count = dist.segment(34)
+    local at = 0
+    for i, t in ipairs(mine) do
+      local got, own, sum = t:view(-1), parts[rank][i]:view(-1), (parts[0][i] + parts[1][i]):view(-1)
+      for j = 1, t:nElement() do
+        local want = (at + j >= first and at + j < first + count) and sum or own
+        assert.equal(want:get(j), got:get(j))
+      end
+      at = at + t:nElement()
+    end
+    -- the owners' segments to everyone: now every rank holds the whole sum, bit for bit
+    dist.allgather(mine)
+    for i, t in ipairs(mine) do
+      if t:nElement() > 0 then assert.equal(0, (t - (parts[0][i] + parts[1][i])):abs():max()) end
+    end
+    dist.reduce_scatter({})
+    dist.allgather({blua.zeros(0)})
+    assert.has_error(function() dist.allgather({mine[1]:t()}) end,
+      "non-contiguous tensor in 'dist.allgather': item 1; pass t:contiguous() or a clone")
+  end)
+
   it("sends and receives tensors, checking their sizes", function()
     local other = 1 - rank
     local out = blua.zeros(2, 3):fill(rank + 1)

@@ -80,6 +80,63 @@ describe("data-parallel training", function()
     end)
   end
 
+  -- The optimiser step is sharded (each rank steps its segment of the parameters); the state
+  -- a checkpoint saves must still be whole, and a resumed run must continue exactly.
+  local function same_state(a, b, what)
+    for k = 1, #b do
+      for _, key in ipairs{"m", "v"} do
+        for j, t in ipairs(b[k][key]) do
+          assert.equal(0, (a[k][key][j] - t):abs():max(), what .. ": block " .. k .. " " .. key .. j)
+        end
+      end
+      assert.equal(b[k].t, a[k].t)
+    end
+  end
+
+  it("keeps the whole Adam state on every rank at the end of each epoch", function()
+    local start = new_net(12)
+    local sharded, net = copy_net(start), copy_net(start)
+    local s1, s2, seen = {}, {}, {}
+    local opts = {epochs = 2, batch = 100, verbose = false, eval_train = false}
+    blua.train.bregman(sharded, data, {epochs = 2, batch = 100, verbose = false, eval_train = false, batch_shards = 2,
+      optim_state = s1, on_epoch = function(e) seen[e] = {} for k = 1, 3 do seen[e][k] = {t = s1[k].t, m = {}, v = {}}
+        for j = 1, 2 do seen[e][k].m[j], seen[e][k].v[j] = s1[k].m[j]:clone(), s1[k].v[j]:clone() end end end})
+    opts.distributed, opts.optim_state = "data", s2
+    opts.on_epoch = function(e) same_state(s2, seen[e], "epoch " .. e) end
+    blua.train.bregman(net, data, opts)
+    assert.equal(0, max_rel_diff(net, sharded))
+  end)
+
+  it("resumes from the saved state exactly as an uninterrupted run", function()
+    local start = new_net(13)
+    local whole, resumed = copy_net(start), copy_net(start)
+    local opts = {epochs = 2, batch = 100, verbose = false, eval_train = false, distributed = "data"}
+    blua.train.backprop(whole, data, opts)
+    local state = {}
+    blua.train.backprop(resumed, data, {epochs = 2, batch = 100, verbose = false, eval_train = false,
+      distributed = "data", optim_state = state, on_epoch = function() return false end}) -- stops after epoch 1
+    -- what rank 0 saves is what every rank resumes from (distributed.start broadcasts it)
+    if rank == 1 then
+      for k = 1, #state do state[k].m[1]:fill(7) end
+    end
+    blua.train.backprop(resumed, data, {epochs = 2, start_epoch = 2, batch = 100, verbose = false, eval_train = false,
+      distributed = "data", optim_state = state})
+    assert.equal(0, max_rel_diff(resumed, whole))
+  end)
+
+  it("all-reduces the whole gradient for an on_gradients hook", function()
+    local start = new_net(14)
+    local sharded, net = copy_net(start), copy_net(start)
+    local norms1, norms2 = {}, {}
+    local function hook(list) return function(grads) list[#list + 1] = grads[1]:norm() + grads[#grads]:norm() end end
+    blua.train.bregman(sharded, data, {epochs = 1, batch = 100, verbose = false, eval_train = false, batch_shards = 2,
+      on_gradients = hook(norms1)})
+    blua.train.bregman(net, data, {epochs = 1, batch = 100, verbose = false, eval_train = false, distributed = "data",
+      on_gradients = hook(norms2)})
+    assert.same(norms1, norms2)
+    assert.equal(0, max_rel_diff(net, sharded))
+  end)
+
   it("splits uneven batches and batches smaller than the ranks", function()
     local small = blua.data.subset(data, 1, 201)  -- batches of 3; the last has 0 rows on rank 1
     local start = new_net(6)

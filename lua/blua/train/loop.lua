@@ -146,7 +146,11 @@ function loop.run(method, net, data, opts)
   if o.order == "oddeven" and method ~= "backprop" and (opts or {}).xsteps == nil then
     o.xsteps = (net:nLayers() - 1) // 2 + 1
   end
-  if dist and dist.mode == "data" then o.on_gradients = distributed.gradient_hook(o.on_gradients) end
+  -- Data-parallel: the optimiser step is sharded over the ranks, unless a user's hook must see
+  -- the whole gradient (then it is all-reduced and every rank steps everything).
+  if dist and dist.mode == "data" then
+    if o.on_gradients then o.on_gradients = distributed.gradient_hook(o.on_gradients) else o.shard = true end
+  end
   local blocks = dist and dist.mode == "layer" and layers.param_blocks(net, dist) or loop.param_blocks(net)
   local state = {
     caches = {}, power = {}, stepper = stepper.new(blocks, o),
@@ -173,6 +177,7 @@ function loop.run(method, net, data, opts)
       -- accuracy needs class labels; with target matrices the loss is the measure
       local accuracy = blua.metrics.accuracy
       if dist and dist.mode == "layer" then layers.sync(net, dist) end
+      if state.stepper.sync then state.stepper.sync() end -- the whole optimiser state, for on_epoch
       if dist then accuracy = function(n, d) return distributed.accuracy(n, d, dist) end end
       if labelled and o.eval_train then stats.train_acc = accuracy(net, data) end
       if test and options.is_labels(net, test.y:size(2)) then stats.test_acc = accuracy(net, test) end
