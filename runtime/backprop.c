@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "blua/penalty.h"
+#include "blua/shares.h"
 
 enum { MAXL = 64 };
 
@@ -94,12 +95,13 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
   for (int l = 1; l < L && result == BLUA_OK; l++)
     if (!(wt[l] = blua_tensor_transpose((blua_tensor *)layers[l].W, err))) result = BLUA_ERROR;
   for (int p = 0; p < parts && result == BLUA_OK; p++) {
-    int64_t first = rows * p / parts, count = rows * (p + 1) / parts - first;
+    int64_t first, count;
+    blua_share_bounds(rows, parts, p, &first, &count);
     /* one block writes the gradients in place; several need their own, added afterwards */
     result = block_make(&blocks[p], L, x, y, Z, X, D, G, grads, parts > 1, first, count, err);
   }
   if (result == BLUA_OK) {
-#pragma omp parallel for schedule(static) if (parts > 1)
+#pragma omp parallel for schedule(static) if (blua_shares_side_by_side(L, layers, rows, parts))
     for (int p = 0; p < parts; p++) blocks[p].status = block_run(&blocks[p], L, layers, wt, scale, &blocks[p].err);
     *loss = 0.0;
     for (int p = 0; p < parts && result == BLUA_OK; p++) {

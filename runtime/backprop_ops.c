@@ -7,6 +7,7 @@
 
 #include "blua/backprop.h"
 #include "blua/penalty.h"
+#include "blua/shares.h"
 
 enum { MAXL = 64 };
 
@@ -107,7 +108,8 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
   if (!bs) return blua_fail(err, "out of memory: back-propagation in %d parts", parts);
   int result = BLUA_OK;
   for (int p = 0; p < parts && result == BLUA_OK; p++) {
-    int64_t first = rows * p / parts, count = rows * (p + 1) / parts - first;
+    int64_t first, count;
+    blua_share_bounds(rows, parts, p, &first, &count); /* the layout of every row share */
     result = part_make(&bs[p], L, x, y, Z, X, D, G, grads, np, p > 0, first, count, err);
   }
   if (result == BLUA_OK) {

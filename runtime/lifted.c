@@ -57,52 +57,69 @@ static int xstep_rows(blua_penalty_kind kind, const blua_act *act, const blua_li
   return blua_act_xstep_lifted(act, x, z, g, mu, gamma, err);
 }
 
-/* Rows per chunk: the operands of a chunk of a 64-wide layer stay in the shared cache. */
-#define XSTEP_CHUNK_ROWS 4096
+#define XSTEP_CHUNK_ROWS BLUA_XSTEP_CHUNK_ROWS
+
+int blua_lifted_xstep_wt(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next,
+                         int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
+                         const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, const blua_tensor *wt,
+                         blua_err *err) {
+  if (!(mu > 0)) return blua_fail(err, "bad step: mu must be positive, got %g", mu);
+  if (check_rows(z, x, err) || check_rows(x, x_next, err) || check_rows(zn, x_next, err) || check_rows(g, x, err))
+    return BLUA_ERROR;
+  int64_t rows = blua_tensor_rows(x);
+  if (rows <= XSTEP_CHUNK_ROWS)
+    return xstep_rows(kind, act, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, wt, err);
+  int status = BLUA_OK;
+  for (int64_t first = 0; first < rows && status == BLUA_OK; first += XSTEP_CHUNK_ROWS) {
+    int64_t count = rows - first < XSTEP_CHUNK_ROWS ? rows - first : XSTEP_CHUNK_ROWS;
+    blua_tensor *part[5] = {
+        blua_tensor_narrow((blua_tensor *)z, 0, first, count, err), blua_tensor_narrow(zn, 0, first, count, err),
+        blua_tensor_narrow(x, 0, first, count, err), blua_tensor_narrow((blua_tensor *)x_next, 0, first, count, err),
+        blua_tensor_narrow(g, 0, first, count, err)};
+    status = part[0] && part[1] && part[2] && part[3] && part[4] ? BLUA_OK : BLUA_ERROR;
+    if (status == BLUA_OK)
+      status = xstep_rows(kind, act, next, next_is_output, next_weight, part[0], part[1], part[2], part[3], mu, gamma,
+                          part[4], wt, err);
+    for (int i = 0; i < 5; i++) blua_tensor_release(part[i]);
+  }
+  return status;
+}
 
 int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next,
                       int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn,
                       blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
                       blua_err *err) {
-  if (!(mu > 0)) return blua_fail(err, "bad step: mu must be positive, got %g", mu);
-  if (check_rows(z, x, err) || check_rows(x, x_next, err) || check_rows(zn, x_next, err) || check_rows(g, x, err))
-    return BLUA_ERROR;
   /* g = r W_{l+1}^T: a transposed view of W goes to BLAS as it is. */
   blua_tensor *wt = blua_tensor_transpose((blua_tensor *)next->W, err);
   if (!wt) return BLUA_ERROR;
-  int64_t rows = blua_tensor_rows(x);
-  int status = BLUA_OK;
-  if (rows <= XSTEP_CHUNK_ROWS) {
-    status = xstep_rows(kind, act, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, wt, err);
-  } else {
-    for (int64_t first = 0; first < rows && status == BLUA_OK; first += XSTEP_CHUNK_ROWS) {
-      int64_t count = rows - first < XSTEP_CHUNK_ROWS ? rows - first : XSTEP_CHUNK_ROWS;
-      blua_tensor *part[5] = {
-          blua_tensor_narrow((blua_tensor *)z, 0, first, count, err), blua_tensor_narrow(zn, 0, first, count, err),
-          blua_tensor_narrow(x, 0, first, count, err), blua_tensor_narrow((blua_tensor *)x_next, 0, first, count, err),
-          blua_tensor_narrow(g, 0, first, count, err)};
-      status = part[0] && part[1] && part[2] && part[3] && part[4] ? BLUA_OK : BLUA_ERROR;
-      if (status == BLUA_OK)
-        status = xstep_rows(kind, act, next, next_is_output, next_weight, part[0], part[1], part[2], part[3], mu,
-                            gamma, part[4], wt, err);
-      for (int i = 0; i < 5; i++) blua_tensor_release(part[i]);
-    }
-  }
+  int status = blua_lifted_xstep_wt(kind, act, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, wt, err);
   blua_tensor_release(wt);
   return status;
+}
+
+int blua_lifted_wgrad_xt(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
+                         const blua_tensor *xt, const blua_tensor *x, blua_tensor *z, double scale, blua_tensor *gW,
+                         blua_tensor *gb, blua_err *err) {
+  if (check_rows(z, x, err)) return BLUA_ERROR;
+  if (xt->dim != 2 || blua_tensor_cols(xt) != blua_tensor_rows(x)) {
+    char sa[48], sb[48];
+    return blua_fail(err, "size mismatch: batches of %s (transposed) and %s", blua_tensor_shape(xt, sa, sizeof sa),
+                     blua_tensor_shape(x, sb, sizeof sb));
+  }
+  if (blua_lifted_residual(kind, act, is_output, gamma, z, x, err)) return BLUA_ERROR;
+  if (blua_mm(gW, 0.0f, (float)scale, xt, z, err)) return BLUA_ERROR;
+  return blua_tensor_sum_rows(gb, 0.0f, (float)scale, z, err);
 }
 
 int blua_lifted_wgrad(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
                       const blua_tensor *x_prev, const blua_tensor *x, blua_tensor *z, double scale,
                       blua_tensor *gW, blua_tensor *gb, blua_err *err) {
   if (check_rows(x_prev, x, err) || check_rows(z, x, err)) return BLUA_ERROR;
-  if (blua_lifted_residual(kind, act, is_output, gamma, z, x, err)) return BLUA_ERROR;
   blua_tensor *xt = blua_tensor_transpose((blua_tensor *)x_prev, err);
   if (!xt) return BLUA_ERROR;
-  int status = blua_mm(gW, 0.0f, (float)scale, xt, z, err);
+  int status = blua_lifted_wgrad_xt(kind, act, is_output, gamma, xt, x, z, scale, gW, gb, err);
   blua_tensor_release(xt);
-  if (status) return status;
-  return blua_tensor_sum_rows(gb, 0.0f, (float)scale, z, err);
+  return status;
 }
 
 int blua_lifted_energy(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,

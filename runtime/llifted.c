@@ -4,6 +4,7 @@
  * blua.activation (fields name, params, builtin). */
 #include "blua/backprop.h"
 #include "blua/lifted.h"
+#include "blua/lifted_batch.h"
 #include "blua/optim.h"
 #include "lblua.h"
 
@@ -124,10 +125,10 @@ static int l_sgd(lua_State *L) {
 }
 
 /* Entry i (1-based) of the list at idx, which must be a tensor; it stays referenced by the list. */
-static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what) {
+static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what, const char *fname) {
   lua_rawgeti(L, idx, i);
   blua_tensor *t = lblua_totensor(L, -1);
-  if (!t) luaL_error(L, "bad argument #%d to 'backprop' (%s[%d] must be a tensor)", idx, what, i);
+  if (!t) luaL_error(L, "bad argument #%d to '%s' (%s[%d] must be a tensor)", idx, fname, what, i);
   lua_pop(L, 1);
   return t;
 }
@@ -149,13 +150,13 @@ static int l_backprop(lua_State *L) {
     lua_rawgeti(L, 1, l + 1);
     check_act(L, lua_gettop(L), &acts[l], "backprop");
     lua_pop(L, 1);
-    layers[l] = (blua_lifted_layer){&acts[l], list_tensor(L, 2, l + 1, "W"), list_tensor(L, 3, l + 1, "b")};
-    Z[l] = list_tensor(L, 6, l + 1, "Z");
-    X[l] = l < n - 1 ? list_tensor(L, 7, l + 1, "X") : NULL;
-    D[l] = list_tensor(L, 8, l + 1, "D");
-    G[l] = list_tensor(L, 9, l + 1, "G");
-    grads[2 * l] = list_tensor(L, 12, 2 * l + 1, "grads");
-    grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads");
+    layers[l] = (blua_lifted_layer){&acts[l], list_tensor(L, 2, l + 1, "W", "backprop"), list_tensor(L, 3, l + 1, "b", "backprop")};
+    Z[l] = list_tensor(L, 6, l + 1, "Z", "backprop");
+    X[l] = l < n - 1 ? list_tensor(L, 7, l + 1, "X", "backprop") : NULL;
+    D[l] = list_tensor(L, 8, l + 1, "D", "backprop");
+    G[l] = list_tensor(L, 9, l + 1, "G", "backprop");
+    grads[2 * l] = list_tensor(L, 12, 2 * l + 1, "grads", "backprop");
+    grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads", "backprop");
   }
   lua_Integer parts = luaL_checkinteger(L, 11);
   luaL_argcheck(L, parts >= 1 && parts <= 64, 11, "parts must be in 1..64");
@@ -169,7 +170,103 @@ static int l_backprop(lua_State *L) {
   return 1;
 }
 
+/* Field `name` of the table at idx as a number (default when absent). */
+static double opt_number(lua_State *L, int idx, const char *name, double dflt) {
+  lua_getfield(L, idx, name);
+  double v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* blua._lifted_batch(penalty, acts, W, b, x, y, X, Z, G, parts, opts, grads) → losses, energies:
+ * one inner step of lifted training of a batch in `parts` row shares (blua/lifted_batch.h).
+ * acts, W, b, Z, G have one entry per layer, X one per hidden layer, grads two per layer (W1,
+ * b1, W2, ...). opts: gamma, beta, scale, forward (boolean), energies (boolean), steps (hidden
+ * layers) and mu (their step sizes). losses: a list per share (when forward); energies: a list
+ * per share of the hidden layers' terms (when opts.energies), else nil. */
+static int l_lifted_batch(lua_State *L) {
+  enum { MAXL = 64, MAXSTEPS = 4096 };
+  blua_lifted_batch_opts o = {.kind = check_penalty(L, 1)};
+  for (int i = 2; i <= 4; i++) luaL_checktype(L, i, LUA_TTABLE);
+  for (int i = 7; i <= 9; i++) luaL_checktype(L, i, LUA_TTABLE);
+  luaL_checktype(L, 11, LUA_TTABLE);
+  luaL_checktype(L, 12, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 2);
+  if (n < 2 || n > MAXL) return luaL_error(L, "bad network in 'lifted_batch': %d layers (2 to %d supported)", (int)n, MAXL);
+  blua_act acts[MAXL];
+  blua_lifted_layer layers[MAXL];
+  blua_tensor *X[MAXL], *Z[MAXL], *G[MAXL], *grads[2 * MAXL];
+  for (int l = 0; l < n; l++) {
+    lua_rawgeti(L, 2, l + 1);
+    check_act(L, lua_gettop(L), &acts[l], "lifted_batch");
+    lua_pop(L, 1);
+    layers[l] = (blua_lifted_layer){&acts[l], list_tensor(L, 3, l + 1, "W", "lifted_batch"), list_tensor(L, 4, l + 1, "b", "lifted_batch")};
+    X[l] = l < n - 1 ? list_tensor(L, 7, l + 1, "X", "lifted_batch") : NULL;
+    Z[l] = list_tensor(L, 8, l + 1, "Z", "lifted_batch");
+    G[l] = list_tensor(L, 9, l + 1, "G", "lifted_batch");
+    grads[2 * l] = list_tensor(L, 12, 2 * l + 1, "grads", "lifted_batch");
+    grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads", "lifted_batch");
+  }
+  lua_Integer parts = luaL_checkinteger(L, 10);
+  luaL_argcheck(L, parts >= 1 && parts <= 1024, 10, "parts must be in 1..1024");
+  o.gamma = opt_number(L, 11, "gamma", 0.0);
+  o.beta = opt_number(L, 11, "beta", 1.0);
+  o.scale = opt_number(L, 11, "scale", 1.0);
+  lua_getfield(L, 11, "forward");
+  o.forward = lua_toboolean(L, -1);
+  lua_getfield(L, 11, "energies");
+  o.energies = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  lua_getfield(L, 11, "steps");
+  lua_getfield(L, 11, "mu");
+  int steps_at = lua_gettop(L) - 1, mu_at = lua_gettop(L);
+  lua_Integer nsteps = lua_istable(L, steps_at) ? luaL_len(L, steps_at) : 0;
+  if (nsteps > MAXSTEPS || (nsteps > 0 && (!lua_istable(L, mu_at) || luaL_len(L, mu_at) != nsteps)))
+    return luaL_error(L, "bad X-steps in 'lifted_batch': %d steps (at most %d), each with its mu", (int)nsteps, MAXSTEPS);
+  int *steps = lua_newuserdatauv(L, (size_t)(nsteps > 0 ? nsteps : 1) * sizeof *steps, 0);
+  double *mu = lua_newuserdatauv(L, (size_t)(nsteps > 0 ? nsteps : 1) * sizeof *mu, 0);
+  for (lua_Integer i = 0; i < nsteps; i++) {
+    lua_rawgeti(L, steps_at, i + 1);
+    lua_rawgeti(L, mu_at, i + 1);
+    steps[i] = (int)luaL_checkinteger(L, -2);
+    mu[i] = luaL_checknumber(L, -1);
+    lua_pop(L, 2);
+  }
+  o.nsteps = (int)nsteps;
+  o.steps = steps;
+  o.mu = mu;
+  double *out = lua_newuserdatauv(L, (size_t)parts * (size_t)n * sizeof *out, 0); /* losses, then energies */
+  double *loss = out, *energy = out + parts;
+  blua_err err;
+  lblua_check(L,
+              blua_lifted_batch((int)n, layers, lblua_checktensor(L, 5), lblua_checktensor(L, 6), X, Z, G, (int)parts, &o,
+                                grads, loss, o.energies ? energy : NULL, &err),
+              "lifted_batch", &err);
+  int64_t rows = blua_tensor_rows(lblua_checktensor(L, 5));
+  int used = rows < parts ? (rows > 0 ? (int)rows : 1) : (int)parts;
+  lua_createtable(L, used, 0);
+  for (int p = 0; p < used; p++) {
+    lua_pushnumber(L, loss[p]);
+    lua_rawseti(L, -2, p + 1);
+  }
+  if (!o.energies) {
+    lua_pushnil(L);
+    return 2;
+  }
+  lua_createtable(L, used, 0);
+  for (int p = 0; p < used; p++) {
+    lua_createtable(L, (int)n - 1, 0);
+    for (int l = 0; l < n - 1; l++) {
+      lua_pushnumber(L, energy[p * (n - 1) + l]);
+      lua_rawseti(L, -2, l + 1);
+    }
+    lua_rawseti(L, -2, p + 1);
+  }
+  return 2;
+}
+
 static const luaL_Reg funcs[] = {
+    {"_lifted_batch", l_lifted_batch},
     {"_backprop", l_backprop},
     {"_adam", l_adam}, {"_sgd", l_sgd},
     {"_affine", l_affine}, {"_xstep", l_xstep}, {"_wgrad", l_wgrad}, {"_energy", l_energy},

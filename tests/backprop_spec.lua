@@ -71,6 +71,27 @@ describe("blua._backprop", function()
     for i = 1, #a do assert.are.equal(0, (a[i] - b[i]):abs():max()) end
   end)
 
+  -- rows 1..count of x as their own batch (copies, as a rank of a data-parallel run holds them)
+  local function rows_of(t, first, count) return t:narrow(1, first, count):clone() end
+
+  for _, shape in ipairs{{20, 16, 12, 5, rows = 71}, {40, 600, 600, 5, rows = 200}} do
+    it(string.format("sums the shares' gradients in share order, bit for bit (%d wide)", shape[2]), function()
+      -- (the wide net's shares run one after another with threaded products, the narrow
+      -- one's side by side: the bits are those of the shares computed alone either way)
+      blua.manualSeed(8)
+      local net = blua.nn.mlp{activation = "relu", table.unpack(shape)}
+      local n = shape.rows
+      local x = blua.randn(n, shape[1])
+      local y = blua.data.onehot(blua.rand(n, 1):mul(shape[#shape]):floor():add(1), shape[#shape])
+      local both, loss = run(net, x, y, 2, 1 / n)
+      local half = (n + 1) // 2  -- the first share takes the extra row
+      local a, la = run(net, rows_of(x, 1, half), rows_of(y, 1, half), 1, 1 / n)
+      local b, lb = run(net, rows_of(x, half + 1, n - half), rows_of(y, half + 1, n - half), 1, 1 / n)
+      assert.is_true(math.abs(loss - (la + lb)) <= 1e-6 * math.abs(loss))
+      for i = 1, #a do assert.are.equal(0, (a[i]:add(b[i]) - both[i]):abs():max()) end
+    end)
+  end
+
   it("refuses activations defined in Lua and lists of the wrong things", function()
     local net, x, y = setup("relu")
     local custom = blua.activation.define{name = "ramp_bp", forward = function(z) return z:clamp(0, 1) end}

@@ -44,6 +44,17 @@ int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_li
                       blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
                       blua_err *err);
 
+/* Rows per chunk of an X-step: the operands of a chunk of a 64-wide layer stay in the shared cache. */
+#define BLUA_XSTEP_CHUNK_ROWS 4096
+
+/* blua_lifted_xstep with wt = W_{l+1}^T made by the caller. It makes views of its operands
+ * only for more than 4096 rows (chunks that stay in cache); with at most that many it touches
+ * no reference count of a tensor it shares, so it may run inside a parallel region. */
+int blua_lifted_xstep_wt(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next,
+                         int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
+                         const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, const blua_tensor *wt,
+                         blua_err *err);
+
 /* Gradients of a layer's term with respect to W and b, scaled by `scale` (e.g. 1/batch):
  *   gW = scale X_{l-1}^T r,  gb = scale 1^T r,  r = blua_lifted_residual of this layer,
  * from the precomputed pre-activation z = X_{l-1} W_l + 1 b_l^T, which is overwritten by r.
@@ -51,6 +62,12 @@ int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_li
 int blua_lifted_wgrad(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
                       const blua_tensor *x_prev, const blua_tensor *x, blua_tensor *z, double scale,
                       blua_tensor *gW, blua_tensor *gb, blua_err *err);
+
+/* blua_lifted_wgrad with xt = X_{l-1}^T made by the caller (no views made: may run inside a
+ * parallel region). */
+int blua_lifted_wgrad_xt(blua_penalty_kind kind, const blua_act *act, int is_output, double gamma,
+                         const blua_tensor *xt, const blua_tensor *x, blua_tensor *z, double scale, blua_tensor *gW,
+                         blua_tensor *gb, blua_err *err);
 
 /* The layer's term of the energy at the precomputed pre-activation z: Σ B_Ψ(x, z) (Bregman
  * or output: softmax gives the cross-entropy) or (γ/2)‖x − z‖² (quadratic hidden). */

@@ -11,32 +11,30 @@ local backprop = {}
 -- is the size of the global batch when xb is one share of it. l1 = {[l] = alpha} adds
 -- α‖σ_l(z_l)‖₁ per sample to the loss (docs/design.md, "L1 penalties on auxiliary variables").
 --
+-- shares (default 1): the rows are cut into this many row shares (the layout of
+-- loop.share_bounds) whose gradients are summed in share order; the result depends on the
+-- shares only, never on the thread count.
+--
 -- With dense blocks, built-in activations and no L1 term the whole pass runs in C
--- (blua._backprop). A batch of a network with narrow layers is split into two blocks of rows
--- that run on two threads side by side: BLAS does not split products that small. The split
--- depends on the shapes only, so results do not depend on the thread count.
-local SPLIT_ROWS, SPLIT_WIDTH = 64, 256
-
+-- (blua._backprop), the shares side by side on the threads; otherwise the shares run one
+-- after another.
 local function c_path(net, l1)
   if l1 and next(l1) then return nil end
-  local acts, widest = {}, 0
+  local acts = {}
   for l = 1, net:nLayers() do
     local a = net:activation(l)
     if not a.builtin or not net:block(l).dense then return nil end
     acts[l] = a
-    if l < net:nLayers() then widest = math.max(widest, net.sizes[l + 1]) end
   end
-  return acts, widest
+  return acts
 end
 
 -- A network with other blocks (convolutions, pools) runs in C through its operators when
--- every activation is built in (blua.op.backprop): the batch in two parts of rows side by
--- side, each part on its own operators with single-threaded kernels, so that a second thread
--- works without a hand-off per kernel. Two parts whatever the thread count, so results do not
--- depend on it.
-local function op_path(net, l1, n)
+-- every activation is built in (blua.op.backprop): the shares side by side, each on its own
+-- operators with single-threaded kernels, so that a second thread works without a hand-off
+-- per kernel.
+local function op_path(net, l1, parts)
   if l1 and next(l1) or blua.op == nil then return nil end
-  local parts = n >= SPLIT_ROWS and 2 or 1
   local L = net:nLayers()
   local acts, per_part, params = {}, {}, {}
   for l = 1, L do
@@ -51,31 +49,42 @@ local function op_path(net, l1, n)
   for p = 1, parts do
     for l = 1, L do ops[(p - 1) * L + l] = per_part[l][p] end
   end
-  return acts, ops, params, parts
+  return acts, ops, params
 end
 
-function backprop.gradients(net, xb, yb, ws, grads, rows, l1)
+function backprop.gradients(net, xb, yb, ws, grads, rows, l1, shares)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
-  local acts, widest = c_path(net, l1)
+  local acts = c_path(net, l1)
+  local n = xb:size(1)
+  shares = math.max(1, math.min(shares or 1, n))
   if not acts then
-    local ops, params, parts
-    acts, ops, params, parts = op_path(net, l1, xb:size(1))
+    local ops, params
+    acts, ops, params = op_path(net, l1, shares)
     if acts then
-      local scale = 1 / (rows or xb:size(1))
+      local scale = 1 / (rows or n)
       local flat = {}
       for l = 1, L do
         for _, g in ipairs(grads[l]) do flat[#flat + 1] = g end
       end
-      return blua.op.backprop(acts, ops, params, xb, yb, Z, X, D, ws.G, scale, parts, flat) * scale
+      return blua.op.backprop(acts, ops, params, xb, yb, Z, X, D, ws.G, scale, shares, flat) * scale
     end
-  elseif acts then
-    local n = xb:size(1)
-    local parts = (n >= SPLIT_ROWS and widest <= SPLIT_WIDTH) and 2 or 1
+  else
     local scale = 1 / (rows or n)
     local flat = {}
     for l = 1, L do flat[2 * l - 1], flat[2 * l] = grads[l][1], grads[l][2] end
-    return blua._backprop(acts, net.W, net.b, xb, yb, Z, X, D, ws.G, scale, parts, flat) * scale
+    return blua._backprop(acts, net.W, net.b, xb, yb, Z, X, D, ws.G, scale, shares, flat) * scale
+  end
+  if shares > 1 then
+    local parts = {}
+    for s, b in ipairs(require("blua.train.loop").share_bounds(n, shares)) do
+      local part = {X = {}, Z = {}, G = {}, D = {}}
+      for _, key in ipairs{"X", "Z", "G", "D"} do
+        for l, t in ipairs(ws[key]) do part[key][l] = t:narrow(1, b[1] + 1, b[2]) end
+      end
+      parts[s] = {x = xb:narrow(1, b[1] + 1, b[2]), y = yb:narrow(1, b[1] + 1, b[2]), ws = part}
+    end
+    return backprop.parts_gradients(net, parts, grads, rows or n, l1)
   end
   X[0] = xb
   for l = 1, L do
@@ -103,19 +112,34 @@ function backprop.gradients(net, xb, yb, ws, grads, rows, l1)
   return loss
 end
 
--- One mini-batch, given as row shares {x =, y =, ws =} of a batch of `rows` rows (see
--- lifted.batch_step): the parts' gradients summed in order, then the optimiser step.
--- Returns the batch's mean loss.
-function backprop.batch_step(net, parts, stepper, lr, rows, l1)
+-- The gradients of the parts {x =, y =, ws =} (row shares of a batch of `rows` rows, one
+-- after another) summed in part order into grads; returns the loss.
+function backprop.parts_gradients(net, parts, grads, rows, l1)
   local loss = 0
   for j, part in ipairs(parts) do
     if j == 1 then
-      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, stepper.block_grads, rows, l1)
+      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, grads, rows, l1)
     else
-      local spare, spare_blocks = lifted.spare_grads(stepper)
-      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, spare_blocks, rows, l1)
-      for i, g in ipairs(stepper.grads) do g:add(spare[i]) end
+      local spare = lifted.spare_like(grads)
+      loss = loss + backprop.gradients(net, part.x, part.y, part.ws, spare, rows, l1)
+      for l, list in ipairs(grads) do
+        for i, g in ipairs(list) do g:add(spare[l][i]) end
+      end
     end
+  end
+  return loss
+end
+
+-- One mini-batch, given as row shares {x =, y =, ws =} of a batch of `rows` rows (see
+-- loop.parts): the shares' gradients summed in share order, then the optimiser step. Returns
+-- the batch's mean loss. The C path takes all shares in one call (parts.whole).
+function backprop.batch_step(net, parts, stepper, lr, rows, l1)
+  local loss
+  local whole = parts.whole
+  if whole and (c_path(net, l1) or op_path(net, l1, #parts)) then
+    loss = backprop.gradients(net, whole.x, whole.y, whole.ws, stepper.block_grads, rows, l1, #parts)
+  else
+    loss = backprop.parts_gradients(net, parts, stepper.block_grads, rows, l1)
   end
   stepper.step(lr)
   return loss

@@ -27,7 +27,7 @@ function distributed.setup(who, o, net, opts)
   if net:nLayers() < size then
     error(string.format("%s: distributed = 'layer' needs a layer per rank: %d layers, %d ranks", who, net:nLayers(), size), 4)
   end
-  if o.batch_shards > 1 then error(who .. ": batch_shards works with distributed = 'data' only", 4) end
+  if (opts.batch_shards or 1) > 1 then error(who .. ": batch_shards works with distributed = 'data' only", 4) end
   if type(o.optim_state) == "table" and next(o.optim_state[1] or {}) ~= nil then
     error(who .. ": a layer-parallel run cannot resume from optimiser state (each rank keeps only its own layers')", 4)
   end

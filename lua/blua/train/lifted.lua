@@ -202,14 +202,14 @@ end
 -- loss, c from lifted.output_curvature) times ‖[X_{l-1} 1]‖₂²/B ≤ (‖X_{l-1}‖₂² + B)/B. A batch
 -- in several parts (row shares, on one process or over ranks) uses Σ over parts of
 -- ‖X_{l-1}‖₂², a bound of the whole batch's; `sum` adds those (a tensor, in place) over the ranks.
-local function lipschitz(batches, rows, sum)
-  local first = batches[1]
-  local L = first.net:nLayers()
+-- Xs: the parts' auxiliary variables (Xs[k][l], l = 0..L-1).
+local function lipschitz(net, penalty, beta, gamma, Xs, rows, sum)
+  local L = net:nLayers()
   -- float32 sums, in part order: what an all-reduce over ranks holding the parts adds up
   local s2, part = blua.zeros(L), blua.zeros(L)
-  for _, b in ipairs(batches) do
+  for _, X in ipairs(Xs) do
     for l = 1, L do
-      local s = blua.spectralNorm(b.X[l - 1], 6)
+      local s = blua.spectralNorm(X[l - 1], 6)
       part:set(l, s * s)
     end
     s2:add(part)
@@ -217,7 +217,7 @@ local function lipschitz(batches, rows, sum)
   if sum then sum(s2) end
   local out = {}
   for l = 1, L do
-    local curvature = l == L and lifted.output_curvature(first.net) * first.beta or (first.penalty == "bregman" and 1 or first.gamma)
+    local curvature = l == L and lifted.output_curvature(net) * beta or (penalty == "bregman" and 1 or gamma)
     out[l] = curvature * (s2:get(l) + rows) / rows
   end
   return out
@@ -239,6 +239,22 @@ function lifted.spare_grads(stepper)
     end
   end
   return stepper.spare, stepper.spare_blocks
+end
+
+-- Spare gradient tensors shaped like grads (a list per block of gradient tensors), made once
+-- per grads table: where the second and later shares of a batch put theirs.
+local spares = setmetatable({}, {__mode = "k"})
+function lifted.spare_like(grads)
+  local spare = spares[grads]
+  if not spare then
+    spare = {}
+    for k, list in ipairs(grads) do
+      spare[k] = {}
+      for j, g in ipairs(list) do spare[k][j] = blua.zeros(g:size()) end
+    end
+    spares[grads] = spare
+  end
+  return spare
 end
 
 local function sweep_order(L, order)
@@ -274,7 +290,14 @@ end
 -- parts' sums in part order. This is what a data-parallel run does across ranks, where each
 -- rank holds one part and `sum` adds a tensor over the ranks (train/distributed.lua); with
 -- parts of the same rows a single process computes the same bits.
+--
+-- A network of dense blocks with built-in activations and no L1 term runs each inner step in
+-- one C call (blua._lifted_batch) that runs the shares side by side on the threads; other
+-- networks run the shares one after another here. Both take the same steps with the same
+-- kernels, so they compute the same bits.
 function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum)
+  local acts = parts.whole and lifted.c_batch_path(net, o)
+  if acts then return lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts) end
   local L = net:nLayers()
   local scale = 1 / rows
   local batches, loss = {}, 0
@@ -315,10 +338,78 @@ function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum)
         for i, g in ipairs(stepper.grads) do g:add(spare[i]) end
       end
     end
-    stepper.step(lr, o.optimizer == "proxgrad" and lipschitz(batches, rows, sum) or nil, anchor)
+    local Xs
+    if o.optimizer == "proxgrad" then
+      Xs = {}
+      for j, batch in ipairs(batches) do Xs[j] = batch.X end
+    end
+    stepper.step(lr, Xs and lipschitz(net, penalty, o.loss_weight or 1, o.gamma or 0, Xs, rows, sum), anchor)
     for _, batch in ipairs(batches) do batch.current = {} end -- new weights: every pre-activation is stale
   end
   for _, batch in ipairs(batches) do batch:finish() end
+  return loss, energies
+end
+
+-- The activations of a network whose batches the C batch step can run, else nil.
+-- (lifted.c_batch = false forces the share-by-share path, for checks.)
+lifted.c_batch = true
+function lifted.c_batch_path(net, o)
+  if not lifted.c_batch or (o.l1_layers and next(o.l1_layers)) then return nil end
+  local L = net:nLayers()
+  if L < 2 then return nil end
+  local acts = {}
+  for l = 1, L do
+    local a = net:activation(l)
+    if not a.builtin or not net:block(l).dense then return nil end
+    acts[l] = a
+  end
+  return acts
+end
+
+-- lifted.batch_step in one C call per inner step. The step sizes are computed here first,
+-- with the power-iteration calls in the order and number the share-by-share path makes them
+-- (they depend on the weights and the warm starts only, not on X).
+function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts)
+  local L = net:nLayers()
+  local scale = 1 / rows
+  local whole = parts.whole
+  local ws = whole.ws
+  local order = sweep_order(L, o.order)
+  local anchor = lifted.anchor(o, stepper)
+  local flat, X = {}, {}
+  for l = 1, L do flat[2 * l - 1], flat[2 * l] = stepper.block_grads[l][1], stepper.block_grads[l][2] end
+  for l = 1, L - 1 do X[l] = ws.X[l] end
+  local copts = {gamma = o.gamma or 0, beta = o.loss_weight or 1, scale = scale}
+  local loss, energies = 0, nil
+  for k = 1, o.inner do
+    local steps, mu = {}, {}
+    for _ = 1, o.xsteps do
+      for _, l in ipairs(order) do
+        steps[#steps + 1] = l
+        mu[#mu + 1] = lifted.xstep_size(net, o, penalty, l, ws.power)
+      end
+    end
+    copts.forward, copts.energies, copts.steps, copts.mu = k == 1, k == o.inner and o.track_energy, steps, mu
+    local losses, es = blua._lifted_batch(penalty, acts, net.W, net.b, whole.x, whole.y, X, ws.Z, ws.G, #parts, copts, flat)
+    if k == 1 then
+      for _, e in ipairs(losses) do loss = loss + e * scale end
+    end
+    if es then
+      energies = {}
+      for l = 1, L - 1 do
+        for _, e in ipairs(es) do energies[l] = (energies[l] or 0) + e[l] * scale end
+      end
+    end
+    local Xs
+    if o.optimizer == "proxgrad" then
+      Xs = {}
+      for j, part in ipairs(parts) do
+        Xs[j] = {[0] = part.x}
+        for l = 1, L - 1 do Xs[j][l] = part.ws.X[l] end
+      end
+    end
+    stepper.step(lr, Xs and lipschitz(net, penalty, o.loss_weight or 1, o.gamma or 0, Xs, rows, sum), anchor)
+  end
   return loss, energies
 end
 

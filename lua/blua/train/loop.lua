@@ -47,28 +47,57 @@ local function check_finite(net, epoch, batch)
   end
 end
 
--- The rows idx of a mini-batch as the parts a batch step works on ({x =, y =, ws =} each):
--- in a data-parallel run this rank's share; with batch_shards = k on one process, the k
--- shares k ranks would hold (the same rows, so the same sums); else the whole batch.
+-- The row shares of a batch of n rows cut into k: {first, count} (0-based first row), sizes
+-- differing by at most one, the earlier shares taking the extra rows (distributed.share's
+-- layout); never more shares than rows, and a batch of no rows is one empty share.
+function loop.share_bounds(n, k)
+  k = math.max(1, math.min(k, n))
+  local base, extra = n // k, n % k
+  local out = {}
+  for s = 0, k - 1 do out[s + 1] = {s * base + math.min(s, extra), base + (s < extra and 1 or 0)} end
+  return out
+end
+
+-- The scratch space of one share: views of rows [first, first + count) of the whole batch's.
+local function share_workspace(ws, first, count)
+  local part = {X = {}, Z = {}, G = {}, D = {}, power = ws.power}
+  for _, key in ipairs{"X", "Z", "G", "D"} do
+    for l, t in ipairs(ws[key]) do part[key][l] = t:narrow(1, first + 1, count) end
+  end
+  return part
+end
+
+-- The rows idx of a mini-batch as the parts a batch step works on ({x =, y =, ws =} each),
+-- plus parts.whole ({x =, y =, ws =}: the rows of all parts, one after another, whose views
+-- the parts are). On one process the parts are the batch_shards row shares
+-- (loop.share_bounds); in a data-parallel run the one part is this rank's share. Every batch's
+-- gradient is the sum, in share order, of its shares' gradients: the bits depend on the
+-- shares, never on the thread count, and P ranks compute what one process with
+-- batch_shards = P computes.
 function loop.parts(net, data, Y, idx, o, state)
   local dist = state.dist
-  local shares = {}
+  local k = o.batch_shards
   if dist and dist.mode == "data" then
-    shares[1] = distributed.share(idx, dist.rank, dist.size)
-  elseif o.batch_shards > 1 then
-    for k = 0, o.batch_shards - 1 do
-      local mine = distributed.share(idx, k, o.batch_shards)
-      if #mine > 0 then shares[#shares + 1] = mine end
-    end
-  else
-    shares[1] = idx
+    idx, k = distributed.share(idx, dist.rank, dist.size), 1
+  elseif dist then
+    k = 1 -- (layer-parallel: one part, the whole batch)
   end
-  local parts = {}
-  for k, rows in ipairs(shares) do
-    -- each part its own scratch space; the power-iteration warm starts are the run's
-    local cache = state.caches[k] or {power = state.power}
-    state.caches[k] = cache
-    parts[k] = {x = data.x:indexRows(rows), y = Y:indexRows(rows), ws = loop.workspace(net, #rows, cache)}
+  local n = #idx
+  local ws = loop.workspace(net, n, state.caches)
+  local whole = {x = data.x:indexRows(idx), y = Y:indexRows(idx), ws = ws}
+  local bounds = loop.share_bounds(n, k)
+  if #bounds == 1 then return {whole, whole = whole} end
+  -- the shares' views of the scratch space, made once per batch size and share count
+  ws.shares = ws.shares or {}
+  local views = ws.shares[#bounds]
+  if not views then
+    views = {}
+    for s, b in ipairs(bounds) do views[s] = share_workspace(ws, b[1], b[2]) end
+    ws.shares[#bounds] = views
+  end
+  local parts = {whole = whole}
+  for s, b in ipairs(bounds) do
+    parts[s] = {x = whole.x:narrow(1, b[1] + 1, b[2]), y = whole.y:narrow(1, b[1] + 1, b[2]), ws = views[s]}
   end
   return parts
 end
@@ -153,7 +182,7 @@ function loop.run(method, net, data, opts)
   end
   local blocks = dist and dist.mode == "layer" and layers.param_blocks(net, dist) or loop.param_blocks(net)
   local state = {
-    caches = {}, power = {}, stepper = stepper.new(blocks, o),
+    power = {}, stepper = stepper.new(blocks, o),
     schedule = blua.optim.schedules[o.schedule], dist = dist,
   }
   -- The power-iteration warm starts of the X-step sizes are part of the run's state: kept in
@@ -162,6 +191,7 @@ function loop.run(method, net, data, opts)
     o.optim_state.power = o.optim_state.power or {}
     state.power = o.optim_state.power
   end
+  state.caches = {power = state.power} -- scratch space per batch size (loop.workspace)
   -- (layer-parallel ranks keep the optimiser state of their own layers only)
   if dist then distributed.start(net, dist.mode == "data" and o.optim_state or nil) end
   -- Only rank 0 writes the log and the plot.

@@ -15,8 +15,9 @@ function options.common_defaults()
     on_gradients = false, -- function(grads, params): runs once per step between the gradients
                           -- and the optimiser (distributed training all-reduces here)
     distributed = false,  -- "data": split every mini-batch over the ranks of mpirun (blua.dist)
-    batch_shards = 1,     -- sum each batch's gradient from this many row shares: a single process
-                          -- then forms the sums a data-parallel run over that many ranks forms
+    batch_shards = 2,     -- sum each batch's gradient from this many row shares (in share order):
+                          -- one process forms the sums a data-parallel run over that many ranks
+                          -- forms, and the shares run side by side on the threads
     l1 = false,           -- {[l] = alpha}: α‖x_l‖₁ on hidden layer l's auxiliary variables
                           -- (back-prop: on its activations), docs/design.md "L1 penalties"
   }

@@ -1,0 +1,35 @@
+/* One inner step of lifted training (Bregman or classical) of a mini-batch in one call, for a
+ * stack of dense layers with built-in activations: per row share (blua/shares.h) the forward
+ * pass, the X-sweeps, the hidden energies and the W-gradients, the shares side by side on the
+ * OpenMP threads. It computes exactly what lua/blua/train/lifted.lua computes with the same
+ * kernels share after share (docs/design.md, "Threads and speed"). */
+#ifndef BLUA_LIFTED_BATCH_H
+#define BLUA_LIFTED_BATCH_H
+
+#include "blua/lifted.h"
+
+typedef struct blua_lifted_batch_opts {
+  blua_penalty_kind kind;
+  double gamma;     /* γ of the quadratic penalties */
+  double beta;      /* the weight of the loss (the output layer's term) */
+  double scale;     /* gradients and energies are of scale × the sums over rows (1 / global batch) */
+  int forward;      /* 1: start with the forward pass (the first inner step); 0: keep X */
+  int nsteps;       /* X-steps in order: hidden layer steps[i] (1..L-1) with step size mu[i] */
+  const int *steps;
+  const double *mu;
+  int energies;     /* 1: the hidden energies after the X-steps */
+} blua_lifted_batch_opts;
+
+/* L layers (layers[l]: W_{l+1}, b_{l+1} and the activation after them, 0-based); x, y: the batch's
+ * inputs and targets; X[0..L-2]: the hidden auxiliary variables (kept across calls with
+ * forward = 0), Z[0..L-1] and G[0..L-1]: scratch, every one rows x n_l. The rows are cut into
+ * `parts` shares. grads[2l], grads[2l + 1] receive the gradients of W and b of layer l (the
+ * shares' sums in share order); loss[p] the output term Σ B(y, z_L) of share p when forward
+ * (before any X-step), energy[p (L - 1) + l] the hidden term of layer l of share p (unscaled)
+ * when opts->energies. */
+int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
+                      blua_tensor *const *X, blua_tensor *const *Z, blua_tensor *const *G, int parts,
+                      const blua_lifted_batch_opts *opts, blua_tensor *const *grads, double *loss, double *energy,
+                      blua_err *err);
+
+#endif

@@ -1,0 +1,94 @@
+-- Every batch's gradient is the sum, in share order, of its row shares' gradients
+-- (batch_shards, default 2): the trained bits depend on the shares, not on the thread count
+-- nor on which code path ran the shares.
+local blua = require "blua"
+
+local function data_and_net(sizes, n)
+  blua.manualSeed(12)
+  local x = blua.rand(n, sizes[1])
+  local y = blua.zeros(n, 1)
+  for i = 1, n do y:set(i, 1, x:get(i, 1) + x:get(i, 2) > 1 and 2 or 1) end
+  return {x = x, y = y, n = n}, blua.nn.mlp{activation = "relu", output = "softmax", table.unpack(sizes)}
+end
+
+local function same_bits(a, b)
+  for i, p in ipairs(a:parameters()) do
+    if (p - b:parameters()[i]):abs():max() ~= 0 then return false end
+  end
+  return true
+end
+
+describe("row shares", function()
+  for _, method in ipairs{"backprop", "bregman", "lifted"} do
+    it(method .. ": the same bits with 1 and 2 threads", function()
+      local data, a = data_and_net({6, 9, 7, 2}, 90)
+      local _, b = data_and_net({6, 9, 7, 2}, 90)
+      local o = {epochs = 1, batch = 29, verbose = false, eval_train = false}
+      o.threads = 1
+      blua.train[method](a, data, o)
+      o.threads = 2
+      blua.train[method](b, data, o)
+      assert.is_true(same_bits(a, b))
+    end)
+  end
+
+  -- the C batch step (one call per inner step, shares side by side) against the Lua path
+  -- that runs the shares one after another with the same kernels
+  local lifted = require "blua.train.lifted"
+  local cases = {{}, {inner = 3, xsteps = 2, tau = 0.5}, {order = "oddeven"}, {order = "forward", optimizer = "proxgrad"},
+    {batch_shards = 3}, {batch_shards = 1}, {track_energy = false, optimizer = "sgd"}}
+  for _, method in ipairs{"bregman", "lifted"} do
+    it(method .. ": the C batch step computes the bits of the share-by-share path", function()
+      for _, case in ipairs(cases) do
+        local runs = {}
+        for k, c_batch in ipairs{true, false} do
+          local data, net = data_and_net({6, 9, 8, 7, 2}, 97)
+          local o = {epochs = 2, batch = 29, verbose = false, eval_train = false}
+          for key, v in pairs(case) do o[key] = v end
+          lifted.c_batch = c_batch
+          local ok, h = pcall(blua.train[method], net, data, o)
+          lifted.c_batch = true
+          assert(ok, h)
+          runs[k] = {net = net, h = h}
+        end
+        assert.is_true(same_bits(runs[1].net, runs[2].net))
+        assert.are.equal(runs[2].h[2].loss, runs[1].h[2].loss)
+        assert.are.equal(runs[2].h[2].energy, runs[1].h[2].energy)
+      end
+    end)
+  end
+
+  it("blua._lifted_batch refuses what it cannot run, naming itself", function()
+    local _, net = data_and_net({6, 9, 2}, 10)
+    local x, y = blua.rand(10, 6), blua.zeros(10, 2)
+    local Z, G = {blua.zeros(10, 9), blua.zeros(10, 2)}, {blua.zeros(10, 9), blua.zeros(10, 2)}
+    local grads = {}
+    for _, p in ipairs(net:parameters()) do grads[#grads + 1] = blua.zeros(p:size()) end
+    local acts = {net:activation(1), net:activation(2)}
+    local opts = {scale = 0.1, forward = true, steps = {1}, mu = {0.5}}
+    local losses = blua._lifted_batch("bregman", acts, net.W, net.b, x, y, {blua.zeros(10, 9)}, Z, G, 2, opts, grads)
+    assert.are.equal(2, #losses)
+    assert.has_error(function()
+      blua._lifted_batch("bregman", acts, net.W, net.b, x, y, {blua.zeros(9, 9)}, Z, G, 2, opts, grads)
+    end, "size mismatch in 'lifted_batch': scratch 9x9 of layer 1 for 10 rows and weights 6x9")
+    opts.steps = {2}
+    assert.has_error(function()
+      blua._lifted_batch("bregman", acts, net.W, net.b, x, y, {blua.zeros(10, 9)}, Z, G, 2, opts, grads)
+    end, "bad X-step 1 in 'lifted_batch': layer 2 is not a hidden layer (1..1)")
+    opts.steps = {1}
+    assert.has_error(function()
+      blua._lifted_batch("bregman", acts, net.W, net.b, x, y, {"no"}, Z, G, 2, opts, grads)
+    end, "bad argument #7 to 'lifted_batch' (X[1] must be a tensor)")
+    assert.has_error(function()
+      blua._lifted_batch("bregman", acts, net.W, net.b, x, blua.zeros(9, 2), {blua.zeros(10, 9)}, Z, G, 2, opts, grads)
+    end, "size mismatch in 'lifted_batch': inputs 10x6, targets 9x2")
+  end)
+
+  it("are cut as shape-only row ranges, the earlier shares taking the extra rows", function()
+    local loop = require "blua.train.loop"
+    assert.are.same({{0, 3}, {3, 2}}, loop.share_bounds(5, 2))
+    assert.are.same({{0, 1}}, loop.share_bounds(1, 2))   -- a batch of one row is one share
+    assert.are.same({{0, 1}, {1, 1}, {2, 1}}, loop.share_bounds(3, 50))
+    assert.are.same({{0, 0}}, loop.share_bounds(0, 2))
+  end)
+end)
