@@ -71,4 +71,15 @@ describe("blua.invert", function()
       "size mismatch in 'blua.invert': A must be m x 20 (the network's outputs)")
     assert.has_error(function() blua.invert(net, y, {steps = 3}) end)
   end)
+
+  it("refuses a convolution block with a message naming it", function()
+    local nn = blua.nn
+    local cnn = nn.Sequential():add(nn.Reshape(1, 4, 4)):add(nn.Conv2d(1, 2, 3, {padding = 1})):add("relu")
+      :add(nn.Flatten()):add(nn.Linear(32, 3)):add("identity")
+    assert.has_error(function() blua.invert(cnn, blua.zeros(2, 3)) end,
+      "blua.invert: layer 1 is a conv2d block; inversion handles dense layers only (from = 1 .. 2)")
+    -- from a dense layer on, the same network can be inverted
+    local u = blua.invert(cnn, blua.zeros(2, 3), {from = 2, iterations = 2})
+    assert.are.equal(32, u:size(2))
+  end)
 end)

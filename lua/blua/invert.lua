@@ -48,6 +48,13 @@ local function options(net, y, opts)
   if math.type(o.iterations) ~= "integer" or o.iterations < 1 then
     error("blua.invert: iterations must be a positive integer", 3)
   end
+  -- the inversions use W[l] and b[l] directly: convolution chains have no such tensors
+  for l = o.from, L do
+    if not net:block(l).dense then
+      error(string.format("blua.invert: layer %d is a %s block; inversion handles dense layers only (from = %d .. %d)",
+        l, net.ops[l][1].kind, o.from, L), 3)
+    end
+  end
   local out = net.sizes[L + 1]
   if not blua.isTensor(y) or y:dim() ~= 2 then error("blua.invert: y must be a matrix (one row per sample)", 3) end
   local m = o.A and o.A:size(1) or out
