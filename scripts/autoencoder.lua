@@ -6,7 +6,7 @@
 -- (noisy / clean / each method, on test images), and with --save DIR each method's seed-1
 -- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
 --   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.01]
---                                [--rho 0.1] [--loss-weight 1] [--bregman-mu 2] [--methods ...]
+--                                [--rho 0.1] [--loss-weight β] [--bregman-mu mu] [--methods ...]
 --                                [--out results] [--save results] [--quick]
 local blua = require "blua"
 
@@ -18,8 +18,8 @@ local o = blua.cli.parse(arg, {
   {"alpha", "number", 0.01, "L1 weight α on the code layer"},
   {"rho", "number", 0.1, "threshold ρ of the code layer's soft-threshold"},
   {"width", "integer", 784, "width of the hidden layers"},
-  {"bregman-mu", "number", 2.0, "Bregman's X-step multiplier mu (library default 1; RESULTS.md has the sweep)"},
-  {"loss-weight", "number", 1.0, "Bregman's loss weight β (library default 0.1; RESULTS.md has the sweep)"},
+  {"bregman-mu", "number", 0, "Bregman's X-step multiplier mu (0: the library default, 2 for this network)"},
+  {"loss-weight", "number", 0, "Bregman's loss weight β (0: the library default, 1 for this network)"},
   {"methods", "string", "bregman,lifted,backprop", "methods, comma-separated"},
   {"test-size", "integer", 10000, "test images"},
   {"threads", "integer", 0, "threads (0: the runtime's default)"},
@@ -61,7 +61,10 @@ for _, n in ipairs(sizes) do
       local net = network(seed)
       local t0 = blua.clock()
       local opts = {epochs = o.epochs, seed = seed, verbose = false, l1 = {[3] = o.alpha}}
-      if method == "bregman" then opts.loss_weight, opts.mu = o.loss_weight, o.bregman_mu end
+      if method == "bregman" then
+        if o.loss_weight > 0 then opts.loss_weight = o.loss_weight end
+        if o.bregman_mu > 0 then opts.mu = o.bregman_mu end
+      end
       blua.train[method](net, train, opts)
       local t = blua.clock() - t0
       r.psnr[seed], r.sparsity[seed], r.time[seed] = blua.metrics.psnr(net, test), blua.metrics.sparsity(net, test, 3), t
@@ -90,16 +93,19 @@ local function stats(t)
   return m, #t > 1 and math.sqrt(s / (#t - 1)) or 0
 end
 
+local bregman_defaults = blua.train.defaults("bregman", network(1))
+if o.loss_weight > 0 then bregman_defaults.loss_weight = o.loss_weight end
+if o.bregman_mu > 0 then bregman_defaults.mu = o.bregman_mu end
 local names = {bregman = "Bregman lifted", lifted = "classical lifted", backprop = "back-prop"}
 local lines = {
   "# Sparse denoising autoencoder (Fashion-MNIST)",
   "",
   string.format("Command: `blua scripts/autoencoder.lua%s` (σ = %g, α = %g, ρ = %g, %d epochs, %d-wide hidden layers, " ..
     "seeds 1..%d, %d test images; Bregman's loss weight β = %g and X-step multiplier mu = %g, every other option " ..
-    "the library default). " ..
+    "the library default for this network). " ..
     "Noisy test input: **%.2f dB**. Mean ± standard deviation over seeds.",
     #arg > 0 and " " .. table.concat(arg, " ") or "", o.sigma, o.alpha, o.rho, o.epochs, o.width, o.seeds, o.test_size,
-    o.loss_weight, o.bregman_mu, noisy_psnr),
+    bregman_defaults.loss_weight, bregman_defaults.mu, noisy_psnr),
   "",
   "| training images | method | test PSNR (dB) | gain over noisy (dB) | train PSNR (dB) | code zeros (%) | time (s) |",
   "|---|---|---|---|---|---|---|",

@@ -73,6 +73,21 @@ describe("blua.metrics.mse and psnr", function()
     assert.has_error(function() blua.metrics.mse(net, {x = x, y = blua.zeros(30, 1)}) end,
       "size mismatch in 'blua.metrics.mse': y needs 6 columns (targets), got 30x1")
   end)
+  it("with clip = true score the output clipped to [0, peak] on the image scale", function()
+    -- clean images in [0, 1]; the output overshoots both ends by 0.2 and misses inside by 0.1
+    local y = blua.tensor{{0, 1, 0.5, 0.5}}
+    local out = blua.tensor{{-0.2, 1.2, 0.6, 0.4}}
+    assert.near(10 * math.log(1 / ((0.04 + 0.04 + 0.01 + 0.01) / 4), 10), blua.metrics.psnr(out, y), 1e-4)
+    assert.near(10 * math.log(1 / (0.02 / 4), 10), blua.metrics.psnr(out, y, {clip = true}), 1e-4)
+    -- a centred set: the clip happens after adding the mean back, so the result is the same
+    local mean = blua.tensor{{0.3, 0.3, 0.3, 0.3}}
+    local net = identity_net(4)
+    local set = {x = out:clone():addRow(mean, -1), y = y:clone():addRow(mean, -1), mean = mean}
+    assert.near(10 * math.log(1 / (0.02 / 4), 10), blua.metrics.psnr(net, set, {clip = true}), 1e-4)
+    assert.near(blua.metrics.psnr(out, y), blua.metrics.psnr(net, set), 1e-4)
+    assert.has_error(function() blua.metrics.psnr(out, y, {clamp = true}) end,
+      "blua.metrics.psnr: unknown option 'clamp' (accepted: clip, peak)")
+  end)
 end)
 
 describe("blua.metrics.sparsity", function()
@@ -117,5 +132,38 @@ describe("blua.nn.mlp's default initialisation", function()
     assert.near(math.sqrt(2 / 400), sd(clf.W[1]), 0.002)
     assert.near(math.sqrt(2 / 700), sd(ae.W[1]), 0.002)
     assert.equal("he", blua.nn.mlp{400, 300, 400, output = "identity", init = "he"}.init)
+  end)
+end)
+
+describe("Bregman defaults for regression", function()
+  it("are beta = 1 and mu = 2 with an identity output, and unchanged for classifiers", function()
+    local reg = blua.train.defaults("bregman", blua.nn.mlp{4, 6, 3, output = "identity"})
+    assert.equal(1.0, reg.loss_weight)
+    assert.equal(2.0, reg.mu)
+    for _, net in ipairs{blua.nn.mlp{4, 6, 3}, blua.nn.mlp{4, 6, 3, output = "sigmoid"}} do
+      local o = blua.train.defaults("bregman", net)
+      assert.equal(0.1, o.loss_weight)
+      assert.equal(1.0, o.mu)
+    end
+    assert.equal(0.1, blua.train.defaults("bregman").loss_weight)
+    assert.equal(1.0, blua.train.defaults("lifted", blua.nn.mlp{4, 6, 3, output = "identity"}).mu)
+  end)
+  it("are what a run without options uses", function()
+    blua.manualSeed(3)
+    local x = blua.rand(40, 4)
+    local data = {x = x, y = x:clone():mul(0.5)}
+    local function trained(opts, output)
+      blua.manualSeed(4)
+      local net = blua.nn.mlp{4, 6, 4, output = output}
+      opts.epochs, opts.batch, opts.verbose = 2, 16, false
+      blua.train.bregman(net, data, opts)
+      return net.W[1]
+    end
+    local same = trained({}, "identity"):add(-1, trained({loss_weight = 1, mu = 2}, "identity")):abs():max()
+    assert.equal(0, same)
+    local other = trained({}, "identity"):add(-1, trained({loss_weight = 0.1, mu = 1}, "identity")):abs():max()
+    assert(other > 0, "the regression defaults made no difference")
+    -- a sigmoid output is not regression here: the classifier defaults
+    assert.equal(0, trained({}, "sigmoid"):add(-1, trained({loss_weight = 0.1, mu = 1}, "sigmoid")):abs():max())
   end)
 end)

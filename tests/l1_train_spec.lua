@@ -94,6 +94,77 @@ describe("l1 in the lifted X-steps", function()
   end
 end)
 
+describe("l1 in the lifted W-steps", function()
+  -- B_Ψ(x, z) + α|x| = B_{Ψ+α|·|}(x, z) + h(z), h = Φ* − Φ_α* (docs/design.md, "What the W-step
+  -- sees"): for a soft-threshold ρ, Ψ + α|·| is the soft-threshold ρ + α, so h is known in
+  -- closed form. The W-gradient of the energy is that of the right-hand side, h included.
+  local rho, alpha = 0.3, 0.2
+  local st = blua.activation.get("soft_threshold", {lambda = rho})
+  local st_a = blua.activation.get("soft_threshold", {lambda = rho + alpha})
+
+  it("the energy with the L1 term is the combined penalty plus a term h(z) of z alone", function()
+    blua.manualSeed(4)
+    local x, z = blua.randn(7, 9), blua.randn(7, 9):mul(0.6)
+    x:cmul(blua.rand(7, 9):gt(0.4)) -- exact zeros in x too
+    local left = st:bregman(x, z) + alpha * x:clone():abs():sum()
+    local right = st_a:bregman(x, z) + st:conj(z) - st_a:conj(z)
+    assert.near(left, right, 1e-4)
+    -- h is a Huber form of α‖σ(z)‖₁: ½(|z| − ρ)² up to ρ + α, then α(|z| − ρ) − α²/2
+    local h = 0
+    for i = 1, 7 do
+      for j = 1, 9 do
+        local a = math.abs(z:get(i, j))
+        h = h + (a <= rho and 0 or a <= rho + alpha and 0.5 * (a - rho) ^ 2 or alpha * (a - rho) - 0.5 * alpha ^ 2)
+      end
+    end
+    assert.near(h, st:conj(z) - st_a:conj(z), 1e-4)
+  end)
+
+  it("the Bregman W-gradient with an L1 layer is the gradient of the energy, h(z) included", function()
+    math.randomseed(5)
+    local data = toy(10, 3, 8)
+    data.y = blua.randn(10, 2)
+    blua.manualSeed(6)
+    local net = blua.nn.mlp{3, 6, 5, 2, activation = {"tanh", {name = "soft_threshold", params = {lambda = rho}}},
+      output = "identity"}
+    local _, Xf = net:forwardAll(data.x)
+    -- off the forward pass, inside tanh's range (-1, 1), with exact zeros in the L1 layer
+    local X = {Xf[1]:clone():mul(0.9), Xf[2]:clone():add(blua.randn(10, 5):mul(0.2))}
+    local z2 = X[1]:mm(net.W[2]):addRow(net.b[2]):abs()
+    assert(z2:clone():gt(rho + alpha):sum() >= 10 and z2:clone():lt(rho):sum() >= 5, "pre-activations do not reach the kinks")
+    X[2]:cmul(blua.rand(10, 5):gt(0.5))
+    local grads = blua.train.gradients("bregman", net, data.x, data.y, {X = X, l1 = {[2] = alpha}})
+    -- the energy written with the combined penalty and h, computed independently
+    local function energy()
+      local z1 = data.x:mm(net.W[1]):addRow(net.b[1])
+      local z2 = X[1]:mm(net.W[2]):addRow(net.b[2])
+      local z3 = X[2]:mm(net.W[3]):addRow(net.b[3])
+      local d = z3:clone():add(-1, data.y)
+      local e = net:activation(1):bregman(X[1], z1) + st_a:bregman(X[2], z2) + st:conj(z2) - st_a:conj(z2)
+        + alpha * X[2]:clone():abs():sum() + 0.5 * d:dot(d)
+      return e / 10
+    end
+    local h, worst, checked = 1e-2, 0, 0
+    for i = 1, 6 do
+      local p = net:parameters()[i]
+      local rows, cols = p:size()
+      for _ = 1, 5 do
+        local r, c = math.random(rows), math.random(cols)
+        local v = p:get(r, c)
+        p:set(r, c, v + h); local fp = energy()
+        p:set(r, c, v - h); local fm = energy()
+        p:set(r, c, v)
+        local fd, g = (fp - fm) / (2 * h), grads[i]:get(r, c)
+        assert(fd == fd and math.abs(fd) < math.huge, "the energy is not finite")
+        worst = math.max(worst, math.abs(fd - g) / math.max(1e-2, math.abs(fd) + math.abs(g)))
+        checked = checked + 1
+      end
+    end
+    assert(checked == 30)
+    assert(worst < 0.03, "worst relative error " .. worst)
+  end)
+end)
+
 describe("the l1 option", function()
   it("gives sparser codes in all three trainers", function()
     local data = toy(256, 6, 9)

@@ -253,12 +253,53 @@ function metrics.mse(net, data)
   return sum / (n * out)
 end
 
+-- Mean squared error per entry after clipping the output to the image scale [0, peak]: the
+-- output is moved to that scale by the set's mean (centred data), clipped, and moved back.
+local function clipped_mse(net, data, peak, fname)
+  local function clip(t, mean)
+    if mean then t:addRow(mean) end
+    t:cmax(0):cmin(peak)
+    if mean then t:addRow(mean, -1) end
+    return t
+  end
+  if blua.isTensor(net) then
+    metrics.mse(net, data) -- the shape checks
+    return squared_error(clip(net:clone()), data) / net:nElement()
+  end
+  metrics.mse(net, data)
+  local mean = data.mean
+  if mean ~= nil and not (blua.isTensor(mean) and mean:nElement() == net.sizes[#net.sizes]) then
+    error(string.format("size mismatch in '%s': the set's mean must have %d entries", fname, net.sizes[#net.sizes]), 3)
+  end
+  mean = mean and mean:contiguous():view(1, mean:nElement())
+  local sum = 0
+  local n = each_chunk(net, data, function(_, X, first, count)
+    sum = sum + squared_error(clip(X[#X]:clone(), mean), data.y:narrow(1, first, count))
+  end)
+  return sum / (n * net.sizes[#net.sizes])
+end
+
 --- Peak signal-to-noise ratio in dB, 10 log10(peak² / mse), peak 1 (the [0, 1] image scale).
 --- A common offset of output and target (centred data, blua.data.centre) leaves it unchanged.
 --- metrics.psnr(a, b [, peak]) with two tensors compares them directly (e.g. noisy vs clean).
+--- The third argument may be {peak =, clip = true}: the output is then clipped to [0, peak] on
+--- the image scale first (a centred set's mean added back for the clip), as an image shows it.
+--- Without clip the output is scored as the network gives it.
 function metrics.psnr(net, data, peak)
-  local mse = metrics.mse(net, data)
+  local clip = false
+  if type(peak) == "table" then
+    for k in pairs(peak) do
+      if k ~= "peak" and k ~= "clip" then
+        error(string.format("blua.metrics.psnr: unknown option '%s' (accepted: clip, peak)", tostring(k)), 2)
+      end
+    end
+    peak, clip = peak.peak, peak.clip
+  end
   peak = peak or 1
+  if type(peak) ~= "number" or not (peak > 0 and peak < math.huge) then
+    error(string.format("blua.metrics.psnr: peak must be a positive number, got %s", tostring(peak)), 2)
+  end
+  local mse = clip and clipped_mse(net, data, peak, "blua.metrics.psnr") or metrics.mse(net, data)
   return 10 * math.log(peak * peak / mse, 10)
 end
 

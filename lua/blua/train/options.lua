@@ -52,6 +52,26 @@ options.conv_defaults = {
   bregman = {lr = 8e-3},
 }
 
+-- Defaults that differ for regression networks, those with an identity output (squared error;
+-- RESULTS.md, "Sparse denoising autoencoder"). There the loss is itself the output layer's
+-- Bregman penalty, so β = 1 weighs every layer alike: the energy Σ_l B_l of the paper. Every
+-- Bregman X-step is a proximal gradient step on a convex smooth part (curvature at most the
+-- bound of lifted.xstep_size) with a prox of μΦ, Φ 1-strongly convex; for μ up to 2/curvature
+-- the gradient half is non-expansive and the prox contracts by 1/(1 + μ), so mu = 2 is the
+-- largest multiplier the bound covers, and the fastest contraction it guarantees.
+-- Classifiers (softmax output) keep β = 0.1 and mu = 1.
+options.regression_defaults = {
+  bregman = {loss_weight = 1.0, mu = 2.0},
+}
+
+-- Whether net (checked or not) is a regression network: a blua.nn network whose output
+-- activation is the identity.
+function options.is_regression(net)
+  if getmetatable(net) ~= blua.nn.MLP or type(net.activations) ~= "table" or #net.activations == 0 then return false end
+  local ok, act = pcall(net.activation, net, #net.activations)
+  return ok and act.name == "identity"
+end
+
 -- Whether net (checked or not) has a convolution in any block.
 function options.has_conv(net)
   if type(net) ~= "table" or type(net.ops) ~= "table" then return false end
@@ -63,12 +83,16 @@ function options.has_conv(net)
   return false
 end
 
--- The option names and defaults of a method (for `net`, when given: see conv_defaults).
+-- The option names and defaults of a method (for `net`, when given: see conv_defaults and
+-- regression_defaults).
 function options.defaults(method, net)
   local o = options.common_defaults()
   for k, v in pairs(options.method_defaults[method]) do o[k] = v end
   if net and options.has_conv(net) then
     for k, v in pairs(options.conv_defaults[method] or {}) do o[k] = v end
+  end
+  if net and options.is_regression(net) then
+    for k, v in pairs(options.regression_defaults[method] or {}) do o[k] = v end
   end
   return o
 end
