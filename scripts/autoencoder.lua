@@ -2,7 +2,8 @@
 -- images, 784-784-784-784-784 with ReLU, ReLU, soft-threshold ρ (the code, layer 3), ReLU,
 -- identity; energy Σ_l B_l + α‖x_3‖₁. Lifted Bregman, classical lifted and back-propagation
 -- (α‖σ(z_3)‖₁ on its activations), on the first 1 000 and 10 000 training images, several
--- seeds. Writes OUT/autoencoder.md (test PSNR, code sparsity, time) and OUT/autoencoder.png
+-- seeds. Writes OUT/autoencoder.md (test PSNR as the network gives it and clipped to the [0, 1]
+-- image scale, code sparsity, time) and OUT/autoencoder.png
 -- (noisy / clean / each method, on test images), and with --save DIR each method's seed-1
 -- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
 --   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.01]
@@ -56,7 +57,7 @@ for _, n in ipairs(sizes) do
   local train = blua.data.noisy(blua.data.subset(clean, 1, n), o.sigma, {seed = 1})
   train.mean = clean.mean
   for _, method in ipairs(methods) do
-    local r = {psnr = {}, sparsity = {}, time = {}, train_psnr = {}}
+    local r = {psnr = {}, clipped = {}, sparsity = {}, time = {}, train_psnr = {}}
     for seed = 1, o.seeds do
       local net = network(seed)
       local t0 = blua.clock()
@@ -69,8 +70,9 @@ for _, n in ipairs(sizes) do
       local t = blua.clock() - t0
       r.psnr[seed], r.sparsity[seed], r.time[seed] = blua.metrics.psnr(net, test), blua.metrics.sparsity(net, test, 3), t
       r.train_psnr[seed] = blua.metrics.psnr(net, train)
-      print(string.format("n = %-6d %-9s seed %d  test %.2f dB  train %.2f dB  code zeros %.1f%%  %.1f s", n, method, seed,
-        r.psnr[seed], r.train_psnr[seed], 100 * r.sparsity[seed], t))
+      r.clipped[seed] = blua.metrics.psnr(net, test, {clip = true})
+      print(string.format("n = %-6d %-9s seed %d  test %.2f dB (clipped %.2f)  train %.2f dB  code zeros %.1f%%  %.1f s", n,
+        method, seed, r.psnr[seed], r.clipped[seed], r.train_psnr[seed], 100 * r.sparsity[seed], t))
       if seed == 1 and n == largest then
         grids[method] = net:forward(test.x:narrow(1, 1, 10))
         if o.save ~= "" then
@@ -107,16 +109,17 @@ local lines = {
     #arg > 0 and " " .. table.concat(arg, " ") or "", o.sigma, o.alpha, o.rho, o.epochs, o.width, o.seeds, o.test_size,
     bregman_defaults.loss_weight, bregman_defaults.mu, noisy_psnr),
   "",
-  "| training images | method | test PSNR (dB) | gain over noisy (dB) | train PSNR (dB) | code zeros (%) | time (s) |",
-  "|---|---|---|---|---|---|---|",
+  "| training images | method | test PSNR (dB) | gain over noisy (dB) | test PSNR, clipped to [0, 1] (dB) | train PSNR (dB) | code zeros (%) | time (s) |",
+  "|---|---|---|---|---|---|---|---|",
 }
 for _, e in ipairs(results) do
   local p, ps = stats(e.r.psnr)
   local tp = stats(e.r.train_psnr)
+  local cp, cps = stats(e.r.clipped)
   local s, ss = stats(e.r.sparsity)
   local t = stats(e.r.time)
-  lines[#lines + 1] = string.format("| %d | %s | %.2f ± %.2f | %+.2f | %.2f | %.1f ± %.1f | %.1f |", e.n, names[e.method] or e.method,
-    p, ps, p - noisy_psnr, tp, 100 * s, 100 * ss, t)
+  lines[#lines + 1] = string.format("| %d | %s | %.2f ± %.2f | %+.2f | %.2f ± %.2f | %.2f | %.1f ± %.1f | %.1f |", e.n,
+    names[e.method] or e.method, p, ps, p - noisy_psnr, cp, cps, tp, 100 * s, 100 * ss, t)
 end
 os.execute("mkdir -p '" .. o.out .. "'")
 local suffix = o.quick and "-quick" or ""
