@@ -15,11 +15,11 @@
 #include "blua/threads.h"
 #include "op_impl.h"
 
-/* Floats of workspace one chunk aims at: the columns plus the product, about 4 MB, so what
- * im2col writes the GEMM reads from the shared cache, and what the GEMM writes col2im reads
- * from it. Measured with scripts/bench/conv.lua: 32 MB chunks ran the 8->16 channel layer at
- * half the rate; 1 to 4 MB ran alike on one thread, and on two threads the larger chunks
- * (fewer parallel loops to wake the other thread for) did somewhat better on a busy machine. */
+/* Floats of workspace one chunk aims at: the columns plus the product, about 512 KB (at
+ * least 4 samples), so what im2col writes the GEMM reads from the core's own L2 cache. With
+ * 4 MB chunks (in the shared L3) a back-prop epoch of the reference CNN took about 10 % more
+ * time on one thread; a second thread now runs a part of the batch of its own
+ * (runtime/backprop_ops.c) rather than half of each chunk. */
 #define CONV_CHUNK_FLOATS ((int64_t)1 << 17)
 
 typedef struct {
@@ -48,123 +48,107 @@ static void zero(float *restrict p, int64_t n) {
   for (int64_t k = 0; k < n; k++) p[k] = 0.0f;
 }
 
-/* One sample's patches into col (K rows of P, row stride ldc). Rows are short (an output row
- * of OW pixels), so the copies are inline loops rather than calls. */
-static void im2col(const geom *g, const float *restrict x, float *restrict col, int64_t ldc) {
-  for (int64_t c = 0; c < g->C; c++)
-    for (int64_t i = 0; i < g->kh; i++) {
-      int64_t ylo, yhi;
-      valid_range(g->H, g->OH, g->s, g->p, i, &ylo, &yhi);
-      for (int64_t j = 0; j < g->kw; j++) {
-        float *row = col + ((c * g->kh + i) * g->kw + j) * ldc;
-        int64_t lo, hi;
-        valid_range(g->W, g->OW, g->s, g->p, j, &lo, &hi);
-        zero(row, ylo * g->OW);
-        for (int64_t oy = ylo; oy < yhi; oy++) {
-          float *restrict dst = row + oy * g->OW;
-          zero(dst, lo);
-          if (hi > lo) {
-            /* Input column of output column ox: ox s - p + j. */
-            const float *restrict src = x + (c * g->H + oy * g->s - g->p + i) * g->W + (lo * g->s - g->p + j);
-            int64_t len = hi - lo;
-            if (g->s == 1) {
-#pragma omp simd
-              for (int64_t k = 0; k < len; k++) dst[lo + k] = src[k];
-            } else {
-              for (int64_t k = 0; k < len; k++) dst[lo + k] = src[k * g->s];
-            }
-          }
-          zero(dst + hi, g->OW - hi);
-        }
-        zero(row + yhi * g->OW, (g->OH - yhi) * g->OW);
-      }
-    }
-}
-
-/* The adjoint of im2col: every patch entry added back to the pixel it came from. */
-static void col2im(const geom *g, const float *restrict col, int64_t ldc, float *restrict x) {
-  for (int64_t c = 0; c < g->C; c++)
-    for (int64_t i = 0; i < g->kh; i++) {
-      int64_t ylo, yhi;
-      valid_range(g->H, g->OH, g->s, g->p, i, &ylo, &yhi);
-      for (int64_t j = 0; j < g->kw; j++) {
-        const float *row = col + ((c * g->kh + i) * g->kw + j) * ldc;
-        int64_t lo, hi;
-        valid_range(g->W, g->OW, g->s, g->p, j, &lo, &hi);
-        if (hi <= lo) continue;
-        int64_t len = hi - lo;
-        for (int64_t oy = ylo; oy < yhi; oy++) {
-          const float *restrict src = row + oy * g->OW + lo;
-          float *restrict dst = x + (c * g->H + oy * g->s - g->p + i) * g->W + (lo * g->s - g->p + j);
-          if (g->s == 1) {
-#pragma omp simd
-            for (int64_t k = 0; k < len; k++) dst[k] += src[k];
-          } else {
-            for (int64_t k = 0; k < len; k++) dst[k * g->s] += src[k];
-          }
-        }
-      }
-    }
-}
-
 /* Stride 1 with output rows as long as input rows (the "same" padding 2p = kw - 1, and 1x1
  * kernels without padding): the window of tap (i, j) is then one contiguous run of the input
  * shifted by (i - p) W + (j - p), so each tap is one long copy (add) instead of OH short ones.
- * The run also passes over the pixels that wrap from one row into the next; those entries of
- * col are zeroed after the copy (before the add). */
+ * The run also passes over pixels that wrap from one row into the next; a mask per kernel
+ * column j (1 where output column ox reads inside the image, over all P outputs) selects them
+ * out in the same pass. */
 static int same_rows(const geom *g) { return g->s == 1 && g->OW == g->W; }
 
-/* Zeroes the entries of tap row `row` whose input column fell outside the image. */
-static void zero_wrapped(const geom *g, float *row, int64_t ylo, int64_t yhi, int64_t lo, int64_t hi) {
-  if (lo == 0 && hi == g->OW) return;
-  for (int64_t oy = ylo; oy < yhi; oy++) {
-    zero(row + oy * g->OW, lo);
-    zero(row + oy * g->OW + hi, g->OW - hi);
+/* The kw masks (kw x P floats) of the same-rows layout. */
+static void make_masks(const geom *g, float *mask) {
+  for (int64_t j = 0; j < g->kw; j++) {
+    int64_t lo, hi;
+    valid_range(g->W, g->OW, 1, g->p, j, &lo, &hi);
+    for (int64_t q = 0; q < g->P; q++) {
+      int64_t ox = q % g->OW;
+      mask[j * g->P + q] = ox >= lo && ox < hi ? 1.0f : 0.0f;
+    }
   }
 }
 
-static void im2col_same(const geom *g, const float *restrict x, float *restrict col, int64_t ldc) {
-  for (int64_t c = 0; c < g->C; c++)
-    for (int64_t i = 0; i < g->kh; i++) {
-      int64_t ylo, yhi;
-      valid_range(g->H, g->OH, 1, g->p, i, &ylo, &yhi);
-      for (int64_t j = 0; j < g->kw; j++) {
-        float *restrict row = col + ((c * g->kh + i) * g->kw + j) * ldc;
-        int64_t lo, hi;
-        valid_range(g->W, g->OW, 1, g->p, j, &lo, &hi);
-        if (yhi <= ylo || hi <= lo) {
-          zero(row, g->P);
-          continue;
-        }
-        int64_t q0 = ylo * g->OW + lo, q1 = (yhi - 1) * g->OW + hi;
-        const float *restrict src = x + (c * g->H + ylo - g->p + i) * g->W + (lo - g->p + j);
-        zero(row, q0);
+/* One tap row of the columns: row[oy OW + ox] = x[(oy s - p + i) W + ox s - p + j], zero where
+ * that pixel lies in the padding. x is the tap's channel plane; m its column mask (same-rows
+ * layout only). */
+__attribute__((always_inline)) static inline void tap_im2col(const geom *g, const float *restrict x, const float *restrict m, int64_t i, int64_t j,
+                              float *restrict row) {
+  int64_t ylo, yhi, lo, hi;
+  valid_range(g->H, g->OH, g->s, g->p, i, &ylo, &yhi);
+  valid_range(g->W, g->OW, g->s, g->p, j, &lo, &hi);
+  if (yhi <= ylo || hi <= lo) {
+    zero(row, g->P);
+    return;
+  }
+  if (m) {
+    int64_t q0 = ylo * g->OW + lo, q1 = (yhi - 1) * g->OW + hi;
+    const float *restrict src = x + (ylo - g->p + i) * g->W + (lo - g->p + j);
+    zero(row, q0);
 #pragma omp simd
-        for (int64_t q = 0; q < q1 - q0; q++) row[q0 + q] = src[q];
-        zero(row + q1, g->P - q1);
-        zero_wrapped(g, row, ylo, yhi, lo, hi);
-      }
+    for (int64_t k = 0; k < q1 - q0; k++) row[q0 + k] = m[q0 + k] != 0.0f ? src[k] : 0.0f;
+    zero(row + q1, g->P - q1);
+    return;
+  }
+  zero(row, ylo * g->OW);
+  for (int64_t oy = ylo; oy < yhi; oy++) {
+    float *restrict dst = row + oy * g->OW;
+    const float *restrict src = x + (oy * g->s - g->p + i) * g->W + (lo * g->s - g->p + j);
+    zero(dst, lo);
+    if (g->s == 1) {
+#pragma omp simd
+      for (int64_t k = 0; k < hi - lo; k++) dst[lo + k] = src[k];
+    } else {
+      for (int64_t k = 0; k < hi - lo; k++) dst[lo + k] = src[k * g->s];
     }
+    zero(dst + hi, g->OW - hi);
+  }
+  zero(row + yhi * g->OW, (g->OH - yhi) * g->OW);
 }
 
-/* col is scratch here: its wrapped entries are zeroed in place before the add. */
-static void col2im_same(const geom *g, float *restrict col, int64_t ldc, float *restrict x) {
-  for (int64_t c = 0; c < g->C; c++)
-    for (int64_t i = 0; i < g->kh; i++) {
-      int64_t ylo, yhi;
-      valid_range(g->H, g->OH, 1, g->p, i, &ylo, &yhi);
-      for (int64_t j = 0; j < g->kw; j++) {
-        float *restrict row = col + ((c * g->kh + i) * g->kw + j) * ldc;
-        int64_t lo, hi;
-        valid_range(g->W, g->OW, 1, g->p, j, &lo, &hi);
-        if (yhi <= ylo || hi <= lo) continue;
-        zero_wrapped(g, row, ylo, yhi, lo, hi);
-        int64_t q0 = ylo * g->OW + lo, q1 = (yhi - 1) * g->OW + hi;
-        float *restrict dst = x + (c * g->H + ylo - g->p + i) * g->W + (lo - g->p + j);
+/* The adjoint of tap_im2col: every entry of the tap row added back to the pixel it came from. */
+__attribute__((always_inline)) static inline void tap_col2im(const geom *g, const float *restrict row, const float *restrict m, int64_t i,
+                              int64_t j, float *restrict x) {
+  int64_t ylo, yhi, lo, hi;
+  valid_range(g->H, g->OH, g->s, g->p, i, &ylo, &yhi);
+  valid_range(g->W, g->OW, g->s, g->p, j, &lo, &hi);
+  if (yhi <= ylo || hi <= lo) return;
+  if (m) {
+    int64_t q0 = ylo * g->OW + lo, q1 = (yhi - 1) * g->OW + hi;
+    float *restrict dst = x + (ylo - g->p + i) * g->W + (lo - g->p + j);
 #pragma omp simd
-        for (int64_t q = 0; q < q1 - q0; q++) dst[q] += row[q0 + q];
-      }
+    for (int64_t k = 0; k < q1 - q0; k++) dst[k] = m[q0 + k] != 0.0f ? dst[k] + row[q0 + k] : dst[k];
+    return;
+  }
+  for (int64_t oy = ylo; oy < yhi; oy++) {
+    const float *restrict src = row + oy * g->OW + lo;
+    float *restrict dst = x + (oy * g->s - g->p + i) * g->W + (lo * g->s - g->p + j);
+    if (g->s == 1) {
+#pragma omp simd
+      for (int64_t k = 0; k < hi - lo; k++) dst[k] += src[k];
+    } else {
+      for (int64_t k = 0; k < hi - lo; k++) dst[k * g->s] += src[k];
     }
+  }
+}
+
+/* One sample's patches into col (K rows of P, row stride ldc); mask: make_masks' or NULL. The
+ * loops are short and store-bound, so they are compiled for AVX-512 and AVX2 as well as the
+ * baseline and the CPU picks when the program starts. */
+BLUA_OP_CLONES static void im2col(const geom *g, const float *mask, const float *restrict x, float *restrict col,
+                                  int64_t ldc) {
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t i = 0; i < g->kh; i++)
+      for (int64_t j = 0; j < g->kw; j++)
+        tap_im2col(g, x + c * g->H * g->W, mask ? mask + j * g->P : NULL, i, j, col + ((c * g->kh + i) * g->kw + j) * ldc);
+}
+
+/* The adjoint of im2col into one sample's input gradient x. */
+BLUA_OP_CLONES static void col2im(const geom *g, const float *mask, const float *restrict col, int64_t ldc,
+                                  float *restrict x) {
+  for (int64_t c = 0; c < g->C; c++)
+    for (int64_t i = 0; i < g->kh; i++)
+      for (int64_t j = 0; j < g->kw; j++)
+        tap_col2im(g, col + ((c * g->kh + i) * g->kw + j) * ldc, mask ? mask + j * g->P : NULL, i, j, x + c * g->H * g->W);
 }
 
 /* Samples per chunk for n samples, and the workspace (columns, then the product) it needs. */
@@ -179,33 +163,46 @@ static int64_t chunk_samples(const geom *g, int64_t n) {
   return nb;
 }
 
-static float *conv_ws(blua_op *op, const geom *g, int64_t nb, blua_err *err) {
-  int64_t cols, size;
-  if (blua_op_mul(nb, g->P, &cols) || blua_op_mul(g->K + g->Co, cols, &size) || cols > INT32_MAX) {
+/* The workspace of a chunk of nb samples: the columns (K x nb P), the product (C_out x nb P)
+ * and, for the same-rows layout, its masks. */
+typedef struct {
+  float *col, *T, *mask;
+} conv_space;
+
+static int conv_ws(blua_op *op, const geom *g, int64_t nb, conv_space *ws, blua_err *err) {
+  int64_t cols, size, masks = same_rows(g) ? g->kw * g->P : 0;
+  if (blua_op_mul(nb, g->P, &cols) || blua_op_mul(g->K + g->Co, cols, &size) || cols > INT32_MAX ||
+      blua_op_mul(size + masks, 1, &size)) {
     char so[160];
-    blua_fail(err, "too large: %s needs more than 2^34 floats of columns", blua_op_describe(op, so, sizeof so));
-    return NULL;
+    return blua_fail(err, "too large: %s needs more than 2^34 floats of columns", blua_op_describe(op, so, sizeof so));
   }
-  return blua_op_ws(op, (size_t)size, err);
+  float *p = blua_op_ws(op, (size_t)size, err);
+  if (!p) return BLUA_ERROR;
+  ws->col = p;
+  ws->T = p + g->K * cols;
+  ws->mask = masks ? p + size - masks : NULL;
+  if (ws->mask) make_masks(g, ws->mask);
+  return BLUA_OK;
+}
+
+/* The columns of samples [0, m) of x side by side (row stride ldc = m P), in an OpenMP loop. */
+static void columns(const geom *g, const float *mask, int64_t m, const float *x, int64_t ldx, float *col) {
+  int64_t ldc = m * g->P;
+#pragma omp parallel for if (m > 1)
+  for (int64_t s = 0; s < m; s++) im2col(g, mask, x + s * ldx, col + s * g->P, ldc);
 }
 
 static int conv_forward(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, float *y,
                         int64_t ldy, blua_err *err) {
   geom g = geometry(op);
   int64_t nb = chunk_samples(&g, n);
-  float *col = conv_ws(op, &g, nb, err);
-  if (!col) return BLUA_ERROR;
-  float *T = col + g.K * nb * g.P;
+  conv_space ws;
+  if (conv_ws(op, &g, nb, &ws, err)) return BLUA_ERROR;
+  float *col = ws.col, *T = ws.T;
   const float *W = params[0], *b = params[1];
   for (int64_t s0 = 0; s0 < n; s0 += nb) {
     int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
-#pragma omp parallel for if (m > 1)
-    for (int64_t s = 0; s < m; s++) {
-      if (same_rows(&g))
-        im2col_same(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
-      else
-        im2col(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
-    }
+    columns(&g, ws.mask, m, x + s0 * ldx, ldx, col);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Co, (int)ldc, (int)g.K, 1.0f, W, (int)g.K, col,
                 (int)ldc, 0.0f, T, (int)ldc);
 #pragma omp parallel for if (m > 1)
@@ -233,9 +230,9 @@ static int conv_adjoint(blua_op *op, const float *const *params, int64_t n, cons
                         int64_t ldg, float alpha, float beta, blua_err *err) {
   geom g = geometry(op);
   int64_t nb = chunk_samples(&g, n);
-  float *col = conv_ws(op, &g, nb, err);
-  if (!col) return BLUA_ERROR;
-  float *T = col + g.K * nb * g.P;
+  conv_space ws;
+  if (conv_ws(op, &g, nb, &ws, err)) return BLUA_ERROR;
+  float *col = ws.col, *T = ws.T;
   int64_t nin = g.C * g.H * g.W;
   for (int64_t s0 = 0; s0 < n; s0 += nb) {
     int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
@@ -249,10 +246,7 @@ static int conv_adjoint(blua_op *op, const float *const *params, int64_t n, cons
         memset(dst, 0, (size_t)nin * sizeof *dst);
       else if (beta != 1.0f)
         for (int64_t q = 0; q < nin; q++) dst[q] *= beta;
-      if (same_rows(&g))
-        col2im_same(&g, col + s * g.P, ldc, dst);
-      else
-        col2im(&g, col + s * g.P, ldc, dst);
+      col2im(&g, ws.mask, col + s * g.P, ldc, dst);
     }
   }
   return BLUA_OK;
@@ -264,9 +258,9 @@ static int conv_wgrad(blua_op *op, const float *const *params, int64_t n, const 
   geom g = geometry(op);
   float *dW = grads[0], *db = grads[1];
   int64_t nb = chunk_samples(&g, n);
-  float *col = dW ? conv_ws(op, &g, nb, err) : NULL;
-  if (dW && !col) return BLUA_ERROR;
-  float *T = dW ? col + g.K * nb * g.P : NULL;
+  conv_space ws = {NULL, NULL, NULL};
+  if (dW && conv_ws(op, &g, nb, &ws, err)) return BLUA_ERROR;
+  float *col = ws.col, *T = ws.T;
   /* Per-sample channel sums of the residual, added up in sample order: the same bias gradient
    * whatever the thread count. */
   double *part = db ? blua_op_wsd(op, (size_t)((nb + 1) * g.Co), err) : NULL;
@@ -275,16 +269,13 @@ static int conv_wgrad(blua_op *op, const float *const *params, int64_t n, const 
   for (int64_t co = 0; db && co < g.Co; co++) acc[co] = 0.0;
   for (int64_t s0 = 0; s0 < n; s0 += nb) {
     int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
-#pragma omp parallel for if (m > 1)
+    if (dW) {
+      columns(&g, ws.mask, m, x + s0 * ldx, ldx, col);
+      gather(&g, r + s0 * ldr, ldr, m, T, ldc);
+    }
+#pragma omp parallel for if (m > 1 && db)
     for (int64_t s = 0; s < m; s++) {
       const float *rs = r + (s0 + s) * ldr;
-      if (dW) {
-        if (same_rows(&g))
-          im2col_same(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
-        else
-          im2col(&g, x + (s0 + s) * ldx, col + s * g.P, ldc);
-        for (int64_t co = 0; co < g.Co; co++) memcpy(T + co * ldc + s * g.P, rs + co * g.P, (size_t)g.P * sizeof *T);
-      }
       if (db)
         for (int64_t co = 0; co < g.Co; co++) {
           double sum = 0.0;

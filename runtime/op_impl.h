@@ -61,6 +61,15 @@ int blua_op_mul(int64_t a, int64_t b, int64_t *r);
 int blua_op_colsum(blua_op *op, int64_t n, int64_t cols, const float *x, int64_t ldx, float *out, float alpha,
                    float beta, blua_err *err);
 
+/* Per-sample loops that are store- or shuffle-bound (im2col, col2im, pooling) are compiled for
+ * AVX-512 and AVX2 as well as the baseline; the CPU picks one when the program starts. Such a
+ * function must not contain an OpenMP parallel region. */
+#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__))
+#define BLUA_OP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BLUA_OP_CLONES
+#endif
+
 /* Rows at or below this many floats of work stay serial in the OpenMP loops. */
 #define BLUA_OP_PAR_MIN 32768
 
