@@ -3,17 +3,19 @@
 -- trainers lay them out) on exactly the matrix products of one MNIST epoch: forward, adjoint
 -- (r Wᵀ) and weight gradient (Xᵀ r) of every layer, for full batches and the last partial one.
 -- Their sum is the epoch's GEMM floor; each trainer's epoch is reported as floor / epoch time.
+-- For the CNN (--nets cnn) the convolutions' products are those of im2col + sgemm on chunks of
+-- 4 samples (runtime/op_conv.c); the floor leaves out im2col, col2im and pooling.
 -- With T threads the floor is the faster of T-thread sgemm and the 1-thread floor divided by T
 -- (T single-threaded products on blocks of samples at once, scaling perfectly): OpenBLAS does
 -- not gain from a second thread on products this small.
 -- A last case runs the paper's network with the default thread count while one busy process
 -- (a shell loop pinned to core 0) competes, against the 1-thread epoch on an idle machine.
---   blua scripts/bench/floor.lua [--nets paper,wide,deep] [--threads 1,2] [--epochs 2]
+--   blua scripts/bench/floor.lua [--nets paper,wide,deep,cnn] [--threads 1,2] [--epochs 2]
 --                                [--methods backprop,bregman] [--contention yes|no]
 local blua = require "blua"
 
 local o = blua.cli.parse(arg, {
-  {"nets", "string", "paper,wide,deep", "networks: paper (784-64-64-64-10), wide (784-1024-1024-10), deep (784+6x256+10)"},
+  {"nets", "string", "paper,wide,deep", "networks: paper (784-64-64-64-10), wide (784-1024-1024-10), deep (784+6x256+10), cnn (experiment.cnn)"},
   {"threads", "string", "1,2", "thread counts"},
   {"epochs", "integer", 2, "epochs per training run (the fastest is reported)"},
   {"methods", "string", "backprop,bregman", "trainers"},
@@ -30,19 +32,40 @@ end
 local deep = {784}
 for _ = 1, 6 do deep[#deep + 1] = 256 end
 deep[#deep + 1] = 10
-local nets = {paper = {784, 64, 64, 64, 10}, wide = {784, 1024, 1024, 10}, deep = deep}
+local nets = {paper = {784, 64, 64, 64, 10}, wide = {784, 1024, 1024, 10}, deep = deep,
+  cnn = {cnn = true}} -- blua.experiment.cnn
+
+-- The convolutions of blua.experiment.cnn as runtime/op_conv.c runs them: chunks of 4 samples
+-- side by side, P output pixels each, K = C_in kh kw. Per chunk: forward W (Co x K) col
+-- (K x 4P), adjoint Wᵀ T (K x 4P, not for the first layer), weight gradient T colᵀ (Co x K).
+local CONV_CHUNK = 4
+local cnn_convs = {{co = 8, k = 25, p = 784, first = true}, {co = 16, k = 200, p = 196}}
 
 -- The products of one batch of `rows` samples: {kind, l, m, k, n, count}. Back-prop: forward
 -- of every layer, adjoint of layers 2..L, weight gradient of every layer. Lifted Bregman (one
 -- backward X-sweep): the same plus the pre-activations of layers 2..L recomputed after the
 -- sweep has moved X.
 local function products(sizes, rows, method)
-  local L = #sizes - 1
   local out = {}
-  for l = 1, L do
-    out[#out + 1] = {"forward", l, rows, sizes[l], sizes[l + 1], (method == "bregman" and l >= 2) and 2 or 1}
-    if l >= 2 then out[#out + 1] = {"adjoint", l, rows, sizes[l + 1], sizes[l], 1} end
-    out[#out + 1] = {"wgrad", l, sizes[l], rows, sizes[l + 1], 1}
+  -- dense layers: {l, n_in, n_out}
+  local dense = {}
+  if sizes.cnn then
+    local chunks = (rows + CONV_CHUNK - 1) // CONV_CHUNK
+    for l, c in ipairs(cnn_convs) do
+      local n = CONV_CHUNK * c.p
+      out[#out + 1] = {"conv-forward", l, c.co, c.k, n, chunks * ((method == "bregman" and l >= 2) and 2 or 1)}
+      if not c.first then out[#out + 1] = {"conv-adjoint", l, c.k, c.co, n, chunks} end
+      out[#out + 1] = {"conv-wgrad", l, c.co, n, c.k, chunks}
+    end
+    dense = {{3, 784, 128}, {4, 128, 10}} -- after the second pooling: 16 x 7 x 7 = 784 features
+  else
+    for l = 1, #sizes - 1 do dense[l] = {l, sizes[l], sizes[l + 1]} end
+  end
+  for _, d in ipairs(dense) do
+    local l, n_in, n_out = d[1], d[2], d[3]
+    out[#out + 1] = {"forward", l, rows, n_in, n_out, (method == "bregman" and l >= 2) and 2 or 1}
+    if l >= 2 then out[#out + 1] = {"adjoint", l, rows, n_out, n_in, 1} end
+    out[#out + 1] = {"wgrad", l, n_in, rows, n_out, 1}
   end
   return out
 end
@@ -58,6 +81,17 @@ local function time_product(kind, m, k, n, reps)
     local r, w = blua.randn(m, k), blua.randn(n, k)
     local wt = w:t()
     call = function() c:addmm(0, 1, r, wt) end
+  elseif kind == "conv-forward" then -- T = W col
+    local w, col = blua.randn(m, k), blua.randn(k, n)
+    call = function() c:addmm(0, 1, w, col) end
+  elseif kind == "conv-adjoint" then -- col = Wᵀ T, W stored Co x K
+    local w, t = blua.randn(k, m), blua.randn(k, n)
+    local wt = w:t()
+    call = function() c:addmm(0, 1, wt, t) end
+  elseif kind == "conv-wgrad" then -- dW = T colᵀ, col stored K x chunk pixels
+    local t, col = blua.randn(m, k), blua.randn(n, k)
+    local colt = col:t()
+    call = function() c:addmm(0, 1, t, colt) end
   else                            -- gW = Xᵀ R, X stored rows x m
     local x, r = blua.randn(k, m), blua.randn(k, n)
     local xt = x:t()
@@ -98,7 +132,7 @@ local N = train.x:size(1)
 
 local function epoch_time(method, sizes)
   blua.manualSeed(1)
-  local net = blua.nn.mlp(sizes)
+  local net = sizes.cnn and blua.experiment.cnn() or blua.nn.mlp(sizes)
   local h = blua.train[method](net, train, {epochs = o.epochs, batch = o.batch, verbose = false, eval_train = false})
   local best = math.huge
   for _, e in ipairs(h) do best = math.min(best, e.seconds) end
@@ -106,6 +140,7 @@ local function epoch_time(method, sizes)
 end
 
 local function name_of(sizes)
+  if sizes.cnn then return "cnn (experiment.cnn)" end
   local parts = {}
   for i, s in ipairs(sizes) do parts[i] = tostring(s) end
   return table.concat(parts, "-")
@@ -123,7 +158,7 @@ print(string.format("%-22s %3s  %-9s %7s %7s %8s %9s %6s", "network", "thr", "tr
 local epochs = {} -- epochs[net][method][threads]
 local one_thread_floor = {} -- [net .. method]: the floor with one thread
 for _, key in ipairs(list(o.nets)) do
-  local sizes = assert(nets[key], "unknown network '" .. key .. "' (accepted: paper, wide, deep)")
+  local sizes = assert(nets[key], "unknown network '" .. key .. "' (accepted: paper, wide, deep, cnn)")
   epochs[key] = {}
   for _, method in ipairs(methods) do epochs[key][method] = {} end
   for _, th in ipairs(threads_list) do
