@@ -101,7 +101,7 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
     result = block_make(&blocks[p], L, x, y, Z, X, D, G, grads, parts > 1, first, count, err);
   }
   if (result == BLUA_OK) {
-#pragma omp parallel for schedule(static) if (blua_shares_side_by_side(L, layers, rows, parts))
+#pragma omp parallel for schedule(static) if (blua_shares_side_by_side(parts))
     for (int p = 0; p < parts; p++) blocks[p].status = block_run(&blocks[p], L, layers, wt, scale, &blocks[p].err);
     *loss = 0.0;
     for (int p = 0; p < parts && result == BLUA_OK; p++) {

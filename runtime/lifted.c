@@ -163,6 +163,9 @@ double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
     for (int64_t j = 0; j < n; j++) v[j] = 1.0f + 0.01f * (float)(j % 7);
   const float *w = blua_tensor_data(Wc);
   double sigma = 0.0;
+  /* One BLAS thread: a product this small does not gain from more, and a threaded sgemv
+   * rounds differently, which would make the step sizes depend on the thread count. */
+  int saved = blua_mm_serial_begin(m, n, 1);
   for (int it = 0; it < (iters > 0 ? iters : 1); it++) {
     double nv = norm_of(v, n);
     if (nv == 0.0 || !isfinite(nv)) {
@@ -174,6 +177,7 @@ double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
     sigma = norm_of(u, m);
     cblas_sgemv(CblasRowMajor, CblasTrans, (int)m, (int)n, 1.0f, w, (int)n, u, 1, 0.0f, v, 1);
   }
+  blua_mm_serial_end(saved);
   if (start && isfinite(sigma)) {
     double nv = norm_of(v, n);
     for (int64_t j = 0; j < n; j++)

@@ -150,7 +150,7 @@ int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor 
   if (result == BLUA_OK && o->energies && !energy) result = blua_fail(err, "no room for the energies");
   if (result == BLUA_OK) {
     /* (the X-step makes views of chunks of shares over 4096 rows: those run one after another) */
-    int side_by_side = largest <= BLUA_XSTEP_CHUNK_ROWS && blua_shares_side_by_side(L, layers, rows, parts);
+    int side_by_side = largest <= BLUA_XSTEP_CHUNK_ROWS && blua_shares_side_by_side(parts);
 #pragma omp parallel for schedule(static) if (side_by_side)
     for (int p = 0; p < parts; p++) shares[p].status = share_run(&shares[p], L, layers, wt, o, &shares[p].err);
     for (int p = 0; p < parts && result == BLUA_OK; p++) {

@@ -76,19 +76,27 @@ describe("blua._backprop", function()
 
   for _, shape in ipairs{{20, 16, 12, 5, rows = 71}, {40, 600, 600, 5, rows = 200}} do
     it(string.format("sums the shares' gradients in share order, bit for bit (%d wide)", shape[2]), function()
-      -- (the wide net's shares run one after another with threaded products, the narrow
-      -- one's side by side: the bits are those of the shares computed alone either way)
+      -- Each share's products run on one BLAS thread, side by side or one after another, so
+      -- two shares give the bits of each share run alone on one thread (a rank of a
+      -- data-parallel run with one thread), with any thread count. (The wide network's
+      -- products are big enough that a lone share on two threads would split them.)
       blua.manualSeed(8)
       local net = blua.nn.mlp{activation = "relu", table.unpack(shape)}
       local n = shape.rows
       local x = blua.randn(n, shape[1])
       local y = blua.data.onehot(blua.rand(n, 1):mul(shape[#shape]):floor():add(1), shape[#shape])
-      local both, loss = run(net, x, y, 2, 1 / n)
+      local before = blua.getNumThreads()
+      blua.setNumThreads(1)
       local half = (n + 1) // 2  -- the first share takes the extra row
       local a, la = run(net, rows_of(x, 1, half), rows_of(y, 1, half), 1, 1 / n)
       local b, lb = run(net, rows_of(x, half + 1, n - half), rows_of(y, half + 1, n - half), 1, 1 / n)
-      assert.is_true(math.abs(loss - (la + lb)) <= 1e-6 * math.abs(loss))
-      for i = 1, #a do assert.are.equal(0, (a[i]:add(b[i]) - both[i]):abs():max()) end
+      for _, threads in ipairs{1, 2} do
+        blua.setNumThreads(threads)
+        local both, loss = run(net, x, y, 2, 1 / n)
+        assert.is_true(math.abs(loss - (la + lb)) <= 1e-6 * math.abs(loss))
+        for i = 1, #a do assert.are.equal(0, (a[i] + b[i] - both[i]):abs():max()) end
+      end
+      blua.setNumThreads(before)
     end)
   end
 

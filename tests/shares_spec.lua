@@ -32,6 +32,20 @@ describe("row shares", function()
     end)
   end
 
+  for _, method in ipairs{"backprop", "bregman"} do
+    it(method .. ": the same bits with 1 and 2 threads for products too big for one BLAS thread alone", function()
+      -- (a share of 100 rows through 600 x 600 weights: 72 MFLOP, which blua_mm would split)
+      local data, a = data_and_net({40, 600, 600, 2}, 400)
+      local _, b = data_and_net({40, 600, 600, 2}, 400)
+      local o = {epochs = 1, batch = 200, verbose = false, eval_train = false}
+      o.threads = 1
+      blua.train[method](a, data, o)
+      o.threads = 2
+      blua.train[method](b, data, o)
+      assert.is_true(same_bits(a, b))
+    end)
+  end
+
   -- the C batch step (one call per inner step, shares side by side) against the Lua path
   -- that runs the shares one after another with the same kernels
   local lifted = require "blua.train.lifted"
