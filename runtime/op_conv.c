@@ -6,7 +6,9 @@
  *   forward   T = W col,               then T's columns go to each sample's row (+ bias)
  *   adjoint   col = Wᵀ T (T gathered from the residual rows), then col2im into each sample
  *   wgrad     dW = T colᵀ summed over chunks, db = Σ of the residual per channel
- * im2col, col2im and the gathers run in OpenMP loops over samples, BLAS outside them. The
+ * Forward and adjoint hand whole chunks to the threads (each its own slice of the workspace,
+ * BLAS on the calling thread); the weight gradient, whose chunks add into one result in order,
+ * runs im2col and the gathers in OpenMP loops over a chunk's samples and BLAS after them. The
  * columns live in the operator's workspace, reused from call to call. */
 #include <cblas.h>
 #include <omp.h>
@@ -163,16 +165,18 @@ static int64_t chunk_samples(const geom *g, int64_t n) {
   return nb;
 }
 
-/* The workspace of a chunk of nb samples: the columns (K x nb P), the product (C_out x nb P)
- * and, for the same-rows layout, its masks. */
+/* The workspace of `slots` chunks of nb samples: per slot the columns (K x nb P) and the
+ * product (C_out x nb P); then `extra` floats; for the same-rows layout, the masks last. */
 typedef struct {
-  float *col, *T, *mask;
+  float *col, *T, *extra, *mask;
+  int64_t slot; /* floats from one slot to the next */
 } conv_space;
 
-static int conv_ws(blua_op *op, const geom *g, int64_t nb, conv_space *ws, blua_err *err) {
-  int64_t cols, size, masks = same_rows(g) ? g->kw * g->P : 0;
-  if (blua_op_mul(nb, g->P, &cols) || blua_op_mul(g->K + g->Co, cols, &size) || cols > INT32_MAX ||
-      blua_op_mul(size + masks, 1, &size)) {
+static int conv_ws(blua_op *op, const geom *g, int64_t nb, int slots, int64_t extra, conv_space *ws,
+                   blua_err *err) {
+  int64_t cols, slot, size, masks = same_rows(g) ? g->kw * g->P : 0;
+  if (blua_op_mul(nb, g->P, &cols) || blua_op_mul(g->K + g->Co, cols, &slot) || cols > INT32_MAX ||
+      blua_op_mul(slot, slots, &size) || blua_op_mul(size + extra + masks, 1, &size)) {
     char so[160];
     return blua_fail(err, "too large: %s needs more than 2^34 floats of columns", blua_op_describe(op, so, sizeof so));
   }
@@ -180,32 +184,39 @@ static int conv_ws(blua_op *op, const geom *g, int64_t nb, conv_space *ws, blua_
   if (!p) return BLUA_ERROR;
   ws->col = p;
   ws->T = p + g->K * cols;
+  ws->slot = slot;
+  ws->extra = p + slot * slots;
   ws->mask = masks ? p + size - masks : NULL;
   if (ws->mask) make_masks(g, ws->mask);
   return BLUA_OK;
 }
 
-/* The columns of samples [0, m) of x side by side (row stride ldc = m P), in an OpenMP loop. */
-static void columns(const geom *g, const float *mask, int64_t m, const float *x, int64_t ldx, float *col) {
-  int64_t ldc = m * g->P;
-#pragma omp parallel for if (m > 1)
-  for (int64_t s = 0; s < m; s++) im2col(g, mask, x + s * ldx, col + s * g->P, ldc);
+/* Threads for a loop over `chunks` independent chunks: the team outside a parallel region,
+ * one inside one (a part of a batch running on its own thread). */
+static int chunk_threads(int64_t chunks) {
+  int t = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return chunks < t ? (int)chunks : t;
 }
 
+/* Forward and adjoint give each sample its own outputs, so their chunks are independent: the
+ * threads take whole chunks, each with its own slot of the workspace and single-threaded BLAS
+ * (one parallel region per call, not three per chunk). A chunk's result does not depend on
+ * which thread computes it. */
 static int conv_forward(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, float *y,
                         int64_t ldy, blua_err *err) {
   geom g = geometry(op);
-  int64_t nb = chunk_samples(&g, n);
+  int64_t nb = chunk_samples(&g, n), chunks = (n + nb - 1) / nb;
+  int threads = chunk_threads(chunks);
   conv_space ws;
-  if (conv_ws(op, &g, nb, &ws, err)) return BLUA_ERROR;
-  float *col = ws.col, *T = ws.T;
+  if (conv_ws(op, &g, nb, threads, 0, &ws, err)) return BLUA_ERROR;
   const float *W = params[0], *b = params[1];
-  for (int64_t s0 = 0; s0 < n; s0 += nb) {
-    int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
-    columns(&g, ws.mask, m, x + s0 * ldx, ldx, col);
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+  for (int64_t ch = 0; ch < chunks; ch++) {
+    int64_t s0 = ch * nb, m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
+    float *col = ws.col + omp_get_thread_num() * ws.slot, *T = ws.T + omp_get_thread_num() * ws.slot;
+    for (int64_t s = 0; s < m; s++) im2col(&g, ws.mask, x + (s0 + s) * ldx, col + s * g.P, ldc);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g.Co, (int)ldc, (int)g.K, 1.0f, W, (int)g.K, col,
                 (int)ldc, 0.0f, T, (int)ldc);
-#pragma omp parallel for if (m > 1)
     for (int64_t s = 0; s < m; s++)
       for (int64_t co = 0; co < g.Co; co++) {
         float *dst = y + (s0 + s) * ldy + co * g.P;
@@ -218,28 +229,23 @@ static int conv_forward(blua_op *op, const float *const *params, int64_t n, cons
   return BLUA_OK;
 }
 
-/* T (C_out rows of m P) from the residual rows of samples [s0, s0 + m). */
-static void gather(const geom *g, const float *r, int64_t ldr, int64_t m, float *T, int64_t ldc) {
-#pragma omp parallel for if (m > 1)
-  for (int64_t s = 0; s < m; s++)
-    for (int64_t co = 0; co < g->Co; co++)
-      memcpy(T + co * ldc + s * g->P, r + s * ldr + co * g->P, (size_t)g->P * sizeof *T);
-}
-
 static int conv_adjoint(blua_op *op, const float *const *params, int64_t n, const float *r, int64_t ldr, float *gx,
                         int64_t ldg, float alpha, float beta, blua_err *err) {
   geom g = geometry(op);
-  int64_t nb = chunk_samples(&g, n);
+  int64_t nb = chunk_samples(&g, n), chunks = (n + nb - 1) / nb;
+  int threads = chunk_threads(chunks);
   conv_space ws;
-  if (conv_ws(op, &g, nb, &ws, err)) return BLUA_ERROR;
-  float *col = ws.col, *T = ws.T;
+  if (conv_ws(op, &g, nb, threads, 0, &ws, err)) return BLUA_ERROR;
   int64_t nin = g.C * g.H * g.W;
-  for (int64_t s0 = 0; s0 < n; s0 += nb) {
-    int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
-    gather(&g, r + s0 * ldr, ldr, m, T, ldc);
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+  for (int64_t ch = 0; ch < chunks; ch++) {
+    int64_t s0 = ch * nb, m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
+    float *col = ws.col + omp_get_thread_num() * ws.slot, *T = ws.T + omp_get_thread_num() * ws.slot;
+    for (int64_t s = 0; s < m; s++)
+      for (int64_t co = 0; co < g.Co; co++)
+        memcpy(T + co * ldc + s * g.P, r + (s0 + s) * ldr + co * g.P, (size_t)g.P * sizeof *T);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g.K, (int)ldc, (int)g.Co, alpha, params[0], (int)g.K, T,
                 (int)ldc, 0.0f, col, (int)ldc);
-#pragma omp parallel for if (m > 1)
     for (int64_t s = 0; s < m; s++) {
       float *dst = gx + (s0 + s) * ldg;
       if (beta == 0.0f)
@@ -252,54 +258,79 @@ static int conv_adjoint(blua_op *op, const float *const *params, int64_t n, cons
   return BLUA_OK;
 }
 
+/* dW (+)= alpha T colᵀ over the rows [0, n) of x and r, chunk after chunk in order, with the
+ * workspace slot at col / T; beta applies to the first chunk. Serial: inside a parallel region
+ * (or on one thread) BLAS runs on the calling thread. */
+static void wgrad_rows(const geom *g, const float *mask, int64_t n, int64_t nb, const float *x, int64_t ldx,
+                       const float *r, int64_t ldr, float *col, float *T, float *dW, float alpha, float beta) {
+  for (int64_t s0 = 0; s0 < n; s0 += nb) {
+    int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g->P;
+    for (int64_t s = 0; s < m; s++) {
+      im2col(g, mask, x + (s0 + s) * ldx, col + s * g->P, ldc);
+      for (int64_t co = 0; co < g->Co; co++)
+        memcpy(T + co * ldc + s * g->P, r + (s0 + s) * ldr + co * g->P, (size_t)g->P * sizeof *T);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->Co, (int)g->K, (int)ldc, alpha, T, (int)ldc, col,
+                (int)ldc, s0 == 0 ? beta : 1.0f, dW, (int)g->K);
+  }
+}
+
+/* The weight gradient sums over every sample into one small C_out x K result. A batch of two
+ * chunks or more is split into two fixed halves, each summed chunk by chunk in order (its own
+ * workspace slot, BLAS on its thread), and the second half's sum is added to the first's: two
+ * threads share the work, and the result depends on the batch size only, not on the thread
+ * count. (OpenBLAS's own split of such a product, few entries and a long reduction, ran 2-3x
+ * slower on 2 threads than on one on a shared machine, whose threads meet once per block of
+ * the reduction; so the products always run on one BLAS thread.) */
 static int conv_wgrad(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, const float *r,
                       int64_t ldr, float *const *grads, float alpha, float beta, blua_err *err) {
   (void)params;
   geom g = geometry(op);
   float *dW = grads[0], *db = grads[1];
   int64_t nb = chunk_samples(&g, n);
-  conv_space ws = {NULL, NULL, NULL};
-  if (dW && conv_ws(op, &g, nb, &ws, err)) return BLUA_ERROR;
-  float *col = ws.col, *T = ws.T;
-  /* Per-sample channel sums of the residual, added up in sample order: the same bias gradient
-   * whatever the thread count. */
-  double *part = db ? blua_op_wsd(op, (size_t)((nb + 1) * g.Co), err) : NULL;
-  if (db && !part) return BLUA_ERROR;
-  double *acc = db ? part + nb * g.Co : NULL;
-  for (int64_t co = 0; db && co < g.Co; co++) acc[co] = 0.0;
-  for (int64_t s0 = 0; s0 < n; s0 += nb) {
-    int64_t m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
-    if (dW) {
-      columns(&g, ws.mask, m, x + s0 * ldx, ldx, col);
-      gather(&g, r + s0 * ldr, ldr, m, T, ldc);
+  if (dW) {
+    int halves = n >= 2 * nb ? 2 : 1;
+    int threads = chunk_threads(halves);
+    conv_space ws;
+    /* a slot per half, then the second half's C_out x K sum */
+    if (conv_ws(op, &g, nb, halves, g.Co * g.K, &ws, err)) return BLUA_ERROR;
+    float *second = ws.extra;
+    int saved = !omp_in_parallel() && threads == 1 ? blua_get_num_threads() : 0;
+    if (saved > 1) openblas_set_num_threads(1);
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+    for (int h = 0; h < halves; h++) {
+      int64_t first = n * h / halves, count = n * (h + 1) / halves - first;
+      wgrad_rows(&g, ws.mask, count, nb, x + first * ldx, ldx, r + first * ldr, ldr, ws.col + h * ws.slot,
+                 ws.T + h * ws.slot, h == 0 ? dW : second, alpha, h == 0 ? beta : 0.0f);
     }
-#pragma omp parallel for if (m > 1 && db)
-    for (int64_t s = 0; s < m; s++) {
-      const float *rs = r + (s0 + s) * ldr;
-      if (db)
+    if (saved > 1) blua_set_num_threads(saved);
+    if (halves == 2)
+      for (int64_t k = 0; k < g.Co * g.K; k++) dW[k] += second[k];
+  }
+  if (db) {
+    /* Per-sample channel sums of the residual in double, added up in sample order: the same
+     * bias gradient whatever the thread count. Blocks of samples bound the scratch. */
+    int64_t block = 256;
+    double *part = blua_op_wsd(op, (size_t)((block + 1) * g.Co), err);
+    if (!part) return BLUA_ERROR;
+    double *acc = part + block * g.Co;
+    for (int64_t co = 0; co < g.Co; co++) acc[co] = 0.0;
+    for (int64_t s0 = 0; s0 < n; s0 += block) {
+      int64_t m = n - s0 < block ? n - s0 : block;
+#pragma omp parallel for if (m * g.Co * g.P > BLUA_OP_PAR_MIN)
+      for (int64_t s = 0; s < m; s++)
         for (int64_t co = 0; co < g.Co; co++) {
+          const float *rs = r + (s0 + s) * ldr + co * g.P;
           double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-          for (int64_t q = 0; q < g.P; q++) sum += rs[co * g.P + q];
+          for (int64_t q = 0; q < g.P; q++) sum += rs[q];
           part[s * g.Co + co] = sum;
         }
+      for (int64_t s = 0; s < m; s++)
+        for (int64_t co = 0; co < g.Co; co++) acc[co] += part[s * g.Co + co];
     }
-    if (dW) {
-      /* dW has few entries and a long reduction (all pixels of the chunk). OpenBLAS splits
-       * such a product between threads that meet once per block of the reduction, so on a
-       * shared machine, where one of them is often descheduled, 2 threads ran it 2-3x slower
-       * than one (scripts/bench/conv.lua, both layers, load ~12 on 2 cores). It runs on one
-       * BLAS thread; the im2col around it still uses them all. */
-      int threads = omp_in_parallel() ? 1 : blua_get_num_threads();
-      if (threads > 1) openblas_set_num_threads(1);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g.Co, (int)g.K, (int)ldc, alpha, T, (int)ldc, col,
-                  (int)ldc, s0 == 0 ? beta : 1.0f, dW, (int)g.K);
-      if (threads > 1) blua_set_num_threads(threads);
-    }
-    for (int64_t s = 0; db && s < m; s++)
-      for (int64_t co = 0; co < g.Co; co++) acc[co] += part[s * g.Co + co];
+    for (int64_t co = 0; co < g.Co; co++) db[co] = (float)((beta == 0.0f ? 0.0f : beta * db[co]) + alpha * acc[co]);
   }
-  for (int64_t co = 0; db && co < g.Co; co++) db[co] = (float)((beta == 0.0f ? 0.0f : beta * db[co]) + alpha * acc[co]);
   return BLUA_OK;
 }
 

@@ -33,8 +33,8 @@
  * Operators own their workspaces (im2col columns, intermediates), grown to the largest batch
  * seen and reused, so the hot paths allocate nothing after the first call. Hence one call at a
  * time per operator (blua_op_clone gives another thread its own); the calls use OpenMP loops
- * and BLAS but never BLAS inside OpenMP, and called inside a parallel region they run on the
- * calling thread alone.
+ * and BLAS (inside a parallel region BLAS runs on the calling thread), and called inside a
+ * parallel region they run on the calling thread alone.
  * Operators are reference counted (a chain holds its members). No function aborts: errors
  * return NULL or BLUA_ERROR with a message naming the operator and the shapes. */
 #ifndef BLUA_OP_H

@@ -584,5 +584,30 @@ int main(void) {
   check_adjoint(op, 9);
   check_wgrad(op, 9);
   blua_op_release(op);
+  /* The same bits with 1 and 2 threads: forward and adjoint hand whole chunks to the threads,
+   * the weight gradient sums two fixed halves of the batch (40 samples, several chunks). */
+  {
+    blua_conv2d_spec cs = {8, 14, 14, 16, 5, 5, 1, 2};
+    blua_op *c = blua_op_conv2d(&cs, &err);
+    blua_tensor *p[2], *out[2][4];
+    make_params(c, p, 1);
+    int64_t n = 40, nin = blua_shape_size(blua_op_in_shape(c)), nout = blua_shape_size(blua_op_out_shape(c));
+    blua_tensor *x = randn(n, nin), *r = randn(n, nout);
+    for (int t = 0; t < 2; t++) {
+      blua_set_num_threads(t + 1);
+      out[t][0] = forward(c, p, x);
+      out[t][1] = adjoint(c, p, r);
+      out[t][2] = blua_tensor_new2d(16, 200, &err);
+      out[t][3] = blua_tensor_new2d(1, 16, &err);
+      CHECK(blua_op_wgrad(c, p, x, r, out[t] + 2, 0.5f, 0.0f, &err) == BLUA_OK);
+    }
+    for (int k = 0; k < 4; k++) CHECK(same_bits(out[0][k], out[1][k]));
+    for (int t = 0; t < 2; t++)
+      for (int k = 0; k < 4; k++) blua_tensor_release(out[t][k]);
+    blua_tensor_release(x);
+    blua_tensor_release(r);
+    free_params(c, p);
+    blua_op_release(c);
+  }
   return check_summary();
 }
