@@ -34,7 +34,8 @@ static void block_release(block *b, int L) {
 
 static int block_make(block *b, int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z,
                       blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
-                      blua_tensor *const *grads, int own_grads, int64_t first, int64_t count, blua_err *err) {
+                      blua_tensor *const *grads, blua_tensor *const *own, int64_t first, int64_t count,
+                      blua_err *err) {
   if (!(b->x = blua_tensor_narrow((blua_tensor *)x, 0, first, count, err))) return BLUA_ERROR;
   if (!(b->y = blua_tensor_narrow((blua_tensor *)y, 0, first, count, err))) return BLUA_ERROR;
   for (int l = 0; l < L; l++) {
@@ -44,12 +45,10 @@ static int block_make(block *b, int L, const blua_tensor *x, const blua_tensor *
     if (l < L - 1 && !(b->xs[l] = blua_tensor_narrow(X[l], 0, first, count, err))) return BLUA_ERROR;
     if (!(b->xt[l] = blua_tensor_transpose(l > 0 ? b->xs[l - 1] : b->x, err))) return BLUA_ERROR;
     for (int k = 2 * l; k < 2 * l + 2; k++) {
-      if (own_grads) {
-        if (!(b->grads[k] = blua_tensor_clone(grads[k], err))) return BLUA_ERROR;
-      } else {
-        blua_tensor_retain(grads[k]);
-        b->grads[k] = grads[k];
-      }
+      /* (own: this block's spare gradient tensors, or NULL for the batch's own) */
+      blua_tensor *t = own ? own[k] : grads[k];
+      blua_tensor_retain(t);
+      b->grads[k] = t;
     }
   }
   return BLUA_OK;
@@ -83,11 +82,13 @@ static int block_run(block *b, int L, const blua_lifted_layer *layers, blua_tens
 
 int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                         blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
-                        double scale, int parts, blua_tensor *const *grads, double *loss, blua_err *err) {
+                        double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
+                        blua_err *err) {
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
   int64_t rows = blua_tensor_rows(x);
   if (parts < 1) parts = 1;
   if (parts > rows) parts = rows > 0 ? (int)rows : 1;
+  if (parts > 1 && !spare) return blua_fail(err, "no spare gradients for %d blocks", parts);
   block *blocks = calloc((size_t)parts, sizeof *blocks);
   blua_tensor *wt[MAXL] = {0};
   int result = BLUA_OK;
@@ -97,8 +98,9 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
   for (int p = 0; p < parts && result == BLUA_OK; p++) {
     int64_t first, count;
     blua_share_bounds(rows, parts, p, &first, &count);
-    /* one block writes the gradients in place; several need their own, added afterwards */
-    result = block_make(&blocks[p], L, x, y, Z, X, D, G, grads, parts > 1, first, count, err);
+    /* block 0 writes the gradients in place; the others into spare ones, added afterwards */
+    blua_tensor *const *own = p == 0 ? NULL : spare + (size_t)(p - 1) * (size_t)(2 * L);
+    result = block_make(&blocks[p], L, x, y, Z, X, D, G, grads, own, first, count, err);
   }
   if (result == BLUA_OK) {
 #pragma omp parallel for schedule(static) if (blua_shares_side_by_side(parts))
@@ -111,9 +113,8 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
         break;
       }
       *loss += blocks[p].loss;
-      for (int i = 0; i < 2 * L && result == BLUA_OK && parts > 1; i++)
-        result = p == 0 ? blua_tensor_copy(grads[i], blocks[p].grads[i], err)
-                        : blua_tensor_add(grads[i], grads[i], 1.0f, blocks[p].grads[i], err);
+      for (int i = 0; i < 2 * L && result == BLUA_OK && p > 0; i++)
+        result = blua_tensor_add(grads[i], grads[i], 1.0f, blocks[p].grads[i], err);
     }
   }
   for (int p = 0; p < parts; p++) block_release(&blocks[p], L);

@@ -32,8 +32,8 @@ static void share_release(share *s, int L) {
 }
 
 static int share_make(share *s, int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *X,
-                      blua_tensor *const *Z, blua_tensor *const *G, blua_tensor *const *grads, int own_grads,
-                      int64_t first, int64_t count, blua_err *err) {
+                      blua_tensor *const *Z, blua_tensor *const *G, blua_tensor *const *grads,
+                      blua_tensor *const *own, int64_t first, int64_t count, blua_err *err) {
   if (!(s->xs[0] = blua_tensor_narrow((blua_tensor *)x, 0, first, count, err))) return BLUA_ERROR;
   if (!(s->xs[L] = blua_tensor_narrow((blua_tensor *)y, 0, first, count, err))) return BLUA_ERROR;
   for (int l = 1; l <= L; l++) {
@@ -42,13 +42,9 @@ static int share_make(share *s, int L, const blua_tensor *x, const blua_tensor *
     if (!(s->g[l] = blua_tensor_narrow(G[l - 1], 0, first, count, err))) return BLUA_ERROR;
     if (!(s->xt[l] = blua_tensor_transpose(s->xs[l - 1], err))) return BLUA_ERROR;
   }
-  for (int i = 0; i < 2 * L; i++) {
-    if (own_grads) { /* (zeros: the kernels scale what they overwrite by 0, and garbage may be NaN) */
-      if (!(s->grads[i] = blua_tensor_new_like(grads[i], err))) return BLUA_ERROR;
-    } else {
-      blua_tensor_retain(grads[i]);
-      s->grads[i] = grads[i];
-    }
+  for (int i = 0; i < 2 * L; i++) { /* (own: the share's spare gradient tensors, or NULL for the batch's) */
+    s->grads[i] = own ? own[i] : grads[i];
+    blua_tensor_retain(s->grads[i]);
   }
   return BLUA_OK;
 }
@@ -117,12 +113,13 @@ static int check_opts(int L, const blua_lifted_layer *layers, const blua_tensor 
 
 int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                       blua_tensor *const *X, blua_tensor *const *Z, blua_tensor *const *G, int parts,
-                      const blua_lifted_batch_opts *o, blua_tensor *const *grads, double *loss, double *energy,
-                      blua_err *err) {
+                      const blua_lifted_batch_opts *o, blua_tensor *const *grads, blua_tensor *const *spare,
+                      double *loss, double *energy, blua_err *err) {
   if (check_opts(L, layers, x, y, o, err)) return BLUA_ERROR;
   int64_t rows = blua_tensor_rows(x);
   if (parts < 1) parts = 1;
   if (parts > rows) parts = rows > 0 ? (int)rows : 1;
+  if (parts > 1 && !spare) return blua_fail(err, "no spare gradients for %d shares", parts);
   for (int l = 0; l < L; l++) {
     const blua_tensor *t[3] = {Z[l], G[l], l < L - 1 ? X[l] : Z[l]};
     for (int k = 0; k < 3; k++)
@@ -144,7 +141,8 @@ int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor 
     blua_share_bounds(rows, parts, p, &first, &count);
     if (count > largest) largest = count;
     /* share 0 writes the gradients in place; the others into their own, added afterwards */
-    result = share_make(&shares[p], L, x, y, X, Z, G, grads, p > 0, first, count, err);
+    blua_tensor *const *own = p == 0 ? NULL : spare + (size_t)(p - 1) * (size_t)(2 * L);
+    result = share_make(&shares[p], L, x, y, X, Z, G, grads, own, first, count, err);
     shares[p].energy = energy ? energy + (size_t)p * (size_t)(L - 1) : NULL;
   }
   if (result == BLUA_OK && o->energies && !energy) result = blua_fail(err, "no room for the energies");

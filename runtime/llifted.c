@@ -133,11 +133,34 @@ static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what, 
   return t;
 }
 
-/* blua._backprop(acts, W, b, x, y, Z, X, D, G, scale, parts, grads) → loss: the gradients of
+/* The spare gradient tensors of shares 2..parts (each share 2L, shaped like grads) into spare:
+ * from the list at idx when given (kept by the caller across batches), else new ones left on
+ * the Lua stack for the call. n: the tensors per share (2L). */
+static void spare_grads(lua_State *L, int idx, lua_Integer parts, int n, blua_tensor *const *grads, blua_tensor **spare,
+                        const char *fname) {
+  lua_Integer need = (parts - 1) * n;
+  if (!lua_isnoneornil(L, idx)) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    if (luaL_len(L, idx) < need)
+      luaL_error(L, "bad argument #%d to '%s' (%d spare gradients for %d shares, %d needed)", idx, fname,
+                 (int)luaL_len(L, idx), (int)parts, (int)need);
+    for (lua_Integer i = 0; i < need; i++) spare[i] = list_tensor(L, idx, (int)i + 1, "spare", fname);
+    return;
+  }
+  for (lua_Integer i = 0; i < need; i++) {
+    blua_err err;
+    spare[i] = lblua_pushresult(L, blua_tensor_new_like(grads[i % n], &err), fname, &err);
+  }
+}
+
+/* blua._backprop(acts, W, b, x, y, Z, X, D, G, scale, parts, grads [, spare]) → loss: the gradients of
  * scale × the summed loss of a batch into grads (W1, b1, W2, ...), rows split into `parts`
- * blocks (blua/backprop.h). acts, W, b, Z, D, G have one entry per layer, X one per hidden layer. */
+ * blocks (blua/backprop.h). acts, W, b, Z, D, G have one entry per layer, X one per hidden layer.
+ * spare: the gradient tensors of blocks 2..parts (2L each, shaped like grads; made for the call
+ * when absent). */
 static int l_backprop(lua_State *L) {
   enum { MAXL = 64 };
+  lua_settop(L, 13); /* (what the call pushes goes above the arguments) */
   for (int i = 1; i <= 3; i++) luaL_checktype(L, i, LUA_TTABLE);
   for (int i = 6; i <= 9; i++) luaL_checktype(L, i, LUA_TTABLE);
   luaL_checktype(L, 12, LUA_TTABLE);
@@ -160,11 +183,15 @@ static int l_backprop(lua_State *L) {
   }
   lua_Integer parts = luaL_checkinteger(L, 11);
   luaL_argcheck(L, parts >= 1 && parts <= 64, 11, "parts must be in 1..64");
+  blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * 2 * n) * sizeof *spare, 0);
+  int64_t rows = blua_tensor_rows(lblua_checktensor(L, 4));
+  if (parts > rows) parts = rows > 0 ? rows : 1;
+  spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "backprop");
   double loss = 0.0;
   blua_err err;
   lblua_check(L,
               blua_backprop_batch((int)n, layers, lblua_checktensor(L, 4), lblua_checktensor(L, 5), Z, X, D, G,
-                                  luaL_checknumber(L, 10), (int)parts, grads, &loss, &err),
+                                  luaL_checknumber(L, 10), (int)parts, grads, parts > 1 ? spare : NULL, &loss, &err),
               "backprop", &err);
   lua_pushnumber(L, loss);
   return 1;
@@ -178,14 +205,15 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt) {
   return v;
 }
 
-/* blua._lifted_batch(penalty, acts, W, b, x, y, X, Z, G, parts, opts, grads) → losses, energies:
+/* blua._lifted_batch(penalty, acts, W, b, x, y, X, Z, G, parts, opts, grads [, spare]) → losses, energies:
  * one inner step of lifted training of a batch in `parts` row shares (blua/lifted_batch.h).
  * acts, W, b, Z, G have one entry per layer, X one per hidden layer, grads two per layer (W1,
  * b1, W2, ...). opts: gamma, beta, scale, forward (boolean), energies (boolean), steps (hidden
  * layers) and mu (their step sizes). losses: a list per share (when forward); energies: a list
- * per share of the hidden layers' terms (when opts.energies), else nil. */
+ * per share of the hidden layers' terms (when opts.energies), else nil. spare: as for _backprop. */
 static int l_lifted_batch(lua_State *L) {
   enum { MAXL = 64, MAXSTEPS = 4096 };
+  lua_settop(L, 13); /* (what the call pushes goes above the arguments) */
   blua_lifted_batch_opts o = {.kind = check_penalty(L, 1)};
   for (int i = 2; i <= 4; i++) luaL_checktype(L, i, LUA_TTABLE);
   for (int i = 7; i <= 9; i++) luaL_checktype(L, i, LUA_TTABLE);
@@ -208,7 +236,11 @@ static int l_lifted_batch(lua_State *L) {
     grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads", "lifted_batch");
   }
   lua_Integer parts = luaL_checkinteger(L, 10);
-  luaL_argcheck(L, parts >= 1 && parts <= 1024, 10, "parts must be in 1..1024");
+  luaL_argcheck(L, parts >= 1 && parts <= 64, 10, "parts must be in 1..64");
+  int64_t rows = blua_tensor_rows(lblua_checktensor(L, 5));
+  if (parts > rows) parts = rows > 0 ? rows : 1;
+  blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * 2 * n) * sizeof *spare, 0);
+  spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "lifted_batch");
   o.gamma = opt_number(L, 11, "gamma", 0.0);
   o.beta = opt_number(L, 11, "beta", 1.0);
   o.scale = opt_number(L, 11, "scale", 1.0);
@@ -240,10 +272,9 @@ static int l_lifted_batch(lua_State *L) {
   blua_err err;
   lblua_check(L,
               blua_lifted_batch((int)n, layers, lblua_checktensor(L, 5), lblua_checktensor(L, 6), X, Z, G, (int)parts, &o,
-                                grads, loss, o.energies ? energy : NULL, &err),
+                                grads, parts > 1 ? spare : NULL, loss, o.energies ? energy : NULL, &err),
               "lifted_batch", &err);
-  int64_t rows = blua_tensor_rows(lblua_checktensor(L, 5));
-  int used = rows < parts ? (rows > 0 ? (int)rows : 1) : (int)parts;
+  int used = (int)parts;
   lua_createtable(L, used, 0);
   for (int p = 0; p < used; p++) {
     lua_pushnumber(L, loss[p]);

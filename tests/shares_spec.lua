@@ -72,6 +72,23 @@ describe("row shares", function()
     end)
   end
 
+  it("the C batch step computes the bits of the share-by-share path for smooth and identity outputs", function()
+    for _, acts in ipairs{{"sigmoid", "identity"}, {"tanh", "sigmoid"}} do
+      local nets = {}
+      for k, c_batch in ipairs{true, false} do
+        blua.manualSeed(12)
+        local x = blua.rand(47, 6)
+        nets[k] = blua.nn.mlp{6, 5, 4, 6, activation = acts[1], output = acts[2]}
+        lifted.c_batch = c_batch
+        local ok, err = pcall(blua.train.bregman, nets[k], {x = x, y = x:clone(), n = 47},
+          {epochs = 1, batch = 15, verbose = false, eval_train = false})
+        lifted.c_batch = true
+        assert(ok, err)
+      end
+      assert.is_true(same_bits(nets[1], nets[2]), acts[1])
+    end
+  end)
+
   it("blua._lifted_batch refuses what it cannot run, naming itself", function()
     local _, net = data_and_net({6, 9, 2}, 10)
     local x, y = blua.rand(10, 6), blua.zeros(10, 2)

@@ -15,10 +15,13 @@
  * pass on its rows with single-threaded products (a product of 64-wide layers is too small
  * for BLAS to split; inside a parallel region the OpenMP build of OpenBLAS runs each product
  * on the calling thread), the blocks go to the threads, and the blocks' weight gradients are
- * added in block order. The result depends on `parts`, never on the thread count. */
+ * added in block order (block 0 writes into grads, block p > 0 into spare[(p - 1) 2L + i], tensors
+ * shaped like grads that the caller keeps across batches; NULL when parts is 1). The result
+ * depends on `parts`, never on the thread count. */
 int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                         blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
-                        double scale, int parts, blua_tensor *const *grads, double *loss, blua_err *err);
+                        double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
+                        blua_err *err);
 
 /* The same for a network of operators (blua/op.h): layer l is the operator ops[l] followed by
  * acts[l]; its parameters are params[off_l], ..., params[off_l + n_l - 1] with n_l =

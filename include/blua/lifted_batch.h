@@ -24,12 +24,13 @@ typedef struct blua_lifted_batch_opts {
  * inputs and targets; X[0..L-2]: the hidden auxiliary variables (kept across calls with
  * forward = 0), Z[0..L-1] and G[0..L-1]: scratch, every one rows x n_l. The rows are cut into
  * `parts` shares. grads[2l], grads[2l + 1] receive the gradients of W and b of layer l (the
- * shares' sums in share order); loss[p] the output term Σ B(y, z_L) of share p when forward
+ * shares' sums in share order; share p > 0 writes its own into spare[(p - 1) 2L + i], tensors
+ * shaped like grads that the caller keeps across batches, NULL when parts is 1); loss[p] the output term Σ B(y, z_L) of share p when forward
  * (before any X-step), energy[p (L - 1) + l] the hidden term of layer l of share p (unscaled)
  * when opts->energies. */
 int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                       blua_tensor *const *X, blua_tensor *const *Z, blua_tensor *const *G, int parts,
-                      const blua_lifted_batch_opts *opts, blua_tensor *const *grads, double *loss, double *energy,
-                      blua_err *err);
+                      const blua_lifted_batch_opts *opts, blua_tensor *const *grads, blua_tensor *const *spare,
+                      double *loss, double *energy, blua_err *err);
 
 #endif

@@ -73,7 +73,7 @@ function backprop.gradients(net, xb, yb, ws, grads, rows, l1, shares)
     local scale = 1 / (rows or n)
     local flat = {}
     for l = 1, L do flat[2 * l - 1], flat[2 * l] = grads[l][1], grads[l][2] end
-    return blua._backprop(acts, net.W, net.b, xb, yb, Z, X, D, ws.G, scale, shares, flat) * scale
+    return blua._backprop(acts, net.W, net.b, xb, yb, Z, X, D, ws.G, scale, shares, flat, lifted.spare_flat(grads, shares)) * scale
   end
   if shares > 1 then
     local parts = {}

@@ -257,6 +257,25 @@ function lifted.spare_like(grads)
   return spare
 end
 
+-- The spare gradient tensors of shares 2..shares for the C batch steps, flat (W1, b1, W2, ...
+-- per share), shaped like grads (a list per block of W and b), made once per grads table.
+local spare_lists = setmetatable({}, {__mode = "k"})
+function lifted.spare_flat(grads, shares)
+  local per = spare_lists[grads] or {}
+  spare_lists[grads] = per
+  local flat = per[shares]
+  if not flat then
+    flat = {}
+    for _ = 2, shares do
+      for _, list in ipairs(grads) do
+        for _, g in ipairs(list) do flat[#flat + 1] = blua.zeros(g:size()) end
+      end
+    end
+    per[shares] = flat
+  end
+  return flat
+end
+
 local function sweep_order(L, order)
   local ls = {}
   if order == "forward" then
@@ -390,7 +409,8 @@ function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, act
       end
     end
     copts.forward, copts.energies, copts.steps, copts.mu = k == 1, k == o.inner and o.track_energy, steps, mu
-    local losses, es = blua._lifted_batch(penalty, acts, net.W, net.b, whole.x, whole.y, X, ws.Z, ws.G, #parts, copts, flat)
+    local losses, es = blua._lifted_batch(penalty, acts, net.W, net.b, whole.x, whole.y, X, ws.Z, ws.G, #parts, copts, flat,
+      lifted.spare_flat(stepper.block_grads, #parts))
     if k == 1 then
       for _, e in ipairs(losses) do loss = loss + e * scale end
     end
