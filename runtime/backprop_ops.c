@@ -74,8 +74,7 @@ static int part_run(part *b, int L, blua_op *const *ops, blua_tensor *const *par
       return BLUA_ERROR;
     if (l > 0) {
       if (blua_op_adjoint(ops[l], params + off[l], b->d[l], b->d[l - 1], 1.0f, 0.0f, err)) return BLUA_ERROR;
-      if (blua_act_derivative(acts[l - 1], b->g[l - 1], b->z[l - 1], err)) return BLUA_ERROR;
-      if (blua_tensor_cmul(b->d[l - 1], b->d[l - 1], b->g[l - 1], err)) return BLUA_ERROR;
+      if (blua_act_derivative_mul(acts[l - 1], b->d[l - 1], b->z[l - 1], err)) return BLUA_ERROR;
     }
   }
   return BLUA_OK;

@@ -664,6 +664,37 @@ int blua_act_derivative(const blua_act *act, blua_tensor *out, const blua_tensor
   return finish(&o, BLUA_OK, err);
 }
 
+/* d = d σ'(z) on a block of up to SMOOTH_BLOCK entries. */
+static void smooth_deriv_mul_block(blua_act_kind kind, const float *z, const float *d, float *out, int64_t n) {
+  float slope[SMOOTH_BLOCK];
+  smooth_deriv_block(kind, z, slope, n);
+  for (int64_t k = 0; k < n; k++) out[k] = d[k] * slope[k];
+}
+
+int blua_act_derivative_mul(const blua_act *act, blua_tensor *d, const blua_tensor *z, blua_err *err) {
+  if (check_act(act, err)) return BLUA_ERROR;
+  if (act->kind == BLUA_ACT_SOFTMAX)
+    return blua_fail(err, "not elementwise: the softmax derivative is a Jacobian per row (use bregman_grad, "
+                          "softmax(z) - y, for a softmax output)");
+  operands o;
+  const blua_tensor *in[2] = {z, d};
+  const char *names[2] = {"z", "d"};
+  if (begin(&o, d, 2, in, names, err)) return BLUA_ERROR;
+  const float a = act->a, b = act->b, *x = o.in[0], *dd = o.in[1];
+  float *r = o.out;
+  int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
+  if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_BLOCKS(n, smooth_deriv_mul_block(kind, x + i, dd + i, r + i, len));
+  } else {
+#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = dd[i] * deriv1(K, a, b, x[i])
+    DISPATCH(act->kind, LOOP)
+#undef LOOP
+  }
+  return finish(&o, BLUA_OK, err);
+}
+
 int blua_act_bregman_grad(const blua_act *act, blua_tensor *out, const blua_tensor *y, const blua_tensor *z,
                           blua_err *err) {
   if (check_act(act, err)) return BLUA_ERROR;

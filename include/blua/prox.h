@@ -73,6 +73,10 @@ int blua_act_linear_mask(const blua_act *act, blua_tensor *out, const blua_tenso
  * Softmax has no elementwise derivative: BLUA_ERROR. */
 int blua_act_derivative(const blua_act *act, blua_tensor *out, const blua_tensor *z, blua_err *err);
 
+/* d = d ⊙ σ'(z) in place (back-propagation's delta through the activation) in one pass: the
+ * bits of blua_act_derivative followed by an elementwise product. */
+int blua_act_derivative_mul(const blua_act *act, blua_tensor *d, const blua_tensor *z, blua_err *err);
+
 /* The X-steps (docs/design.md, "The X-step"), fused, in place on x (z, g, x of one shape; rows = samples):
  *   Bregman:   x ← prox_{μΦ}( x + μ (z − g) )
  *   classical: x ← Π_C( x − μ (γ (x − z) + g) )

@@ -193,6 +193,18 @@ static void test_forward_and_maps(const blua_act *a) {
     if (a->kind == BLUA_ACT_TANH) lo = -1, hi = 1;
     if (blua_tensor_data(p)[i] != (float)fmin(fmax(x, lo), hi)) bad_proj++;
   }
+  /* d σ'(z) in one pass: the same bits as the derivative times d. */
+  {
+    blua_tensor *dm = tensor(20, N / 20);
+    float *dv = blua_tensor_data(dm);
+    for (int i = 0; i < N; i++) dv[i] = (float)blua_rng_normal(&rng);
+    blua_tensor *expect = blua_tensor_clone(dm, &err);
+    CHECK(blua_tensor_cmul(expect, expect, d, &err) == BLUA_OK);
+    CHECK(blua_act_derivative_mul(a, dm, z, &err) == BLUA_OK);
+    CHECK(memcmp(blua_tensor_data(dm), blua_tensor_data(expect), N * sizeof(float)) == 0);
+    blua_tensor_release(dm);
+    blua_tensor_release(expect);
+  }
   CHECK(bad_fwd == 0);
   CHECK(bad_der == 0);
   CHECK(bad_mask == 0);
