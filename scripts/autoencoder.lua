@@ -1,6 +1,7 @@
 -- Sparse denoising autoencoders on Fashion-MNIST, the paper's second experiment: centred
--- images, 784-784-784-784-784 with ReLU, ReLU, soft-threshold ρ (the code, layer 3), ReLU,
--- identity; energy Σ_l B_l + α‖x_3‖₁. Lifted Bregman, classical lifted and back-propagation
+-- images, 784-784-784-784-784 (four layers) with ReLU, ReLU, soft-threshold ρ (the code, layer 3)
+-- and identity; energy Σ_l B_l + α‖x_3‖₁. (The slides' five activations add a ReLU layer after
+-- the code; RESULTS.md has a probe of that network.) Lifted Bregman, classical lifted and back-propagation
 -- (α‖σ(z_3)‖₁ on its activations), on the first 1 000 and 10 000 training images, several
 -- seeds. Writes OUT/autoencoder.md (test PSNR as the network gives it and clipped to the [0, 1]
 -- image scale, code sparsity, time) and OUT/autoencoder.png

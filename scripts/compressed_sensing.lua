@@ -1,6 +1,6 @@
 -- Compressed sensing with a trained decoder: y = A x + noise with A Gaussian (m x 784), x a
 -- centred Fashion-MNIST test image. Recovery (1) through the decoder of autoencoder.lua
--- (layers 4-5, the code unknown, α‖code‖₁) by lifted Bregman inversion and by gradient descent
+-- (layer 4, the output layer, with the code unknown, α‖code‖₁) by lifted Bregman inversion and by gradient descent
 -- (blua.invert), and (2) by the Lasso in the orthonormal 2-D DCT basis, solved with FISTA.
 -- The decoder's L1 weight α is chosen per method from a small grid at one m (--select-m; 0:
 -- at every m), the Lasso's λ from its grid at every m (it is cheap); both are stated.
@@ -44,7 +44,7 @@ else
   model = blua.load(o.model)
 end
 local net, mean = model.net, model.mean
-local FROM = 4 -- the decoder: layers 4 and 5; its input is the code
+local FROM = 4 -- the decoder: layer 4 of autoencoder.lua's four layers; its input is the code
 
 local test = blua.data.centre(blua.data.subset(blua.data.fashion("test"), 1, o.images), mean)
 local x = test.x
