@@ -124,6 +124,9 @@ static int l_sgd(lua_State *L) {
   return 0;
 }
 
+/* Row shares per call (the trainers' batch_shards, at most the batch's rows). */
+#define MAXPARTS 65536
+
 /* Entry i (1-based) of the list at idx, which must be a tensor; it stays referenced by the list. */
 static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what, const char *fname) {
   lua_rawgeti(L, idx, i);
@@ -182,7 +185,7 @@ static int l_backprop(lua_State *L) {
     grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads", "backprop");
   }
   lua_Integer parts = luaL_checkinteger(L, 11);
-  luaL_argcheck(L, parts >= 1 && parts <= 64, 11, "parts must be in 1..64");
+  luaL_argcheck(L, parts >= 1 && parts <= MAXPARTS, 11, "parts must be in 1..65536");
   blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * 2 * n) * sizeof *spare, 0);
   int64_t rows = blua_tensor_rows(lblua_checktensor(L, 4));
   if (parts > rows) parts = rows > 0 ? rows : 1;
@@ -212,7 +215,7 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt) {
  * layers) and mu (their step sizes). losses: a list per share (when forward); energies: a list
  * per share of the hidden layers' terms (when opts.energies), else nil. spare: as for _backprop. */
 static int l_lifted_batch(lua_State *L) {
-  enum { MAXL = 64, MAXSTEPS = 4096 };
+  enum { MAXL = 64 };
   lua_settop(L, 13); /* (what the call pushes goes above the arguments) */
   blua_lifted_batch_opts o = {.kind = check_penalty(L, 1)};
   for (int i = 2; i <= 4; i++) luaL_checktype(L, i, LUA_TTABLE);
@@ -236,7 +239,7 @@ static int l_lifted_batch(lua_State *L) {
     grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads", "lifted_batch");
   }
   lua_Integer parts = luaL_checkinteger(L, 10);
-  luaL_argcheck(L, parts >= 1 && parts <= 64, 10, "parts must be in 1..64");
+  luaL_argcheck(L, parts >= 1 && parts <= MAXPARTS, 10, "parts must be in 1..65536");
   int64_t rows = blua_tensor_rows(lblua_checktensor(L, 5));
   if (parts > rows) parts = rows > 0 ? rows : 1;
   blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * 2 * n) * sizeof *spare, 0);
@@ -253,8 +256,8 @@ static int l_lifted_batch(lua_State *L) {
   lua_getfield(L, 11, "mu");
   int steps_at = lua_gettop(L) - 1, mu_at = lua_gettop(L);
   lua_Integer nsteps = lua_istable(L, steps_at) ? luaL_len(L, steps_at) : 0;
-  if (nsteps > MAXSTEPS || (nsteps > 0 && (!lua_istable(L, mu_at) || luaL_len(L, mu_at) != nsteps)))
-    return luaL_error(L, "bad X-steps in 'lifted_batch': %d steps (at most %d), each with its mu", (int)nsteps, MAXSTEPS);
+  if (nsteps > INT32_MAX || (nsteps > 0 && (!lua_istable(L, mu_at) || luaL_len(L, mu_at) != nsteps)))
+    return luaL_error(L, "bad X-steps in 'lifted_batch': %I steps, each with its mu", (LUAI_UACINT)nsteps);
   int *steps = lua_newuserdatauv(L, (size_t)(nsteps > 0 ? nsteps : 1) * sizeof *steps, 0);
   double *mu = lua_newuserdatauv(L, (size_t)(nsteps > 0 ? nsteps : 1) * sizeof *mu, 0);
   for (lua_Integer i = 0; i < nsteps; i++) {

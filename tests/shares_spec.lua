@@ -115,6 +115,22 @@ describe("row shares", function()
     end, "size mismatch in 'lifted_batch': inputs 10x6, targets 9x2")
   end)
 
+  it("may be more than 64 (one C call per batch all the same)", function()
+    for _, method in ipairs{"backprop", "bregman"} do
+      local nets = {}
+      for k, c_batch in ipairs{true, false} do
+        local data, net = data_and_net({6, 9, 7, 2}, 150)
+        lifted.c_batch = c_batch
+        local ok, err = pcall(blua.train[method], net, data, {epochs = 1, batch = 130, verbose = false, eval_train = false,
+          batch_shards = 100})
+        lifted.c_batch = true
+        assert(ok, err)
+        nets[k] = net
+      end
+      if method == "bregman" then assert.is_true(same_bits(nets[1], nets[2])) end
+    end
+  end)
+
   it("are cut as shape-only row ranges, the earlier shares taking the extra rows", function()
     local loop = require "blua.train.loop"
     assert.are.same({{0, 3}, {3, 2}}, loop.share_bounds(5, 2))

@@ -34,7 +34,7 @@ end
 -- operators with single-threaded kernels, so that a second thread works without a hand-off
 -- per kernel.
 local function op_path(net, l1, parts)
-  if l1 and next(l1) or blua.op == nil then return nil end
+  if l1 and next(l1) or blua.op == nil or parts > 64 then return nil end -- (blua.op.backprop: 64 parts at most)
   local L = net:nLayers()
   local acts, per_part, params = {}, {}, {}
   for l = 1, L do
