@@ -4,7 +4,8 @@
 --   blua scripts/bench/scaling.lua [--sizes 784,1024,1024,10] [--batch 128] [--gbits 25]
 --                                  [--latency-us 5] [--sweeps 2]
 -- The flop rate is measured here (one thread, a 128 x 1024 x 1024 sgemm), the per-step
--- constant (optimiser and power iterations) too; the network is stated, not measured.
+-- constants (optimiser, sharded over data-parallel ranks, and power iterations, not) too; the
+-- network is stated, not measured.
 local blua = require "blua"
 local timing = dofile((arg[0]:match("^(.*)/") or ".") .. "/timing.lua")
 
@@ -25,17 +26,21 @@ local B = o.batch
 -- measured: seconds per flop of a GEMM of this machine's shape, and the constant part of a step
 local a, w, c = blua.rand(128, 1024), blua.rand(1024, 1024), blua.zeros(128, 1024)
 local f = timing.best(5, function() c:addmm(0, 1, a, w) end) / (2 * 128 * 1024 * 1024)
--- the constant part per parameter: an Adam step and 8 warm power steps on a 1024 x 1024 layer
+-- the constant part of a step, per parameter: an Adam step (sharded over the ranks of a
+-- data-parallel run) and 8 warm power steps for an X-step size (on every rank, for the
+-- weights of layers 2..L)
 local p1, g1, m1, v1 = blua.rand(1024, 1024), blua.rand(1024, 1024):mul(1e-3), blua.zeros(1024, 1024), blua.zeros(1024, 1024)
 local warm = blua.zeros(1, 1024)
 blua.spectralNorm(p1, 20, warm)
-local per_param = timing.best(5, function()
-  blua._adam(p1, g1, m1, v1, 1e-3, 0.9, 0.999, 1e-8, 0, 1)
-  blua.spectralNorm(p1, 8, warm)
-end) / (1024 * 1024)
-local nparams = 0
-for l = 1, L do nparams = nparams + (sizes[l] + 1) * sizes[l + 1] end
-local c0 = per_param * nparams
+local per_adam = timing.best(5, function() blua._adam(p1, g1, m1, v1, 1e-3, 0.9, 0.999, 1e-8, 0, 1) end) / (1024 * 1024)
+local per_power = timing.best(5, function() blua.spectralNorm(p1, 8, warm) end) / (1024 * 1024)
+local nparams, npower = 0, 0
+for l = 1, L do
+  nparams = nparams + (sizes[l] + 1) * sizes[l + 1]
+  if l >= 2 then npower = npower + sizes[l] * sizes[l + 1] end
+end
+local c_opt, c_pow = per_adam * nparams, per_power * npower
+local c0 = c_opt + c_pow
 local bw = o.gbits * 1e9 / 8
 local alpha = o.latency_us * 1e-6
 local function affine(rows) -- flops of one affine map of every layer
@@ -49,26 +54,27 @@ local function couplings(rows) -- flops of one sweep: coupling product and recom
   return s
 end
 
-local t_bp1 = 3 * affine(B) * f + c0
+local t_bp1 = 3 * affine(B) * f + c_opt
 local t_lift1 = (2 * affine(B) + couplings(B)) * f + c0            -- backward order: 1 sweep
 local t_odd1 = (2 * affine(B) + o.sweeps * couplings(B)) * f + c0   -- odd/even: s sweeps
 
+-- the sharded step's reduce-scatter and all-gather: the bytes and messages of a ring all-reduce
 local function allreduce(P)
   if P == 1 then return 0 end
   return 2 * (P - 1) * alpha + 2 * (P - 1) / P * 4 * nparams / bw
 end
 local function widest() local m2 = 0 for l = 2, L do m2 = math.max(m2, sizes[l]) end return m2 end
 
-print(string.format("network %s, batch %d, %.0f GFLOP/s per rank (measured), per-step constant %.2f ms (measured),",
-  o.sizes, B, 1e-9 / f, 1e3 * c0))
+print(string.format("network %s, batch %d, %.0f GFLOP/s per rank (measured), per-step constant %.2f ms (measured: Adam %.2f, divided over data-parallel ranks, and power iterations %.2f, not divided),",
+  o.sizes, B, 1e-9 / f, 1e3 * c0, 1e3 * c_opt, 1e3 * c_pow))
 print(string.format("links %g Gbit/s, latency %g us; %d parameters (%.1f MB); layer-parallel with %d sweeps",
   o.gbits, o.latency_us, nparams, 4 * nparams / 1e6, o.sweeps))
 print("")
-print("| P | back-prop data-parallel | lifted data-parallel | lifted layer-parallel | all-reduce ms | layer messages ms |")
+print("| P | back-prop data-parallel | lifted data-parallel | lifted layer-parallel | reduce-scatter + all-gather ms | layer messages ms |")
 print("|---|---|---|---|---|---|")
 for _, P in ipairs{1, 2, 4, 8, 16, 32, 64} do
-  local dp_bp = 3 * affine(B) * f / P + c0 + allreduce(P)
-  local dp_lift = (2 * affine(B) + couplings(B)) * f / P + c0 + allreduce(P)
+  local dp_bp = 3 * affine(B) * f / P + c_opt / P + allreduce(P)
+  local dp_lift = (2 * affine(B) + couplings(B)) * f / P + c_pow + c_opt / P + allreduce(P)
   local lp = "–"
   local msg = 0
   if P <= L then
