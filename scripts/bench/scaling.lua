@@ -56,7 +56,6 @@ end
 
 local t_bp1 = 3 * affine(B) * f + c_opt
 local t_lift1 = (2 * affine(B) + couplings(B)) * f + c0            -- backward order: 1 sweep
-local t_odd1 = (2 * affine(B) + o.sweeps * couplings(B)) * f + c0   -- odd/even: s sweeps
 
 -- the sharded step's reduce-scatter and all-gather: the bytes and messages of a ring all-reduce
 local function allreduce(P)
@@ -64,6 +63,59 @@ local function allreduce(P)
   return 2 * (P - 1) * alpha + 2 * (P - 1) / P * 4 * nparams / bw
 end
 local function widest() local m2 = 0 for l = 2, L do m2 = math.max(m2, sizes[l]) end return m2 end
+
+-- The owner of each layer in a layer-parallel run on P ranks: contiguous blocks balanced by
+-- parameter count, by the rule of train/layers.lua (layers.blocks).
+local function owners(P)
+  local cost, total = {}, 0
+  for l = 1, L do
+    cost[l] = (sizes[l] + 1) * sizes[l + 1] + 1
+    total = total + cost[l]
+  end
+  local own, first, acc = {}, 1, 0
+  for r = 0, P - 1 do
+    local last = first
+    acc = acc + cost[first]
+    while last < L - (P - 1 - r) and acc + cost[last + 1] / 2 <= total * (r + 1) / P do
+      last = last + 1
+      acc = acc + cost[last]
+    end
+    if r == P - 1 then last = L end
+    for l = first, last do own[l] = r end
+    first = last + 1
+  end
+  return own
+end
+
+-- The critical path of a layer-parallel step on P ranks (P = 1: the odd/even schedule on one
+-- process): the forward pass in rank order, then every half-sweep as long as its busiest rank,
+-- then each rank's W-gradients, optimiser and power iterations for its own layers at once.
+-- Moving hidden layer l costs the owner of layer l+1 the coupling product and the refreshed
+-- z_{l+1} (4B n_l n_{l+1} flops), and the owner of l a refreshed z_l once x_{l-1} has moved.
+local function layer_step(P)
+  local own = owners(P)
+  local t = affine(B) * f
+  for _ = 1, o.sweeps do
+    for parity = 1, 2 do
+      local work, most = {}, 0
+      for l = parity, L - 1, 2 do
+        local up = own[l + 1]
+        work[up] = (work[up] or 0) + 4 * B * sizes[l + 1] * sizes[l + 2]
+        if l > 1 then work[own[l]] = (work[own[l]] or 0) + 2 * B * sizes[l] * sizes[l + 1] end
+      end
+      for _, w in pairs(work) do most = math.max(most, w) end
+      t = t + most * f
+    end
+  end
+  local per, most = {}, 0
+  for l = 1, L do
+    local r = own[l]
+    per[r] = (per[r] or 0) + 2 * B * sizes[l] * sizes[l + 1] * f + per_adam * (sizes[l] + 1) * sizes[l + 1]
+      + (l >= 2 and per_power * sizes[l] * sizes[l + 1] or 0)
+  end
+  for _, w in pairs(per) do most = math.max(most, w) end
+  return t + most
+end
 
 print(string.format("network %s, batch %d, %.0f GFLOP/s per rank (measured), per-step constant %.2f ms (measured: Adam %.2f, divided over data-parallel ranks, and power iterations %.2f, not divided),",
   o.sizes, B, 1e-9 / f, 1e3 * c0, 1e3 * c_opt, 1e3 * c_pow))
@@ -79,8 +131,7 @@ for _, P in ipairs{1, 2, 4, 8, 16, 32, 64} do
   local msg = 0
   if P <= L then
     msg = P > 1 and (1 + 4 * o.sweeps) * (alpha + 4 * B * widest() / bw) or 0
-    local t = affine(B) * f + (affine(B) + o.sweeps * couplings(B)) * f / P + c0 / P + msg
-    lp = string.format("%.2fx", t_odd1 / t)
+    lp = string.format("%.2fx", layer_step(1) / (layer_step(P) + msg))
   end
   print(string.format("| %d | %.2fx | %.2fx | %s | %.2f | %s |", P, t_bp1 / dp_bp, t_lift1 / dp_lift, lp,
     1e3 * allreduce(P), P <= L and string.format("%.3f", 1e3 * msg) or "–"))
