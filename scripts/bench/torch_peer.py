@@ -2,7 +2,8 @@
 """Back-propagation peer for scripts/bench/vs_torch.lua: the paper's 784-64-64-64-10 ReLU
 network (model "mlp") or the small CNN of blua.experiment.cnn (model "cnn") on MNIST with
 PyTorch (Debian python3-torch), Adam, the same batch size, learning rate and cosine schedule
-as blua's back-propagation defaults. Prints one line per epoch: 'epoch N seconds S test T'.
+as blua's back-propagation defaults. Prints one line per epoch: 'epoch N seconds S cpu C test T'
+(C: the process's CPU seconds of the epoch, all threads).
   torch_peer.py DATA_DIR EPOCHS THREADS [mlp|cnn]"""
 import struct
 import sys
@@ -46,7 +47,7 @@ def main():
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     loss_fn = torch.nn.CrossEntropyLoss()
     for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         perm = torch.randperm(len(x))
         for i in range(0, len(x), batch):
             idxs = perm[i:i + batch]
@@ -55,10 +56,10 @@ def main():
             loss.backward()
             opt.step()
             sched.step()
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         with torch.no_grad():
             acc = (net(xt).argmax(1) == yt).float().mean().item()
-        print(f"epoch {epoch} seconds {seconds:.4f} test {acc:.4f}", flush=True)
+        print(f"epoch {epoch} seconds {seconds:.4f} cpu {cpu:.4f} test {acc:.4f}", flush=True)
 
 
 if __name__ == "__main__":

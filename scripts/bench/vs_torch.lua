@@ -23,25 +23,36 @@ local data_dir = (os.getenv("BLUA_DATA") or (here .. "/../../data")) .. "/mnist"
 local timing = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "timing.lua")
 local median = timing.median
 
--- Seconds per epoch and test accuracy per epoch of the PyTorch peer, or nil.
+-- Seconds per epoch, test accuracy per epoch and CPU seconds per epoch of the PyTorch peer,
+-- or nil.
 local function torch_epochs(epochs)
   -- PyTorch runs with its own OpenMP defaults, not the passive waiting blua put in the environment.
   local own = os.getenv("BLUA_SET_WAIT_POLICY") == "1" and "env -u OMP_WAIT_POLICY -u BLUA_SET_WAIT_POLICY " or ""
   local cmd = string.format("%s/usr/bin/python3 %s/torch_peer.py %s %d %d %s 2>&1", own, here, data_dir, epochs, o.threads, o.model)
   local p = assert(io.popen(cmd))
-  local secs, accs = {}, {}
+  local secs, accs, cpus = {}, {}, {}
   for line in p:lines() do
-    local s, a = line:match("seconds ([%d.]+) test ([%d.]+)")
-    if s then secs[#secs + 1], accs[#accs + 1] = tonumber(s), tonumber(a) else io.stderr:write(line, "\n") end
+    local s, c, a = line:match("seconds ([%d.]+) cpu ([%d.]+) test ([%d.]+)")
+    if s then
+      secs[#secs + 1], cpus[#cpus + 1], accs[#accs + 1] = tonumber(s), tonumber(c), tonumber(a)
+    else
+      io.stderr:write(line, "\n")
+    end
   end
   if not p:close() or #secs == 0 then return nil end
-  return secs, accs
+  return secs, accs, cpus
+end
+
+local function mean(list)
+  local sum = 0
+  for _, v in ipairs(list) do sum = sum + v end
+  return sum / #list
 end
 
 local function torch_run()
-  local secs, accs = torch_epochs(o.epochs)
+  local secs, accs, cpus = torch_epochs(o.epochs)
   if not secs then return nil end
-  return median(secs), accs[#accs]
+  return median(secs), accs[#accs], mean(cpus)
 end
 
 blua.setNumThreads(o.threads)
@@ -51,13 +62,17 @@ local function new_net()
   return blua.nn.mlp{784, 64, 64, 64, 10}
 end
 
+-- Median seconds per epoch, test accuracy, CPU seconds per epoch (the process's, all threads:
+-- os.clock over the whole run, divided by the epochs).
 local function blua_run(method)
   blua.manualSeed(1)
   local net = new_net()
+  local c0 = os.clock()
   local h = blua.train[method](net, train, {epochs = o.epochs, verbose = false, eval_train = false})
+  local cpu = (os.clock() - c0) / o.epochs
   local secs = {}
   for i, e in ipairs(h) do secs[i] = e.seconds end
-  return median(secs), blua.metrics.accuracy(net, test)
+  return median(secs), blua.metrics.accuracy(net, test), cpu
 end
 
 -- The machine may be shared: the load average says how busy it was around the numbers.
@@ -70,21 +85,26 @@ end
 
 print(string.format("MNIST, %s, batch 128, %d epochs, %d threads; median seconds per training epoch (load average %s)",
   o.model == "cnn" and "the small CNN" or "784-64-64-64-10", o.epochs, o.threads, load_average()))
-local ts, ta = torch_run()
-local bs, ba = blua_run("backprop")
-local gs, ga
-if o.bregman == "yes" then gs, ga = blua_run("bregman") end
+local ts, ta, tc = torch_run()
+local bs, ba, bc = blua_run("backprop")
+local gs, ga, gc
+if o.bregman == "yes" then gs, ga, gc = blua_run("bregman") end
+-- CPU seconds count the work done whatever share of a core the process got, so on a busy
+-- machine they compare one-thread runs better than wall time; with more threads they also
+-- count time spent waiting (spinning) for the other thread.
 if ts then
-  print(string.format("  PyTorch back-prop      %6.3f s   test %.2f%%", ts, 100 * ta))
+  print(string.format("  PyTorch back-prop      %6.3f s   test %.2f%%   CPU %6.3f s", ts, 100 * ta, tc))
 else
   print("  PyTorch back-prop      unavailable (apt-get install python3-torch)")
 end
-print(string.format("  blua back-prop         %6.3f s   test %.2f%%", bs, 100 * ba))
-if gs then print(string.format("  blua lifted Bregman    %6.3f s   test %.2f%%", gs, 100 * ga)) end
+print(string.format("  blua back-prop         %6.3f s   test %.2f%%   CPU %6.3f s", bs, 100 * ba, bc))
+if gs then print(string.format("  blua lifted Bregman    %6.3f s   test %.2f%%   CPU %6.3f s", gs, 100 * ga, gc)) end
 print("  load average after the runs: " .. load_average())
 if ts then
   print(string.format("  ratios: blua back-prop / PyTorch %.2f", bs / ts) ..
     (gs and string.format(", blua Bregman / PyTorch back-prop %.2f", gs / ts) or ""))
+  print(string.format("  CPU ratios: blua back-prop / PyTorch %.2f", bc / tc) ..
+    (gs and string.format(", blua Bregman / PyTorch back-prop %.2f", gc / tc) or ""))
 end
 
 -- Training seconds summed up to the first epoch whose test accuracy reaches the target.
