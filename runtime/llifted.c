@@ -156,6 +156,21 @@ static void spare_grads(lua_State *L, int idx, lua_Integer parts, int n, blua_te
   }
 }
 
+/* The layers of a C batch call: activation l from the list at acts_idx, W and b from the
+ * lists at w_idx (and w_idx + 1), and the layer's two gradient tensors from the list at grads_idx. */
+static void check_layers(lua_State *L, int n, int acts_idx, int w_idx, int grads_idx, blua_act *acts,
+                         blua_lifted_layer *layers, blua_tensor **grads, const char *fname) {
+  for (int l = 0; l < n; l++) {
+    lua_rawgeti(L, acts_idx, l + 1);
+    check_act(L, lua_gettop(L), &acts[l], fname);
+    lua_pop(L, 1);
+    layers[l] = (blua_lifted_layer){&acts[l], list_tensor(L, w_idx, l + 1, "W", fname),
+                                    list_tensor(L, w_idx + 1, l + 1, "b", fname)};
+    grads[2 * l] = list_tensor(L, grads_idx, 2 * l + 1, "grads", fname);
+    grads[2 * l + 1] = list_tensor(L, grads_idx, 2 * l + 2, "grads", fname);
+  }
+}
+
 /* blua._backprop(acts, W, b, x, y, Z, X, D, G, scale, parts, grads [, spare]) → loss: the gradients of
  * scale × the summed loss of a batch into grads (W1, b1, W2, ...), rows split into `parts`
  * blocks (blua/backprop.h). acts, W, b, Z, D, G have one entry per layer, X one per hidden layer.
@@ -172,17 +187,12 @@ static int l_backprop(lua_State *L) {
   blua_act acts[MAXL];
   blua_lifted_layer layers[MAXL];
   blua_tensor *Z[MAXL], *X[MAXL], *D[MAXL], *G[MAXL], *grads[2 * MAXL];
+  check_layers(L, (int)n, 1, 2, 12, acts, layers, grads, "backprop");
   for (int l = 0; l < n; l++) {
-    lua_rawgeti(L, 1, l + 1);
-    check_act(L, lua_gettop(L), &acts[l], "backprop");
-    lua_pop(L, 1);
-    layers[l] = (blua_lifted_layer){&acts[l], list_tensor(L, 2, l + 1, "W", "backprop"), list_tensor(L, 3, l + 1, "b", "backprop")};
     Z[l] = list_tensor(L, 6, l + 1, "Z", "backprop");
     X[l] = l < n - 1 ? list_tensor(L, 7, l + 1, "X", "backprop") : NULL;
     D[l] = list_tensor(L, 8, l + 1, "D", "backprop");
     G[l] = list_tensor(L, 9, l + 1, "G", "backprop");
-    grads[2 * l] = list_tensor(L, 12, 2 * l + 1, "grads", "backprop");
-    grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads", "backprop");
   }
   lua_Integer parts = luaL_checkinteger(L, 11);
   luaL_argcheck(L, parts >= 1 && parts <= MAXPARTS, 11, "parts must be in 1..65536");
@@ -227,16 +237,11 @@ static int l_lifted_batch(lua_State *L) {
   blua_act acts[MAXL];
   blua_lifted_layer layers[MAXL];
   blua_tensor *X[MAXL], *Z[MAXL], *G[MAXL], *grads[2 * MAXL];
+  check_layers(L, (int)n, 2, 3, 12, acts, layers, grads, "lifted_batch");
   for (int l = 0; l < n; l++) {
-    lua_rawgeti(L, 2, l + 1);
-    check_act(L, lua_gettop(L), &acts[l], "lifted_batch");
-    lua_pop(L, 1);
-    layers[l] = (blua_lifted_layer){&acts[l], list_tensor(L, 3, l + 1, "W", "lifted_batch"), list_tensor(L, 4, l + 1, "b", "lifted_batch")};
     X[l] = l < n - 1 ? list_tensor(L, 7, l + 1, "X", "lifted_batch") : NULL;
     Z[l] = list_tensor(L, 8, l + 1, "Z", "lifted_batch");
     G[l] = list_tensor(L, 9, l + 1, "G", "lifted_batch");
-    grads[2 * l] = list_tensor(L, 12, 2 * l + 1, "grads", "lifted_batch");
-    grads[2 * l + 1] = list_tensor(L, 12, 2 * l + 2, "grads", "lifted_batch");
   }
   lua_Integer parts = luaL_checkinteger(L, 10);
   luaL_argcheck(L, parts >= 1 && parts <= MAXPARTS, 10, "parts must be in 1..65536");

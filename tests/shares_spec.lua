@@ -18,31 +18,30 @@ local function same_bits(a, b)
   return true
 end
 
+-- One epoch of `method` on a network of `sizes` and `rows` samples with 1 and with 2 threads:
+-- whether both give the same bits.
+local function same_bits_over_threads(method, sizes, rows, batch)
+  local data, a = data_and_net(sizes, rows)
+  local _, b = data_and_net(sizes, rows)
+  local o = {epochs = 1, batch = batch, verbose = false, eval_train = false}
+  o.threads = 1
+  blua.train[method](a, data, o)
+  o.threads = 2
+  blua.train[method](b, data, o)
+  return same_bits(a, b)
+end
+
 describe("row shares", function()
   for _, method in ipairs{"backprop", "bregman", "lifted"} do
     it(method .. ": the same bits with 1 and 2 threads", function()
-      local data, a = data_and_net({6, 9, 7, 2}, 90)
-      local _, b = data_and_net({6, 9, 7, 2}, 90)
-      local o = {epochs = 1, batch = 29, verbose = false, eval_train = false}
-      o.threads = 1
-      blua.train[method](a, data, o)
-      o.threads = 2
-      blua.train[method](b, data, o)
-      assert.is_true(same_bits(a, b))
+      assert.is_true(same_bits_over_threads(method, {6, 9, 7, 2}, 90, 29))
     end)
   end
 
   for _, method in ipairs{"backprop", "bregman"} do
     it(method .. ": the same bits with 1 and 2 threads for products too big for one BLAS thread alone", function()
       -- (a share of 100 rows through 600 x 600 weights: 72 MFLOP, which blua_mm would split)
-      local data, a = data_and_net({40, 600, 600, 2}, 400)
-      local _, b = data_and_net({40, 600, 600, 2}, 400)
-      local o = {epochs = 1, batch = 200, verbose = false, eval_train = false}
-      o.threads = 1
-      blua.train[method](a, data, o)
-      o.threads = 2
-      blua.train[method](b, data, o)
-      assert.is_true(same_bits(a, b))
+      assert.is_true(same_bits_over_threads(method, {40, 600, 600, 2}, 400, 200))
     end)
   end
 

@@ -1,7 +1,7 @@
 -- Back-propagation: the gradient of the mean loss by the chain rule, the baseline the lifted
 -- trainers are compared with.
 local blua = require "blua"
-local lifted = require "blua.train.lifted"  -- (its spare gradient buffers)
+local lifted = require "blua.train.lifted"  -- (its spare gradient buffers and the C-path test)
 
 local backprop = {}
 
@@ -18,16 +18,7 @@ local backprop = {}
 -- With dense blocks, built-in activations and no L1 term the whole pass runs in C
 -- (blua._backprop), the shares side by side on the threads; otherwise the shares run one
 -- after another.
-local function c_path(net, l1)
-  if l1 and next(l1) then return nil end
-  local acts = {}
-  for l = 1, net:nLayers() do
-    local a = net:activation(l)
-    if not a.builtin or not net:block(l).dense then return nil end
-    acts[l] = a
-  end
-  return acts
-end
+local c_path = lifted.dense_builtin
 
 -- A network with other blocks (convolutions, pools) runs in C through its operators when
 -- every activation is built in (blua.op.backprop): the shares side by side, each on its own

@@ -369,20 +369,25 @@ function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum)
   return loss, energies
 end
 
--- The activations of a network whose batches the C batch step can run, else nil.
--- (lifted.c_batch = false forces the share-by-share path, for checks.)
-lifted.c_batch = true
-function lifted.c_batch_path(net, o)
-  if not lifted.c_batch or (o.l1_layers and next(o.l1_layers)) then return nil end
-  local L = net:nLayers()
-  if L < 2 then return nil end
+-- The activations of a network of dense blocks with built-in activations and no L1 term (l1:
+-- the trainer's {[l] = alpha}), the networks whose batches run in one C call; else nil.
+function lifted.dense_builtin(net, l1)
+  if l1 and next(l1) then return nil end
   local acts = {}
-  for l = 1, L do
+  for l = 1, net:nLayers() do
     local a = net:activation(l)
     if not a.builtin or not net:block(l).dense then return nil end
     acts[l] = a
   end
   return acts
+end
+
+-- The activations of a network whose batches the C batch step can run, else nil.
+-- (lifted.c_batch = false forces the share-by-share path, for checks.)
+lifted.c_batch = true
+function lifted.c_batch_path(net, o)
+  if not lifted.c_batch or net:nLayers() < 2 then return nil end
+  return lifted.dense_builtin(net, o.l1_layers)
 end
 
 -- lifted.batch_step in one C call per inner step. The step sizes are computed here first,
