@@ -19,15 +19,7 @@ local o = blua.cli.parse(arg, {
 }, {usage = "mpirun -np 2 blua scripts/bench/dist.lua [options]"})
 
 local dist = blua.dist
-if dist.size() ~= 2 then error("run under mpirun -np 2 (this process is " .. dist.describe() .. ")", 0) end
-local rank = dist.rank()
-blua.setNumThreads(1)
-
-local train = blua.data.subset(blua.data.mnist("train"), 1, o.batches * o.batch)
-local sizes = {784}
-for w in o.hidden:gmatch("%d+") do sizes[#sizes + 1] = tonumber(w) end
-sizes[#sizes + 1] = 10
-sizes.activation, sizes.output = "relu", "softmax"
+local rank, train, sizes = timing.two_ranks(o)
 
 local function seconds(distributed)
   blua.manualSeed(1)
@@ -44,9 +36,7 @@ local alone, together, cpu_alone, cpu_together = {}, {}, {}, {}
 local tag = blua.tensor{math.random(1, 1 << 23)}
 dist.broadcast({tag}, 0)
 local marker = string.format("%s/blua-dist-bench-%d", os.getenv("TMPDIR") or "/tmp", math.floor(tag:get(1)))
-local load0 = io.open("/proc/loadavg")
-if rank == 0 and load0 then print("load average at the start: " .. load0:read("l"):match("^(%S+ %S+ %S+)")) end
-if load0 then load0:close() end
+if rank == 0 then print("load average at the start: " .. timing.load(3)) end
 for r = 1, o.rounds do
   local order = r % 2 == 1 and {false, true} or {true, false}
   for _, both in ipairs(order) do
@@ -99,12 +89,6 @@ if rank == 0 and o.mode == "data" then
 end
 dist.barrier()
 
-local function load()
-  local f = io.open("/proc/loadavg")
-  local s = f and f:read("l") or "?"
-  if f then f:close() end
-  return s:match("^(%S+ %S+ %S+)") or s
-end
 
 if rank == 0 then
   local n = 0
@@ -123,7 +107,7 @@ if rank == 0 then
     table.concat((function() local s = {} for i, v in ipairs(alone) do s[i] = string.format("%.2f", v) end return s end)(), " ")))
   print(string.format("2 ranks: %8.0f samples/s (median of %d: %s s)", samples / t2, #together,
     table.concat((function() local s = {} for i, v in ipairs(together) do s[i] = string.format("%.2f", v) end return s end)(), " ")))
-  print(string.format("speed-up: %.2fx (load average %s)", t1 / t2, load()))
+  print(string.format("speed-up: %.2fx (load average %s)", t1 / t2, timing.load(3)))
   -- CPU time (the busier rank's, its waits included): what the speed-up is without the time
   -- the scheduler gives to other processes
   local c1, c2 = timing.median(cpu_alone), timing.median(cpu_together)

@@ -9,6 +9,7 @@
 -- thread per rank): on a busy machine it is the measure that means something, wall time is not.
 local blua = require "blua"
 local lifted = require "blua.train.lifted"
+local timing = dofile((arg[0]:match("^(.*)/") or ".") .. "/timing.lua")
 
 local o = blua.cli.parse(arg, {
   {"method", {"bregman", "lifted", "backprop"}, "bregman", "training method"},
@@ -19,15 +20,7 @@ local o = blua.cli.parse(arg, {
 }, {usage = "mpirun -np 2 blua scripts/bench/dist_parts.lua [options]"})
 
 local dist = blua.dist
-if dist.size() ~= 2 then error("run under mpirun -np 2 (this process is " .. dist.describe() .. ")", 0) end
-local rank = dist.rank()
-blua.setNumThreads(1)
-
-local train = blua.data.subset(blua.data.mnist("train"), 1, o.batches * o.batch)
-local sizes = {784}
-for w in o.hidden:gmatch("%d+") do sizes[#sizes + 1] = tonumber(w) end
-sizes[#sizes + 1] = 10
-sizes.activation, sizes.output = "relu", "softmax"
+local rank, train, sizes = timing.two_ranks(o)
 
 -- wall and CPU seconds and calls of each wrapped function, by name
 local acc = {}
@@ -55,12 +48,6 @@ do -- the barrier before the exchange
 end
 local parts = {"power iterations", "optimiser", "wait", "reduce-scatter", "all-gather"}
 
-local function load()
-  local f = io.open("/proc/loadavg")
-  local s = f and f:read("l") or "?"
-  if f then f:close() end
-  return s:match("^(%S+ %S+ %S+)") or s
-end
 
 local function run(distributed)
   blua.manualSeed(1)
@@ -73,7 +60,7 @@ local function run(distributed)
   local n = o.batches
   local total = {blua.clock() - w, os.clock() - c}
   local lines = {string.format("%s, rank %d (load average %s): %.2f ms wall, %.2f ms CPU per step",
-    distributed and "2 ranks" or "1 rank", rank, load(), 1e3 * total[1] / n, 1e3 * total[2] / n)}
+    distributed and "2 ranks" or "1 rank", rank, timing.load(3), 1e3 * total[1] / n, 1e3 * total[2] / n)}
   local rest = {total[1], total[2]}
   for _, k in ipairs(parts) do
     local a = acc[k]

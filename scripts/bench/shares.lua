@@ -6,6 +6,7 @@
 -- both sides alike. The load average is printed before and after.
 --   blua scripts/bench/shares.lua [--nets paper,wide] [--threads 1,2] [--rounds 2] [--rows 0]
 local blua = require "blua"
+local timing = dofile((arg[0]:match("^(.*)/") or ".") .. "/timing.lua")
 
 local o = blua.cli.parse(arg, {
   {"nets", "string", "paper,wide", "networks: paper (784-64-64-64-10), wide (784-1024-1024-10)"},
@@ -21,12 +22,6 @@ local function list(s)
   return out
 end
 
-local function load_average()
-  local f = io.open("/proc/loadavg")
-  local s = f and f:read("l") or "?"
-  if f then f:close() end
-  return s:match("^(%S+)") or "?"
-end
 
 local nets = {paper = {784, 64, 64, 64, 10}, wide = {784, 1024, 1024, 10}}
 local train = blua.data.mnist("train")
@@ -41,7 +36,7 @@ local function epoch(method, sizes, rows, threads, shards)
   return h[2].seconds, cpu[2] - cpu[1]
 end
 
-print(string.format("MNIST, batch 128, second epoch; load average %s", load_average()))
+print(string.format("MNIST, batch 128, second epoch; load average %s", timing.load()))
 print(string.format("%-18s %-9s %3s  %-26s %-26s %s", "network", "trainer", "thr", "1 share: wall / CPU s",
   "2 shares: wall / CPU s", "wall ratio 2/1"))
 for _, name in ipairs(list(o.nets)) do
@@ -63,4 +58,4 @@ for _, name in ipairs(list(o.nets)) do
     end
   end
 end
-print(string.format("(* the first %d rows) load average after: %s", o.rows > 0 and o.rows or 6400, load_average()))
+print(string.format("(* the first %d rows) load average after: %s", o.rows > 0 and o.rows or 6400, timing.load()))

@@ -75,16 +75,9 @@ local function blua_run(method)
   return median(secs), blua.metrics.accuracy(net, test), cpu
 end
 
--- The machine may be shared: the load average says how busy it was around the numbers.
-local function load_average()
-  local f = io.open("/proc/loadavg")
-  local line = f and f:read("l")
-  if f then f:close() end
-  return line and line:match("^(%S+)") or "?"
-end
 
 print(string.format("MNIST, %s, batch 128, %d epochs, %d threads; median seconds per training epoch (load average %s)",
-  o.model == "cnn" and "the small CNN" or "784-64-64-64-10", o.epochs, o.threads, load_average()))
+  o.model == "cnn" and "the small CNN" or "784-64-64-64-10", o.epochs, o.threads, timing.load()))
 local ts, ta, tc = torch_run()
 local bs, ba, bc = blua_run("backprop")
 local gs, ga, gc
@@ -99,7 +92,7 @@ else
 end
 print(string.format("  blua back-prop         %6.3f s   test %.2f%%   CPU %6.3f s", bs, 100 * ba, bc))
 if gs then print(string.format("  blua lifted Bregman    %6.3f s   test %.2f%%   CPU %6.3f s", gs, 100 * ga, gc)) end
-print("  load average after the runs: " .. load_average())
+print("  load average after the runs: " .. timing.load())
 if ts then
   print(string.format("  ratios: blua back-prop / PyTorch %.2f", bs / ts) ..
     (gs and string.format(", blua Bregman / PyTorch back-prop %.2f", gs / ts) or ""))
