@@ -120,6 +120,16 @@ end
 function dist.segment(total, rank, size)
   size = size or dist.size()
   rank = rank or dist.rank()
+  for i, v in ipairs{total, rank, size} do
+    if math.type(v) ~= "integer" then
+      error(string.format("bad argument #%d to 'dist.segment' (integer expected, got %s)", i, math.type(v) or type(v)), 2)
+    end
+  end
+  if total < 0 then error(string.format("bad argument #1 to 'dist.segment' (total %d is negative)", total), 2) end
+  if size < 1 then error(string.format("bad argument #3 to 'dist.segment' (size %d: at least 1 expected)", size), 2) end
+  if rank < 0 or rank >= size then
+    error(string.format("bad argument #2 to 'dist.segment' (rank %d out of range 0..%d)", rank, size - 1), 2)
+  end
   local base, extra = total // size, total % size
   return rank * base + math.min(rank, extra) + 1, base + (rank < extra and 1 or 0)
 end
