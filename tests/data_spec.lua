@@ -2,11 +2,10 @@
 -- labels), IDX files of every kind written here, a corpus of hostile IDX files (each must raise
 -- an error naming the file), subsets, the seeded batch iterator and one-hot labels.
 local blua = require "blua"
+local support = require "tests.support"
 
 local exe = os.getenv("BLUA_EXE") or "blua"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p " .. tmp))
+local tmp = support.tempdir(teardown)
 
 local function write(name, bytes)
   local path = tmp .. "/" .. name
@@ -22,7 +21,7 @@ local function gzip(name, bytes)
   return tmp .. "/" .. name
 end
 
-local read = require("tests.support").read_file
+local read = support.read_file
 
 -- An IDX header: type code, then dimensions.
 local function idx_header(code, ...)
@@ -377,8 +376,4 @@ describe("blua.data.onehot", function()
     assert.has_error(function() blua.data.onehot(blua.tensor{{1, 2}}, 10) end)
     assert.has_error(function() blua.data.onehot("y", 10) end)
   end)
-end)
-
-teardown(function()
-  os.execute("rm -rf '" .. tmp .. "'")
 end)

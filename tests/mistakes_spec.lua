@@ -6,10 +6,7 @@ local write_file = support.write_file
 
 local q = support.quote
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p " .. q(tmp))
-teardown(function() os.execute("rm -rf " .. q(tmp)) end)
+local tmp = support.tempdir(teardown)
 
 -- stdout, stderr and the exit status of `env blua args`.
 local function run(args, env) return support.run_split(tmp, args, env) end

@@ -3,14 +3,12 @@
 -- types), clear errors for what cannot be saved, damaged and hand-crafted hostile checkpoints
 -- rejected, and a process killed with SIGKILL while saving never leaves a broken file.
 local blua = require "blua"
+local support = require "tests.support"
 
 local exe = os.getenv("BLUA_EXE") or "blua"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p " .. tmp))
+local tmp = support.tempdir(teardown)
 local file = tmp .. "/t.ckpt"
 
-local support = require "tests.support"
 local read, write = support.read_file, support.write_file
 
 local function roundtrip(v)
@@ -392,8 +390,4 @@ describe("crash safety", function()
     print(("\n    kill test: %d of 50 rounds saw a newer checkpoint (3 saves take %.3f s)"):format(changed, span))
     assert.is_true(changed > 0, "no round got past start-up: the test did not exercise saving")
   end)
-end)
-
-teardown(function()
-  os.execute("rm -rf '" .. tmp .. "'")
 end)

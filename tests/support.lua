@@ -79,4 +79,14 @@ function support.finite_differences(method, net, data, X, grads, h, per_tensor)
   return worst, checked
 end
 
+-- A fresh directory for a spec file's scratch files, removed when the file's tests end:
+-- pass busted's teardown (a spec file's own global, which modules do not see).
+function support.tempdir(teardown)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. support.quote(dir)))
+  teardown(function() os.execute("rm -rf " .. support.quote(dir)) end)
+  return dir
+end
+
 return support

@@ -7,10 +7,7 @@ local support = require "tests.support"
 local exe = os.getenv("BLUA_EXE") or "build/blua"
 local q = support.quote
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p " .. q(tmp))
-teardown(function() os.execute("rm -rf " .. q(tmp)) end)
+local tmp = support.tempdir(teardown)
 
 local function sh(cmd)
   local p = io.popen("(" .. cmd .. ") 2>&1")

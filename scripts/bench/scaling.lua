@@ -7,6 +7,7 @@
 -- constants (optimiser, sharded over data-parallel ranks, and power iterations, not) too; the
 -- network is stated, not measured.
 local blua = require "blua"
+local layers = require "blua.train.layers"
 local timing = dofile((arg[0]:match("^(.*)/") or ".") .. "/timing.lua")
 
 local o = blua.cli.parse(arg, {
@@ -65,24 +66,13 @@ end
 local function widest() local m2 = 0 for l = 2, L do m2 = math.max(m2, sizes[l]) end return m2 end
 
 -- The owner of each layer in a layer-parallel run on P ranks: contiguous blocks balanced by
--- parameter count, by the rule of train/layers.lua (layers.blocks).
+-- parameter count, by train/layers.lua's rule (layers.balance).
 local function owners(P)
-  local cost, total = {}, 0
-  for l = 1, L do
-    cost[l] = (sizes[l] + 1) * sizes[l + 1] + 1
-    total = total + cost[l]
-  end
-  local own, first, acc = {}, 1, 0
-  for r = 0, P - 1 do
-    local last = first
-    acc = acc + cost[first]
-    while last < L - (P - 1 - r) and acc + cost[last + 1] / 2 <= total * (r + 1) / P do
-      last = last + 1
-      acc = acc + cost[last]
-    end
-    if r == P - 1 then last = L end
-    for l = first, last do own[l] = r end
-    first = last + 1
+  local cost = {}
+  for l = 1, L do cost[l] = (sizes[l] + 1) * sizes[l + 1] + 1 end
+  local own = {}
+  for r, block in pairs(layers.balance(cost, P)) do
+    for l = block.first, block.last do own[l] = r end
   end
   return own
 end

@@ -17,13 +17,19 @@ local TAG_X, TAG_G, TAG_MU = 11, 12, 13
 -- Contiguous blocks of layers, one per rank, balanced by parameter count (the work of a
 -- layer's products grows with it); every rank gets at least one layer.
 function layers.blocks(net, size)
-  local L = net:nLayers()
-  local cost, total = {}, 0
-  for l = 1, L do
+  local cost = {}
+  for l = 1, net:nLayers() do
     cost[l] = 1
     for _, p in ipairs(net:block(l):params()) do cost[l] = cost[l] + p:nElement() end
-    total = total + cost[l]
   end
+  return layers.balance(cost, size)
+end
+
+-- The rule of layers.blocks for per-layer costs cost[1..L] (also used by the scaling model of
+-- scripts/bench/scaling.lua): out[r] = {first =, last =} for ranks r = 0 .. size - 1.
+function layers.balance(cost, size)
+  local L, total = #cost, 0
+  for l = 1, L do total = total + cost[l] end
   local out, first, acc = {}, 1, 0
   for r = 0, size - 1 do
     local last = first
