@@ -133,6 +133,10 @@ INLINE float fwd1(blua_act_kind k, float a, float b, float z) {
  * without evaluating σ again. Typically 2–3 evaluations of exp or tanh per entry. */
 #define SMOOTH_TOL(v) (1e-10 * (1.0 + fabs(v)))
 
+/* Beyond this |v|, u = v − μz loses u's digits to cancellation (u is at most 1 in size), so
+ * the scalar solvers return σ(z) instead and the vector ones leave such entries to them. */
+#define SMOOTH_BIG 1e6
+
 static float sigmoid_prox1(double v, double mu) {
   if (!isfinite(v)) return isnan(v) ? (float)v : (v > 0 ? 1.0f : 0.0f);
   double lo = (v - 1.0) / mu, hi = v / mu, z;
@@ -146,7 +150,7 @@ static float sigmoid_prox1(double v, double mu) {
     double d = mu + s * (1.0 - s), step = h / d, zn = z - step;
     /* converged (also when rounding put zn on an end of the bracket), else safeguard */
     if ((4.0 * M * step * step <= tol && M * fabs(step) <= 0.5 * d) || zn == z) {
-      double u = v - mu * zn;
+      double u = fabs(v) > SMOOTH_BIG ? 1.0 / (1.0 + exp(-zn)) : v - mu * zn;
       return (float)(u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u));
     }
     z = zn > lo && zn < hi ? zn : 0.5 * (lo + hi);
@@ -166,7 +170,7 @@ static float tanh_prox1(double v, double mu) {
     double d = mu + 1.0 - t * t, step = h / d, zn = z - step;
     /* converged (also when rounding put zn on an end of the bracket), else safeguard */
     if ((4.0 * M * step * step <= tol && M * fabs(step) <= 0.5 * d) || zn == z) {
-      double u = v - mu * zn;
+      double u = fabs(v) > SMOOTH_BIG ? tanh(zn) : v - mu * zn;
       return (float)(u < -1.0 ? -1.0 : (u > 1.0 ? 1.0 : u));
     }
     z = zn > lo && zn < hi ? zn : 0.5 * (lo + hi);
@@ -215,7 +219,7 @@ INLINE float sigmoid_prox_vec(double v, double mu, int steps, double *bad) {
     done = zn == z ? 1.0 : done;
     z = zn >= lo && zn <= hi ? zn : 0.5 * (lo + hi);
   }
-  *bad = 1.0 - done;
+  *bad = fabs(v) > SMOOTH_BIG ? 1.0 : 1.0 - done;
   double u = v - mu * zn;
   return (float)(u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u));
 }
@@ -236,7 +240,7 @@ INLINE float tanh_prox_vec(double v, double mu, int steps, double *bad) {
     done = zn == z ? 1.0 : done;
     z = zn >= lo && zn <= hi ? zn : 0.5 * (lo + hi);
   }
-  *bad = 1.0 - done;
+  *bad = fabs(v) > SMOOTH_BIG ? 1.0 : 1.0 - done;
   double u = v - mu * zn;
   return (float)(u < -1.0 ? -1.0 : (u > 1.0 ? 1.0 : u));
 }

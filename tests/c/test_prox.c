@@ -300,6 +300,22 @@ static void test_prox(const blua_act *a) {
   CHECK(isfinite(far) && isfinite(nfar));
   if (a->kind == BLUA_ACT_SIGMOID) CHECK(far == 1.0f && nfar >= 0.0f && nfar < 1e-6f);
   if (a->kind == BLUA_ACT_TANH) CHECK(far == 1.0f && nfar == -1.0f);
+  /* Huge |v|, where u = v − μz cancels: the root z is then v/μ to within its size, so u = σ(v/μ)
+   * (for μ = 1e30 and v = ±1e30, σ(±1); else saturated). */
+  if (a->kind == BLUA_ACT_SIGMOID || a->kind == BLUA_ACT_TANH) {
+    const double vs[] = {1e30, -1e30, 3e38, -3e38, 2e6, -2e6}, ms[] = {1e-30, 1e-3, 1.0, 1e30};
+    int bad_far = 0;
+    for (int i = 0; i < 6; i++)
+      for (int m = 0; m < 4; m++) {
+        double z = vs[i] / ms[m], want = a->kind == BLUA_ACT_SIGMOID ? 1.0 / (1.0 + exp(-z)) : tanh(z);
+        float u = prox_at(a, (float)vs[i], ms[m]);
+        if (!(fabs(u - want) <= 1e-6)) {
+          bad_far++;
+          fprintf(stderr, "  %s: prox(%g, mu %g) = %g, want %g\n", blua_act_kind_name(a->kind), vs[i], ms[m], u, want);
+        }
+      }
+    CHECK(bad_far == 0);
+  }
 }
 
 static void test_stability(const blua_act *a) {
