@@ -7,6 +7,7 @@
 
 #include "blua/penalty.h"
 #include "blua/shares.h"
+#include "blua/team.h"
 
 enum { MAXL = 64 };
 
@@ -80,6 +81,19 @@ static int block_run(block *b, int L, const blua_lifted_layer *layers, blua_tens
   return BLUA_OK;
 }
 
+typedef struct {
+  block *blocks;
+  int L;
+  const blua_lifted_layer *layers;
+  blua_tensor *const *wt;
+  double scale;
+} run_ctx;
+
+static void run_task(void *ctx, int p) {
+  run_ctx *c = ctx;
+  c->blocks[p].status = block_run(&c->blocks[p], c->L, c->layers, c->wt, c->scale, &c->blocks[p].err);
+}
+
 int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                         blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
                         double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
@@ -103,8 +117,8 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
     result = block_make(&blocks[p], L, x, y, Z, X, D, G, grads, own, first, count, err);
   }
   if (result == BLUA_OK) {
-#pragma omp parallel for schedule(static) if (blua_shares_side_by_side(parts))
-    for (int p = 0; p < parts; p++) blocks[p].status = block_run(&blocks[p], L, layers, wt, scale, &blocks[p].err);
+    run_ctx ctx = {blocks, L, layers, wt, scale};
+    blua_team_for(parts, blua_shares_side_by_side(parts), run_task, &ctx);
     *loss = 0.0;
     for (int p = 0; p < parts && result == BLUA_OK; p++) {
       if (blocks[p].status) {

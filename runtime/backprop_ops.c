@@ -8,6 +8,7 @@
 #include "blua/backprop.h"
 #include "blua/penalty.h"
 #include "blua/shares.h"
+#include "blua/team.h"
 
 enum { MAXL = 64 };
 
@@ -80,6 +81,21 @@ static int part_run(part *b, int L, blua_op *const *ops, blua_tensor *const *par
   return BLUA_OK;
 }
 
+typedef struct {
+  part *bs;
+  int L;
+  blua_op *const *ops;
+  blua_tensor *const *params;
+  const int *off;
+  const blua_act *const *acts;
+  double scale;
+} run_ctx;
+
+static void run_task(void *ctx, int p) {
+  run_ctx *c = ctx;
+  c->bs[p].status = part_run(&c->bs[p], c->L, c->ops + (size_t)p * c->L, c->params, c->off, c->acts, c->scale, &c->bs[p].err);
+}
+
 int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, const blua_act *const *acts,
                       const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X,
                       blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
@@ -112,9 +128,8 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
     result = part_make(&bs[p], L, x, y, Z, X, D, G, grads, np, p > 0, first, count, err);
   }
   if (result == BLUA_OK) {
-#pragma omp parallel for schedule(static) if (parts > 1)
-    for (int p = 0; p < parts; p++)
-      bs[p].status = part_run(&bs[p], L, ops + (size_t)p * L, params, off, acts, scale, &bs[p].err);
+    run_ctx ctx = {bs, L, ops, params, off, acts, scale};
+    blua_team_for(parts, blua_shares_side_by_side(parts), run_task, &ctx);
     *loss = 0.0;
     /* The parts' sums in part order. */
     for (int p = 0; p < parts && result == BLUA_OK; p++) {

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "lblua.h"
 
+#include "blua/team.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,44 @@ static int l_waitProbe(lua_State *L) {
   return 1;
 }
 
+/* blua._team(f, ...): f(...) with a thread team up for its batches of tasks (blua/team.h);
+ * returns what f returns. f runs under lua_pcall, so an error never leaves the parallel region
+ * by a long jump; it is raised again once the team is down. */
+typedef struct {
+  lua_State *L;
+  int nargs, status;
+} team_call;
+
+static int team_body(void *ctx) {
+  team_call *c = ctx;
+  c->status = lua_pcall(c->L, c->nargs, LUA_MULTRET, 0);
+  return 0;
+}
+
+static int l_team(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  team_call c = {L, lua_gettop(L) - 1, LUA_OK};
+  blua_team_open(team_body, &c);
+  if (c.status != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
+/* blua._teamStats(): {batches =, caller =, others =, late =} of the last team (benchmarks). */
+static int l_teamStats(lua_State *L) {
+  blua_team_stats s;
+  blua_team_get_stats(&s);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, s.batches);
+  lua_setfield(L, -2, "batches");
+  lua_pushinteger(L, s.tasks_caller);
+  lua_setfield(L, -2, "caller");
+  lua_pushinteger(L, s.tasks_others);
+  lua_setfield(L, -2, "others");
+  lua_pushinteger(L, s.late_batches);
+  lua_setfield(L, -2, "late");
+  return 1;
+}
+
 int lblua_terminal_width(void) {
   struct winsize ws;
   if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
@@ -50,6 +90,10 @@ int lblua_open(lua_State *L) {
   lua_setfield(L, -2, "isatty");
   lua_pushcfunction(L, l_waitProbe);
   lua_setfield(L, -2, "_waitProbe");
+  lua_pushcfunction(L, l_team);
+  lua_setfield(L, -2, "_team");
+  lua_pushcfunction(L, l_teamStats);
+  lua_setfield(L, -2, "_teamStats");
   lua_pushcfunction(L, l_terminalWidth);
   lua_setfield(L, -2, "terminalWidth");
   lblua_open_tensor(L);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "blua/shares.h"
+#include "blua/team.h"
 
 enum { MAXL = 64 };
 
@@ -111,6 +112,19 @@ static int check_opts(int L, const blua_lifted_layer *layers, const blua_tensor 
   return BLUA_OK;
 }
 
+typedef struct {
+  share *shares;
+  int L;
+  const blua_lifted_layer *layers;
+  blua_tensor *const *wt;
+  const blua_lifted_batch_opts *o;
+} run_ctx;
+
+static void run_task(void *ctx, int p) {
+  run_ctx *c = ctx;
+  c->shares[p].status = share_run(&c->shares[p], c->L, c->layers, c->wt, c->o, &c->shares[p].err);
+}
+
 int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                       blua_tensor *const *X, blua_tensor *const *Z, blua_tensor *const *G, int parts,
                       const blua_lifted_batch_opts *o, blua_tensor *const *grads, blua_tensor *const *spare,
@@ -149,8 +163,10 @@ int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor 
   if (result == BLUA_OK) {
     /* (the X-step makes views of chunks of shares over 4096 rows: those run one after another) */
     int side_by_side = largest <= BLUA_XSTEP_CHUNK_ROWS && blua_shares_side_by_side(parts);
-#pragma omp parallel for schedule(static) if (side_by_side)
-    for (int p = 0; p < parts; p++) shares[p].status = share_run(&shares[p], L, layers, wt, o, &shares[p].err);
+    run_ctx ctx = {shares, L, layers, wt, o};
+    if (largest <= BLUA_XSTEP_CHUNK_ROWS) blua_team_for(parts, side_by_side, run_task, &ctx);
+    else
+      for (int p = 0; p < parts; p++) run_task(&ctx, p);
     for (int p = 0; p < parts && result == BLUA_OK; p++) {
       if (shares[p].status) {
         *err = shares[p].err;

@@ -649,14 +649,25 @@ static int t_index(lua_State *L) {
   return 1;
 }
 
-/* t:indexRows{i1, i2, ...} or t:indexRows(idxTensor): a new tensor of those rows (1-based). */
+/* t:indexRows{i1, i2, ...} or t:indexRows(idxTensor): a new tensor of those rows (1-based).
+ * t:indexRows(rows, out) gathers them into out instead (as many rows, each as long as t's) and
+ * returns out: a training loop reuses one buffer per batch size. */
 static int t_indexRows(lua_State *L) {
-  lua_settop(L, 2);
+  lua_settop(L, 3);
   lblua_checktensor(L, 1);
+  int into = !lua_isnil(L, 3);
+  if (into) lblua_checktensor(L, 3);
   int64_t n;
   int64_t *idx = read_indices(L, 2, &n, "indexRows");
   blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
+  if (into) {
+    blua_tensor *out = lblua_checktensor(L, 3); /* (fetched again: reading the indices allocates) */
+    if (out->storage == t->storage) luaL_error(L, "bad argument in 'indexRows': the destination shares memory with the source");
+    lblua_check(L, blua_tensor_gather_rows(out, t, idx, n, &err), "indexRows", &err);
+    lua_settop(L, 3);
+    return 1;
+  }
   if (t->dim <= 2) {
     blua_tensor *r = new_tensor(L, t->dim, n, blua_tensor_cols(t), "indexRows");
     lblua_check(L, blua_tensor_gather_rows(r, t, idx, n, &err), "indexRows", &err);

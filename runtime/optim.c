@@ -3,6 +3,10 @@
 
 #include <math.h>
 
+#include <omp.h>
+
+#include "blua/team.h"
+
 static int same_shapes(const blua_tensor *x, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
   char sx[48], so[48];
   const blua_tensor *bad = !blua_tensor_same_shape(x, a) ? a : (b && !blua_tensor_same_shape(x, b)) ? b : NULL;
@@ -20,6 +24,26 @@ static int all_contiguous(const blua_tensor *a, const blua_tensor *b, const blua
          (!d || blua_tensor_is_contiguous(d));
 }
 
+typedef struct {
+  float *px, *pm, *pv;
+  const float *pg;
+  float step, b1, b2, e, isc2, decay;
+} adam_ctx;
+
+/* Adam on entries [lo, hi) of contiguous tensors. */
+static void adam_range(void *ctx, int64_t lo, int64_t hi) {
+  adam_ctx *c = ctx;
+  float *px = c->px, *pm = c->pm, *pv = c->pv;
+  const float *pg = c->pg;
+  float step = c->step, b1 = c->b1, b2 = c->b2, e = c->e, isc2 = c->isc2, decay = c->decay;
+#pragma omp simd
+  for (int64_t k = lo; k < hi; k++) {
+    pm[k] = b1 * pm[k] + (1.0f - b1) * pg[k];
+    pv[k] = b2 * pv[k] + (1.0f - b2) * pg[k] * pg[k];
+    px[k] -= step * pm[k] / (sqrtf(pv[k]) * isc2 + e) + decay * px[k];
+  }
+}
+
 int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_tensor *v, double lr, double beta1,
                    double beta2, double eps, double weight_decay, long t, blua_err *err) {
   if (same_shapes(x, g, m, err) || same_shapes(x, v, NULL, err)) return BLUA_ERROR;
@@ -31,14 +55,17 @@ int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_te
   if (all_contiguous(x, g, m, v)) {
     /* The common case (the trainers' own parameters): one flat loop the compiler vectorises. */
     int64_t n = rows * cols;
-    float *px = blua_tensor_data(x), *pm = blua_tensor_data(m), *pv = blua_tensor_data(v);
-    const float *pg = blua_tensor_data(g);
-#pragma omp parallel for simd if (n > BLUA_OMP_THRESHOLD)
-    for (int64_t k = 0; k < n; k++) {
-      pm[k] = b1 * pm[k] + (1.0f - b1) * pg[k];
-      pv[k] = b2 * pv[k] + (1.0f - b2) * pg[k] * pg[k];
-      px[k] -= step * pm[k] / (sqrtf(pv[k]) * isc2 + e) + decay * px[k];
-    }
+    adam_ctx c = {blua_tensor_data(x), blua_tensor_data(m), blua_tensor_data(v), blua_tensor_data(g),
+                  step, b1, b2, e, isc2, decay};
+    if (blua_team_active()) blua_team_range(n, BLUA_TEAM_GRAIN, adam_range, &c);
+    else if (n > BLUA_OMP_THRESHOLD) {
+#pragma omp parallel
+      {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        adam_range(&c, n * t / T, n * (t + 1) / T);
+      }
+    } else
+      adam_range(&c, 0, n);
     return BLUA_OK;
   }
 #pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "blua/random.h"
+#include "blua/team.h"
 
 /* ---- storage and creation ---- */
 
@@ -494,6 +495,19 @@ void blua_tensor_fill(blua_tensor *t, float v) {
   }
 }
 
+typedef struct {
+  blua_tensor *dst;
+  const blua_tensor *src;
+  const int64_t *idx;
+  int64_t cols;
+} gather_ctx;
+
+static void gather_range(void *ctx, int64_t lo, int64_t hi) {
+  gather_ctx *g = ctx;
+  for (int64_t k = lo; k < hi; k++)
+    memcpy(blua_tensor_at(g->dst, k, 0), blua_tensor_at(g->src, g->idx[k], 0), (size_t)g->cols * sizeof(float));
+}
+
 int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n,
                             blua_err *err) {
   char sd[160], ss[160];
@@ -508,6 +522,11 @@ int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int6
                        blua_tensor_shape(src, ss, sizeof ss));
   int64_t dcs = blua_tensor_colstride(dst), scs = blua_tensor_colstride(src);
   if ((dcs == 1 || cols <= 1) && (scs == 1 || cols <= 1)) { /* rows are contiguous runs: copy them whole */
+    if (blua_team_active()) {
+      gather_ctx g = {dst, src, idx, cols};
+      blua_team_range(n, cols > 0 ? (BLUA_TEAM_GRAIN + cols - 1) / cols : n, gather_range, &g);
+      return BLUA_OK;
+    }
 #pragma omp parallel for if (BIG(n * cols))
     for (int64_t k = 0; k < n; k++)
       memcpy(blua_tensor_at(dst, k, 0), blua_tensor_at(src, idx[k], 0), (size_t)cols * sizeof(float));
@@ -606,6 +625,32 @@ static inline float bin(binary_op op, float x, float y, float alpha) {
   return x;
 }
 
+typedef struct {
+  float *pr;
+  const float *pa, *pb;
+  binary_op op;
+  float alpha;
+} binary_ctx;
+
+static void binary_range(void *ctx, int64_t lo, int64_t hi) {
+  binary_ctx *c = ctx;
+  float *pr = c->pr, alpha = c->alpha;
+  const float *pa = c->pa, *pb = c->pb;
+  switch (c->op) {
+    case OP_ADD:
+#pragma omp simd
+      for (int64_t k = lo; k < hi; k++) pr[k] = pa[k] + alpha * pb[k];
+      break;
+    case OP_CMUL:
+#pragma omp simd
+      for (int64_t k = lo; k < hi; k++) pr[k] = pa[k] * pb[k];
+      break;
+    default:
+      for (int64_t k = lo; k < hi; k++) pr[k] = bin(c->op, pa[k], pb[k], alpha);
+      break;
+  }
+}
+
 static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, binary_op op, float alpha,
                   blua_err *err) {
   if (!blua_tensor_same_shape(a, b)) return shape_mismatch(err, a, b);
@@ -614,6 +659,11 @@ static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, bi
   if (blua_tensor_is_contiguous(r) && blua_tensor_is_contiguous(a) && blua_tensor_is_contiguous(b)) {
     float *pr = blua_tensor_data(r);
     const float *pa = blua_tensor_data(a), *pb = blua_tensor_data(b);
+    if (blua_team_active()) {
+      binary_ctx c = {pr, pa, pb, op, alpha};
+      blua_team_range(n, BLUA_TEAM_GRAIN, binary_range, &c);
+      return BLUA_OK;
+    }
     switch (op) {
       case OP_ADD:
 #pragma omp parallel for simd if (BIG(n))

@@ -75,3 +75,42 @@ describe("thread waiting", function()
     assert.is_true(cpu > 1e-3, "a spinning thread used only " .. cpu .. " s of CPU")
   end)
 end)
+
+-- blua._team(f, ...) runs f with a thread team up (a training epoch's batches hand their row
+-- shares to it); f's results come back and its errors are raised again once the team is down.
+describe("the epoch's thread team", function()
+  local blua = require "blua"
+
+  it("returns what the function returns and raises its errors", function()
+    local old = blua.getNumThreads()
+    blua.setNumThreads(2)
+    local a, b, c = blua._team(function(x, y) return x + y, "two", nil end, 1, 2)
+    assert.are.same({3, "two", nil}, {a, b, c})
+    local ok, err = pcall(blua._team, function() error("inside the team") end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("inside the team", 1, true), err)
+    -- a team opened inside a team just runs the function; a later team works as before
+    assert.are.equal(5, blua._team(function() return blua._team(function() return 5 end) end))
+    local t = blua.rand(300, 70)
+    local rows = {}
+    for i = 1, 300 do rows[i] = 301 - i end
+    local inside = blua._team(function() return t:indexRows(rows) + t:indexRows(rows) end)
+    assert.are.equal(0, (inside - t:indexRows(rows) * 2):abs():max())
+    assert.has_error(function() blua._team(42) end)
+    blua.setNumThreads(old)
+  end)
+
+  it("gets each batch of an epoch as one batch of tasks, a task per row share", function()
+    local old = blua.getNumThreads()
+    blua.setNumThreads(2)
+    blua.manualSeed(3)
+    local data = {x = blua.rand(256, 20), y = blua.zeros(256, 1):fill(1)}
+    for i = 1, 256, 2 do data.y:set(i, 1, 2) end
+    local net = blua.nn.mlp{20, 30, 2}
+    blua.train.backprop(net, data, {epochs = 2, batch = 64, verbose = false, eval_train = false})
+    local s = blua._teamStats() -- (the last epoch's team: 4 batches of 2 shares)
+    assert.are.equal(4, s.batches)
+    assert.are.equal(8, s.caller + s.others)
+    blua.setNumThreads(old)
+  end)
+end)

@@ -172,6 +172,10 @@ void blua_tensor_normal(blua_tensor *t, double mean, double std);
 
 /* Elementwise loops go parallel above this many elements. */
 #define BLUA_OMP_THRESHOLD 32768
+/* Inside a training epoch's thread team (blua/team.h) a hand-off costs microseconds, not an
+ * OpenMP wake-up: the optimiser, the gradient sums and the row gathers split from this many
+ * elements per thread. */
+#define BLUA_TEAM_GRAIN 8192
 /* Matrix products below this many flops run on one BLAS thread (see runtime/blas.c). */
 #define BLUA_MM_SERIAL_FLOPS 3.2e7
 

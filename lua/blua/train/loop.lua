@@ -84,7 +84,13 @@ function loop.parts(net, data, Y, idx, o, state)
   end
   local n = #idx
   local ws = loop.workspace(net, n, state.caches)
-  local whole = {x = data.x:indexRows(idx), y = Y:indexRows(idx), ws = ws}
+  -- the batch's rows go into buffers of the workspace, made once per batch size
+  if not ws.xb then
+    local size = {data.x:size()}
+    size[1] = n
+    ws.xb, ws.yb = blua.zeros(table.unpack(size)), blua.zeros(n, Y:size(2))
+  end
+  local whole = {x = data.x:indexRows(idx, ws.xb), y = Y:indexRows(idx, ws.yb), ws = ws}
   local bounds = loop.share_bounds(n, k)
   if #bounds == 1 then return {whole, whole = whole} end
   -- the shares' views of the scratch space, made once per batch size and share count
@@ -203,7 +209,8 @@ function loop.run(method, net, data, opts)
   local history, started = {}, blua.clock()
   local ok, err = pcall(function()
     for epoch = o.start_epoch, o.epochs do
-      local stats, bar = run_epoch(method, net, data, Y, o, epoch, state)
+      -- (the epoch's batches hand their row shares to a thread team that stays up meanwhile)
+      local stats, bar = blua._team(run_epoch, method, net, data, Y, o, epoch, state)
       -- accuracy needs class labels; with target matrices the loss is the measure
       local accuracy = blua.metrics.accuracy
       if dist and dist.mode == "layer" then layers.sync(net, dist) end
