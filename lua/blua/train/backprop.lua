@@ -121,6 +121,12 @@ function backprop.parts_gradients(net, parts, grads, rows, l1)
   return loss
 end
 
+-- Whether a batch of `shares` row shares runs in one C call (then its shares, optimiser step
+-- and gathers go to the epoch's thread team).
+function backprop.one_call(net, l1, shares)
+  return c_path(net, l1) ~= nil or op_path(net, l1, shares) ~= nil
+end
+
 -- One mini-batch, given as row shares {x =, y =, ws =} of a batch of `rows` rows (see
 -- loop.parts): the shares' gradients summed in share order, then the optimiser step. Returns
 -- the batch's mean loss. The C path takes all shares in one call (parts.whole).

@@ -168,6 +168,15 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   return stats, bar
 end
 
+-- Whether an epoch's batches hand their work to a thread team (docs/design.md, "A thread team
+-- per epoch"): when a batch step is one C call. The other paths call kernels one by one from
+-- Lua, and inside the team's parallel region those would all run on one thread.
+local function team_pays(method, net, o, dist)
+  if dist and dist.mode == "layer" then return false end
+  if method == "backprop" then return backprop.one_call(net, o.l1_layers, o.batch_shards) end
+  return lifted.c_batch_path(net, o) ~= nil
+end
+
 -- A whole training run of `method`; returns the per-epoch history.
 function loop.run(method, net, data, opts)
   local o = options.check(method, opts, net)
@@ -207,10 +216,15 @@ function loop.run(method, net, data, opts)
   if o.threads then blua.setNumThreads(o.threads) end
   local log = o.log and writer and report.open_log(o.log)
   local history, started = {}, blua.clock()
+  local use_team = team_pays(method, net, o, dist)
   local ok, err = pcall(function()
     for epoch = o.start_epoch, o.epochs do
-      -- (the epoch's batches hand their row shares to a thread team that stays up meanwhile)
-      local stats, bar = blua._team(run_epoch, method, net, data, Y, o, epoch, state)
+      local stats, bar
+      if use_team then -- (the batches hand their row shares to a team that stays up meanwhile)
+        stats, bar = blua._team(run_epoch, method, net, data, Y, o, epoch, state)
+      else
+        stats, bar = run_epoch(method, net, data, Y, o, epoch, state)
+      end
       -- accuracy needs class labels; with target matrices the loss is the measure
       local accuracy = blua.metrics.accuracy
       if dist and dist.mode == "layer" then layers.sync(net, dist) end
