@@ -43,6 +43,9 @@ local function op_path(net, l1, parts)
   return acts, ops, params
 end
 
+-- The gradient tensors of a dense network as one list (W1, b1, W2, ...), per gradient table.
+local flat_grads = setmetatable({}, {__mode = "k"})
+
 function backprop.gradients(net, xb, yb, ws, grads, rows, l1, shares)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
@@ -62,8 +65,12 @@ function backprop.gradients(net, xb, yb, ws, grads, rows, l1, shares)
     end
   else
     local scale = 1 / (rows or n)
-    local flat = {}
-    for l = 1, L do flat[2 * l - 1], flat[2 * l] = grads[l][1], grads[l][2] end
+    local flat = flat_grads[grads]
+    if not flat then
+      flat = {}
+      for l = 1, L do flat[2 * l - 1], flat[2 * l] = grads[l][1], grads[l][2] end
+      flat_grads[grads] = flat
+    end
     return blua._backprop(acts, net.W, net.b, xb, yb, Z, X, D, ws.G, scale, shares, flat, lifted.spare_flat(grads, shares)) * scale
   end
   if shares > 1 then

@@ -90,21 +90,25 @@ function loop.parts(net, data, Y, idx, o, state)
     size[1] = n
     ws.xb, ws.yb = blua.zeros(table.unpack(size)), blua.zeros(n, Y:size(2))
   end
-  local whole = {x = data.x:indexRows(idx, ws.xb), y = Y:indexRows(idx, ws.yb), ws = ws}
+  data.x:indexRows(idx, ws.xb)
+  Y:indexRows(idx, ws.yb)
+  -- the parts are views of the buffers and of the scratch space: made once per batch size and
+  -- share count
+  ws.parts = ws.parts or {}
+  local parts = ws.parts[k]
+  if parts then return parts end
+  local whole = {x = ws.xb, y = ws.yb, ws = ws}
   local bounds = loop.share_bounds(n, k)
-  if #bounds == 1 then return {whole, whole = whole} end
-  -- the shares' views of the scratch space, made once per batch size and share count
-  ws.shares = ws.shares or {}
-  local views = ws.shares[#bounds]
-  if not views then
-    views = {}
-    for s, b in ipairs(bounds) do views[s] = share_workspace(ws, b[1], b[2]) end
-    ws.shares[#bounds] = views
+  if #bounds == 1 then
+    parts = {whole, whole = whole}
+  else
+    parts = {whole = whole}
+    for s, b in ipairs(bounds) do
+      parts[s] = {x = whole.x:narrow(1, b[1] + 1, b[2]), y = whole.y:narrow(1, b[1] + 1, b[2]),
+        ws = share_workspace(ws, b[1], b[2])}
+    end
   end
-  local parts = {whole = whole}
-  for s, b in ipairs(bounds) do
-    parts[s] = {x = whole.x:narrow(1, b[1] + 1, b[2]), y = whole.y:narrow(1, b[1] + 1, b[2]), ws = views[s]}
-  end
+  ws.parts[k] = parts
   return parts
 end
 
