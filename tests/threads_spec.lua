@@ -114,3 +114,23 @@ describe("the epoch's thread team", function()
     blua.setNumThreads(old)
   end)
 end)
+
+describe("training inside a coroutine", function()
+  local blua = require "blua"
+  it("may yield from on_batch (the epoch then runs without a thread team)", function()
+    blua.manualSeed(4)
+    local data = {x = blua.rand(200, 10), y = blua.zeros(200, 1):fill(1)}
+    for i = 1, 200, 2 do data.y:set(i, 1, 2) end
+    for _, method in ipairs{"backprop", "bregman"} do
+      local net = blua.nn.mlp{10, 8, 2}
+      local co = coroutine.wrap(function()
+        blua.train[method](net, data, {epochs = 2, batch = 50, verbose = false, threads = 2,
+          on_batch = function(_, b) coroutine.yield(b) end})
+        return "done"
+      end)
+      local seen = 0
+      while co() ~= "done" do seen = seen + 1 end
+      assert.are.equal(8, seen)
+    end
+  end)
+end)

@@ -177,6 +177,8 @@ end
 -- Lua, and inside the team's parallel region those would all run on one thread.
 local function team_pays(method, net, o, dist)
   if dist and dist.mode == "layer" then return false end
+  -- (a run inside a coroutine may yield from on_batch: a C call cannot be yielded across)
+  if coroutine.isyieldable() then return false end
   if method == "backprop" then return backprop.one_call(net, o.l1_layers, o.batch_shards) end
   return lifted.c_batch_path(net, o) ~= nil
 end
