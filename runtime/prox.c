@@ -424,7 +424,11 @@ static void softmax_prox_row(float *o, const float *v, int64_t n, double mu, dou
     for (int64_t j = 0; j < n; j++) o[j] = NAN;
     return;
   }
-  double nu = vmax - mu - 1.0;
+  /* The prox is the same for v and v + c·1 (the multiplier ν takes up c), so the largest entry
+   * is taken out first: with it left in, vv − μ − ν cancels to garbage once |v| dwarfs μ
+   * (v = (3e38, 1, 0), μ = 1 gave (0.567, 0, 0)). */
+  for (int64_t j = 0; j < n; j++) vv[j] -= vmax;
+  double nu = -mu - 1.0;
   for (int it = 0; it < 100; it++) {
     double f = -1.0, df = 0.0;
     for (int64_t j = 0; j < n; j++) {

@@ -502,6 +502,50 @@ static void test_softmax(void) {
     if (bad_kkt + bad_min) fprintf(stderr, "  softmax prox mu=%g: %d KKT, %d minimality failures\n", mu, bad_kkt, bad_min);
     blua_tensor_release(u);
   }
+  /* at extreme inputs and steps the prox stays on the simplex and ignores a common shift:
+   * prox(v + c·1) = prox(v). (With the largest entry left in, v = (3e38, 1, 0) at μ = 1 gave
+   * (0.567, 0, 0), and (1e30, 1e30, 0) at μ = 1e6 summed to 2.) */
+  {
+    const float big[] = {0, 1, -1, 1e3f, -1e3f, 1e6f, -1e6f, 1e30f, -1e30f, 3e38f, -3e38f};
+    const double steps[] = {1e-30, 1e-6, 1, 1e6, 1e30};
+    const int nb = (int)(sizeof big / sizeof *big);
+    blua_tensor *v = tensor(1, 3), *u = tensor(1, 3), *vs = tensor(1, 3), *us = tensor(1, 3);
+    int off_simplex = 0, not_shift_free = 0, failed = 0;
+    for (int m = 0; m < 5; m++)
+      for (int i = 0; i < nb; i++)
+        for (int k = 0; k < nb; k++) {
+          float *pv = blua_tensor_data(v), *ps = blua_tensor_data(vs);
+          pv[0] = big[i], pv[1] = big[k], pv[2] = 0;
+          if (blua_act_prox(&a, u, v, steps[m], &err) != BLUA_OK) {
+            failed++;
+            continue;
+          }
+          const float *pu = blua_tensor_data(u);
+          double sum = 0;
+          for (int j = 0; j < 3; j++) {
+            sum += pu[j];
+            if (!(pu[j] >= 0 && pu[j] <= 1)) off_simplex++;
+          }
+          if (fabs(sum - 1) > 1e-5) off_simplex++;
+          /* a shift that moves no entry by more than its own rounding */
+          if (fabs(big[i]) < 1e6f && fabs(big[k]) < 1e6f) {
+            for (int j = 0; j < 3; j++) ps[j] = pv[j] + 0.5f;
+            if (blua_act_prox(&a, us, vs, steps[m], &err) != BLUA_OK) failed++;
+            const float *pus = blua_tensor_data(us);
+            for (int j = 0; j < 3; j++)
+              if (fabs(pus[j] - pu[j]) > 1e-5) not_shift_free++;
+          }
+        }
+    CHECK(failed == 0);
+    CHECK(off_simplex == 0);
+    CHECK(not_shift_free == 0);
+    if (off_simplex + not_shift_free)
+      fprintf(stderr, "  softmax prox at extremes: %d off the simplex, %d shift-dependent\n", off_simplex, not_shift_free);
+    blua_tensor_release(v);
+    blua_tensor_release(u);
+    blua_tensor_release(vs);
+    blua_tensor_release(us);
+  }
   /* projection onto the simplex: on it, and v − u constant on the support, larger off it */
   blua_tensor *p = tensor(r, c);
   CHECK(blua_act_project(&a, p, z, &err) == BLUA_OK);
