@@ -7,7 +7,7 @@
 -- image scale, code sparsity, time) and OUT/autoencoder.png
 -- (noisy / clean / each method, on test images), and with --save DIR each method's seed-1
 -- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
---   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.01]
+--   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.1]
 --                                [--rho 0.1] [--loss-weight β] [--bregman-mu mu] [--methods ...]
 --                                [--out results] [--save results] [--quick]
 local blua = require "blua"
@@ -17,7 +17,7 @@ local o = blua.cli.parse(arg, {
   {"seeds", "integer", 3, "seeds per size and method"},
   {"epochs", "integer", 10, "epochs"},
   {"sigma", "number", 0.3, "noise level σ on the [0, 1] pixel scale"},
-  {"alpha", "number", 0.01, "L1 weight α on the code layer"},
+  {"alpha", "number", 0.1, "L1 weight α on the code layer (RESULTS.md has the sweep that chose it)"},
   {"rho", "number", 0.1, "threshold ρ of the code layer's soft-threshold"},
   {"width", "integer", 784, "width of the hidden layers"},
   {"bregman-mu", "number", 0, "Bregman's X-step multiplier mu (0: the library default, 2 for this network)"},
