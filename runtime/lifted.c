@@ -2,6 +2,8 @@
  * W-gradients and energies. See blua/lifted.h. */
 #include "blua/lifted.h"
 
+#include <string.h>
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +31,10 @@ int blua_lifted_affine(blua_tensor *z, const blua_tensor *x_prev, const blua_lif
   }
   const float *b = blua_tensor_data(bt);
   int64_t bs = bt->dim == 1 || bt->size[0] != 1 ? bt->stride[0] : bt->stride[1];
+  if (z->stride[1] == 1 && bs == 1) { /* (the trainers' own layout: whole rows at once) */
+    for (int64_t i = 0; i < rows; i++) memcpy(blua_tensor_at(z, i, 0), b, (size_t)cols * sizeof *b);
+    return blua_mm(z, 1.0f, 1.0f, x_prev, layer->W, err);
+  }
 #pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
   for (int64_t i = 0; i < rows; i++) {
     float *p = blua_tensor_at(z, i, 0);
