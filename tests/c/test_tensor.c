@@ -109,6 +109,36 @@ static void test_reductions(void) {
   blua_tensor *s = blua_tensor_new2d(1, 3, &err);
   CHECK(blua_tensor_sum_rows(s, 0.0f, 1.0f, t, &err) == BLUA_OK);
   CHECK(blua_tensor_data(s)[2] == -3.0f);
+  /* every column summed in row order, in double: the same float as a plain loop, across the
+   * 256-column blocks of the row-by-row path, for a transposed view (a column stride) too,
+   * and with beta and alpha */
+  for (int shape = 0; shape < 2; shape++) {
+    int64_t rows = shape ? 700 : 9, cols = shape ? 40 : 600; /* (a small matrix; a big one) */
+    blua_tensor *m = blua_tensor_new2d(rows, cols, &err), *o = blua_tensor_new2d(1, cols, &err);
+    blua_tensor *ot = blua_tensor_new2d(1, rows, &err);
+    for (int64_t k = 0; k < rows * cols; k++) blua_tensor_data(m)[k] = (float)sin(0.37 * (double)k) * 1e3f;
+    for (int64_t k = 0; k < cols; k++) blua_tensor_data(o)[k] = 0.5f;
+    CHECK(blua_tensor_sum_rows(o, 2.0f, 0.25f, m, &err) == BLUA_OK);
+    int same = 1;
+    for (int64_t j = 0; j < cols; j++) {
+      double acc = 0;
+      for (int64_t i = 0; i < rows; i++) acc += blua_tensor_data(m)[i * cols + j];
+      same &= blua_tensor_data(o)[j] == (float)(2.0f * 0.5f + 0.25f * acc);
+    }
+    CHECK(same);
+    blua_tensor *v = blua_tensor_transpose(m, &err); /* cols x rows, column stride `cols` */
+    CHECK(blua_tensor_sum_rows(ot, 0.0f, 1.0f, v, &err) == BLUA_OK);
+    for (int64_t j = 0; j < rows; j++) {
+      double acc = 0;
+      for (int64_t i = 0; i < cols; i++) acc += blua_tensor_data(m)[j * cols + i];
+      same &= blua_tensor_data(ot)[j] == (float)acc;
+    }
+    CHECK(same);
+    blua_tensor_release(v);
+    blua_tensor_release(m);
+    blua_tensor_release(o);
+    blua_tensor_release(ot);
+  }
   CHECK(blua_tensor_all_finite(t));
   blua_tensor_data(t)[4] = NAN;
   CHECK(!blua_tensor_all_finite(t));
