@@ -1,14 +1,14 @@
 -- Sparse denoising autoencoders on Fashion-MNIST, the paper's second experiment: centred
 -- images, 784-784-784-784-784 (four layers) with ReLU, ReLU, soft-threshold ρ (the code, layer 3)
 -- and identity; energy Σ_l B_l + α‖x_3‖₁. (The slides' five activations add a ReLU layer after
--- the code; RESULTS.md has a probe of that network.) Lifted Bregman, classical lifted and back-propagation
+-- the code: --five-layers; RESULTS.md has a probe of that network.) Lifted Bregman, classical lifted and back-propagation
 -- (α‖σ(z_3)‖₁ on its activations), on the first 1 000 and 10 000 training images, several
 -- seeds. Writes OUT/autoencoder.md (test PSNR as the network gives it and clipped to the [0, 1]
 -- image scale, code sparsity, time) and OUT/autoencoder.png
 -- (noisy / clean / each method, on test images), and with --save DIR each method's seed-1
 -- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
 --   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.1]
---                                [--rho 0.1] [--loss-weight β] [--bregman-mu mu] [--methods ...]
+--                                [--rho 0.1] [--five-layers] [--loss-weight β] [--bregman-mu mu] [--methods ...]
 --                                [--out results] [--save results] [--quick]
 local blua = require "blua"
 
@@ -20,6 +20,7 @@ local o = blua.cli.parse(arg, {
   {"alpha", "number", 0.1, "L1 weight α on the code layer (RESULTS.md has the sweep that chose it)"},
   {"rho", "number", 0.1, "threshold ρ of the code layer's soft-threshold"},
   {"width", "integer", 784, "width of the hidden layers"},
+  {"five-layers", "flag", false, "the slides' network: a ReLU layer after the code (784-784-784-784-784-784)"},
   {"bregman-mu", "number", 0, "Bregman's X-step multiplier mu (0: the library default, 2 for this network)"},
   {"loss-weight", "number", 0, "Bregman's loss weight β (0: the library default, 1 for this network)"},
   {"methods", "string", "bregman,lifted,backprop", "methods, comma-separated"},
@@ -49,8 +50,12 @@ print(string.format("Fashion-MNIST, σ = %g: noisy test input %.2f dB PSNR", o.s
 local function network(seed)
   blua.manualSeed(seed)
   local w = o.width
-  return blua.nn.mlp{784, w, w, w, 784, output = "identity",
-    activation = {"relu", "relu", {name = "soft_threshold", params = {lambda = o.rho}}}}
+  local acts = {"relu", "relu", {name = "soft_threshold", params = {lambda = o.rho}}}
+  if o.five_layers then
+    acts[4] = "relu"
+    return blua.nn.mlp{784, w, w, w, w, 784, output = "identity", activation = acts}
+  end
+  return blua.nn.mlp{784, w, w, w, 784, output = "identity", activation = acts}
 end
 
 local results, grids = {}, {}
@@ -103,11 +108,12 @@ local names = {bregman = "Bregman lifted", lifted = "classical lifted", backprop
 local lines = {
   "# Sparse denoising autoencoder (Fashion-MNIST)",
   "",
-  string.format("Command: `blua scripts/autoencoder.lua%s` (σ = %g, α = %g, ρ = %g, %d epochs, %d-wide hidden layers, " ..
+  string.format("Command: `blua scripts/autoencoder.lua%s` (σ = %g, α = %g, ρ = %g, %d epochs, %s weight layers with %d-wide hidden layers, " ..
     "seeds 1..%d, %d test images; Bregman's loss weight β = %g and X-step multiplier mu = %g, every other option " ..
     "the library default for this network). " ..
     "Noisy test input: **%.2f dB**. Mean ± standard deviation over seeds.",
-    #arg > 0 and " " .. table.concat(arg, " ") or "", o.sigma, o.alpha, o.rho, o.epochs, o.width, o.seeds, o.test_size,
+    #arg > 0 and " " .. table.concat(arg, " ") or "", o.sigma, o.alpha, o.rho, o.epochs,
+    o.five_layers and "five" or "four", o.width, o.seeds, o.test_size,
     bregman_defaults.loss_weight, bregman_defaults.mu, noisy_psnr),
   "",
   "| training images | method | test PSNR (dB) | gain over noisy (dB) | test PSNR, clipped to [0, 1] (dB) | train PSNR (dB) | code zeros (%) | time (s) |",

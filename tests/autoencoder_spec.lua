@@ -30,6 +30,11 @@ describe("the autoencoder and compressed sensing scripts", function()
       assert.truthy(report:find("| 200 | " .. name .. " | ", 1, true), report)
     end
     assert.truthy(report:find("Noisy test input: **10.", 1, true), report) -- σ = 0.3: about 10.5 dB
+    out, code = run("scripts/autoencoder.lua --quick --five-layers --methods bregman --out " .. dir)
+    assert.equal(0, code, out)
+    report = support.read_file(dir .. "/autoencoder-quick.md")
+    assert.truthy(report:find("five weight layers", 1, true), report)
+    assert.truthy(report:find("| 200 | Bregman lifted | ", 1, true), report)
     out, code = run("scripts/compressed_sensing.lua --quick --out " .. dir)
     assert.equal(0, code, out)
     report = support.read_file(dir .. "/compressed_sensing-quick.md")
