@@ -100,6 +100,26 @@ describe("the epoch's thread team", function()
     blua.setNumThreads(old)
   end)
 
+  it("closes when a callback fails inside an epoch, and the next run has a team again", function()
+    local old = blua.getNumThreads()
+    blua.setNumThreads(2)
+    blua.manualSeed(5)
+    local data = {x = blua.rand(256, 20), y = blua.zeros(256, 1):fill(1)}
+    for i = 1, 256, 2 do data.y:set(i, 1, 2) end
+    for _, method in ipairs{"backprop", "bregman"} do
+      local net = blua.nn.mlp{20, 30, 2}
+      local ok, err = pcall(blua.train[method], net, data, {epochs = 2, batch = 64, verbose = false,
+        on_batch = function(_, b) if b == 3 then error("stop at batch 3") end end})
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("stop at batch 3", 1, true), err)
+      -- a callback that collects garbage and closes nothing it does not own
+      blua.train[method](net, data, {epochs = 1, batch = 64, verbose = false, eval_train = false,
+        on_batch = function() collectgarbage() end})
+      assert.are.equal(4, blua._teamStats().batches)
+    end
+    blua.setNumThreads(old)
+  end)
+
   it("gets each batch of an epoch as one batch of tasks, a task per row share", function()
     local old = blua.getNumThreads()
     blua.setNumThreads(2)
