@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 
 #include "blua/blua.h"
+#include "blua/lifted_batch.h"
 #include "blua/prox.h"
 
 #define LBLUA_TENSOR_MT "blua.Tensor"
@@ -42,6 +43,22 @@ int lblua_terminal_width(void);
 
 /* The C descriptor inside a built-in activation's `kernel` userdata (blua.Act), or a Lua error. */
 blua_act *lblua_checkact(lua_State *L, int idx);
+
+/* Shared by the lifted batch bindings (runtime/llifted.c, runtime/lop.c): the penalty name
+ * ("bregman" or "quadratic") at idx; the lists X (hidden layers), Z and G (every layer) at idx,
+ * idx + 1, idx + 2 for n layers; the spare gradients of shares 2..parts (n per share, shaped like
+ * grads) from the list at idx, or new ones left on the stack when it is nil; the options table
+ * at idx (gamma, beta, scale, forward, energies, steps, mu: the step lists stay on the stack);
+ * and the results, a list of losses per share and a list per share of the hidden energies
+ * (or nil), pushed. Errors name fname. */
+blua_penalty_kind lblua_checkpenalty(lua_State *L, int idx);
+void lblua_lifted_scratch(lua_State *L, int n, int idx, blua_tensor **X, blua_tensor **Z, blua_tensor **G,
+                          const char *fname);
+void lblua_spare_grads(lua_State *L, int idx, lua_Integer parts, int n, blua_tensor *const *grads, blua_tensor **spare,
+                       const char *fname);
+void lblua_lifted_opts(lua_State *L, int idx, blua_lifted_batch_opts *o, const char *fname);
+int lblua_lifted_results(lua_State *L, const blua_lifted_batch_opts *o, int parts, int n, const double *loss,
+                         const double *energy);
 
 /* Each binding file registers its functions into the module table on the stack top. */
 void lblua_open_tensor(lua_State *L);

@@ -20,7 +20,7 @@ static void check_act(lua_State *L, int idx, blua_act *act, const char *fname) {
   lua_pop(L, 1);
 }
 
-static blua_penalty_kind check_penalty(lua_State *L, int idx) {
+blua_penalty_kind lblua_checkpenalty(lua_State *L, int idx) {
   static const char *const names[] = {"bregman", "quadratic", NULL};
   return (blua_penalty_kind)luaL_checkoption(L, idx, NULL, names);
 }
@@ -39,7 +39,7 @@ static int l_affine(lua_State *L) {
  * is nil for a hidden next layer and the weight of the loss when the next layer is the output; 
  * one X-step of a hidden layer, in place on x; zn is overwritten by the next layer's residual. */
 static int l_xstep(lua_State *L) {
-  blua_penalty_kind kind = check_penalty(L, 1);
+  blua_penalty_kind kind = lblua_checkpenalty(L, 1);
   blua_act act, next_act;
   check_act(L, 2, &act, "xstep");
   check_act(L, 3, &next_act, "xstep");
@@ -56,7 +56,7 @@ static int l_xstep(lua_State *L) {
 
 /* blua._wgrad(penalty, act, is_output, gamma, x_prev, x, z, scale, gW, gb): z is overwritten. */
 static int l_wgrad(lua_State *L) {
-  blua_penalty_kind kind = check_penalty(L, 1);
+  blua_penalty_kind kind = lblua_checkpenalty(L, 1);
   blua_act act;
   check_act(L, 2, &act, "wgrad");
   blua_err err;
@@ -70,7 +70,7 @@ static int l_wgrad(lua_State *L) {
 
 /* blua._energy(penalty, act, is_output, gamma, x, z) → number. */
 static int l_energy(lua_State *L) {
-  blua_penalty_kind kind = check_penalty(L, 1);
+  blua_penalty_kind kind = lblua_checkpenalty(L, 1);
   blua_act act;
   check_act(L, 2, &act, "energy");
   blua_err err;
@@ -139,8 +139,8 @@ static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what, 
 /* The spare gradient tensors of shares 2..parts (each share 2L, shaped like grads) into spare:
  * from the list at idx when given (kept by the caller across batches), else new ones left on
  * the Lua stack for the call. n: the tensors per share (2L). */
-static void spare_grads(lua_State *L, int idx, lua_Integer parts, int n, blua_tensor *const *grads, blua_tensor **spare,
-                        const char *fname) {
+void lblua_spare_grads(lua_State *L, int idx, lua_Integer parts, int n, blua_tensor *const *grads, blua_tensor **spare,
+                       const char *fname) {
   lua_Integer need = (parts - 1) * n;
   if (!lua_isnoneornil(L, idx)) {
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -199,7 +199,7 @@ static int l_backprop(lua_State *L) {
   blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * 2 * n) * sizeof *spare, 0);
   int64_t rows = blua_tensor_rows(lblua_checktensor(L, 4));
   if (parts > rows) parts = rows > 0 ? rows : 1;
-  spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "backprop");
+  lblua_spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "backprop");
   double loss = 0.0;
   blua_err err;
   lblua_check(L,
@@ -218,6 +218,59 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt) {
   return v;
 }
 
+void lblua_lifted_opts(lua_State *L, int idx, blua_lifted_batch_opts *o, const char *fname) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  o->gamma = opt_number(L, idx, "gamma", 0.0);
+  o->beta = opt_number(L, idx, "beta", 1.0);
+  o->scale = opt_number(L, idx, "scale", 1.0);
+  lua_getfield(L, idx, "forward");
+  o->forward = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "energies");
+  o->energies = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  lua_getfield(L, idx, "steps");
+  lua_getfield(L, idx, "mu");
+  int steps_at = lua_gettop(L) - 1, mu_at = lua_gettop(L);
+  lua_Integer nsteps = lua_istable(L, steps_at) ? luaL_len(L, steps_at) : 0;
+  if (nsteps > INT32_MAX || (nsteps > 0 && (!lua_istable(L, mu_at) || luaL_len(L, mu_at) != nsteps)))
+    luaL_error(L, "bad X-steps in '%s': %I steps, each with its mu", fname, (LUAI_UACINT)nsteps);
+  int *steps = lua_newuserdatauv(L, (size_t)(nsteps > 0 ? nsteps : 1) * sizeof *steps, 0);
+  double *mu = lua_newuserdatauv(L, (size_t)(nsteps > 0 ? nsteps : 1) * sizeof *mu, 0);
+  for (lua_Integer i = 0; i < nsteps; i++) {
+    lua_rawgeti(L, steps_at, i + 1);
+    lua_rawgeti(L, mu_at, i + 1);
+    steps[i] = (int)luaL_checkinteger(L, -2);
+    mu[i] = luaL_checknumber(L, -1);
+    lua_pop(L, 2);
+  }
+  o->nsteps = (int)nsteps;
+  o->steps = steps;
+  o->mu = mu;
+}
+
+int lblua_lifted_results(lua_State *L, const blua_lifted_batch_opts *o, int parts, int n, const double *loss,
+                         const double *energy) {
+  lua_createtable(L, parts, 0);
+  for (int p = 0; p < parts; p++) {
+    lua_pushnumber(L, loss[p]);
+    lua_rawseti(L, -2, p + 1);
+  }
+  if (!o->energies) {
+    lua_pushnil(L);
+    return 2;
+  }
+  lua_createtable(L, parts, 0);
+  for (int p = 0; p < parts; p++) {
+    lua_createtable(L, n - 1, 0);
+    for (int l = 0; l < n - 1; l++) {
+      lua_pushnumber(L, energy[p * (n - 1) + l]);
+      lua_rawseti(L, -2, l + 1);
+    }
+    lua_rawseti(L, -2, p + 1);
+  }
+  return 2;
+}
+
 /* blua._lifted_batch(penalty, acts, W, b, x, y, X, Z, G, parts, opts, grads [, spare]) → losses, energies:
  * one inner step of lifted training of a batch in `parts` row shares (blua/lifted_batch.h).
  * acts, W, b, Z, G have one entry per layer, X one per hidden layer, grads two per layer (W1,
@@ -227,7 +280,7 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt) {
 static int l_lifted_batch(lua_State *L) {
   enum { MAXL = 64 };
   lua_settop(L, 13); /* (what the call pushes goes above the arguments) */
-  blua_lifted_batch_opts o = {.kind = check_penalty(L, 1)};
+  blua_lifted_batch_opts o = {.kind = lblua_checkpenalty(L, 1)};
   for (int i = 2; i <= 4; i++) luaL_checktype(L, i, LUA_TTABLE);
   for (int i = 7; i <= 9; i++) luaL_checktype(L, i, LUA_TTABLE);
   luaL_checktype(L, 11, LUA_TTABLE);
@@ -238,43 +291,14 @@ static int l_lifted_batch(lua_State *L) {
   blua_lifted_layer layers[MAXL];
   blua_tensor *X[MAXL], *Z[MAXL], *G[MAXL], *grads[2 * MAXL];
   check_layers(L, (int)n, 2, 3, 12, acts, layers, grads, "lifted_batch");
-  for (int l = 0; l < n; l++) {
-    X[l] = l < n - 1 ? list_tensor(L, 7, l + 1, "X", "lifted_batch") : NULL;
-    Z[l] = list_tensor(L, 8, l + 1, "Z", "lifted_batch");
-    G[l] = list_tensor(L, 9, l + 1, "G", "lifted_batch");
-  }
+  lblua_lifted_scratch(L, (int)n, 7, X, Z, G, "lifted_batch");
   lua_Integer parts = luaL_checkinteger(L, 10);
   luaL_argcheck(L, parts >= 1 && parts <= MAXPARTS, 10, "parts must be in 1..65536");
   int64_t rows = blua_tensor_rows(lblua_checktensor(L, 5));
   if (parts > rows) parts = rows > 0 ? rows : 1;
   blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * 2 * n) * sizeof *spare, 0);
-  spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "lifted_batch");
-  o.gamma = opt_number(L, 11, "gamma", 0.0);
-  o.beta = opt_number(L, 11, "beta", 1.0);
-  o.scale = opt_number(L, 11, "scale", 1.0);
-  lua_getfield(L, 11, "forward");
-  o.forward = lua_toboolean(L, -1);
-  lua_getfield(L, 11, "energies");
-  o.energies = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  lua_getfield(L, 11, "steps");
-  lua_getfield(L, 11, "mu");
-  int steps_at = lua_gettop(L) - 1, mu_at = lua_gettop(L);
-  lua_Integer nsteps = lua_istable(L, steps_at) ? luaL_len(L, steps_at) : 0;
-  if (nsteps > INT32_MAX || (nsteps > 0 && (!lua_istable(L, mu_at) || luaL_len(L, mu_at) != nsteps)))
-    return luaL_error(L, "bad X-steps in 'lifted_batch': %I steps, each with its mu", (LUAI_UACINT)nsteps);
-  int *steps = lua_newuserdatauv(L, (size_t)(nsteps > 0 ? nsteps : 1) * sizeof *steps, 0);
-  double *mu = lua_newuserdatauv(L, (size_t)(nsteps > 0 ? nsteps : 1) * sizeof *mu, 0);
-  for (lua_Integer i = 0; i < nsteps; i++) {
-    lua_rawgeti(L, steps_at, i + 1);
-    lua_rawgeti(L, mu_at, i + 1);
-    steps[i] = (int)luaL_checkinteger(L, -2);
-    mu[i] = luaL_checknumber(L, -1);
-    lua_pop(L, 2);
-  }
-  o.nsteps = (int)nsteps;
-  o.steps = steps;
-  o.mu = mu;
+  lblua_spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "lifted_batch");
+  lblua_lifted_opts(L, 11, &o, "lifted_batch");
   double *out = lua_newuserdatauv(L, (size_t)parts * (size_t)n * sizeof *out, 0); /* losses, then energies */
   double *loss = out, *energy = out + parts;
   blua_err err;
@@ -282,26 +306,16 @@ static int l_lifted_batch(lua_State *L) {
               blua_lifted_batch((int)n, layers, lblua_checktensor(L, 5), lblua_checktensor(L, 6), X, Z, G, (int)parts, &o,
                                 grads, parts > 1 ? spare : NULL, loss, o.energies ? energy : NULL, &err),
               "lifted_batch", &err);
-  int used = (int)parts;
-  lua_createtable(L, used, 0);
-  for (int p = 0; p < used; p++) {
-    lua_pushnumber(L, loss[p]);
-    lua_rawseti(L, -2, p + 1);
+  return lblua_lifted_results(L, &o, (int)parts, (int)n, loss, energy);
+}
+
+void lblua_lifted_scratch(lua_State *L, int n, int idx, blua_tensor **X, blua_tensor **Z, blua_tensor **G,
+                          const char *fname) {
+  for (int l = 0; l < n; l++) {
+    X[l] = l < n - 1 ? list_tensor(L, idx, l + 1, "X", fname) : NULL;
+    Z[l] = list_tensor(L, idx + 1, l + 1, "Z", fname);
+    G[l] = list_tensor(L, idx + 2, l + 1, "G", fname);
   }
-  if (!o.energies) {
-    lua_pushnil(L);
-    return 2;
-  }
-  lua_createtable(L, used, 0);
-  for (int p = 0; p < used; p++) {
-    lua_createtable(L, (int)n - 1, 0);
-    for (int l = 0; l < n - 1; l++) {
-      lua_pushnumber(L, energy[p * (n - 1) + l]);
-      lua_rawseti(L, -2, l + 1);
-    }
-    lua_rawseti(L, -2, p + 1);
-  }
-  return 2;
 }
 
 static const luaL_Reg funcs[] = {

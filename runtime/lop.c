@@ -15,7 +15,9 @@
  *   op:inShape(), op:outShape() → c, h, w;  op:inSize(), op:outSize();  op:kind()
  *   op:paramShapes() → {{rows, cols, bias = true|nil}, ...};  op:nparams(); tostring(op)
  *   op:clone() → the same operator with workspaces of its own
- *   blua.op.backprop(acts, ops, params, x, y, Z, X, D, G, scale, parts, grads) → loss */
+ *   blua.op.backprop(acts, ops, params, x, y, Z, X, D, G, scale, parts, grads) → loss
+ *   blua.op.lifted_batch(penalty, acts, ops, params, x, y, X, Z, G, parts, opts, grads [, spare])
+ *     → losses, energies */
 #include <string.h>
 
 #include "blua/backprop.h"
@@ -247,12 +249,50 @@ static int m_clone(lua_State *L) {
 }
 
 /* Entry i (1-based) of the array at idx, a live tensor (the array keeps it alive). */
-static blua_tensor *array_tensor(lua_State *L, int idx, int i, const char *what) {
+static blua_tensor *array_tensor(lua_State *L, int idx, int i, const char *what, const char *fname) {
   lua_rawgeti(L, idx, i);
   blua_tensor *t = lblua_totensor(L, -1);
-  if (!t) luaL_error(L, "bad argument #%d to 'backprop' (%s[%d] must be a live tensor)", idx, what, i);
+  if (!t) luaL_error(L, "bad argument #%d to '%s' (%s[%d] must be a live tensor)", idx, fname, what, i);
   lua_pop(L, 1);
   return t;
+}
+
+/* The network of a batch call: n activations from the list at acts_idx, parts x n operators
+ * (part by part) from the list at ops_idx, every layer's parameters and gradients from the
+ * lists at params_idx and grads_idx. Arrays left on the stack; returns the parameter count. */
+static int check_network(lua_State *L, lua_Integer n, lua_Integer parts, int acts_idx, int ops_idx, int params_idx,
+                         int grads_idx, blua_act **acts, blua_op ***ops_out, blua_tensor ***params_out,
+                         blua_tensor ***grads_out, const char *fname) {
+  if ((lua_Integer)lua_rawlen(L, ops_idx) != parts * n)
+    luaL_error(L, "bad operators in '%s': %d parts of %d layers need %d, got %d", fname, (int)parts, (int)n,
+               (int)(parts * n), (int)lua_rawlen(L, ops_idx));
+  blua_op **ops = lua_newuserdatauv(L, (size_t)(parts * n) * sizeof *ops, 0);
+  int np = 0;
+  for (int i = 0; i < parts * n; i++) {
+    lua_rawgeti(L, ops_idx, i + 1);
+    ops[i] = check_op(L, lua_gettop(L));
+    lua_pop(L, 1);
+    if (i < n) np += blua_op_nparams(ops[i]);
+  }
+  if ((int)lua_rawlen(L, params_idx) != np || (int)lua_rawlen(L, grads_idx) != np)
+    luaL_error(L, "bad parameters in '%s': the operators take %d, got %d parameters and %d gradients", fname, np,
+               (int)lua_rawlen(L, params_idx), (int)lua_rawlen(L, grads_idx));
+  blua_tensor **params = lua_newuserdatauv(L, (size_t)(2 * np + 1) * sizeof *params, 0), **grads = params + np;
+  for (int i = 0; i < np; i++) {
+    params[i] = array_tensor(L, params_idx, i + 1, "params", fname);
+    grads[i] = array_tensor(L, grads_idx, i + 1, "grads", fname);
+  }
+  for (int l = 0; l < n; l++) {
+    lua_rawgeti(L, acts_idx, l + 1);
+    if (!lua_istable(L, -1) || lua_getfield(L, -1, "kernel") != LUA_TUSERDATA)
+      luaL_error(L, "bad activation in '%s': layer %d's is not a built-in activation", fname, l + 1);
+    acts[l] = lblua_checkact(L, -1);
+    lua_pop(L, 2); /* the activation table keeps its kernel alive */
+  }
+  *ops_out = ops;
+  *params_out = params;
+  *grads_out = grads;
+  return np;
 }
 
 /* blua.op.backprop(acts, ops, params, x, y, Z, X, D, G, scale, parts, grads) → loss: the
@@ -270,37 +310,15 @@ static int l_backprop(lua_State *L) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1), parts = luaL_checkinteger(L, 11);
   if (n < 1 || n > MAXL) return luaL_error(L, "bad network in 'backprop': %d layers (1 to %d supported)", (int)n, MAXL);
   luaL_argcheck(L, parts >= 1 && parts <= 64, 11, "parts must be in 1..64");
-  if ((lua_Integer)lua_rawlen(L, 2) != parts * n)
-    return luaL_error(L, "bad operators in 'backprop': %d parts of %d layers need %d, got %d", (int)parts, (int)n,
-                      (int)(parts * n), (int)lua_rawlen(L, 2));
   blua_act *acts[MAXL];
-  blua_tensor *Z[MAXL], *X[MAXL], *D[MAXL], *G[MAXL];
-  blua_op **ops = lua_newuserdatauv(L, (size_t)(parts * n) * sizeof *ops, 0);
-  int np = 0;
-  for (int i = 0; i < parts * n; i++) {
-    lua_rawgeti(L, 2, i + 1);
-    ops[i] = check_op(L, lua_gettop(L));
-    lua_pop(L, 1);
-    if (i < n) np += blua_op_nparams(ops[i]);
-  }
-  if ((int)lua_rawlen(L, 3) != np || (int)lua_rawlen(L, 12) != np)
-    return luaL_error(L, "bad parameters in 'backprop': the operators take %d, got %d parameters and %d gradients", np,
-                      (int)lua_rawlen(L, 3), (int)lua_rawlen(L, 12));
-  blua_tensor **params = lua_newuserdatauv(L, (size_t)(2 * np + 1) * sizeof *params, 0), **grads = params + np;
-  for (int i = 0; i < np; i++) {
-    params[i] = array_tensor(L, 3, i + 1, "params");
-    grads[i] = array_tensor(L, 12, i + 1, "grads");
-  }
+  blua_tensor *Z[MAXL], *X[MAXL], *D[MAXL], *G[MAXL], **params, **grads;
+  blua_op **ops;
+  check_network(L, n, parts, 1, 2, 3, 12, acts, &ops, &params, &grads, "backprop");
   for (int l = 0; l < n; l++) {
-    lua_rawgeti(L, 1, l + 1);
-    if (!lua_istable(L, -1) || lua_getfield(L, -1, "kernel") != LUA_TUSERDATA)
-      return luaL_error(L, "bad activation in 'backprop': layer %d's is not a built-in activation", l + 1);
-    acts[l] = lblua_checkact(L, -1);
-    lua_pop(L, 2); /* the activation table keeps its kernel alive */
-    Z[l] = array_tensor(L, 6, l + 1, "Z");
-    X[l] = l < n - 1 ? array_tensor(L, 7, l + 1, "X") : NULL;
-    D[l] = array_tensor(L, 8, l + 1, "D");
-    G[l] = array_tensor(L, 9, l + 1, "G");
+    Z[l] = array_tensor(L, 6, l + 1, "Z", "backprop");
+    X[l] = l < n - 1 ? array_tensor(L, 7, l + 1, "X", "backprop") : NULL;
+    D[l] = array_tensor(L, 8, l + 1, "D", "backprop");
+    G[l] = array_tensor(L, 9, l + 1, "G", "backprop");
   }
   blua_tensor *x = lblua_checktensor(L, 4), *y = lblua_checktensor(L, 5);
   double loss = 0.0;
@@ -311,6 +329,47 @@ static int l_backprop(lua_State *L) {
               "backprop", &err);
   lua_pushnumber(L, loss);
   return 1;
+}
+
+/* blua.op.lifted_batch(penalty, acts, ops, params, x, y, X, Z, G, parts, opts, grads [, spare])
+ * → losses, energies: one inner step of lifted training of a batch through a network of
+ * operators, its rows in `parts` shares side by side, each on operators of its own
+ * (blua_lifted_batch_ops in blua/lifted_batch.h). acts, Z, G: one entry per layer, X one per
+ * hidden layer; ops: parts x L operators, share by share; params and grads: every layer's
+ * parameters (gradients) in order; spare: the gradient lists of shares 2..parts one after
+ * another (made for the call when absent). opts, losses and energies as for blua._lifted_batch. */
+static int l_lifted_batch(lua_State *L) {
+  enum { MAXL = 64 };
+  const char *fname = "lifted_batch";
+  lua_settop(L, 13); /* (what the call pushes goes above the arguments) */
+  blua_lifted_batch_opts o = {.kind = lblua_checkpenalty(L, 1)};
+  for (int i = 2; i <= 4; i++) luaL_checktype(L, i, LUA_TTABLE);
+  for (int i = 7; i <= 9; i++) luaL_checktype(L, i, LUA_TTABLE);
+  luaL_checktype(L, 12, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2), parts = luaL_checkinteger(L, 10);
+  if (n < 2 || n > MAXL) return luaL_error(L, "bad network in '%s': %d layers (2 to %d supported)", fname, (int)n, MAXL);
+  if (parts < 1 || parts > BLUA_LIFTED_MAX_OP_SHARES)
+    return luaL_error(L, "bad shares in '%s': %I (1 to %d with operators)", fname, (LUAI_UACINT)parts,
+                      BLUA_LIFTED_MAX_OP_SHARES);
+  blua_act *acts[MAXL];
+  blua_tensor *X[MAXL], *Z[MAXL], *G[MAXL], **params, **grads;
+  blua_op **ops;
+  int np = check_network(L, n, parts, 2, 3, 4, 12, acts, &ops, &params, &grads, fname);
+  lblua_lifted_scratch(L, (int)n, 7, X, Z, G, fname);
+  int64_t rows = blua_tensor_rows(lblua_checktensor(L, 5));
+  if (parts > rows) parts = rows > 0 ? rows : 1;
+  blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * (np > 0 ? np : 1)) * sizeof *spare, 0);
+  lblua_spare_grads(L, 13, parts, np, grads, spare, fname);
+  lblua_lifted_opts(L, 11, &o, fname);
+  double *out = lua_newuserdatauv(L, (size_t)parts * (size_t)n * sizeof *out, 0); /* losses, then energies */
+  double *loss = out, *energy = out + parts;
+  blua_err err;
+  lblua_check(L,
+              blua_lifted_batch_ops((int)n, ops, params, (const blua_act *const *)acts, lblua_checktensor(L, 5),
+                                    lblua_checktensor(L, 6), X, Z, G, (int)parts, &o, grads, parts > 1 ? spare : NULL,
+                                    loss, o.energies ? energy : NULL, &err),
+              fname, &err);
+  return lblua_lifted_results(L, &o, (int)parts, (int)n, loss, energy);
 }
 
 static int push_shape(lua_State *L, blua_shape s) {
@@ -378,6 +437,7 @@ static const luaL_Reg methods[] = {
 
 static const luaL_Reg constructors[] = {{"dense", l_dense},     {"conv2d", l_conv2d}, {"avgpool2d", l_avgpool2d},
                                         {"reshape", l_reshape}, {"chain", l_chain},   {"backprop", l_backprop},
+                                        {"lifted_batch", l_lifted_batch},
                                         {NULL, NULL}};
 
 /* blua.op.isOp(v) */

@@ -198,6 +198,20 @@ static int chunk_threads(int64_t chunks) {
   return chunks < t ? (int)chunks : t;
 }
 
+/* BLAS on one thread for a loop run on `threads` threads: a loop of one thread outside a
+ * parallel region would otherwise hand its products to every BLAS thread, whose split rounds
+ * differently (a power iteration's one sample gave another norm on two threads than on one).
+ * Returns what serial_blas_end restores. */
+static int serial_blas_begin(int threads) {
+  int saved = !omp_in_parallel() && threads == 1 ? blua_get_num_threads() : 0;
+  if (saved > 1) openblas_set_num_threads(1);
+  return saved;
+}
+
+static void serial_blas_end(int saved) {
+  if (saved > 1) blua_set_num_threads(saved);
+}
+
 /* Forward and adjoint give each sample its own outputs, so their chunks are independent: the
  * threads take whole chunks, each with its own slot of the workspace and single-threaded BLAS
  * (one parallel region per call, not three per chunk). A chunk's result does not depend on
@@ -210,6 +224,7 @@ static int conv_forward(blua_op *op, const float *const *params, int64_t n, cons
   conv_space ws;
   if (conv_ws(op, &g, nb, threads, 0, &ws, err)) return BLUA_ERROR;
   const float *W = params[0], *b = params[1];
+  int saved = serial_blas_begin(threads);
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
   for (int64_t ch = 0; ch < chunks; ch++) {
     int64_t s0 = ch * nb, m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
@@ -226,6 +241,7 @@ static int conv_forward(blua_op *op, const float *const *params, int64_t n, cons
         for (int64_t q = 0; q < g.P; q++) dst[q] = src[q] + bias;
       }
   }
+  serial_blas_end(saved);
   return BLUA_OK;
 }
 
@@ -237,6 +253,7 @@ static int conv_adjoint(blua_op *op, const float *const *params, int64_t n, cons
   conv_space ws;
   if (conv_ws(op, &g, nb, threads, 0, &ws, err)) return BLUA_ERROR;
   int64_t nin = g.C * g.H * g.W;
+  int saved = serial_blas_begin(threads);
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
   for (int64_t ch = 0; ch < chunks; ch++) {
     int64_t s0 = ch * nb, m = n - s0 < nb ? n - s0 : nb, ldc = m * g.P;
@@ -255,6 +272,7 @@ static int conv_adjoint(blua_op *op, const float *const *params, int64_t n, cons
       col2im(&g, ws.mask, col + s * g.P, ldc, dst);
     }
   }
+  serial_blas_end(saved);
   return BLUA_OK;
 }
 
@@ -295,15 +313,14 @@ static int conv_wgrad(blua_op *op, const float *const *params, int64_t n, const 
     /* a slot per half, then the second half's C_out x K sum */
     if (conv_ws(op, &g, nb, halves, g.Co * g.K, &ws, err)) return BLUA_ERROR;
     float *second = ws.extra;
-    int saved = !omp_in_parallel() && threads == 1 ? blua_get_num_threads() : 0;
-    if (saved > 1) openblas_set_num_threads(1);
+    int saved = serial_blas_begin(threads);
 #pragma omp parallel for num_threads(threads) if (threads > 1)
     for (int h = 0; h < halves; h++) {
       int64_t first = n * h / halves, count = n * (h + 1) / halves - first;
       wgrad_rows(&g, ws.mask, count, nb, x + first * ldx, ldx, r + first * ldr, ldr, ws.col + h * ws.slot,
                  ws.T + h * ws.slot, h == 0 ? dW : second, alpha, h == 0 ? beta : 0.0f);
     }
-    if (saved > 1) blua_set_num_threads(saved);
+    serial_blas_end(saved);
     if (halves == 2)
       for (int64_t k = 0; k < g.Co * g.K; k++) dW[k] += second[k];
   }

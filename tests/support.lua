@@ -1,5 +1,5 @@
 -- Small helpers shared by the specs (required as "tests.support" from the repo root): files,
--- and running the blua command.
+-- running the blua command, and comparing training runs.
 local support = {}
 
 support.exe = os.getenv("BLUA_EXE") or "build/blua"
@@ -87,6 +87,34 @@ function support.tempdir(teardown)
   assert(os.execute("mkdir -p " .. support.quote(dir)))
   teardown(function() os.execute("rm -rf " .. support.quote(dir)) end)
   return dir
+end
+
+-- Whether two networks hold the same parameters, bit for bit (as floats).
+function support.same_params(a, b)
+  for i, p in ipairs(a:parameters()) do
+    if (p - b:parameters()[i]):abs():max() ~= 0 then return false end
+  end
+  return true
+end
+
+-- Trains make() with `method` on data with options o, once with the lifted trainers' C batch
+-- step and once share by share (lifted.c_batch = false), and asserts that both end with the
+-- same parameters, loss and energy in the last epoch.
+function support.assert_paths_agree(method, make, data, o)
+  local blua, lifted = require "blua", require "blua.train.lifted"
+  local runs = {}
+  for k, c_batch in ipairs{true, false} do
+    local net = make()
+    lifted.c_batch = c_batch
+    local ok, h = pcall(blua.train[method], net, data, o)
+    lifted.c_batch = true
+    assert(ok, h)
+    runs[k] = {net = net, h = h}
+  end
+  assert(support.same_params(runs[1].net, runs[2].net), method .. ": the parameters differ")
+  local last = #runs[1].h
+  assert(runs[2].h[last].loss == runs[1].h[last].loss, method .. ": the losses differ")
+  assert(runs[2].h[last].energy == runs[1].h[last].energy, method .. ": the energies differ")
 end
 
 return support

@@ -1,12 +1,13 @@
 /* One inner step of lifted training (Bregman or classical) of a mini-batch in one call, for a
- * stack of dense layers with built-in activations: per row share (blua/shares.h) the forward
- * pass, the X-sweeps, the hidden energies and the W-gradients, the shares side by side on the
- * OpenMP threads. It computes exactly what lua/blua/train/lifted.lua computes with the same
+ * stack of dense layers or of operators (blua/op.h) with built-in activations: per row share
+ * (blua/shares.h) the forward pass, the X-sweeps, the hidden energies and the W-gradients, the
+ * shares side by side as tasks of the thread team (blua/team.h). It computes exactly what lua/blua/train/lifted.lua computes with the same
  * kernels share after share (docs/design.md, "Threads and speed"). */
 #ifndef BLUA_LIFTED_BATCH_H
 #define BLUA_LIFTED_BATCH_H
 
 #include "blua/lifted.h"
+#include "blua/op.h"
 
 typedef struct blua_lifted_batch_opts {
   blua_penalty_kind kind;
@@ -32,5 +33,22 @@ int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor 
                       blua_tensor *const *X, blua_tensor *const *Z, blua_tensor *const *G, int parts,
                       const blua_lifted_batch_opts *opts, blua_tensor *const *grads, blua_tensor *const *spare,
                       double *loss, double *energy, blua_err *err);
+
+/* Most shares of a batch of operators (each share runs on operators of its own). */
+#define BLUA_LIFTED_MAX_OP_SHARES 64
+
+/* blua_lifted_batch for a network of operators: ops[p L + l] is layer l's operator for share p
+ * (parts x L of them, each share's its own: clones of share 0's, blua_op_clone), params every
+ * layer's parameters in layer order (blua_op_nparams(ops[l]) each), acts[l] the activation after
+ * layer l; grads shaped like params, spare (parts - 1) more such lists, share after share.
+ * Z[l], G[l] have the output width of layer l, X[l] too (hidden layers). A dense operator runs
+ * the dense kernels above, so a dense network gives the bits of blua_lifted_batch; any other
+ * operator its forward, adjoint and wgrad, the X-step of the layer before it as residual,
+ * adjoint and prox. 1 <= parts <= BLUA_LIFTED_MAX_OP_SHARES. */
+int blua_lifted_batch_ops(int L, blua_op *const *ops, blua_tensor *const *params, const blua_act *const *acts,
+                          const blua_tensor *x, const blua_tensor *y, blua_tensor *const *X, blua_tensor *const *Z,
+                          blua_tensor *const *G, int parts, const blua_lifted_batch_opts *opts,
+                          blua_tensor *const *grads, blua_tensor *const *spare, double *loss, double *energy,
+                          blua_err *err);
 
 #endif

@@ -24,24 +24,7 @@ local c_path = lifted.dense_builtin
 -- every activation is built in (blua.op.backprop): the shares side by side, each on its own
 -- operators with single-threaded kernels, so that a second thread works without a hand-off
 -- per kernel.
-local function op_path(net, l1, parts)
-  if l1 and next(l1) or blua.op == nil or parts > 64 then return nil end -- (blua.op.backprop: 64 parts at most)
-  local L = net:nLayers()
-  local acts, per_part, params = {}, {}, {}
-  for l = 1, L do
-    local a, b = net:activation(l), net:block(l)
-    if not a.builtin then return nil end
-    local ops = b:ops(parts)
-    if not ops then return nil end
-    acts[l], per_part[l] = a, ops
-    for _, p in ipairs(b:params()) do params[#params + 1] = p end
-  end
-  local ops = {}
-  for p = 1, parts do
-    for l = 1, L do ops[(p - 1) * L + l] = per_part[l][p] end
-  end
-  return acts, ops, params
-end
+local op_path = lifted.op_path
 
 -- The gradient tensors of a dense network as one list (W1, b1, W2, ...), per gradient table.
 local flat_grads = setmetatable({}, {__mode = "k"})

@@ -310,13 +310,15 @@ end
 -- rank holds one part and `sum` adds a tensor over the ranks (train/distributed.lua); with
 -- parts of the same rows a single process computes the same bits.
 --
--- A network of dense blocks with built-in activations and no L1 term runs each inner step in
--- one C call (blua._lifted_batch) that runs the shares side by side on the threads; other
--- networks run the shares one after another here. Both take the same steps with the same
+-- A network with built-in activations and no L1 term, of dense blocks or of operators, runs
+-- each inner step in one C call (blua._lifted_batch, blua.op.lifted_batch) that runs the
+-- shares side by side as tasks of the thread team; other networks run the shares one after
+-- another here. Both take the same steps with the same
 -- kernels, so they compute the same bits.
 function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum)
-  local acts = parts.whole and lifted.c_batch_path(net, o)
-  if acts then return lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts) end
+  local acts, ops, params
+  if parts.whole then acts, ops, params = lifted.c_batch_path(net, o, #parts) end
+  if acts then return lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts, ops, params) end
   local L = net:nLayers()
   local scale = 1 / rows
   local batches, loss = {}, 0
@@ -382,18 +384,46 @@ function lifted.dense_builtin(net, l1)
   return acts
 end
 
--- The activations of a network whose batches the C batch step can run, else nil.
--- (lifted.c_batch = false forces the share-by-share path, for checks.)
-lifted.c_batch = true
-function lifted.c_batch_path(net, o)
-  if not lifted.c_batch or net:nLayers() < 2 then return nil end
-  return lifted.dense_builtin(net, o.l1_layers)
+-- A network with other blocks (convolutions, pools) runs its batches in C through its
+-- operators when every activation is built in and there is no L1 term: acts, the operators of
+-- `parts` row shares (share by share, each share's its own: block:ops(parts)) and every
+-- block's parameters in order; else nil. (blua.op.backprop and blua.op.lifted_batch take 64
+-- shares at most.)
+function lifted.op_path(net, l1, parts)
+  if l1 and next(l1) or blua.op == nil or parts > 64 then return nil end
+  local L = net:nLayers()
+  local acts, per_part, params = {}, {}, {}
+  for l = 1, L do
+    local a, b = net:activation(l), net:block(l)
+    if not a.builtin then return nil end
+    local ops = b:ops(parts)
+    if not ops then return nil end
+    acts[l], per_part[l] = a, ops
+    for _, p in ipairs(b:params()) do params[#params + 1] = p end
+  end
+  local ops = {}
+  for p = 1, parts do
+    for l = 1, L do ops[(p - 1) * L + l] = per_part[l][p] end
+  end
+  return acts, ops, params
 end
 
--- lifted.batch_step in one C call per inner step. The step sizes are computed here first,
--- with the power-iteration calls in the order and number the share-by-share path makes them
--- (they depend on the weights and the warm starts only, not on X).
-function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts)
+-- The activations of a network whose batches of `parts` shares (default o.batch_shards) the C
+-- batch step can run, else nil; for a network of operators also its operators and parameters
+-- (lifted.op_path). (lifted.c_batch = false forces the share-by-share path, for checks.)
+lifted.c_batch = true
+function lifted.c_batch_path(net, o, parts)
+  if not lifted.c_batch or net:nLayers() < 2 then return nil end
+  local acts = lifted.dense_builtin(net, o.l1_layers)
+  if acts then return acts end
+  return lifted.op_path(net, o.l1_layers, parts or o.batch_shards or 1)
+end
+
+-- lifted.batch_step in one C call per inner step (blua._lifted_batch for dense layers,
+-- blua.op.lifted_batch for operators). The step sizes are computed here first, with the
+-- power-iteration calls in the order and number the share-by-share path makes them (they
+-- depend on the weights and the warm starts only, not on X).
+function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts, ops, params)
   local L = net:nLayers()
   local scale = 1 / rows
   local whole = parts.whole
@@ -401,8 +431,11 @@ function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, act
   local order = sweep_order(L, o.order)
   local anchor = lifted.anchor(o, stepper)
   local flat, X = {}, {}
-  for l = 1, L do flat[2 * l - 1], flat[2 * l] = stepper.block_grads[l][1], stepper.block_grads[l][2] end
+  for _, list in ipairs(stepper.block_grads) do
+    for _, g in ipairs(list) do flat[#flat + 1] = g end
+  end
   for l = 1, L - 1 do X[l] = ws.X[l] end
+  local spare = lifted.spare_flat(stepper.block_grads, #parts)
   local copts = {gamma = o.gamma or 0, beta = o.loss_weight or 1, scale = scale}
   local loss, energies = 0, nil
   for k = 1, o.inner do
@@ -414,8 +447,14 @@ function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, act
       end
     end
     copts.forward, copts.energies, copts.steps, copts.mu = k == 1, k == o.inner and o.track_energy, steps, mu
-    local losses, es = blua._lifted_batch(penalty, acts, net.W, net.b, whole.x, whole.y, X, ws.Z, ws.G, #parts, copts, flat,
-      lifted.spare_flat(stepper.block_grads, #parts))
+    local losses, es
+    if ops then
+      losses, es = blua.op.lifted_batch(penalty, acts, ops, params, whole.x, whole.y, X, ws.Z, ws.G, #parts, copts, flat,
+        spare)
+    else
+      losses, es = blua._lifted_batch(penalty, acts, net.W, net.b, whole.x, whole.y, X, ws.Z, ws.G, #parts, copts, flat,
+        spare)
+    end
     if k == 1 then
       for _, e in ipairs(losses) do loss = loss + e * scale end
     end
