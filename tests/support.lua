@@ -98,15 +98,18 @@ function support.same_params(a, b)
 end
 
 -- Trains make() with `method` on data with options o, once with the lifted trainers' C batch
--- step and once share by share (lifted.c_batch = false), and asserts that both end with the
--- same parameters, loss and energy in the last epoch.
-function support.assert_paths_agree(method, make, data, o)
+-- step and once share by share (lifted.c_batch = false; on share_threads threads when given),
+-- and asserts that both end with the same parameters, loss and energy in the last epoch.
+function support.assert_paths_agree(method, make, data, o, share_threads)
   local blua, lifted = require "blua", require "blua.train.lifted"
   local runs = {}
   for k, c_batch in ipairs{true, false} do
     local net = make()
     lifted.c_batch = c_batch
+    local threads = o.threads
+    if not c_batch then o.threads = share_threads or threads end
     local ok, h = pcall(blua.train[method], net, data, o)
+    o.threads = threads
     lifted.c_batch = true
     assert(ok, h)
     runs[k] = {net = net, h = h}

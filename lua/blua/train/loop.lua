@@ -180,7 +180,9 @@ local function team_pays(method, net, o, dist)
   -- (a run inside a coroutine may yield from on_batch: a C call cannot be yielded across)
   if coroutine.isyieldable() then return false end
   if method == "backprop" then return backprop.one_call(net, o.l1_layers, o.batch_shards) end
-  return lifted.c_batch_path(net, o) ~= nil
+  -- (the lifted trainers' C batch step, for dense layers or operators; a data-parallel rank's
+  -- batch is one share)
+  return lifted.c_batch_path(net, o, dist and 1 or nil) ~= nil
 end
 
 -- A whole training run of `method`; returns the per-epoch history.
