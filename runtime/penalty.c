@@ -6,15 +6,18 @@
 
 #include "blua/penalty.h"
 #include "act_kernels.h"
+#include "ordered_sum.h"
 #include "vmath.h"
 
 
 
-/* Elementwise sums: simd lets the compiler vectorise the piecewise-linear kinds (written for it,
- * see pos/neg below); row sums stay scalar. Chunks are dealt dynamically (see prox.c). */
-#define PAR_SUM(acc) \
-  _Pragma("omp parallel for simd schedule(dynamic, chunk) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
-#define PAR_SUM_ROWS(acc) _Pragma("omp parallel for schedule(static) reduction(+ : acc) if (n > BLUA_OMP_THRESHOLD)")
+/* Every sum is an ordered sum of blocks (ordered_sum.h), so an energy does not depend on the
+ * thread count. Within a block, simd lets the compiler vectorise the piecewise-linear kinds
+ * (written for it, see pos/neg below); row sums stay scalar. */
+#define PAR (n > BLUA_OMP_THRESHOLD)
+_Static_assert(ORDERED_SUM_BLOCK % SMOOTH_BLOCK == 0, "smooth blocks must not straddle the sum's blocks");
+#define ELEMENT_SUM(acc, TERM) \
+  ORDERED_SUM(acc, n, PAR, _Pragma("omp simd reduction(+ : bsum)") for (int64_t i = lo; i < hi; i++) bsum += TERM)
 
 /* x log x (0 at 0), with the vectorisable log of vmath.h; the argument of vm_log is kept
  * positive so that entries the select discards compute nothing odd. */
@@ -125,16 +128,13 @@ SMOOTH_SUM_BLOCK(smooth_conj_block, (blua_act_kind kind, const float *z, int64_t
 SMOOTH_SUM_BLOCK(smooth_bregman_block, (blua_act_kind kind, const float *y, const float *z, int64_t n),
                  bregman1(k, 0, 0, y[j], z[j]))
 
-/* acc += the sum of CALL(i, len) over the blocks of n entries, in parallel above the threshold. */
-#define SMOOTH_SUM(n, acc, CALL)                                                                      \
-  do {                                                                                                \
-    const int64_t n_ = (n);                                                                           \
-    _Pragma("omp parallel for schedule(dynamic, 8) reduction(+ : acc) if (n_ > BLUA_OMP_THRESHOLD)") \
-    for (int64_t i = 0; i < n_; i += SMOOTH_BLOCK) {                                                  \
-      int64_t len = n_ - i < SMOOTH_BLOCK ? n_ - i : SMOOTH_BLOCK;                                    \
-      acc += CALL;                                                                                    \
-    }                                                                                                 \
-  } while (0)
+/* acc += the sum of CALL(i, len) over the SMOOTH_BLOCK blocks of n entries, an ordered sum
+ * (ORDERED_SUM_BLOCK is a multiple of SMOOTH_BLOCK). */
+#define SMOOTH_SUM(n, acc, CALL)                                          \
+  ORDERED_SUM(acc, n, PAR, for (int64_t i = lo; i < hi; i += SMOOTH_BLOCK) { \
+    int64_t len = hi - i < SMOOTH_BLOCK ? hi - i : SMOOTH_BLOCK;            \
+    bsum += CALL;                                                           \
+  })
 
 /* ---- operands ---- */
 
@@ -188,26 +188,24 @@ int blua_act_psi(const blua_act *act, const blua_tensor *u, double *result, blua
   const double a = act->a, b = act->b;
   int64_t n = blua_tensor_nelement(u);
   double acc = 0.0;
-  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = blua_tensor_rows(u), cols = blua_tensor_cols(u);
-    PAR_SUM_ROWS(acc)
-    for (int64_t i = 0; i < rows; i++) {
+    ORDERED_SUM(acc, rows, PAR, for (int64_t i = lo; i < hi; i++) {
       const float *r = x + i * cols;
       double s;
       if (!on_simplex(r, cols, &s)) {
-        acc += INFINITY;
+        bsum += INFINITY;
         continue;
       }
       double t = 0.0;
       for (int64_t j = 0; j < cols; j++) t += xlogx(r[j]) - 0.5 * (double)r[j] * r[j];
-      acc += t;
-    }
+      bsum += t;
+    });
   } else if (is_smooth(act->kind)) {
     const blua_act_kind kind = act->kind;
     SMOOTH_SUM(n, acc, smooth_psi_block(kind, x + i, len));
   } else {
-#define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += psi1(K, a, b, x[i])
+#define LOOP(K) ELEMENT_SUM(acc, psi1(K, a, b, x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -224,20 +222,18 @@ int blua_act_conj(const blua_act *act, const blua_tensor *z, double *result, blu
   const double a = act->a, b = act->b;
   int64_t n = blua_tensor_nelement(z);
   double acc = 0.0;
-  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
-    PAR_SUM_ROWS(acc)
-    for (int64_t i = 0; i < rows; i++) {
+    ORDERED_SUM(acc, rows, PAR, for (int64_t i = lo; i < hi; i++) {
       double m, logs;
       logsumexp_row(x + i * cols, cols, &m, &logs);
-      acc += m + logs;
-    }
+      bsum += m + logs;
+    });
   } else if (is_smooth(act->kind)) {
     const blua_act_kind kind = act->kind;
     SMOOTH_SUM(n, acc, smooth_conj_block(kind, x + i, len));
   } else {
-#define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += conj1(K, a, b, x[i])
+#define LOOP(K) ELEMENT_SUM(acc, conj1(K, a, b, x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -260,28 +256,26 @@ int blua_act_bregman(const blua_act *act, const blua_tensor *y, const blua_tenso
   const double a = act->a, b = act->b;
   int64_t n = blua_tensor_nelement(z);
   double acc = 0.0;
-  const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     /* Σ y log y + logsumexp(z) − ⟨y, z⟩ = Σ_j y_j (log y_j − logsoftmax_j) + lse (1 − Σ y). */
     int64_t rows = blua_tensor_rows(z), cols = blua_tensor_cols(z);
-    PAR_SUM_ROWS(acc)
-    for (int64_t i = 0; i < rows; i++) {
+    ORDERED_SUM(acc, rows, PAR, for (int64_t i = lo; i < hi; i++) {
       const float *yi = yy + i * cols, *zi = x + i * cols;
       double s, m, logs;
       if (!on_simplex(yi, cols, &s)) {
-        acc += INFINITY;
+        bsum += INFINITY;
         continue;
       }
       logsumexp_row(zi, cols, &m, &logs);
       double t = (m + logs) * (1.0 - s);
       for (int64_t j = 0; j < cols; j++) t += xlogx(yi[j]) - yi[j] * ((double)zi[j] - m - logs);
-      acc += t;
-    }
+      bsum += t;
+    });
   } else if (is_smooth(act->kind)) {
     const blua_act_kind kind = act->kind;
     SMOOTH_SUM(n, acc, smooth_bregman_block(kind, yy + i, x + i, len));
   } else {
-#define LOOP(K) PAR_SUM(acc) for (int64_t i = 0; i < n; i++) acc += bregman1(K, a, b, yy[i], x[i])
+#define LOOP(K) ELEMENT_SUM(acc, bregman1(K, a, b, yy[i], x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -306,12 +300,7 @@ int blua_quadratic_penalty(const blua_tensor *y, const blua_tensor *z, double ga
   }
   int64_t n = blua_tensor_nelement(y);
   double acc = 0.0;
-  const int64_t chunk = chunk_of(BLUA_ACT_IDENTITY, n);
-  PAR_SUM(acc)
-  for (int64_t i = 0; i < n; i++) {
-    double d = (double)yy[i] - x[i];
-    acc += d * d;
-  }
+  ELEMENT_SUM(acc, ((double)yy[i] - x[i]) * ((double)yy[i] - x[i]));
   blua_tensor_release(hy);
   blua_tensor_release(hz);
   *result = 0.5 * gamma * acc;

@@ -10,6 +10,7 @@
 
 #include "blua/random.h"
 #include "blua/team.h"
+#include "ordered_sum.h"
 
 /* ---- storage and creation ---- */
 
@@ -752,16 +753,16 @@ int blua_tensor_add_rowvec(blua_tensor *r, const blua_tensor *a, float alpha, co
 
 /* ---- reductions ---- */
 
+/* Sums are ordered sums of blocks of runs (ordered_sum.h): the same value for any thread count. */
 double blua_tensor_sum(const blua_tensor *t) {
   int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
   double acc = 0.0;
-#pragma omp parallel for reduction(+ : acc) if (BIG(runs * len))
-  for (int64_t i = 0; i < runs; i++) {
+  ORDERED_SUM(acc, runs, BIG(runs * len), for (int64_t i = lo; i < hi; i++) {
     const float *p = RUN(t, i);
     double rs = 0.0;
     for (int64_t j = 0; j < len; j++) rs += p[j * s];
-    acc += rs;
-  }
+    bsum += rs;
+  });
   return acc;
 }
 
@@ -769,13 +770,12 @@ double blua_tensor_dot(const blua_tensor *a, const blua_tensor *b) {
   if (!blua_tensor_same_shape(a, b)) return NAN;
   int64_t runs = blua_tensor_runs(a), len = a->size[LAST(a)], as = a->stride[LAST(a)], bs = b->stride[LAST(b)];
   double acc = 0.0;
-#pragma omp parallel for reduction(+ : acc) if (BIG(runs * len))
-  for (int64_t i = 0; i < runs; i++) {
+  ORDERED_SUM(acc, runs, BIG(runs * len), for (int64_t i = lo; i < hi; i++) {
     const float *pa = RUN(a, i), *pb = RUN(b, i);
     double rs = 0.0;
     for (int64_t j = 0; j < len; j++) rs += (double)pa[j * as] * pb[j * bs];
-    acc += rs;
-  }
+    bsum += rs;
+  });
   return acc;
 }
 

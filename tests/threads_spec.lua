@@ -154,3 +154,38 @@ describe("training inside a coroutine", function()
     end
   end)
 end)
+
+-- Sums of many entries are ordered sums of fixed blocks, not OpenMP reductions, so a reported
+-- energy or loss does not change with the thread count (nor from run to run).
+describe("sums over many entries", function()
+  local blua = require "blua"
+  it("are the same with 1 and 2 threads: tensor sums, penalties and energies", function()
+    local old = blua.getNumThreads()
+    blua.manualSeed(9)
+    local z = blua.randn(3000, 70) * 3       -- 210 000 entries, far above the parallel threshold
+    local u = blua.rand(3000, 70)
+    local p = blua.activation.get("softmax"):forward(z)
+    local function values()
+      local out = {z:sum(), z:norm(), z:dot(u), blua.activation.quadratic_penalty(u, z, 0.5)}
+      for _, name in ipairs{"relu", "sigmoid", "tanh", "soft_threshold", "identity"} do
+        local a = blua.activation.get(name)
+        local x = a:forward(z)
+        out[#out + 1] = a:bregman(x, z * 0.9)
+        out[#out + 1] = a:psi(x)
+        out[#out + 1] = a:conj(z)
+      end
+      local s = blua.activation.get("softmax")
+      out[#out + 1] = s:bregman(p, z * 0.9)
+      out[#out + 1] = s:conj(z)
+      return out
+    end
+    blua.setNumThreads(1)
+    local one = values()
+    blua.setNumThreads(2)
+    for _ = 1, 3 do
+      local two = values()
+      for i, v in ipairs(one) do assert.are.equal(v, two[i], "value " .. i) end
+    end
+    blua.setNumThreads(old)
+  end)
+end)
