@@ -117,8 +117,10 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
     result = block_make(&blocks[p], L, x, y, Z, X, D, G, grads, own, first, count, err);
   }
   if (result == BLUA_OK) {
+    double work = 0.0; /* (multiply-adds of one share's forward pass) */
+    for (int l = 0; l < L; l++) work += (double)(rows / parts) * (double)blua_tensor_nelement(layers[l].W);
     run_ctx ctx = {blocks, L, layers, wt, scale};
-    blua_team_for(parts, blua_shares_side_by_side(parts), run_task, &ctx);
+    blua_team_for(parts, blua_shares_side_by_side(parts, work), run_task, &ctx);
     *loss = 0.0;
     for (int p = 0; p < parts && result == BLUA_OK; p++) {
       if (blocks[p].status) {

@@ -3,6 +3,7 @@
  * operator records and single-threaded kernels. As in backprop.c, every tensor view a part
  * needs is made before the parallel loop and released after it (reference counts are not
  * atomic); inside, a part touches only its own views, operators and gradient tensors. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "blua/backprop.h"
@@ -129,7 +130,7 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
   }
   if (result == BLUA_OK) {
     run_ctx ctx = {bs, L, ops, params, off, acts, scale};
-    blua_team_for(parts, blua_shares_side_by_side(parts), run_task, &ctx);
+    blua_team_for(parts, blua_shares_side_by_side(parts, INFINITY), run_task, &ctx); /* (operators: big) */
     *loss = 0.0;
     /* The parts' sums in part order. */
     for (int p = 0; p < parts && result == BLUA_OK; p++) {

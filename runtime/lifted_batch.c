@@ -256,7 +256,10 @@ static int run_batch(net_desc *n, const blua_tensor *x, const blua_tensor *y, bl
   if (result == BLUA_OK && o->energies && !energy) result = blua_fail(err, "no room for the energies");
   if (result == BLUA_OK) {
     /* (the X-step makes views of chunks of shares over 4096 rows: those run one after another) */
-    int side_by_side = largest <= BLUA_XSTEP_CHUNK_ROWS && blua_shares_side_by_side(parts);
+    double work = 0.0; /* (multiply-adds of one share's forward pass; operators count as big) */
+    for (int l = 0; l < L; l++)
+      work += n->is_op[l] ? INFINITY : (double)largest * (double)blua_tensor_nelement(n->layer[l].W);
+    int side_by_side = largest <= BLUA_XSTEP_CHUNK_ROWS && blua_shares_side_by_side(parts, work);
     run_ctx ctx = {shares, n, o};
     if (largest <= BLUA_XSTEP_CHUNK_ROWS) blua_team_for(parts, side_by_side, run_task, &ctx);
     else

@@ -1,6 +1,8 @@
 /* See blua/shares.h. */
 #include "blua/shares.h"
 
+#include "blua/team.h"
+
 #include <omp.h>
 
 void blua_share_bounds(int64_t rows, int parts, int p, int64_t *first, int64_t *count) {
@@ -10,6 +12,7 @@ void blua_share_bounds(int64_t rows, int parts, int p, int64_t *first, int64_t *
   *count = base + (p < extra ? 1 : 0);
 }
 
-int blua_shares_side_by_side(int parts) {
-  return parts >= 2 && omp_get_max_threads() >= 2 && !omp_in_parallel();
+int blua_shares_side_by_side(int parts, double work) {
+  return parts >= 2 && omp_get_max_threads() >= 2 && (!omp_in_parallel() || blua_team_active()) &&
+         !(work < BLUA_SHARE_MIN_WORK);
 }

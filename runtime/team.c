@@ -157,7 +157,7 @@ static void adapt(int others) {
 
 void blua_team_for(int n, int side_by_side, void (*task)(void *ctx, int i), void *ctx) {
   if (n <= 0) return;
-  if (!is_opener || n == 1) {
+  if (!is_opener || n == 1 || !side_by_side) {
     if (!is_opener && side_by_side && n > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(dynamic, 1)
       for (int i = 0; i < n; i++) task(ctx, i);
@@ -207,7 +207,7 @@ void blua_team_range(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t lo,
     return;
   }
   range_job r = {fn, ctx, n, parts};
-  blua_team_for(parts, 0, range_task, &r);
+  blua_team_for(parts, 1, range_task, &r);
 }
 
 void blua_team_get_stats(blua_team_stats *out) { *out = team.stats; }

@@ -104,10 +104,10 @@ describe("the epoch's thread team", function()
     local old = blua.getNumThreads()
     blua.setNumThreads(2)
     blua.manualSeed(5)
-    local data = {x = blua.rand(256, 20), y = blua.zeros(256, 1):fill(1)}
+    local data = {x = blua.rand(256, 200), y = blua.zeros(256, 1):fill(1)}
     for i = 1, 256, 2 do data.y:set(i, 1, 2) end
     for _, method in ipairs{"backprop", "bregman"} do
-      local net = blua.nn.mlp{20, 30, 2}
+      local net = blua.nn.mlp{200, 60, 2} -- (shares big enough for the team, weights too small to split)
       local ok, err = pcall(blua.train[method], net, data, {epochs = 2, batch = 64, verbose = false,
         on_batch = function(_, b) if b == 3 then error("stop at batch 3") end end})
       assert.is_false(ok)
@@ -124,13 +124,18 @@ describe("the epoch's thread team", function()
     local old = blua.getNumThreads()
     blua.setNumThreads(2)
     blua.manualSeed(3)
-    local data = {x = blua.rand(256, 20), y = blua.zeros(256, 1):fill(1)}
+    local data = {x = blua.rand(256, 200), y = blua.zeros(256, 1):fill(1)}
     for i = 1, 256, 2 do data.y:set(i, 1, 2) end
-    local net = blua.nn.mlp{20, 30, 2}
+    local net = blua.nn.mlp{200, 60, 2}
     blua.train.backprop(net, data, {epochs = 2, batch = 64, verbose = false, eval_train = false})
     local s = blua._teamStats() -- (the last epoch's team: 4 batches of 2 shares)
     assert.are.equal(4, s.batches)
     assert.are.equal(8, s.caller + s.others)
+    -- shares of a few microseconds each run one after another on the caller
+    local tiny = blua.nn.mlp{8, 4, 2}
+    blua.train.backprop(tiny, {x = data.x:narrow(2, 1, 8):clone(), y = data.y},
+      {epochs = 1, batch = 64, verbose = false, eval_train = false})
+    assert.are.equal(0, blua._teamStats().batches)
     blua.setNumThreads(old)
   end)
 end)

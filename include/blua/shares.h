@@ -11,11 +11,15 @@
  * differing by at most one, the earlier shares taking the extra rows. */
 void blua_share_bounds(int64_t rows, int parts, int p, int64_t *first, int64_t *count);
 
-/* Whether the shares of a batch run side by side on the OpenMP threads: whenever there are
- * two shares and two threads. Each share's products then run on one BLAS thread. One after
- * another (one thread), they do too; so the bits are the same either way. Measured on the
- * 784-1024-1024-10 network, the shares side by side were also faster than the shares one after
- * another with two-thread products (RESULTS.md, "Speed"). */
-int blua_shares_side_by_side(int parts);
+/* Whether the shares of a batch run side by side on the threads (the epoch's team, or an
+ * OpenMP loop outside one): when there are two shares and two threads, and each share has
+ * `work` multiply-adds per pass or more (a share of a few microseconds costs more to hand
+ * over than it saves). Each share's products run on one BLAS thread either way, so the bits
+ * are the same. Measured on the 784-1024-1024-10 network, the shares side by side were also
+ * faster than the shares one after another with two-thread products (RESULTS.md, "Speed"). */
+int blua_shares_side_by_side(int parts, double work);
+
+/* Multiply-adds of one pass over a share below which its shares run one after another. */
+#define BLUA_SHARE_MIN_WORK 2.0e5
 
 #endif

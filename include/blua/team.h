@@ -31,9 +31,9 @@ int blua_team_open(int (*body)(void *ctx), void *ctx);
  * inside one of its tasks). */
 int blua_team_active(void);
 
-/* Runs task(ctx, i) for i = 0..n-1: on the open team when blua_team_active(), else in an
- * OpenMP loop when side_by_side is set and there is no enclosing parallel region, else one
- * after another on the calling thread. Which thread runs which task is not fixed, so a task's
+/* Runs task(ctx, i) for i = 0..n-1 when side_by_side is set: on the open team when
+ * blua_team_active(), else in an OpenMP loop when there is no enclosing parallel region;
+ * otherwise one after another on the calling thread. Which thread runs which task is not fixed, so a task's
  * result must depend on i alone. */
 void blua_team_for(int n, int side_by_side, void (*task)(void *ctx, int i), void *ctx);
 
