@@ -37,7 +37,7 @@ static struct {
   pthread_mutex_t mu;
   pthread_cond_t wake;
   /* kept by the opening thread only */
-  int late_run, probe_in;
+  int late_run, probe_in, size;
   blua_team_stats stats;
 } team = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
@@ -108,7 +108,10 @@ static void wake_all(void) {
 }
 
 int blua_team_open(int (*body)(void *ctx), void *ctx) {
-  int threads = blua_get_num_threads();
+  /* (never more threads than processors: waiting threads spin, and a spinning thread without
+   * a core of its own takes one from a thread that works) */
+  int threads = blua_get_num_threads(), procs = omp_get_num_procs();
+  if (threads > procs) threads = procs;
   if (threads < 2 || omp_in_parallel() || is_opener) return body(ctx);
   int expected = 0;
   if (!atomic_compare_exchange_strong(&team.open, &expected, 1)) return body(ctx);
@@ -117,6 +120,7 @@ int blua_team_open(int (*body)(void *ctx), void *ctx) {
   team.late_run = 0;
   team.probe_in = 0;
   team.stats = (blua_team_stats){0};
+  team.size = threads;
   int result = 0;
 #pragma omp parallel num_threads(threads)
   {
@@ -200,7 +204,7 @@ static void range_task(void *ctx, int i) {
 
 void blua_team_range(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
   if (grain < 1) grain = 1;
-  int parts = is_opener ? blua_get_num_threads() : 1;
+  int parts = is_opener ? team.size : 1;
   if (parts > n / grain) parts = (int)(n / grain);
   if (parts < 2) {
     if (n > 0) fn(ctx, 0, n);

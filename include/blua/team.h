@@ -22,8 +22,8 @@
 
 #include <stdint.h>
 
-/* Runs body(ctx) on the calling thread with a team of blua_get_num_threads() threads waiting
- * for tasks, and returns its result. With one thread, inside a parallel region, or with a team
+/* Runs body(ctx) on the calling thread with a team of blua_get_num_threads() threads (at most
+ * one per processor) waiting for tasks, and returns its result. With one thread, inside a parallel region, or with a team
  * already open, it just calls body(ctx). */
 int blua_team_open(int (*body)(void *ctx), void *ctx);
 

@@ -112,6 +112,13 @@ int main(void) {
   CHECK(s.tasks_caller + s.tasks_others > 0);
   CHECK(blua_team_open(body_nested_open, NULL) == 12);
 
+  /* more threads than processors: the team has one per processor, and still runs every task */
+  blua_set_num_threads(64);
+  rounds = 300;
+  CHECK(blua_team_open(body, &rounds) == 7);
+  blua_team_get_stats(&s);
+  CHECK(s.batches > 0);
+
   /* one thread: no team, the body runs as it is and the batches one task after another */
   blua_set_num_threads(1);
   CHECK(blua_team_open(body_nested_open, NULL) == 12);
