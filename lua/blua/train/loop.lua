@@ -176,13 +176,14 @@ end
 -- per epoch"): when a batch step is one C call. The other paths call kernels one by one from
 -- Lua, and inside the team's parallel region those would all run on one thread.
 local function team_pays(method, net, o, dist)
-  if dist and dist.mode == "layer" then return false end
+  -- (an MPI rank holds one share; the ranks themselves fill the cores, so waiting threads that
+  -- spin would only take cores from the other ranks)
+  if dist then return false end
   -- (a run inside a coroutine may yield from on_batch: a C call cannot be yielded across)
   if coroutine.isyieldable() then return false end
   if method == "backprop" then return backprop.one_call(net, o.l1_layers, o.batch_shards) end
-  -- (the lifted trainers' C batch step, for dense layers or operators; a data-parallel rank's
-  -- batch is one share)
-  return lifted.c_batch_path(net, o, dist and 1 or nil) ~= nil
+  -- (the lifted trainers' C batch step, for dense layers or operators)
+  return lifted.c_batch_path(net, o) ~= nil
 end
 
 -- A whole training run of `method`; returns the per-epoch history.
