@@ -3,8 +3,6 @@
 
 #include <math.h>
 
-#include <omp.h>
-
 #include "blua/team.h"
 
 static int same_shapes(const blua_tensor *x, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
@@ -66,15 +64,7 @@ int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_te
     int64_t n = rows * cols;
     adam_ctx c = {blua_tensor_data(x), blua_tensor_data(m), blua_tensor_data(v), blua_tensor_data(g),
                   step, b1, b2, e, isc2, decay};
-    if (blua_team_active()) blua_team_range(n, BLUA_TEAM_GRAIN, adam_range, &c);
-    else if (n > BLUA_OMP_THRESHOLD) {
-#pragma omp parallel
-      {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        adam_range(&c, n * t / T, n * (t + 1) / T);
-      }
-    } else
-      adam_range(&c, 0, n);
+    blua_team_range(n, BLUA_TEAM_GRAIN, n > BLUA_OMP_THRESHOLD, adam_range, &c);
     return BLUA_OK;
   }
 #pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)

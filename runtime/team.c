@@ -202,12 +202,26 @@ static void range_task(void *ctx, int i) {
   r->fn(r->ctx, r->n * i / r->parts, r->n * (i + 1) / r->parts);
 }
 
-void blua_team_range(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
+void blua_team_range(int64_t n, int64_t grain, int omp_outside, void (*fn)(void *ctx, int64_t lo, int64_t hi),
+                     void *ctx) {
+  if (n <= 0) return;
+  if (!is_opener) {
+    if (omp_outside && !omp_in_parallel()) {
+#pragma omp parallel
+      {
+        int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        fn(ctx, n * t / T, n * (t + 1) / T);
+      }
+    } else {
+      fn(ctx, 0, n);
+    }
+    return;
+  }
   if (grain < 1) grain = 1;
-  int parts = is_opener ? team.size : 1;
+  int parts = team.size;
   if (parts > n / grain) parts = (int)(n / grain);
   if (parts < 2) {
-    if (n > 0) fn(ctx, 0, n);
+    fn(ctx, 0, n);
     return;
   }
   range_job r = {fn, ctx, n, parts};

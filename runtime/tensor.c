@@ -523,14 +523,8 @@ int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int6
                        blua_tensor_shape(src, ss, sizeof ss));
   int64_t dcs = blua_tensor_colstride(dst), scs = blua_tensor_colstride(src);
   if ((dcs == 1 || cols <= 1) && (scs == 1 || cols <= 1)) { /* rows are contiguous runs: copy them whole */
-    if (blua_team_active()) {
-      gather_ctx g = {dst, src, idx, cols};
-      blua_team_range(n, cols > 0 ? (BLUA_TEAM_GRAIN + cols - 1) / cols : n, gather_range, &g);
-      return BLUA_OK;
-    }
-#pragma omp parallel for if (BIG(n * cols))
-    for (int64_t k = 0; k < n; k++)
-      memcpy(blua_tensor_at(dst, k, 0), blua_tensor_at(src, idx[k], 0), (size_t)cols * sizeof(float));
+    gather_ctx g = {dst, src, idx, cols};
+    blua_team_range(n, cols > 0 ? (BLUA_TEAM_GRAIN + cols - 1) / cols : n, BIG(n * cols), gather_range, &g);
     return BLUA_OK;
   }
 #pragma omp parallel for if (BIG(n * cols))
@@ -660,25 +654,8 @@ static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, bi
   if (blua_tensor_is_contiguous(r) && blua_tensor_is_contiguous(a) && blua_tensor_is_contiguous(b)) {
     float *pr = blua_tensor_data(r);
     const float *pa = blua_tensor_data(a), *pb = blua_tensor_data(b);
-    if (blua_team_active()) {
-      binary_ctx c = {pr, pa, pb, op, alpha};
-      blua_team_range(n, BLUA_TEAM_GRAIN, binary_range, &c);
-      return BLUA_OK;
-    }
-    switch (op) {
-      case OP_ADD:
-#pragma omp parallel for simd if (BIG(n))
-        for (int64_t k = 0; k < n; k++) pr[k] = pa[k] + alpha * pb[k];
-        break;
-      case OP_CMUL:
-#pragma omp parallel for simd if (BIG(n))
-        for (int64_t k = 0; k < n; k++) pr[k] = pa[k] * pb[k];
-        break;
-      default:
-#pragma omp parallel for if (BIG(n))
-        for (int64_t k = 0; k < n; k++) pr[k] = bin(op, pa[k], pb[k], alpha);
-        break;
-    }
+    binary_ctx c = {pr, pa, pb, op, alpha};
+    blua_team_range(n, BLUA_TEAM_GRAIN, BIG(n), binary_range, &c);
     return BLUA_OK;
   }
   int64_t runs = blua_tensor_runs(r), len = r->size[LAST(r)];

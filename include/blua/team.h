@@ -37,11 +37,12 @@ int blua_team_active(void);
  * result must depend on i alone. */
 void blua_team_for(int n, int side_by_side, void (*task)(void *ctx, int i), void *ctx);
 
-/* fn(ctx, lo, hi) over [0, n) cut into one range per thread of the open team (each at least
- * `grain` long), run as tasks; without an active team, or for n below two grains, one call
- * fn(ctx, 0, n) on the calling thread. For elementwise work, whose result does not depend on
- * where the ranges are cut. */
-void blua_team_range(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
+/* fn(ctx, lo, hi) over [0, n) cut into one range per thread, for elementwise work, whose
+ * result does not depend on where the ranges are cut: as tasks of the open team (each range at
+ * least `grain` long); outside a team, in an OpenMP region when `omp_outside` is set and there
+ * is no enclosing one; otherwise one call fn(ctx, 0, n) on the calling thread. */
+void blua_team_range(int64_t n, int64_t grain, int omp_outside, void (*fn)(void *ctx, int64_t lo, int64_t hi),
+                     void *ctx);
 
 /* Counters of the open team, for the benchmarks: tasks run by the opening thread and by the
  * others, and how many task batches found no other thread spinning. */

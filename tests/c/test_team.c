@@ -69,7 +69,7 @@ static int body(void *ctx) {
   int64_t lengths[] = {0, 1, 99, 100, 101, 199, 200, 201, 99999};
   for (size_t t = 0; t < sizeof lengths / sizeof *lengths; t++) {
     memset(covered, 0, sizeof covered);
-    blua_team_range(lengths[t], 100, range_fn, NULL);
+    blua_team_range(lengths[t], 100, 0, range_fn, NULL);
     int good = 1;
     for (int64_t k = 0; k < 100000; k++) good = good && atomic_load(&covered[k]) == (k < lengths[t]);
     CHECK(good);
