@@ -88,7 +88,7 @@ int blua_sgd_step(blua_tensor *x, const blua_tensor *g, blua_tensor *buf, double
     int64_t n = rows * cols;
     float *px = blua_tensor_data(x), *pb = blua_tensor_data(buf);
     const float *pg = blua_tensor_data(g);
-#pragma omp parallel for simd if (n > BLUA_OMP_THRESHOLD)
+#pragma omp parallel for simd if (parallel : n > BLUA_OMP_THRESHOLD)
     for (int64_t k = 0; k < n; k++) {
       float d = pg[k] + wd * px[k];
       pb[k] = mu * pb[k] + d;

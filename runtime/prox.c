@@ -422,7 +422,7 @@ SMOOTH_CLONES static void smooth_grad_block(blua_act_kind kind, const float *y, 
 /* Elementwise loops over n entries with chunks of `chunk` (locals of the kernel). Chunks are
  * handed out dynamically: on a machine shared with other jobs a static split leaves the
  * loop waiting for the thread whose core is busy. */
-#define PAR_FOR _Pragma("omp parallel for simd schedule(dynamic, chunk) if (n > BLUA_OMP_THRESHOLD)")
+#define PAR_FOR _Pragma("omp parallel for simd schedule(dynamic, chunk) if (parallel : n > BLUA_OMP_THRESHOLD)")
 
 
 /* ---- softmax rows ---- */

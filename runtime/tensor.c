@@ -484,7 +484,7 @@ void blua_tensor_fill(blua_tensor *t, float v) {
   int64_t n = blua_tensor_nelement(t);
   if (blua_tensor_is_contiguous(t)) {
     float *p = blua_tensor_data(t);
-#pragma omp parallel for simd if (BIG(n))
+#pragma omp parallel for simd if (parallel : BIG(n))
     for (int64_t k = 0; k < n; k++) p[k] = v;
     return;
   }
@@ -691,7 +691,7 @@ int blua_tensor_affine(blua_tensor *r, const blua_tensor *a, float scale, float 
   if (blua_tensor_is_contiguous(r) && blua_tensor_is_contiguous(a)) {
     float *pr = blua_tensor_data(r);
     const float *pa = blua_tensor_data(a);
-#pragma omp parallel for simd if (BIG(n))
+#pragma omp parallel for simd if (parallel : BIG(n))
     for (int64_t k = 0; k < n; k++) pr[k] = scale * pa[k] + shift;
     return BLUA_OK;
   }
