@@ -503,10 +503,19 @@ typedef struct {
   int64_t cols;
 } gather_ctx;
 
+enum { GATHER_AHEAD = 8 };
+
+static void prefetch_row(const float *p, int64_t cols) {
+  for (int64_t j = 0; j < cols; j += 16) __builtin_prefetch(p + j, 0, 1);
+}
+
 static void gather_range(void *ctx, int64_t lo, int64_t hi) {
   gather_ctx *g = ctx;
-  for (int64_t k = lo; k < hi; k++)
+  for (int64_t k = lo; k < hi && k < lo + GATHER_AHEAD; k++) prefetch_row(blua_tensor_at(g->src, g->idx[k], 0), g->cols);
+  for (int64_t k = lo; k < hi; k++) {
+    if (k + GATHER_AHEAD < hi) prefetch_row(blua_tensor_at(g->src, g->idx[k + GATHER_AHEAD], 0), g->cols);
     memcpy(blua_tensor_at(g->dst, k, 0), blua_tensor_at(g->src, g->idx[k], 0), (size_t)g->cols * sizeof(float));
+  }
 }
 
 int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n,
