@@ -882,13 +882,16 @@ int blua_tensor_sum_rows(blua_tensor *out, float beta, float alpha, const blua_t
     return shape_mismatch(err, out, t);
   int64_t os = vec_step(out);
   float *po = blua_tensor_data(out);
-  if (blua_tensor_colstride(t) == 1 && !BIG(rows * cols)) {
-    /* Rows of a small matrix one after another, SUM_ROWS_COLS columns at a time: each column
-     * still adds its entries in row order, so the sums are those of the loop below. */
+  if (blua_tensor_colstride(t) == 1) {
+    /* Rows one after another, SUM_ROWS_COLS columns at a time (walking down a column would
+     * touch a new cache line per entry): each column still adds its entries in row order, so
+     * the sums are those of the loop below. Big matrices split their column blocks over threads. */
     enum { SUM_ROWS_COLS = 256 };
-    double acc[SUM_ROWS_COLS];
-    for (int64_t j0 = 0; j0 < cols; j0 += SUM_ROWS_COLS) {
-      int64_t w = cols - j0 < SUM_ROWS_COLS ? cols - j0 : SUM_ROWS_COLS;
+    int64_t blocks = (cols + SUM_ROWS_COLS - 1) / SUM_ROWS_COLS;
+#pragma omp parallel for if (BIG(rows * cols) && blocks > 1)
+    for (int64_t blk = 0; blk < blocks; blk++) {
+      double acc[SUM_ROWS_COLS];
+      int64_t j0 = blk * SUM_ROWS_COLS, w = cols - j0 < SUM_ROWS_COLS ? cols - j0 : SUM_ROWS_COLS;
       for (int64_t j = 0; j < w; j++) acc[j] = 0.0;
       for (int64_t i = 0; i < rows; i++) {
         const float *p = blua_tensor_at(t, i, j0);
