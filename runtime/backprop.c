@@ -13,7 +13,7 @@ enum { MAXL = 64 };
 
 /* The views of one block of rows. */
 typedef struct {
-  blua_tensor *x, *y, *z[MAXL], *xs[MAXL], *xt[MAXL], *d[MAXL], *g[MAXL], *grads[2 * MAXL];
+  blua_tensor *x, *y, *z[MAXL], *xs[MAXL], *xt[MAXL], *d[MAXL], *grads[2 * MAXL];
   double loss;
   int status;
   blua_err err;
@@ -27,22 +27,19 @@ static void block_release(block *b, int L) {
     blua_tensor_release(b->xs[l]);
     blua_tensor_release(b->xt[l]);
     blua_tensor_release(b->d[l]);
-    blua_tensor_release(b->g[l]);
     blua_tensor_release(b->grads[2 * l]);
     blua_tensor_release(b->grads[2 * l + 1]);
   }
 }
 
 static int block_make(block *b, int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z,
-                      blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
-                      blua_tensor *const *grads, blua_tensor *const *own, int64_t first, int64_t count,
+                      blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *grads, blua_tensor *const *own, int64_t first, int64_t count,
                       blua_err *err) {
   if (!(b->x = blua_tensor_narrow((blua_tensor *)x, 0, first, count, err))) return BLUA_ERROR;
   if (!(b->y = blua_tensor_narrow((blua_tensor *)y, 0, first, count, err))) return BLUA_ERROR;
   for (int l = 0; l < L; l++) {
     if (!(b->z[l] = blua_tensor_narrow(Z[l], 0, first, count, err))) return BLUA_ERROR;
     if (!(b->d[l] = blua_tensor_narrow(D[l], 0, first, count, err))) return BLUA_ERROR;
-    if (!(b->g[l] = blua_tensor_narrow(G[l], 0, first, count, err))) return BLUA_ERROR;
     if (l < L - 1 && !(b->xs[l] = blua_tensor_narrow(X[l], 0, first, count, err))) return BLUA_ERROR;
     if (!(b->xt[l] = blua_tensor_transpose(l > 0 ? b->xs[l - 1] : b->x, err))) return BLUA_ERROR;
     for (int k = 2 * l; k < 2 * l + 2; k++) {
@@ -74,8 +71,7 @@ static int block_run(block *b, int L, const blua_lifted_layer *layers, blua_tens
     if (blua_tensor_sum_rows(b->grads[2 * l + 1], 0.0f, (float)scale, b->d[l], err)) return BLUA_ERROR;
     if (l > 0) {
       if (blua_mm(b->d[l - 1], 0.0f, 1.0f, b->d[l], wt[l], err)) return BLUA_ERROR;
-      if (blua_act_derivative(layers[l - 1].act, b->g[l - 1], b->z[l - 1], err)) return BLUA_ERROR;
-      if (blua_tensor_cmul(b->d[l - 1], b->d[l - 1], b->g[l - 1], err)) return BLUA_ERROR;
+      if (blua_act_derivative_mul(layers[l - 1].act, b->d[l - 1], b->z[l - 1], err)) return BLUA_ERROR;
     }
   }
   return BLUA_OK;
@@ -98,6 +94,7 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
                         blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
                         double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
                         blua_err *err) {
+  (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
   int64_t rows = blua_tensor_rows(x);
   if (parts < 1) parts = 1;
@@ -114,7 +111,7 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
     blua_share_bounds(rows, parts, p, &first, &count);
     /* block 0 writes the gradients in place; the others into spare ones, added afterwards */
     blua_tensor *const *own = p == 0 ? NULL : spare + (size_t)(p - 1) * (size_t)(2 * L);
-    result = block_make(&blocks[p], L, x, y, Z, X, D, G, grads, own, first, count, err);
+    result = block_make(&blocks[p], L, x, y, Z, X, D, grads, own, first, count, err);
   }
   if (result == BLUA_OK) {
     double work = 0.0; /* (multiply-adds of one share's forward pass) */

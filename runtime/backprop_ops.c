@@ -15,7 +15,7 @@ enum { MAXL = 64 };
 
 /* The views and gradients of one part of the rows. */
 typedef struct {
-  blua_tensor *x, *y, *z[MAXL], *xs[MAXL], *d[MAXL], *g[MAXL];
+  blua_tensor *x, *y, *z[MAXL], *xs[MAXL], *d[MAXL];
   blua_tensor **grads; /* the caller's for part 0, clones for the others */
   double loss;
   int status;
@@ -29,7 +29,6 @@ static void part_release(part *b, int L, int np, int own) {
     blua_tensor_release(b->z[l]);
     blua_tensor_release(b->xs[l]);
     blua_tensor_release(b->d[l]);
-    blua_tensor_release(b->g[l]);
   }
   if (own && b->grads)
     for (int i = 0; i < np; i++) blua_tensor_release(b->grads[i]);
@@ -37,14 +36,12 @@ static void part_release(part *b, int L, int np, int own) {
 }
 
 static int part_make(part *b, int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z,
-                     blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G, blua_tensor *const *grads,
-                     int np, int own, int64_t first, int64_t count, blua_err *err) {
+                     blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *grads, int np, int own, int64_t first, int64_t count, blua_err *err) {
   if (!(b->x = blua_tensor_narrow((blua_tensor *)x, 0, first, count, err))) return BLUA_ERROR;
   if (!(b->y = blua_tensor_narrow((blua_tensor *)y, 0, first, count, err))) return BLUA_ERROR;
   for (int l = 0; l < L; l++) {
     if (!(b->z[l] = blua_tensor_narrow(Z[l], 0, first, count, err))) return BLUA_ERROR;
     if (!(b->d[l] = blua_tensor_narrow(D[l], 0, first, count, err))) return BLUA_ERROR;
-    if (!(b->g[l] = blua_tensor_narrow(G[l], 0, first, count, err))) return BLUA_ERROR;
     if (l < L - 1 && !(b->xs[l] = blua_tensor_narrow(X[l], 0, first, count, err))) return BLUA_ERROR;
   }
   if (!own) {
@@ -101,6 +98,7 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
                       const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X,
                       blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
                       blua_tensor *const *grads, double *loss, blua_err *err) {
+  (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
   if (parts < 1) parts = 1;
   int off[MAXL + 1];
@@ -126,7 +124,7 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
   for (int p = 0; p < parts && result == BLUA_OK; p++) {
     int64_t first, count;
     blua_share_bounds(rows, parts, p, &first, &count); /* the layout of every row share */
-    result = part_make(&bs[p], L, x, y, Z, X, D, G, grads, np, p > 0, first, count, err);
+    result = part_make(&bs[p], L, x, y, Z, X, D, grads, np, p > 0, first, count, err);
   }
   if (result == BLUA_OK) {
     run_ctx ctx = {bs, L, ops, params, off, acts, scale};

@@ -298,7 +298,8 @@ describe("blua command", function()
 
   -- Starts `input | blua args` in the background, waits until blua prints its first line, sends
   -- it SIGINT `times` times and collects the rest. Returns stdout, stderr, status. A watchdog
-  -- kills blua after 30 s so that a broken build cannot hang the suite.
+  -- kills blua after 120 s (generous: the suite runs under sanitizers on loaded machines) so
+  -- that a broken build cannot hang the suite.
   local function interrupt(input, args, times)
     local dir = tmpname()
     os.remove(dir)
@@ -308,7 +309,7 @@ describe("blua command", function()
       "mkfifo " .. fifo .. " || exit 99",
       "{ " .. input .. " } | " .. q(exe) .. " " .. args .. " >" .. fifo .. " &",
       "pid=$!",
-      "( sleep 30; kill -KILL $pid ) >/dev/null 2>&1 &",
+      "( sleep 120; kill -KILL $pid ) >/dev/null 2>&1 &",
       "watchdog=$!",
       "exec 3<" .. fifo,
       "read -r first <&3",
@@ -348,7 +349,7 @@ describe("blua command", function()
     os.remove(hist)
     -- util-linux `script` gives blua a pseudo-terminal; the input is typed, then Ctrl-D.
     local out, _, code = sh("{ printf '6*7\\nblua.zer\\t(1,2)\\n'; sleep 3; printf '\\004'; } | "
-      .. "BLUA_HISTORY=" .. q(hist) .. " timeout 30 script -qec " .. q(q(exe)) .. " /dev/null")
+      .. "BLUA_HISTORY=" .. q(hist) .. " timeout 120 script -qec " .. q(q(exe)) .. " /dev/null")
     assert.are.equal(0, code)
     out = out:gsub("\27%[[%d;?]*[%a]", ""):gsub("\r", "")
     assert.is_truthy(out:find("> 6*7\n42\n", 1, true), out)
@@ -379,7 +380,7 @@ describe("blua command", function()
   it("survives a strict-mode _G on a terminal (no 'undefined _PROMPT')", function()
     local strict = "setmetatable(_G, {__index = function(_, k) error('undefined ' .. k, 2) end})"
     local out, _, code = sh("{ printf '%s\\n6*7\\n' " .. q(strict) .. "; sleep 3; printf '\\004'; } | "
-      .. "HOME=/nonexistent/blua BLUA_HISTORY= timeout 30 script -qec " .. q(q(exe)) .. " /dev/null")
+      .. "HOME=/nonexistent/blua BLUA_HISTORY= timeout 120 script -qec " .. q(q(exe)) .. " /dev/null")
     assert.are.equal(0, code)
     out = out:gsub("\27%[[%d;?]*[%a]", ""):gsub("\r", "")
     assert.is_truthy(out:find("> 6*7\n42\n", 1, true), out)
@@ -387,7 +388,7 @@ describe("blua command", function()
 
   it("does not fail when the history file cannot be written", function()
     local out, _, code = sh("{ printf '1+1\\n'; sleep 3; printf '\\004'; } | "
-      .. "HOME=/nonexistent/blua BLUA_HISTORY= timeout 30 script -qec " .. q(q(exe)) .. " /dev/null")
+      .. "HOME=/nonexistent/blua BLUA_HISTORY= timeout 120 script -qec " .. q(q(exe)) .. " /dev/null")
     assert.are.equal(0, code)
     out = out:gsub("\27%[[%d;?]*[%a]", ""):gsub("\r", "")
     assert.is_truthy(out:find("> 1+1\n2\n", 1, true), out)

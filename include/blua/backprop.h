@@ -9,7 +9,8 @@
 /* Gradients of scale × the loss summed over the rows of x (targets y, one row per sample):
  * grads[2l], grads[2l + 1] receive those of W and b of layer l (0-based, L layers), *loss the
  * summed loss (the output activation's Bregman penalty: cross-entropy for softmax). Scratch
- * per layer l: Z[l], D[l], G[l] (rows x n_l) and, for hidden layers, X[l].
+ * per layer l: Z[l], D[l] (rows x n_l) and, for hidden layers, X[l]. G is no longer used (each
+ * derivative is multiplied into D in place) and may be NULL; it stays for existing callers.
  *
  * The rows are split into `parts` fixed blocks; each block runs the whole forward and backward
  * pass on its rows with single-threaded products (a product of 64-wide layers is too small
