@@ -101,14 +101,47 @@ static int l_spectralNorm(lua_State *L) {
   return 1;
 }
 
-/* blua._adam(x, g, m, v, lr, beta1, beta2, eps, weight_decay, t): in place on x, m, v. */
+/* Entry i (1-based) of the list at idx, which must be a tensor; it stays referenced by the list. */
+static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what, const char *fname) {
+  lua_rawgeti(L, idx, i);
+  blua_tensor *t = lblua_totensor(L, -1);
+  if (!t) luaL_error(L, "bad argument #%d to '%s' (%s[%d] must be a tensor)", idx, fname, what, i);
+  lua_pop(L, 1);
+  return t;
+}
+
+/* blua._adam(x, g, m, v, lr, beta1, beta2, eps, weight_decay, t): in place on x, m, v. x, g, m
+ * and v may also be lists of tensors (as long as one another, pairwise of a shape): then the
+ * whole list takes one step in one call. */
 static int l_adam(lua_State *L) {
+  enum { MAXTENSORS = 1 << 20 };
+  lua_settop(L, 10);
   blua_err err;
+  double lr = luaL_checknumber(L, 5), b1 = luaL_checknumber(L, 6), b2 = luaL_checknumber(L, 7),
+         eps = luaL_checknumber(L, 8), wd = luaL_checknumber(L, 9);
+  long t = (long)luaL_checkinteger(L, 10);
+  if (!lua_istable(L, 1)) {
+    lblua_check(L,
+                blua_adam_step(lblua_checktensor(L, 1), lblua_checktensor(L, 2), lblua_checktensor(L, 3),
+                               lblua_checktensor(L, 4), lr, b1, b2, eps, wd, t, &err),
+                "adam", &err);
+    return 0;
+  }
+  for (int i = 1; i <= 4; i++) luaL_checktype(L, i, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (int i = 2; i <= 4; i++)
+    if ((lua_Integer)lua_rawlen(L, i) != n)
+      return luaL_error(L, "bad argument #%d to 'adam' (a list of %I tensors expected, got %I)", i, (LUAI_UACINT)n,
+                        (LUAI_UACINT)lua_rawlen(L, i));
+  if (n > MAXTENSORS) return luaL_error(L, "bad argument #1 to 'adam' (%I tensors, at most %d)", (LUAI_UACINT)n, MAXTENSORS);
+  /* (the array first: making it may run finalizers, the tensors are read after) */
+  blua_tensor **all = lua_newuserdatauv(L, (size_t)(4 * n + 1) * sizeof *all, 0);
+  static const char *const names[4] = {"x", "g", "m", "v"};
+  for (int k = 0; k < 4; k++)
+    for (lua_Integer i = 0; i < n; i++) all[k * n + i] = list_tensor(L, k + 1, (int)i + 1, names[k], "adam");
   lblua_check(L,
-              blua_adam_step(lblua_checktensor(L, 1), lblua_checktensor(L, 2), lblua_checktensor(L, 3),
-                             lblua_checktensor(L, 4), luaL_checknumber(L, 5), luaL_checknumber(L, 6),
-                             luaL_checknumber(L, 7), luaL_checknumber(L, 8), luaL_checknumber(L, 9),
-                             (long)luaL_checkinteger(L, 10), &err),
+              blua_adam_steps((int)n, all, (const blua_tensor *const *)(all + n), all + 2 * n, all + 3 * n, lr, b1, b2,
+                              eps, wd, t, &err),
               "adam", &err);
   return 0;
 }
@@ -126,15 +159,6 @@ static int l_sgd(lua_State *L) {
 
 /* Row shares per call (the trainers' batch_shards, at most the batch's rows). */
 #define MAXPARTS 65536
-
-/* Entry i (1-based) of the list at idx, which must be a tensor; it stays referenced by the list. */
-static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what, const char *fname) {
-  lua_rawgeti(L, idx, i);
-  blua_tensor *t = lblua_totensor(L, -1);
-  if (!t) luaL_error(L, "bad argument #%d to '%s' (%s[%d] must be a tensor)", idx, fname, what, i);
-  lua_pop(L, 1);
-  return t;
-}
 
 /* The spare gradient tensors of shares 2..parts (each share 2L, shaped like grads) into spare:
  * from the list at idx when given (kept by the caller across batches), else new ones left on

@@ -2,6 +2,7 @@
 #include "blua/optim.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "blua/team.h"
 
@@ -22,11 +23,19 @@ static int all_contiguous(const blua_tensor *a, const blua_tensor *b, const blua
          (!d || blua_tensor_is_contiguous(d));
 }
 
+/* Adam's constants for one step. */
 typedef struct {
-  float *px, *pm, *pv;
-  const float *pg;
   float step, b1, b2, e, isc2, decay;
-} adam_ctx;
+} adam_consts;
+
+static int adam_setup(adam_consts *c, double lr, double beta1, double beta2, double eps, double weight_decay, long t,
+                      blua_err *err) {
+  if (t < 1) return blua_fail(err, "bad step: Adam's step count starts at 1, got %ld", t);
+  double c1 = 1.0 - pow(beta1, (double)t), c2 = 1.0 - pow(beta2, (double)t);
+  *c = (adam_consts){(float)(lr / c1), (float)beta1, (float)beta2, (float)eps, (float)(1.0 / sqrt(c2)),
+                     (float)(lr * weight_decay)};
+  return BLUA_OK;
+}
 
 /* The flat optimiser loops are bound by vector division and square root: compiled for AVX-512
  * and AVX2 as well, they take 16 and 8 entries at a time (the same bits: both operations are
@@ -37,36 +46,42 @@ typedef struct {
 #define OPTIM_CLONES
 #endif
 
-/* Adam on entries [lo, hi) of contiguous tensors. */
-OPTIM_CLONES static void adam_range(void *ctx, int64_t lo, int64_t hi) {
-  adam_ctx *c = ctx;
-  float *px = c->px, *pm = c->pm, *pv = c->pv;
-  const float *pg = c->pg;
-  float step = c->step, b1 = c->b1, b2 = c->b2, e = c->e, isc2 = c->isc2, decay = c->decay;
+/* Adam on n contiguous entries (inlined into the clones of its callers). */
+static inline void adam_run(const adam_consts *c, float *px, float *pm, float *pv, const float *pg, int64_t n) {
+  const float step = c->step, b1 = c->b1, b2 = c->b2, e = c->e, isc2 = c->isc2, decay = c->decay;
 #pragma omp simd
-  for (int64_t k = lo; k < hi; k++) {
+  for (int64_t k = 0; k < n; k++) {
     pm[k] = b1 * pm[k] + (1.0f - b1) * pg[k];
     pv[k] = b2 * pv[k] + (1.0f - b2) * pg[k] * pg[k];
     px[k] -= step * pm[k] / (sqrtf(pv[k]) * isc2 + e) + decay * px[k];
   }
 }
 
-int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_tensor *v, double lr, double beta1,
-                   double beta2, double eps, double weight_decay, long t, blua_err *err) {
-  if (same_shapes(x, g, m, err) || same_shapes(x, v, NULL, err)) return BLUA_ERROR;
-  if (t < 1) return blua_fail(err, "bad step: Adam's step count starts at 1, got %ld", t);
-  double c1 = 1.0 - pow(beta1, (double)t), c2 = 1.0 - pow(beta2, (double)t);
-  float step = (float)(lr / c1), b1 = (float)beta1, b2 = (float)beta2, e = (float)eps;
-  float isc2 = (float)(1.0 / sqrt(c2)), decay = (float)(lr * weight_decay);
-  int64_t rows = blua_tensor_rows(x), cols = blua_tensor_cols(x);
-  if (all_contiguous(x, g, m, v)) {
-    /* The common case (the trainers' own parameters): one flat loop the compiler vectorises. */
-    int64_t n = rows * cols;
-    adam_ctx c = {blua_tensor_data(x), blua_tensor_data(m), blua_tensor_data(v), blua_tensor_data(g),
-                  step, b1, b2, e, isc2, decay};
-    blua_team_range(n, BLUA_TEAM_GRAIN, n > BLUA_OMP_THRESHOLD, adam_range, &c);
-    return BLUA_OK;
+/* Several contiguous tensors read as one run of entries: tensor i holds [start[i], start[i + 1]). */
+typedef struct {
+  int n;
+  const int64_t *start;
+  float *const *px, *const *pm, *const *pv;
+  const float *const *pg;
+  adam_consts c;
+} adam_ctx;
+
+/* Adam on entries [lo, hi) of the run. */
+OPTIM_CLONES static void adam_range(void *ctx, int64_t lo, int64_t hi) {
+  const adam_ctx *a = ctx;
+  int i = 0;
+  while (a->start[i + 1] <= lo) i++;
+  for (; lo < hi; i++) {
+    int64_t end = a->start[i + 1] < hi ? a->start[i + 1] : hi, off = lo - a->start[i];
+    adam_run(&a->c, a->px[i] + off, a->pm[i] + off, a->pv[i] + off, a->pg[i] + off, end - lo);
+    lo = end;
   }
+}
+
+/* One tensor that is not contiguous, entry by entry. */
+static void adam_strided(const adam_consts *c, blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_tensor *v) {
+  const float step = c->step, b1 = c->b1, b2 = c->b2, e = c->e, isc2 = c->isc2, decay = c->decay;
+  int64_t rows = blua_tensor_rows(x), cols = blua_tensor_cols(x);
 #pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) {
@@ -76,7 +91,52 @@ int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_te
       *pv = b2 * *pv + (1.0f - b2) * gi * gi;
       *px -= step * *pm / (sqrtf(*pv) * isc2 + e) + decay * *px;
     }
+}
+
+int blua_adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, blua_tensor *const *m,
+                    blua_tensor *const *v, double lr, double beta1, double beta2, double eps, double weight_decay,
+                    long t, blua_err *err) {
+  adam_consts c;
+  if (n < 0) return blua_fail(err, "bad list: %d tensors", n);
+  for (int i = 0; i < n; i++)
+    if (!x[i] || !g[i] || !m[i] || !v[i]) return blua_fail(err, "missing tensor %d of %d", i + 1, n);
+  for (int i = 0; i < n; i++)
+    if (same_shapes(x[i], g[i], m[i], err) || same_shapes(x[i], v[i], NULL, err)) return BLUA_ERROR;
+  if (adam_setup(&c, lr, beta1, beta2, eps, weight_decay, t, err)) return BLUA_ERROR;
+  /* The contiguous tensors (the trainers' own parameters) run as one flat loop, split over the
+   * threads in ranges across tensor boundaries: one hand-off for the whole step. */
+  int64_t *start = malloc((size_t)(n + 1) * sizeof *start);
+  float **ptr = malloc((size_t)(4 * n + 1) * sizeof *ptr);
+  if (!start || !ptr) {
+    free(start);
+    free(ptr);
+    return blua_fail(err, "out of memory: Adam on %d tensors", n);
+  }
+  int k = 0;
+  start[0] = 0;
+  for (int i = 0; i < n; i++) {
+    if (!all_contiguous(x[i], g[i], m[i], v[i])) {
+      adam_strided(&c, x[i], g[i], m[i], v[i]);
+      continue;
+    }
+    ptr[k] = blua_tensor_data(x[i]);
+    ptr[n + k] = blua_tensor_data(m[i]);
+    ptr[2 * n + k] = blua_tensor_data(v[i]);
+    ptr[3 * n + k] = (float *)blua_tensor_data((blua_tensor *)g[i]);
+    start[k + 1] = start[k] + blua_tensor_nelement(x[i]);
+    k++;
+  }
+  adam_ctx a = {k, start, ptr, ptr + n, ptr + 2 * n, (const float *const *)(ptr + 3 * n), c};
+  int64_t total = start[k];
+  if (total > 0) blua_team_range(total, BLUA_TEAM_GRAIN, total > BLUA_OMP_THRESHOLD, adam_range, &a);
+  free(start);
+  free(ptr);
   return BLUA_OK;
+}
+
+int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_tensor *v, double lr, double beta1,
+                   double beta2, double eps, double weight_decay, long t, blua_err *err) {
+  return blua_adam_steps(1, &x, &g, &m, &v, lr, beta1, beta2, eps, weight_decay, t, err);
 }
 
 int blua_sgd_step(blua_tensor *x, const blua_tensor *g, blua_tensor *buf, double lr, double momentum,

@@ -45,6 +45,65 @@ describe("blua.optim", function()
     assert.equal(2, b:sum())
   end)
 
+  it("adam on a list in one call gives the bits of one call per tensor, views included", function()
+    -- (over 32768 entries in all, so that with two threads the ranges cross tensor boundaries)
+    local threads = blua.getNumThreads()
+    blua.setNumThreads(2)
+    local shapes = {{300, 100}, {40}, {7, 5}, {1}, {200, 60}}
+    local function fresh()
+      blua.manualSeed(4)
+      local x, g = {}, {}
+      for i, s in ipairs(shapes) do x[i], g[i] = blua.randn(table.unpack(s)), blua.randn(table.unpack(s)) end
+      -- a transposed view: not contiguous, so it takes the entry-by-entry loop
+      local w = blua.randn(5, 6)
+      x[#x + 1], g[#g + 1] = w:t(), blua.randn(6, 5)
+      local m, v = {}, {}
+      for i, t in ipairs(x) do m[i], v[i] = blua.zeros(t:size()), blua.zeros(t:size()) end
+      return x, g, m, v
+    end
+    local x1, g1, m1, v1 = fresh()
+    local x2, g2, m2, v2 = fresh()
+    for t = 1, 3 do
+      blua._adam(x1, g1, m1, v1, 0.01, 0.9, 0.999, 1e-8, 0.01, t)
+      for i = 1, #x2 do blua._adam(x2[i], g2[i], m2[i], v2[i], 0.01, 0.9, 0.999, 1e-8, 0.01, t) end
+    end
+    for i = 1, #x1 do
+      assert.equal(0, (x1[i] - x2[i]):abs():max())
+      assert.equal(0, (v1[i] - v2[i]):abs():max())
+    end
+    -- lists of other lengths, a missing tensor and a shape mismatch are errors, not crashes
+    assert.has_error(function() blua._adam(x1, g1, m1, {}, 0.01, 0.9, 0.999, 1e-8, 0, 1) end)
+    assert.has_error(function() blua._adam({x1[1]}, {0}, {m1[1]}, {v1[1]}, 0.01, 0.9, 0.999, 1e-8, 0, 1) end)
+    local ok, err = pcall(blua._adam, {x1[1]}, {g1[2]}, {m1[1]}, {v1[1]}, 0.01, 0.9, 0.999, 1e-8, 0, 1)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("adam", 1, true), err)
+    assert.truthy(tostring(err):find("size mismatch", 1, true), err)
+    assert.has_error(function() blua._adam({}, {}, {}, {}, 0.01, 0.9, 0.999, 1e-8, 0, 0) end)
+    blua.setNumThreads(threads)
+  end)
+
+  it("adam on parameter groups steps each group's state, together or one by one", function()
+    local function groups()
+      blua.manualSeed(5)
+      return {{blua.randn(4, 3)}, {blua.randn(3), blua.randn(2, 2)}}, {{blua.randn(4, 3)}, {blua.randn(3), blua.randn(2, 2)}}
+    end
+    local p1, g1 = groups()
+    local p2, g2 = groups()
+    local s1, s2 = {{}, {}}, {{}, {}}
+    for _ = 1, 2 do
+      blua.optim._adam_groups(p1, g1, s1, {learningRate = 0.1})
+      for k = 1, 2 do blua.optim.adam(function() return 0, g2[k] end, p2[k], {learningRate = 0.1}, s2[k]) end
+    end
+    assert.same({2, 2}, {s1[1].t, s1[2].t})
+    for k = 1, 2 do
+      for j = 1, #p1[k] do assert.equal(0, (p1[k][j] - p2[k][j]):abs():max()) end
+    end
+    -- step counts that disagree (a state from elsewhere): each group keeps its own
+    s1[2].t = 7
+    blua.optim._adam_groups(p1, g1, s1, {learningRate = 0.1})
+    assert.same({3, 8}, {s1[1].t, s1[2].t})
+  end)
+
   it("proxgrad with an anchor stays between the minimiser and the anchor", function()
     local x = blua.zeros(1, 3)
     local state = {anchor = {blua.zeros(1, 3)}}

@@ -10,6 +10,12 @@
 int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_tensor *v, double lr, double beta1,
                    double beta2, double eps, double weight_decay, long t, blua_err *err);
 
+/* The same step on n tensors at once (x[i], g[i], m[i], v[i] share a shape): the entries of
+ * all of them go to the threads as one run, so a network's step is one hand-off. */
+int blua_adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, blua_tensor *const *m,
+                    blua_tensor *const *v, double lr, double beta1, double beta2, double eps, double weight_decay,
+                    long t, blua_err *err);
+
 /* SGD with momentum μ (Nesterov when nesterov != 0) and weight decay:
  *   d = g + wd x;  buf ← μ buf + d;  x ← x − lr (nesterov ? d + μ buf : buf). */
 int blua_sgd_step(blua_tensor *x, const blua_tensor *g, blua_tensor *buf, double lr, double momentum,

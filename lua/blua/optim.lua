@@ -58,10 +58,35 @@ function optim.adam(opfunc, x, config, state)
   local params, g = as_list(x), as_list(grads)
   local m, v = buffers(state, "m", params), buffers(state, "v", params)
   state.t = (state.t or 0) + 1
-  for i, p in ipairs(params) do
-    blua._adam(p, g[i], m[i], v[i], c.learningRate, c.beta1, c.beta2, c.epsilon, c.weightDecay, state.t)
-  end
+  blua._adam(params, g, m, v, c.learningRate, c.beta1, c.beta2, c.epsilon, c.weightDecay, state.t)
   return x, {fx}
+end
+
+-- Adam on several parameter groups (params[k], grads[k]: lists), each with a state of its own as
+-- optim.adam keeps it (states[k]): one fused call for them all when their step counts agree,
+-- as they do in a training run, else group by group. For the trainers: one hand-off to the
+-- threads per batch instead of one per tensor.
+function optim._adam_groups(params, grads, states, config)
+  local c = check_config("adam", config, adam_defaults)
+  local t
+  for _, st in ipairs(states) do
+    local next_t = (st.t or 0) + 1
+    if t == nil then t = next_t elseif t ~= next_t then t = false end
+  end
+  if not t then
+    for k, st in ipairs(states) do optim.adam(function() return 0, grads[k] end, params[k], config, st) end
+    return
+  end
+  local xs, gs, ms, vs = {}, {}, {}, {}
+  for k, st in ipairs(states) do
+    local m, v = buffers(st, "m", params[k]), buffers(st, "v", params[k])
+    st.t = t
+    for j, p in ipairs(params[k]) do
+      local i = #xs + 1
+      xs[i], gs[i], ms[i], vs[i] = p, grads[k][j], m[j], v[j]
+    end
+  end
+  blua._adam(xs, gs, ms, vs, c.learningRate, c.beta1, c.beta2, c.epsilon, c.weightDecay, t)
 end
 
 local sgd_defaults = {learningRate = 1e-2, momentum = 0, nesterov = false, weightDecay = 0}

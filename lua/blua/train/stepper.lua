@@ -74,9 +74,15 @@ function stepper.new(blocks, o)
     end
     return self
   end
+  local block_params = {}
+  for k, block in ipairs(blocks) do block_params[k] = block.params end
   self.step = function(lr, _, anchor)
     ready(anchor)
     config.learningRate = lr
+    if o.optimizer == "adam" then
+      blua.optim._adam_groups(block_params, block_grads, state, config)
+      return
+    end
     for k, block in ipairs(blocks) do
       method(function() return 0, block.grads end, block.params, config, state[k])
     end
