@@ -423,29 +423,47 @@ end
 -- blua.op.lifted_batch for operators). The step sizes are computed here first, with the
 -- power-iteration calls in the order and number the share-by-share path makes them (they
 -- depend on the weights and the warm starts only, not on X).
+-- The argument lists of a C batch step that stay the same from batch to batch (the gradient
+-- list, the auxiliary variables, the sweep order), made once per workspace and stepper: the
+-- per-batch Lua work is what the other threads wait for.
+local c_step_lists = setmetatable({}, {__mode = "k"})
+
+local function c_step_args(net, o, ws, stepper, shares)
+  local per_ws = c_step_lists[ws] or setmetatable({}, {__mode = "k"})
+  c_step_lists[ws] = per_ws
+  local a = per_ws[stepper]
+  if a and a.shares == shares and a.order_name == o.order then return a end
+  local L = net:nLayers()
+  a = {shares = shares, order_name = o.order, order = sweep_order(L, o.order), flat = {}, X = {}, steps = {}, mu = {},
+    spare = lifted.spare_flat(stepper.block_grads, shares), copts = {}}
+  for _, list in ipairs(stepper.block_grads) do
+    for _, g in ipairs(list) do a.flat[#a.flat + 1] = g end
+  end
+  for l = 1, L - 1 do a.X[l] = ws.X[l] end
+  per_ws[stepper] = a
+  return a
+end
+
 function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts, ops, params)
   local L = net:nLayers()
   local scale = 1 / rows
   local whole = parts.whole
   local ws = whole.ws
-  local order = sweep_order(L, o.order)
   local anchor = lifted.anchor(o, stepper)
-  local flat, X = {}, {}
-  for _, list in ipairs(stepper.block_grads) do
-    for _, g in ipairs(list) do flat[#flat + 1] = g end
-  end
-  for l = 1, L - 1 do X[l] = ws.X[l] end
-  local spare = lifted.spare_flat(stepper.block_grads, #parts)
-  local copts = {gamma = o.gamma or 0, beta = o.loss_weight or 1, scale = scale}
+  local a = c_step_args(net, o, ws, stepper, #parts)
+  local order, flat, X, spare, copts = a.order, a.flat, a.X, a.spare, a.copts
+  copts.gamma, copts.beta, copts.scale = o.gamma or 0, o.loss_weight or 1, scale
   local loss, energies = 0, nil
   for k = 1, o.inner do
-    local steps, mu = {}, {}
+    local steps, mu = a.steps, a.mu
+    local i = 0
     for _ = 1, o.xsteps do
       for _, l in ipairs(order) do
-        steps[#steps + 1] = l
-        mu[#mu + 1] = lifted.xstep_size(net, o, penalty, l, ws.power)
+        i = i + 1
+        steps[i], mu[i] = l, lifted.xstep_size(net, o, penalty, l, ws.power)
       end
     end
+    for j = #steps, i + 1, -1 do steps[j], mu[j] = nil, nil end
     copts.forward, copts.energies, copts.steps, copts.mu = k == 1, k == o.inner and o.track_energy, steps, mu
     local losses, es
     if ops then
