@@ -95,6 +95,7 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
                         double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
                         blua_err *err) {
   (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
+  blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
   int64_t rows = blua_tensor_rows(x);
   if (parts < 1) parts = 1;

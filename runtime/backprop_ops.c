@@ -99,6 +99,7 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
                       blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
                       blua_tensor *const *grads, double *loss, blua_err *err) {
   (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
+  blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
   if (parts < 1) parts = 1;
   int off[MAXL + 1];

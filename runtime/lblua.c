@@ -52,6 +52,13 @@ static int l_team(lua_State *L) {
   return lua_gettop(L);
 }
 
+/* blua._teamJoin(): waits for the tasks posted to the team (blua._gatherRows). */
+static int l_teamJoin(lua_State *L) {
+  (void)L;
+  blua_team_join();
+  return 0;
+}
+
 /* blua._teamStats(): {batches =, caller =, others =, late =} of the last team (benchmarks). */
 static int l_teamStats(lua_State *L) {
   blua_team_stats s;
@@ -94,6 +101,8 @@ int lblua_open(lua_State *L) {
   lua_setfield(L, -2, "_team");
   lua_pushcfunction(L, l_teamStats);
   lua_setfield(L, -2, "_teamStats");
+  lua_pushcfunction(L, l_teamJoin);
+  lua_setfield(L, -2, "_teamJoin");
   lua_pushcfunction(L, l_terminalWidth);
   lua_setfield(L, -2, "terminalWidth");
   lblua_open_tensor(L);

@@ -220,6 +220,7 @@ static int run_batch(net_desc *n, const blua_tensor *x, const blua_tensor *y, bl
                      blua_tensor *const *Z, blua_tensor *const *G, int parts, const blua_lifted_batch_opts *o,
                      blua_tensor *const *grads, blua_tensor *const *spare, double *loss, double *energy, blua_err *err) {
   int L = n->L;
+  blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
   if (check_opts(n, x, y, o, err)) return BLUA_ERROR;
   int64_t rows = blua_tensor_rows(x);
   if (parts > rows) parts = rows > 0 ? (int)rows : 1;

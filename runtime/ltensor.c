@@ -649,6 +649,35 @@ static int t_index(lua_State *L) {
   return 1;
 }
 
+/* blua._gatherRows({dst1, ...}, {src1, ...}, rows) → posted: rows (1-based, a table or a
+ * tensor) of each src into its dst, as t:indexRows(rows, dst) does; inside a training epoch's
+ * thread team the copies run on the waiting threads while Lua goes on (true; blua._teamJoin,
+ * or the team's next kernel, waits for them), else at once (false). For the training loop,
+ * which gathers the next batch while it finishes the current one. */
+static int l_gatherRows(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer count = (lua_Integer)lua_rawlen(L, 1);
+  if (count > BLUA_GATHER_MAX || (lua_Integer)lua_rawlen(L, 2) != count)
+    return luaL_error(L, "bad argument in '_gatherRows': %I destinations and %I sources (at most %d pairs)",
+                      (LUAI_UACINT)count, (LUAI_UACINT)lua_rawlen(L, 2), (int)BLUA_GATHER_MAX);
+  int64_t n;
+  int64_t *idx = read_indices(L, 3, &n, "_gatherRows");
+  blua_tensor *dst[BLUA_GATHER_MAX], *src[BLUA_GATHER_MAX];
+  for (int k = 0; k < (int)count; k++) { /* (read after the allocation above, which may run finalizers) */
+    lua_rawgeti(L, 1, k + 1);
+    lua_rawgeti(L, 2, k + 1);
+    dst[k] = lblua_checktensor(L, -2);
+    src[k] = lblua_checktensor(L, -1);
+    lua_pop(L, 2);
+  }
+  blua_err err;
+  int posted = blua_tensor_gather_rows_post((int)count, dst, (const blua_tensor *const *)src, idx, n, &err);
+  if (posted == BLUA_ERROR) lblua_error(L, "_gatherRows", &err);
+  lua_pushboolean(L, posted);
+  return 1;
+}
+
 /* t:indexRows{i1, i2, ...} or t:indexRows(idxTensor): a new tensor of those rows (1-based).
  * t:indexRows(rows, out) gathers them into out instead (as many rows, each as long as t's) and
  * returns out: a training loop reuses one buffer per batch size. */
@@ -1251,7 +1280,7 @@ static const luaL_Reg module_funcs[] = {
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"rand", l_rand}, {"randn", l_randn},
     {"eye", l_eye}, {"isTensor", l_isTensor}, {"setNumThreads", l_setNumThreads}, {"cat", l_cat},
     {"getNumThreads", l_getNumThreads}, {"manualSeed", l_manualSeed}, {"initialSeed", l_initialSeed},
-    {"randperm", l_randperm}, {"blasInfo", l_blasInfo}, {"_sgemm", l_sgemm}, {"clock", l_clock},
+    {"randperm", l_randperm}, {"_gatherRows", l_gatherRows}, {"blasInfo", l_blasInfo}, {"_sgemm", l_sgemm}, {"clock", l_clock},
     {NULL, NULL}};
 
 void lblua_open_tensor(lua_State *L) {

@@ -43,6 +43,14 @@ static struct {
 
 static _Thread_local int is_opener; /* this thread opened the team and is not inside a task */
 
+/* A batch posted by blua_team_post and not joined yet (kept by the opening thread only). */
+static struct {
+  int n;
+  uint32_t gen;
+  void (*cleanup)(void *ctx);
+  void *ctx;
+} posted;
+
 static inline uint32_t gen_of(uint64_t s) { return (uint32_t)(s >> 32); }
 
 static inline void cpu_relax(void) {
@@ -127,6 +135,7 @@ int blua_team_open(int (*body)(void *ctx), void *ctx) {
     if (omp_get_thread_num() == 0) {
       is_opener = 1;
       result = body(ctx);
+      blua_team_join(); /* (a batch the body posted and left: its memory is freed only once done) */
       is_opener = 0;
       atomic_store(&team.quit, 1);
       pthread_mutex_lock(&team.mu);
@@ -159,17 +168,9 @@ static void adapt(int others) {
   }
 }
 
-void blua_team_for(int n, int side_by_side, void (*task)(void *ctx, int i), void *ctx) {
-  if (n <= 0) return;
-  if (!is_opener || n == 1 || !side_by_side) {
-    if (!is_opener && side_by_side && n > 1 && !omp_in_parallel()) {
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int i = 0; i < n; i++) task(ctx, i);
-    } else {
-      for (int i = 0; i < n; i++) task(ctx, i);
-    }
-    return;
-  }
+/* Publishes a batch of n tasks as the next generation and wakes the sleepers; returns the
+ * generation. */
+static uint32_t start_batch(int n, task_fn task, void *ctx) {
   atomic_store(&team.task, task);
   atomic_store(&team.ctx, ctx);
   atomic_store(&team.n, n);
@@ -177,6 +178,11 @@ void blua_team_for(int n, int side_by_side, void (*task)(void *ctx, int i), void
   uint32_t g = gen_of(atomic_load(&team.slot)) + 1;
   atomic_store(&team.slot, (uint64_t)g << 32);
   wake_all();
+  return g;
+}
+
+/* The caller's part of batch g: it claims what is left, then waits for the tasks others hold. */
+static void finish_batch(uint32_t g, int n) {
   is_opener = 0; /* (a task that asks for tasks of its own runs them itself) */
   int mine = run_tasks(g);
   for (int k = 0; atomic_load(&team.done) < n; k++) {
@@ -188,6 +194,40 @@ void blua_team_for(int n, int side_by_side, void (*task)(void *ctx, int i), void
   team.stats.tasks_caller += mine;
   team.stats.tasks_others += n - mine;
   adapt(n - mine);
+}
+
+void blua_team_for(int n, int side_by_side, void (*task)(void *ctx, int i), void *ctx) {
+  if (n <= 0) return;
+  blua_team_join(); /* (a posted batch finishes before anything else runs) */
+  if (!is_opener || n == 1 || !side_by_side) {
+    if (!is_opener && side_by_side && n > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int i = 0; i < n; i++) task(ctx, i);
+    } else {
+      for (int i = 0; i < n; i++) task(ctx, i);
+    }
+    return;
+  }
+  uint32_t g = start_batch(n, task, ctx);
+  finish_batch(g, n);
+}
+
+int blua_team_post(int n, void (*task)(void *ctx, int i), void *ctx, void (*cleanup)(void *ctx)) {
+  if (!is_opener || n <= 0) return 0;
+  blua_team_join();
+  posted.gen = start_batch(n, task, ctx);
+  posted.n = n;
+  posted.cleanup = cleanup;
+  posted.ctx = ctx;
+  return 1;
+}
+
+void blua_team_join(void) {
+  if (!is_opener || posted.n == 0) return;
+  int n = posted.n;
+  posted.n = 0;
+  finish_batch(posted.gen, n);
+  if (posted.cleanup) posted.cleanup(posted.ctx);
 }
 
 typedef struct {
@@ -205,6 +245,7 @@ static void range_task(void *ctx, int i) {
 void blua_team_range(int64_t n, int64_t grain, int omp_outside, void (*fn)(void *ctx, int64_t lo, int64_t hi),
                      void *ctx) {
   if (n <= 0) return;
+  blua_team_join();
   if (!is_opener) {
     if (omp_outside && !omp_in_parallel()) {
 #pragma omp parallel

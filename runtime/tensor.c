@@ -518,8 +518,7 @@ static void gather_range(void *ctx, int64_t lo, int64_t hi) {
   }
 }
 
-int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n,
-                            blua_err *err) {
+static int check_gather(const blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n, blua_err *err) {
   char sd[160], ss[160];
   if (blua_tensor_check_matrix(dst, err) || blua_tensor_check_matrix(src, err)) return BLUA_ERROR;
   int64_t cols = blua_tensor_cols(src);
@@ -530,8 +529,21 @@ int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int6
     if (idx[k] < 0 || idx[k] >= blua_tensor_rows(src))
       return blua_fail(err, "out of range: row %lld of %s", (long long)idx[k] + (idx[k] < INT64_MAX),
                        blua_tensor_shape(src, ss, sizeof ss));
-  int64_t dcs = blua_tensor_colstride(dst), scs = blua_tensor_colstride(src);
-  if ((dcs == 1 || cols <= 1) && (scs == 1 || cols <= 1)) { /* rows are contiguous runs: copy them whole */
+  if (dst->storage == src->storage) return blua_fail(err, "aliasing: the destination shares memory with the source");
+  return BLUA_OK;
+}
+
+/* Whether whole rows of both are contiguous runs, so that a row is one memcpy. */
+static int rows_are_runs(const blua_tensor *dst, const blua_tensor *src) {
+  int64_t cols = blua_tensor_cols(src);
+  return (blua_tensor_colstride(dst) == 1 || cols <= 1) && (blua_tensor_colstride(src) == 1 || cols <= 1);
+}
+
+int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n,
+                            blua_err *err) {
+  if (check_gather(dst, src, idx, n, err)) return BLUA_ERROR;
+  int64_t cols = blua_tensor_cols(src);
+  if (rows_are_runs(dst, src)) {
     gather_ctx g = {dst, src, idx, cols};
     blua_team_range(n, cols > 0 ? (BLUA_TEAM_GRAIN + cols - 1) / cols : n, BIG(n * cols), gather_range, &g);
     return BLUA_OK;
@@ -540,6 +552,76 @@ int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int6
   for (int64_t k = 0; k < n; k++)
     for (int64_t j = 0; j < cols; j++) *blua_tensor_at(dst, k, j) = *blua_tensor_at(src, idx[k], j);
   return BLUA_OK;
+}
+
+/* A gather posted to the team: GATHER_TASKS tasks per tensor pair, each a range of rows, so
+ * that the caller can take over the tasks nobody has claimed when it joins. */
+enum { GATHER_TASKS = 4 };
+
+typedef struct {
+  int count;
+  int64_t n, *idx;
+  blua_tensor *dst[BLUA_GATHER_MAX];
+  blua_tensor *src[BLUA_GATHER_MAX];
+} gather_job;
+
+static void gather_task(void *ctx, int i) {
+  gather_job *j = ctx;
+  int k = i / GATHER_TASKS, r = i % GATHER_TASKS;
+  gather_ctx g = {j->dst[k], j->src[k], j->idx, blua_tensor_cols(j->src[k])};
+  gather_range(&g, j->n * r / GATHER_TASKS, j->n * (r + 1) / GATHER_TASKS);
+}
+
+static void gather_job_free(void *ctx) {
+  gather_job *j = ctx;
+  for (int k = 0; k < j->count; k++) {
+    blua_tensor_release(j->dst[k]);
+    blua_tensor_release(j->src[k]);
+  }
+  free(j->idx);
+  free(j);
+}
+
+int blua_tensor_gather_rows_post(int count, blua_tensor *const *dst, const blua_tensor *const *src,
+                                 const int64_t *idx, int64_t n, blua_err *err) {
+  if (count < 0 || count > BLUA_GATHER_MAX)
+    return blua_fail(err, "bad gather: %d tensors (at most %d)", count, BLUA_GATHER_MAX);
+  int runs = 1;
+  int64_t entries = 0;
+  for (int k = 0; k < count; k++) {
+    if (check_gather(dst[k], src[k], idx, n, err)) return BLUA_ERROR;
+    runs = runs && rows_are_runs(dst[k], src[k]);
+    entries += n * blua_tensor_cols(src[k]);
+  }
+  gather_job *j = NULL;
+  /* (a small gather is done before another thread would have picked it up) */
+  if (blua_team_active() && runs && BIG(entries)) {
+    j = calloc(1, sizeof *j);
+    if (j && !(j->idx = malloc((size_t)n * sizeof *j->idx))) {
+      free(j);
+      j = NULL;
+    }
+  }
+  if (!j) { /* (no team, strided rows, a small gather or no memory: gather now) */
+    for (int k = 0; k < count; k++)
+      if (blua_tensor_gather_rows(dst[k], src[k], idx, n, err)) return BLUA_ERROR;
+    return 0;
+  }
+  memcpy(j->idx, idx, (size_t)n * sizeof *j->idx);
+  j->count = count;
+  j->n = n;
+  for (int k = 0; k < count; k++) { /* (held until the gather is done, whatever the caller releases) */
+    blua_tensor_retain(dst[k]);
+    j->dst[k] = dst[k];
+    blua_tensor_retain((blua_tensor *)src[k]);
+    j->src[k] = (blua_tensor *)src[k];
+  }
+  if (!blua_team_post(count * GATHER_TASKS, gather_task, j, gather_job_free)) {
+    for (int i = 0; i < count * GATHER_TASKS; i++) gather_task(j, i);
+    gather_job_free(j);
+    return 0;
+  }
+  return 1;
 }
 
 /* A header (no reference counting) for the slice [first, first+len) of dimension d. */

@@ -37,6 +37,14 @@ int blua_team_active(void);
  * result must depend on i alone. */
 void blua_team_for(int n, int side_by_side, void (*task)(void *ctx, int i), void *ctx);
 
+/* Posts tasks 0..n-1 to the open team's waiting threads and returns at once (1), so that they
+ * run while the caller goes on; blua_team_join, or the next blua_team_for or blua_team_range,
+ * runs what is still unclaimed on the caller, waits for the rest and then calls cleanup(ctx)
+ * (when not NULL), and the team joins a batch its body leaves posted before it closes. Without
+ * an active team it does nothing and returns 0: the caller runs the tasks itself. */
+int blua_team_post(int n, void (*task)(void *ctx, int i), void *ctx, void (*cleanup)(void *ctx));
+void blua_team_join(void);
+
 /* fn(ctx, lo, hi) over [0, n) cut into one range per thread, for elementwise work, whose
  * result does not depend on where the ranges are cut: as tasks of the open team (each range at
  * least `grain` long); outside a team, in an OpenMP region when `omp_outside` is set and there

@@ -121,6 +121,16 @@ int blua_tensor_copy(blua_tensor *dst, const blua_tensor *src, blua_err *err);
 void blua_tensor_fill(blua_tensor *t, float v);
 /* Rows idx[0..n) of src (0-based) into the rows of dst (n x cols); both as matrices. */
 int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n, blua_err *err);
+
+/* The same for up to BLUA_GATHER_MAX pairs dst[k], src[k] and one list of rows, checked first
+ * (BLUA_ERROR on bad input, nothing gathered). Inside an active thread team (blua/team.h), when
+ * the rows are contiguous and there are over BLUA_OMP_THRESHOLD entries in all, the copies go
+ * to its waiting threads while the caller goes on, and 1 is returned:
+ * blua_team_join (or the team's next batch of tasks) waits for them. The tensors are held until
+ * then. Otherwise the rows are gathered at once and 0 is returned. */
+enum { BLUA_GATHER_MAX = 8 };
+int blua_tensor_gather_rows_post(int count, blua_tensor *const *dst, const blua_tensor *const *src,
+                                 const int64_t *idx, int64_t n, blua_err *err);
 /* Slices idx[0..n) (0-based) of dimension d of src, a new tensor with size n along d. */
 blua_tensor *blua_tensor_index(const blua_tensor *src, int d, const int64_t *idx, int64_t n, blua_err *err);
 /* ts[0..n) joined along dimension d (their other sizes must agree). */

@@ -1,6 +1,7 @@
 /* The thread team (blua/team.h): every task runs exactly once whoever claims it, ranges cover
- * [0, n) without overlap, a team of one thread or a nested call falls back to a plain loop, and
- * tasks that ask for tasks of their own run them themselves. */
+ * [0, n) without overlap, a team of one thread or a nested call falls back to a plain loop,
+ * tasks that ask for tasks of their own run them themselves, and a posted batch is done and
+ * cleaned up once before anything else runs, also when the body leaves it posted. */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -81,6 +82,38 @@ static int body(void *ctx) {
   return 7;
 }
 
+static atomic_int cleanups;
+static void count_cleanup(void *ctx) {
+  /* every task of the batch is done when its cleanup runs */
+  CHECK(all_once(*(int *)ctx));
+  atomic_fetch_add(&cleanups, 1);
+}
+
+static int body_post(void *ctx) {
+  (void)ctx;
+  static int n = 40;
+  int ok = 1;
+  for (int r = 0; r < 200; r++) {
+    reset();
+    atomic_store(&cleanups, 0);
+    CHECK(blua_team_post(n, count_task, &n, count_cleanup) == 1);
+    switch (r % 3) { /* joined explicitly, by the next batch, or by the next range */
+      case 0: blua_team_join(); break;
+      case 1: blua_team_for(1, 1, count_task, &n); break;
+      default: blua_team_range(10, 1, 0, range_fn, NULL); break;
+    }
+    ok = ok && atomic_load(&cleanups) == 1 && atomic_load(&runs[n - 1]) == 1;
+    blua_team_join(); /* (nothing posted: nothing happens) */
+    ok = ok && atomic_load(&cleanups) == 1;
+  }
+  CHECK(ok);
+  /* left posted: the team finishes it before it closes */
+  reset();
+  atomic_store(&cleanups, 0);
+  CHECK(blua_team_post(n, count_task, &n, count_cleanup) == 1);
+  return 5;
+}
+
 /* a team opened inside a team is the same team: the inner body just runs */
 static int inner_open(void *ctx) {
   (void)ctx;
@@ -111,6 +144,11 @@ int main(void) {
   CHECK(s.batches > 0);
   CHECK(s.tasks_caller + s.tasks_others > 0);
   CHECK(blua_team_open(body_nested_open, NULL) == 12);
+  CHECK(blua_team_open(body_post, NULL) == 5);
+  CHECK(atomic_load(&cleanups) == 1 && all_once(40));
+  /* outside a team nothing is posted: the caller runs the tasks */
+  CHECK(blua_team_post(3, count_task, NULL, count_cleanup) == 0);
+  blua_team_join();
 
   /* more threads than processors: the team has one per processor, and still runs every task */
   blua_set_num_threads(64);

@@ -74,7 +74,26 @@ end
 -- gradient is the sum, in share order, of its shares' gradients: the bits depend on the
 -- shares, never on the thread count, and P ranks compute what one process with
 -- batch_shards = P computes.
-function loop.parts(net, data, Y, idx, o, state)
+-- The workspace of a batch of n rows, with buffers for its inputs and targets (xb, yb).
+local function batch_buffers(net, data, Y, n, state)
+  local ws = loop.workspace(net, n, state.caches)
+  if not ws.xb then
+    local size = {data.x:size()}
+    size[1] = n
+    ws.xb, ws.yb = blua.zeros(table.unpack(size)), blua.zeros(n, Y:size(2))
+  end
+  return ws
+end
+
+-- Starts gathering the rows idx of the next batch into its buffers on the epoch's thread team
+-- while this thread finishes the current batch (blua._gatherRows); loop.parts with gathered
+-- set waits for them. Only where no rank splits the batch (state.prefetch).
+function loop.prefetch(net, data, Y, idx, state)
+  local ws = batch_buffers(net, data, Y, #idx, state)
+  blua._gatherRows({ws.xb, ws.yb}, {data.x, Y}, idx)
+end
+
+function loop.parts(net, data, Y, idx, o, state, gathered)
   local dist = state.dist
   local k = o.batch_shards
   if dist and dist.mode == "data" then
@@ -83,15 +102,14 @@ function loop.parts(net, data, Y, idx, o, state)
     k = 1 -- (layer-parallel: one part, the whole batch)
   end
   local n = #idx
-  local ws = loop.workspace(net, n, state.caches)
   -- the batch's rows go into buffers of the workspace, made once per batch size
-  if not ws.xb then
-    local size = {data.x:size()}
-    size[1] = n
-    ws.xb, ws.yb = blua.zeros(table.unpack(size)), blua.zeros(n, Y:size(2))
+  local ws = batch_buffers(net, data, Y, n, state)
+  -- (rows gathered on the team may still be arriving: the C batch steps, and any kernel that
+  -- hands work to the team, wait for them first)
+  if not gathered then
+    data.x:indexRows(idx, ws.xb)
+    Y:indexRows(idx, ws.yb)
   end
-  data.x:indexRows(idx, ws.xb)
-  Y:indexRows(idx, ws.yb)
   -- the parts are views of the buffers and of the scratch space: made once per batch size and
   -- share count
   ws.parts = ws.parts or {}
@@ -127,10 +145,12 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   local penalty = method == "bregman" and "bregman" or "quadratic"
   local t0 = blua.clock()
   local loss_sum, layer_sums, lr = 0, {}, nil
+  local next_idx -- the next batch's rows, already being gathered (loop.prefetch)
   for b = 1, nbatches do
     local first = (b - 1) * o.batch + 1
-    local idx = table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
-    local parts = loop.parts(net, data, Y, idx, o, state)
+    local idx = next_idx or table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
+    local parts = loop.parts(net, data, Y, idx, o, state, next_idx ~= nil)
+    next_idx = nil
     lr = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
     local sum = dist and distributed.sum_tensor or nil
     local ok, loss, energies
@@ -143,6 +163,10 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
     end
     local where = string.format("training diverged in epoch %d, batch %d: ", epoch, b)
     if not ok then error((tostring(loss):gsub("^training diverged: ", where)), 0) end
+    if state.prefetch and b < nbatches then
+      next_idx = table.move(perm, first + o.batch, math.min(first + 2 * o.batch - 1, n), 1, {})
+      loop.prefetch(net, data, Y, next_idx, state)
+    end
     if loss ~= loss or loss == math.huge then error(where .. "the loss is " .. tostring(loss), 0) end
     loss_sum = loss_sum + loss
     for l, e in ipairs(energies or {}) do
@@ -226,6 +250,7 @@ function loop.run(method, net, data, opts)
   local log = o.log and writer and report.open_log(o.log)
   local history, started = {}, blua.clock()
   local use_team = team_pays(method, net, o, dist)
+  state.prefetch = use_team -- (the next batch's rows are gathered on the team meanwhile)
   local ok, err = pcall(function()
     for epoch = o.start_epoch, o.epochs do
       local stats, bar
