@@ -126,6 +126,7 @@ function backprop.batch_step(net, parts, stepper, lr, rows, l1)
   if whole and (c_path(net, l1) or op_path(net, l1, #parts)) then
     loss = backprop.gradients(net, whole.x, whole.y, whole.ws, stepper.block_grads, rows, l1, #parts)
   else
+    blua._teamJoin() -- (rows the team may still be gathering: loop.prefetch; the C steps wait in C)
     loss = backprop.parts_gradients(net, parts, stepper.block_grads, rows, l1)
   end
   stepper.step(lr)

@@ -319,6 +319,7 @@ function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum)
   local acts, ops, params
   if parts.whole then acts, ops, params = lifted.c_batch_path(net, o, #parts) end
   if acts then return lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts, ops, params) end
+  blua._teamJoin() -- (rows the team may still be gathering: loop.prefetch; the C steps wait in C)
   local L = net:nLayers()
   local scale = 1 / rows
   local batches, loss = {}, 0
