@@ -109,6 +109,29 @@ INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) 
   }
 }
 
+/* out = Σ TERM over j in [0, n) in LANES running sums, lane k taking the entries j ≡ k
+ * (mod LANES), added pairwise at the end. The compiler vectorises across the lanes at whatever
+ * width the clone has, and the order of the additions is this one on every machine (a simd
+ * reduction's partial sums would follow the vector width). */
+#define LANES 8
+#define LANE_SUM(out, n, TERM)                                                                     \
+  do {                                                                                             \
+    double l_[LANES] = {0};                                                                        \
+    const int64_t n_ = (n);                                                                        \
+    int64_t j0_ = 0;                                                                               \
+    for (; j0_ + LANES <= n_; j0_ += LANES) {                                                      \
+      _Pragma("omp simd") for (int k_ = 0; k_ < LANES; k_++) {                                     \
+        const int64_t j = j0_ + k_;                                                                \
+        l_[k_] += TERM;                                                                            \
+      }                                                                                            \
+    }                                                                                              \
+    for (int k_ = 0; j0_ + k_ < n_; k_++) {                                                        \
+      const int64_t j = j0_ + k_;                                                                  \
+      l_[k_] += TERM;                                                                              \
+    }                                                                                              \
+    (out) = ((l_[0] + l_[1]) + (l_[2] + l_[3])) + ((l_[4] + l_[5]) + (l_[6] + l_[7]));             \
+  } while (0)
+
 /* Σ Ψ, Σ Φ* and Σ B over a block of entries for sigmoid and tanh (see act_kernels.h). */
 #define SMOOTH_SUM_BLOCK(name, ARGS, TERM)                                       \
   SMOOTH_CLONES static double name ARGS {                                        \
@@ -122,6 +145,17 @@ INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) 
     }                                                                            \
     return acc;                                                                  \
   }
+
+/* Σ B over a block of entries for the piecewise kinds, compiled for AVX-512 and AVX2 as well
+ * (the terms are in double: 8 and 4 of them a vector, against 2 in the baseline). */
+SMOOTH_CLONES static double piecewise_bregman_block(blua_act_kind kind, double a, double b, const float *y,
+                                                    const float *z, int64_t n) {
+  double acc = 0.0;
+#define LOOP(K) LANE_SUM(acc, n, bregman1(K, a, b, y[j], z[j]))
+  DISPATCH(kind, LOOP)
+#undef LOOP
+  return acc;
+}
 
 SMOOTH_SUM_BLOCK(smooth_psi_block, (blua_act_kind kind, const float *u, int64_t n), psi1(k, 0, 0, u[j]))
 SMOOTH_SUM_BLOCK(smooth_conj_block, (blua_act_kind kind, const float *z, int64_t n), conj1(k, 0, 0, z[j]))
@@ -275,9 +309,8 @@ int blua_act_bregman(const blua_act *act, const blua_tensor *y, const blua_tenso
     const blua_act_kind kind = act->kind;
     SMOOTH_SUM(n, acc, smooth_bregman_block(kind, yy + i, x + i, len));
   } else {
-#define LOOP(K) ELEMENT_SUM(acc, bregman1(K, a, b, yy[i], x[i]))
-    DISPATCH(act->kind, LOOP)
-#undef LOOP
+    const blua_act_kind kind = act->kind;
+    ORDERED_SUM(acc, n, PAR, bsum += piecewise_bregman_block(kind, a, b, yy + lo, x + lo, hi - lo));
   }
   blua_tensor_release(hy);
   blua_tensor_release(hz);
