@@ -608,13 +608,17 @@ int blua_tensor_gather_rows_post(int count, blua_tensor *const *dst, const blua_
     return 0;
   }
   memcpy(j->idx, idx, (size_t)n * sizeof *j->idx);
-  j->count = count;
   j->n = n;
-  for (int k = 0; k < count; k++) { /* (held until the gather is done, whatever the caller releases) */
-    blua_tensor_retain(dst[k]);
-    j->dst[k] = dst[k];
-    blua_tensor_retain((blua_tensor *)src[k]);
-    j->src[k] = (blua_tensor *)src[k];
+  /* Views of their own, holding the storage until the gather is done, whatever the caller
+   * releases or resizes meanwhile. */
+  for (int k = 0; k < count; k++) {
+    j->dst[k] = blua_tensor_narrow(dst[k], 0, 0, blua_tensor_rows(dst[k]), err);
+    j->src[k] = j->dst[k] ? blua_tensor_narrow((blua_tensor *)src[k], 0, 0, blua_tensor_rows(src[k]), err) : NULL;
+    j->count = k + 1;
+    if (!j->src[k]) {
+      gather_job_free(j);
+      return BLUA_ERROR;
+    }
   }
   if (!blua_team_post(count * GATHER_TASKS, gather_task, j, gather_job_free)) {
     for (int i = 0; i < count * GATHER_TASKS; i++) gather_task(j, i);
