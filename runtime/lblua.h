@@ -15,6 +15,9 @@
 blua_tensor *lblua_checktensor(lua_State *L, int idx);
 /* The tensor at idx, or NULL when the value there is not a live tensor. */
 blua_tensor *lblua_totensor(lua_State *L, int idx);
+/* Entry i (1-based) of the table at idx, which must be a live tensor ("bad argument #idx to
+ * 'fname' (what[i] must be a live tensor)" otherwise); the table keeps it alive. */
+blua_tensor *lblua_listtensor(lua_State *L, int idx, int i, const char *what, const char *fname);
 /* Pushes t as a new blua.Tensor userdata; the userdata takes over the caller's reference, also
  * when making it fails (t is released, no leak). Making it may run Lua code (a GC step runs
  * finalizers): if a tensor argument on the stack was open before and is closed after, it

@@ -101,15 +101,6 @@ static int l_spectralNorm(lua_State *L) {
   return 1;
 }
 
-/* Entry i (1-based) of the list at idx, which must be a tensor; it stays referenced by the list. */
-static blua_tensor *list_tensor(lua_State *L, int idx, int i, const char *what, const char *fname) {
-  lua_rawgeti(L, idx, i);
-  blua_tensor *t = lblua_totensor(L, -1);
-  if (!t) luaL_error(L, "bad argument #%d to '%s' (%s[%d] must be a tensor)", idx, fname, what, i);
-  lua_pop(L, 1);
-  return t;
-}
-
 /* blua._adam(x, g, m, v, lr, beta1, beta2, eps, weight_decay, t): in place on x, m, v. x, g, m
  * and v may also be lists of tensors (as long as one another, pairwise of a shape): then the
  * whole list takes one step in one call. */
@@ -138,7 +129,7 @@ static int l_adam(lua_State *L) {
   blua_tensor **all = lua_newuserdatauv(L, (size_t)(4 * n + 1) * sizeof *all, 0);
   static const char *const names[4] = {"x", "g", "m", "v"};
   for (int k = 0; k < 4; k++)
-    for (lua_Integer i = 0; i < n; i++) all[k * n + i] = list_tensor(L, k + 1, (int)i + 1, names[k], "adam");
+    for (lua_Integer i = 0; i < n; i++) all[k * n + i] = lblua_listtensor(L, k + 1, (int)i + 1, names[k], "adam");
   lblua_check(L,
               blua_adam_steps((int)n, all, (const blua_tensor *const *)(all + n), all + 2 * n, all + 3 * n, lr, b1, b2,
                               eps, wd, t, &err),
@@ -171,7 +162,7 @@ void lblua_spare_grads(lua_State *L, int idx, lua_Integer parts, int n, blua_ten
     if (luaL_len(L, idx) < need)
       luaL_error(L, "bad argument #%d to '%s' (%d spare gradients for %d shares, %d needed)", idx, fname,
                  (int)luaL_len(L, idx), (int)parts, (int)need);
-    for (lua_Integer i = 0; i < need; i++) spare[i] = list_tensor(L, idx, (int)i + 1, "spare", fname);
+    for (lua_Integer i = 0; i < need; i++) spare[i] = lblua_listtensor(L, idx, (int)i + 1, "spare", fname);
     return;
   }
   for (lua_Integer i = 0; i < need; i++) {
@@ -188,10 +179,10 @@ static void check_layers(lua_State *L, int n, int acts_idx, int w_idx, int grads
     lua_rawgeti(L, acts_idx, l + 1);
     check_act(L, lua_gettop(L), &acts[l], fname);
     lua_pop(L, 1);
-    layers[l] = (blua_lifted_layer){&acts[l], list_tensor(L, w_idx, l + 1, "W", fname),
-                                    list_tensor(L, w_idx + 1, l + 1, "b", fname)};
-    grads[2 * l] = list_tensor(L, grads_idx, 2 * l + 1, "grads", fname);
-    grads[2 * l + 1] = list_tensor(L, grads_idx, 2 * l + 2, "grads", fname);
+    layers[l] = (blua_lifted_layer){&acts[l], lblua_listtensor(L, w_idx, l + 1, "W", fname),
+                                    lblua_listtensor(L, w_idx + 1, l + 1, "b", fname)};
+    grads[2 * l] = lblua_listtensor(L, grads_idx, 2 * l + 1, "grads", fname);
+    grads[2 * l + 1] = lblua_listtensor(L, grads_idx, 2 * l + 2, "grads", fname);
   }
 }
 
@@ -213,10 +204,10 @@ static int l_backprop(lua_State *L) {
   blua_tensor *Z[MAXL], *X[MAXL], *D[MAXL], *G[MAXL], *grads[2 * MAXL];
   check_layers(L, (int)n, 1, 2, 12, acts, layers, grads, "backprop");
   for (int l = 0; l < n; l++) {
-    Z[l] = list_tensor(L, 6, l + 1, "Z", "backprop");
-    X[l] = l < n - 1 ? list_tensor(L, 7, l + 1, "X", "backprop") : NULL;
-    D[l] = list_tensor(L, 8, l + 1, "D", "backprop");
-    G[l] = list_tensor(L, 9, l + 1, "G", "backprop");
+    Z[l] = lblua_listtensor(L, 6, l + 1, "Z", "backprop");
+    X[l] = l < n - 1 ? lblua_listtensor(L, 7, l + 1, "X", "backprop") : NULL;
+    D[l] = lblua_listtensor(L, 8, l + 1, "D", "backprop");
+    G[l] = lblua_listtensor(L, 9, l + 1, "G", "backprop");
   }
   lua_Integer parts = luaL_checkinteger(L, 11);
   luaL_argcheck(L, parts >= 1 && parts <= MAXPARTS, 11, "parts must be in 1..65536");
@@ -336,9 +327,9 @@ static int l_lifted_batch(lua_State *L) {
 void lblua_lifted_scratch(lua_State *L, int n, int idx, blua_tensor **X, blua_tensor **Z, blua_tensor **G,
                           const char *fname) {
   for (int l = 0; l < n; l++) {
-    X[l] = l < n - 1 ? list_tensor(L, idx, l + 1, "X", fname) : NULL;
-    Z[l] = list_tensor(L, idx + 1, l + 1, "Z", fname);
-    G[l] = list_tensor(L, idx + 2, l + 1, "G", fname);
+    X[l] = l < n - 1 ? lblua_listtensor(L, idx, l + 1, "X", fname) : NULL;
+    Z[l] = lblua_listtensor(L, idx + 1, l + 1, "Z", fname);
+    G[l] = lblua_listtensor(L, idx + 2, l + 1, "G", fname);
   }
 }
 

@@ -248,15 +248,6 @@ static int m_clone(lua_State *L) {
   return 1;
 }
 
-/* Entry i (1-based) of the array at idx, a live tensor (the array keeps it alive). */
-static blua_tensor *array_tensor(lua_State *L, int idx, int i, const char *what, const char *fname) {
-  lua_rawgeti(L, idx, i);
-  blua_tensor *t = lblua_totensor(L, -1);
-  if (!t) luaL_error(L, "bad argument #%d to '%s' (%s[%d] must be a live tensor)", idx, fname, what, i);
-  lua_pop(L, 1);
-  return t;
-}
-
 /* The network of a batch call: n activations from the list at acts_idx, parts x n operators
  * (part by part) from the list at ops_idx, every layer's parameters and gradients from the
  * lists at params_idx and grads_idx. Arrays left on the stack; returns the parameter count. */
@@ -279,8 +270,8 @@ static int check_network(lua_State *L, lua_Integer n, lua_Integer parts, int act
                (int)lua_rawlen(L, params_idx), (int)lua_rawlen(L, grads_idx));
   blua_tensor **params = lua_newuserdatauv(L, (size_t)(2 * np + 1) * sizeof *params, 0), **grads = params + np;
   for (int i = 0; i < np; i++) {
-    params[i] = array_tensor(L, params_idx, i + 1, "params", fname);
-    grads[i] = array_tensor(L, grads_idx, i + 1, "grads", fname);
+    params[i] = lblua_listtensor(L, params_idx, i + 1, "params", fname);
+    grads[i] = lblua_listtensor(L, grads_idx, i + 1, "grads", fname);
   }
   for (int l = 0; l < n; l++) {
     lua_rawgeti(L, acts_idx, l + 1);
@@ -315,10 +306,10 @@ static int l_backprop(lua_State *L) {
   blua_op **ops;
   check_network(L, n, parts, 1, 2, 3, 12, acts, &ops, &params, &grads, "backprop");
   for (int l = 0; l < n; l++) {
-    Z[l] = array_tensor(L, 6, l + 1, "Z", "backprop");
-    X[l] = l < n - 1 ? array_tensor(L, 7, l + 1, "X", "backprop") : NULL;
-    D[l] = array_tensor(L, 8, l + 1, "D", "backprop");
-    G[l] = array_tensor(L, 9, l + 1, "G", "backprop");
+    Z[l] = lblua_listtensor(L, 6, l + 1, "Z", "backprop");
+    X[l] = l < n - 1 ? lblua_listtensor(L, 7, l + 1, "X", "backprop") : NULL;
+    D[l] = lblua_listtensor(L, 8, l + 1, "D", "backprop");
+    G[l] = lblua_listtensor(L, 9, l + 1, "G", "backprop");
   }
   blua_tensor *x = lblua_checktensor(L, 4), *y = lblua_checktensor(L, 5);
   double loss = 0.0;

@@ -23,6 +23,14 @@ blua_tensor *lblua_totensor(lua_State *L, int idx) {
   return p ? *p : NULL;
 }
 
+blua_tensor *lblua_listtensor(lua_State *L, int idx, int i, const char *what, const char *fname) {
+  lua_rawgeti(L, idx, i);
+  blua_tensor *t = lblua_totensor(L, -1);
+  if (!t) luaL_error(L, "bad argument #%d to '%s' (%s[%d] must be a live tensor)", idx, fname, what, i);
+  lua_pop(L, 1);
+  return t;
+}
+
 blua_tensor *lblua_checktensor(lua_State *L, int idx) {
   blua_tensor **p = luaL_checkudata(L, idx, LBLUA_TENSOR_MT);
   if (!*p) luaL_argerror(L, idx, "tensor was closed");

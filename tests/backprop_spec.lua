@@ -114,7 +114,7 @@ describe("blua._backprop", function()
     acts[1] = net:activation(1)
     local bad = {Z[1], "no", Z[3]}
     assert.has_error(function() blua._backprop(acts, net.W, net.b, x, y, bad, X, D, G, 1, 2, grads) end,
-      "bad argument #6 to 'backprop' (Z[2] must be a tensor)")
+      "bad argument #6 to 'backprop' (Z[2] must be a live tensor)")
     assert.has_error(function() blua._backprop(acts, net.W, net.b, x, y, Z, X, D, G, 1, 0, grads) end)
   end)
 end)

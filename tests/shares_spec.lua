@@ -95,7 +95,7 @@ describe("row shares", function()
     opts.steps = {1}
     assert.has_error(function()
       blua._lifted_batch("bregman", acts, net.W, net.b, x, y, {"no"}, Z, G, 2, opts, grads)
-    end, "bad argument #7 to 'lifted_batch' (X[1] must be a tensor)")
+    end, "bad argument #7 to 'lifted_batch' (X[1] must be a live tensor)")
     assert.has_error(function()
       blua._lifted_batch("bregman", acts, net.W, net.b, x, blua.zeros(9, 2), {blua.zeros(10, 9)}, Z, G, 2, opts, grads)
     end, "size mismatch in 'lifted_batch': inputs 10x6, targets 9x2")
