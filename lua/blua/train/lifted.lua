@@ -420,10 +420,6 @@ function lifted.c_batch_path(net, o, parts)
   return lifted.op_path(net, o.l1_layers, parts or o.batch_shards or 1)
 end
 
--- lifted.batch_step in one C call per inner step (blua._lifted_batch for dense layers,
--- blua.op.lifted_batch for operators). The step sizes are computed here first, with the
--- power-iteration calls in the order and number the share-by-share path makes them (they
--- depend on the weights and the warm starts only, not on X).
 -- The argument lists of a C batch step that stay the same from batch to batch (the gradient
 -- list, the auxiliary variables, the sweep order), made once per workspace and stepper: the
 -- per-batch Lua work is what the other threads wait for.
@@ -445,6 +441,10 @@ local function c_step_args(net, o, ws, stepper, shares)
   return a
 end
 
+-- lifted.batch_step in one C call per inner step (blua._lifted_batch for dense layers,
+-- blua.op.lifted_batch for operators). The step sizes are computed here first, with the
+-- power-iteration calls in the order and number the share-by-share path makes them (they
+-- depend on the weights and the warm starts only, not on X).
 function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts, ops, params)
   local L = net:nLayers()
   local scale = 1 / rows
