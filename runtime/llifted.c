@@ -6,6 +6,7 @@
 #include "blua/lifted.h"
 #include "blua/lifted_batch.h"
 #include "blua/optim.h"
+#include "blua/team.h"
 #include "lblua.h"
 
 /* A built-in activation object at idx → its C descriptor (from its `kernel` userdata). */
@@ -84,20 +85,68 @@ static int l_energy(lua_State *L) {
 }
 
 /* blua.spectralNorm(W [, iters [, v]]): ‖W‖₂ by power iteration; v (cols(W) entries) is the
- * warm start, updated in place. */
+ * warm start, updated in place. blua.spectralNorm({W1, ...}, iters, {v1, ...}) → {‖W1‖₂, ...}:
+ * the same for several matrices, each with its warm start, side by side on the threads of a
+ * training epoch's team (each norm is the one a call of its own gives). */
+static void check_norm_args(lua_State *L, const blua_tensor *W, const blua_tensor *v) {
+  if (W->dim != 2) luaL_error(L, "bad argument in 'spectralNorm': 2-D tensor expected, got %d-D", W->dim);
+  if (v && blua_tensor_nelement(v) != blua_tensor_cols(W)) {
+    char sw[48], sv[48];
+    luaL_error(L, "size mismatch in 'spectralNorm': W %s, start vector %s", blua_tensor_shape(W, sw, sizeof sw),
+               blua_tensor_shape(v, sv, sizeof sv));
+  }
+}
+
+typedef struct {
+  blua_tensor **W, **v;
+  double *norm;
+  int iters;
+} norms_ctx;
+
+static void norm_task(void *ctx, int i) {
+  norms_ctx *c = ctx;
+  c->norm[i] = blua_spectral_norm(c->W[i], c->iters, c->v[i]);
+}
+
 static int l_spectralNorm(lua_State *L) {
-  blua_tensor *W = lblua_checktensor(L, 1);
   lua_Integer iters = lua_isnoneornil(L, 2) ? 20 : lblua_checkint(L, 2, "iteration count", "spectralNorm");
   if (iters < 1 || iters > 100000)
     return luaL_error(L, "bad iteration count in 'spectralNorm': %I (1..100000)", (LUAI_UACINT)iters);
-  blua_tensor *v = lua_isnoneornil(L, 3) ? NULL : lblua_checktensor(L, 3);
-  luaL_argcheck(L, W->dim == 2, 1, "2-D tensor expected");
-  if (v && blua_tensor_nelement(v) != blua_tensor_cols(W)) {
-    char sw[48], sv[48];
-    return luaL_error(L, "size mismatch in 'spectralNorm': W %s, start vector %s", blua_tensor_shape(W, sw, sizeof sw),
-                      blua_tensor_shape(v, sv, sizeof sv));
+  if (!lua_istable(L, 1)) {
+    blua_tensor *W = lblua_checktensor(L, 1);
+    blua_tensor *v = lua_isnoneornil(L, 3) ? NULL : lblua_checktensor(L, 3);
+    luaL_argcheck(L, W->dim == 2, 1, "2-D tensor expected");
+    check_norm_args(L, W, v);
+    lua_pushnumber(L, blua_spectral_norm(W, (int)iters, v));
+    return 1;
   }
-  lua_pushnumber(L, blua_spectral_norm(W, (int)iters, v));
+  enum { MAXNORMS = 1024 };
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  if (n > MAXNORMS || (lua_Integer)lua_rawlen(L, 3) != n)
+    return luaL_error(L, "bad argument in 'spectralNorm': %I matrices and %I start vectors (at most %d)", (LUAI_UACINT)n,
+                      (LUAI_UACINT)lua_rawlen(L, 3), (int)MAXNORMS);
+  /* (the arrays first: making them may run finalizers, the tensors are read after) */
+  blua_tensor **t = lua_newuserdatauv(L, (size_t)(2 * n + 1) * sizeof *t, 0);
+  double *norm = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *norm, 0);
+  lua_createtable(L, (int)n, 0);
+  for (lua_Integer i = 0; i < n; i++) {
+    t[i] = lblua_listtensor(L, 1, (int)i + 1, "W", "spectralNorm");
+    t[n + i] = lblua_listtensor(L, 3, (int)i + 1, "v", "spectralNorm");
+    check_norm_args(L, t[i], t[n + i]);
+    for (lua_Integer k = 0; k < i; k++)
+      if (t[n + k]->storage == t[n + i]->storage)
+        return luaL_error(L, "bad argument in 'spectralNorm': start vectors %I and %I share memory", (LUAI_UACINT)k + 1,
+                          (LUAI_UACINT)i + 1);
+  }
+  norms_ctx c = {t, t + n, norm, (int)iters};
+  /* (side by side only on an open team: waking OpenMP threads for a few microseconds of work
+   * each would cost more than it saves) */
+  blua_team_for((int)n, blua_team_active(), norm_task, &c);
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_pushnumber(L, norm[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
   return 1;
 }
 

@@ -142,6 +142,46 @@ describe("spectralNorm", function()
     assert.is_true((A * x):norm() / x:norm() <= blua.spectralNorm(A, 200) + 1e-4)
     assert.has_error(function() blua.spectralNorm(A, 5, blua.zeros(1, 6)) end)
   end)
+
+  it("of a list gives each matrix the norm and warm start a call of its own gives", function()
+    blua.manualSeed(3)
+    local Ws = {blua.randn(64, 64), blua.randn(64, 10), blua.randn(20, 64)}
+    local function starts()
+      local vs = {}
+      for i, W in ipairs(Ws) do vs[i] = blua.rand(1, W:size(2)) end
+      return vs
+    end
+    blua.manualSeed(4)
+    local v1 = starts()
+    blua.manualSeed(4)
+    local v2 = starts()
+    local threads = blua.getNumThreads()
+    blua.setNumThreads(2)
+    local lists = blua._team(function() return blua.spectralNorm(Ws, 8, v1) end)
+    blua.setNumThreads(threads)
+    for i, W in ipairs(Ws) do
+      assert.equal(blua.spectralNorm(W, 8, v2[i]), lists[i])
+      assert.equal(0, (v1[i] - v2[i]):abs():max())
+    end
+    assert.same({}, blua.spectralNorm({}, 8, {}))
+    assert.has_error(function() blua.spectralNorm(Ws, 8, {v1[1]}) end)
+    assert.has_error(function() blua.spectralNorm({Ws[1], Ws[1]}, 8, {v1[1], v1[1]}) end) -- one start for two
+    assert.has_error(function() blua.spectralNorm({Ws[2]}, 8, {v1[1]}) end)
+    assert.has_error(function() blua.spectralNorm({Ws[1]}, 8, {42}) end)
+  end)
+
+  it("gives the lifted trainers' step sizes of a sweep in one call, as one call per layer does", function()
+    local lifted = require "blua.train.lifted"
+    blua.manualSeed(5)
+    local net = blua.nn.mlp{30, 16, 16, 16, 4}
+    local o = require("blua.train.options").check("bregman", {}, net)
+    local p1, p2, mu = {}, {}, {}
+    for _ = 1, 3 do
+      local want = {}
+      for i, l in ipairs{3, 2, 1} do want[i] = lifted.xstep_size(net, o, "bregman", l, p1) end
+      assert.same(want, lifted.sweep_step_sizes(net, o, "bregman", {3, 2, 1}, p2, mu))
+    end
+  end)
 end)
 
 describe("trainers", function()

@@ -18,17 +18,8 @@ end
 -- weighted loss (curvature at most c β‖A_L‖₂², c from lifted.output_curvature); the classical
 -- model adds its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox. ‖A‖₂ is the
 -- operator norm of the next block's linear map (‖W‖₂ for a dense block).
-function lifted.xstep_size(net, o, penalty, l, power)
-  -- power[l]: the warm start of the power iteration, carried across batches; 8 steps then
-  -- track ‖A_{l+1}‖₂ as the weights move (a cold start takes 20).
-  local nextb = net:block(l + 1)
-  local v = power and power[l]
-  if power and not v then
-    v = blua.zeros(1, net.sizes[l + 2])
-    power[l] = v
-    nextb:norm(20, v)
-  end
-  local s = nextb:norm(v and 8 or 20, v)
+-- μ from s = ‖A_{l+1}‖₂.
+local function step_from_norm(net, o, penalty, l, s)
   local s2 = s * s
   if s2 ~= s2 then error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0) end
   local next_is_output = l + 1 == net:nLayers()
@@ -40,6 +31,41 @@ function lifted.xstep_size(net, o, penalty, l, power)
   end
   local own = penalty == "bregman" and 0 or o.gamma
   return o.mu / math.max(own + coupling, 1e-12)
+end
+
+function lifted.xstep_size(net, o, penalty, l, power)
+  -- power[l]: the warm start of the power iteration, carried across batches; 8 steps then
+  -- track ‖A_{l+1}‖₂ as the weights move (a cold start takes 20).
+  local nextb = net:block(l + 1)
+  local v = power and power[l]
+  if power and not v then
+    v = blua.zeros(1, net.sizes[l + 2])
+    power[l] = v
+    nextb:norm(20, v)
+  end
+  return step_from_norm(net, o, penalty, l, nextb:norm(v and 8 or 20, v))
+end
+
+-- The X-step sizes of one sweep over the hidden layers `order` (each at most once) into mu,
+-- as lifted.xstep_size gives them one after another. When every next block is dense and has
+-- its warm start, the norms come from one call that runs them side by side on the threads:
+-- each power iteration is its own layer's, so the steps are the same.
+function lifted.sweep_step_sizes(net, o, penalty, order, power, mu, lists)
+  lists = lists or {}
+  local Ws, vs = lists.W or {}, lists.v or {}
+  lists.W, lists.v = Ws, vs
+  for i, l in ipairs(order) do
+    local nextb = net:block(l + 1)
+    if not (power and power[l] and nextb.dense) then
+      for j, m in ipairs(order) do mu[j] = lifted.xstep_size(net, o, penalty, m, power) end
+      return mu
+    end
+    Ws[i], vs[i] = net.W[l + 1], power[l]
+  end
+  for i = #order + 1, #Ws do Ws[i], vs[i] = nil, nil end
+  local norms = blua.spectralNorm(Ws, 8, vs)
+  for i, l in ipairs(order) do mu[i] = step_from_norm(net, o, penalty, l, norms[i]) end
+  return mu
 end
 
 -- The lifted state of one mini-batch: auxiliary variables X[0..L] (X[0] the inputs, X[L] the
@@ -432,7 +458,7 @@ local function c_step_args(net, o, ws, stepper, shares)
   if a and a.shares == shares and a.order_name == o.order then return a end
   local L = net:nLayers()
   a = {shares = shares, order_name = o.order, order = sweep_order(L, o.order), flat = {}, X = {}, steps = {}, mu = {},
-    spare = lifted.spare_flat(stepper.block_grads, shares), copts = {}}
+    sweep_mu = {}, norm_lists = {}, spare = lifted.spare_flat(stepper.block_grads, shares), copts = {}}
   for _, list in ipairs(stepper.block_grads) do
     for _, g in ipairs(list) do a.flat[#a.flat + 1] = g end
   end
@@ -456,12 +482,13 @@ function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, act
   copts.gamma, copts.beta, copts.scale = o.gamma or 0, o.loss_weight or 1, scale
   local loss, energies = 0, nil
   for k = 1, o.inner do
-    local steps, mu = a.steps, a.mu
+    local steps, mu, sweep = a.steps, a.mu, a.sweep_mu
     local i = 0
     for _ = 1, o.xsteps do
-      for _, l in ipairs(order) do
+      lifted.sweep_step_sizes(net, o, penalty, order, ws.power, sweep, a.norm_lists)
+      for j, l in ipairs(order) do
         i = i + 1
-        steps[i], mu[i] = l, lifted.xstep_size(net, o, penalty, l, ws.power)
+        steps[i], mu[i] = l, sweep[j]
       end
     end
     for j = #steps, i + 1, -1 do steps[j], mu[j] = nil, nil end
