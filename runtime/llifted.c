@@ -86,8 +86,8 @@ static int l_energy(lua_State *L) {
 
 /* blua.spectralNorm(W [, iters [, v]]): ‖W‖₂ by power iteration; v (cols(W) entries) is the
  * warm start, updated in place. blua.spectralNorm({W1, ...}, iters, {v1, ...}) → {‖W1‖₂, ...}:
- * the same for several matrices, each with its warm start, side by side on the threads of a
- * training epoch's team (each norm is the one a call of its own gives). */
+ * the same for several matrices in one call, each with its warm start (each norm is the one a
+ * call of its own gives). */
 static void check_norm_args(lua_State *L, const blua_tensor *W, const blua_tensor *v) {
   if (W->dim != 2) luaL_error(L, "bad argument in 'spectralNorm': 2-D tensor expected, got %d-D", W->dim);
   if (v && blua_tensor_nelement(v) != blua_tensor_cols(W)) {
@@ -140,9 +140,11 @@ static int l_spectralNorm(lua_State *L) {
                           (LUAI_UACINT)i + 1);
   }
   norms_ctx c = {t, t + n, norm, (int)iters};
-  /* (side by side only on an open team: waking OpenMP threads for a few microseconds of work
-   * each would cost more than it saves) */
-  blua_team_for((int)n, blua_team_active(), norm_task, &c);
+  /* One after another on this thread, and not through the team: in a training epoch its other
+   * threads are gathering the next batch's rows meanwhile (blua._gatherRows), which a batch of
+   * team tasks would first wait for; and outside a team, waking OpenMP threads for a few
+   * microseconds of work each costs more than it saves. */
+  for (lua_Integer i = 0; i < n; i++) norm_task(&c, (int)i);
   for (lua_Integer i = 0; i < n; i++) {
     lua_pushnumber(L, norm[i]);
     lua_rawseti(L, -2, i + 1);
