@@ -894,8 +894,80 @@ static int reduced_shape_ok(const blua_tensor *out, const blua_tensor *t, int d,
   return BLUA_OK;
 }
 
+/* Reductions down the columns of a row-major matrix (rows rs floats apart, columns adjacent)
+ * walk the rows one after another, COLUMN_BLOCK columns at a time, instead of walking down
+ * each column (a new cache line per entry): each column still takes its entries in row
+ * order, so the results are those of the column-by-column loops. The blocks go to the threads
+ * when the matrix is big. */
+enum { COLUMN_BLOCK = 256 };
+
+/* How a column's double sum becomes its output: beta out + alpha sum, the sum, or the mean. */
+typedef enum { COLSUM_AXPBY, COLSUM_SUM, COLSUM_MEAN } colsum_mode;
+
+static void column_sums(const float *pt, int64_t rs, int64_t rows, int64_t cols, float *po, int64_t os,
+                        colsum_mode mode, float beta, float alpha) {
+  int64_t blocks = (cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+#pragma omp parallel for if (BIG(rows * cols) && blocks > 1)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    double acc[COLUMN_BLOCK];
+    int64_t j0 = blk * COLUMN_BLOCK, w = cols - j0 < COLUMN_BLOCK ? cols - j0 : COLUMN_BLOCK;
+    for (int64_t j = 0; j < w; j++) acc[j] = 0.0;
+    for (int64_t i = 0; i < rows; i++) {
+      const float *p = pt + i * rs + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < w; j++) acc[j] += p[j];
+    }
+    for (int64_t j = 0; j < w; j++) {
+      float *o = po + (j0 + j) * os;
+      *o = mode == COLSUM_AXPBY ? (float)(beta * *o + alpha * acc[j])
+           : mode == COLSUM_SUM ? (float)acc[j]
+                                : (float)(rows ? acc[j] / (double)rows : NAN);
+    }
+  }
+}
+
+/* The row of each column's largest (smallest) entry, the first one on ties. With nan_wins a
+ * column's first NaN is its extreme (blua_tensor_extreme_dim); otherwise NaNs never win, but a
+ * NaN in row 0 stays unless beaten (blua_tensor_argmax_cols). */
+static void column_extremes(const float *pt, int64_t rs, int64_t rows, int64_t cols, int want_max, int nan_wins,
+                            int64_t *best_out) {
+  int64_t blocks = (cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+#pragma omp parallel for if (BIG(rows * cols) && blocks > 1)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int64_t j0 = blk * COLUMN_BLOCK, w = cols - j0 < COLUMN_BLOCK ? cols - j0 : COLUMN_BLOCK;
+    int64_t *best = best_out + j0;
+    float val[COLUMN_BLOCK];
+    unsigned char stop[COLUMN_BLOCK];
+    for (int64_t j = 0; j < w; j++) {
+      best[j] = 0;
+      val[j] = pt[j0 + j];
+      stop[j] = nan_wins && isnan(val[j]);
+    }
+    for (int64_t i = 1; i < rows; i++) {
+      const float *p = pt + i * rs + j0;
+      for (int64_t j = 0; j < w; j++) {
+        float x = p[j];
+        if (stop[j]) continue;
+        if (nan_wins && isnan(x)) {
+          best[j] = i;
+          val[j] = x;
+          stop[j] = 1;
+        } else if (want_max ? x > val[j] : x < val[j]) {
+          best[j] = i;
+          val[j] = x;
+        }
+      }
+    }
+  }
+}
+
 int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean, blua_err *err) {
   if (reduced_shape_ok(out, t, d, err)) return BLUA_ERROR;
+  if (t->dim == 2 && d == 0 && t->stride[1] == 1) { /* (column sums of a matrix) */
+    column_sums(blua_tensor_data(t), t->stride[0], t->size[0], t->size[1], blua_tensor_data(out), out->stride[1],
+                mean ? COLSUM_MEAN : COLSUM_SUM, 0.0f, 1.0f);
+    return BLUA_OK;
+  }
   blua_tensor tv = moved_last(t, d), ov = moved_last(out, d);
   int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
   float *po = blua_tensor_data(out);
@@ -916,6 +988,20 @@ int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tenso
   if (t->size[d] == 0) {
     char s[160];
     return blua_fail(err, "empty dimension: %d of %s has no elements", d + 1, blua_tensor_shape(t, s, sizeof s));
+  }
+  if (t->dim == 2 && d == 0 && t->stride[1] == 1) { /* (column extremes of a matrix) */
+    int64_t rows = t->size[0], cols = t->size[1], rs = t->stride[0];
+    int64_t *best = malloc((size_t)(cols ? cols : 1) * sizeof *best);
+    if (!best) return blua_fail(err, "out of memory: extremes of %lld columns", (long long)cols);
+    const float *pt = blua_tensor_data(t);
+    column_extremes(pt, rs, rows, cols, want_max, 1, best);
+    float *po = blua_tensor_data(out), *pi = idx ? blua_tensor_data(idx) : NULL;
+    for (int64_t j = 0; j < cols; j++) {
+      po[j * out->stride[1]] = pt[best[j] * rs + j];
+      if (pi) pi[j * idx->stride[1]] = (float)(best[j] + 1);
+    }
+    free(best);
+    return BLUA_OK;
   }
   blua_tensor tv = moved_last(t, d), ov = moved_last(out, d), iv = idx ? moved_last(idx, d) : ov;
   int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
@@ -953,6 +1039,10 @@ void blua_tensor_argmax_rows(const blua_tensor *t, int64_t *out) {
 
 void blua_tensor_argmax_cols(const blua_tensor *t, int64_t *out) {
   int64_t rows = blua_tensor_rows(t), cols = blua_tensor_cols(t);
+  if (blua_tensor_colstride(t) == 1 && rows > 0) {
+    column_extremes(blua_tensor_at(t, 0, 0), t->stride[0], rows, cols, 1, 0, out);
+    return;
+  }
   for (int64_t j = 0; j < cols; j++) {
     int64_t best = 0;
     for (int64_t i = 1; i < rows; i++)
@@ -969,23 +1059,7 @@ int blua_tensor_sum_rows(blua_tensor *out, float beta, float alpha, const blua_t
   int64_t os = vec_step(out);
   float *po = blua_tensor_data(out);
   if (blua_tensor_colstride(t) == 1) {
-    /* Rows one after another, SUM_ROWS_COLS columns at a time (walking down a column would
-     * touch a new cache line per entry): each column still adds its entries in row order, so
-     * the sums are those of the loop below. Big matrices split their column blocks over threads. */
-    enum { SUM_ROWS_COLS = 256 };
-    int64_t blocks = (cols + SUM_ROWS_COLS - 1) / SUM_ROWS_COLS;
-#pragma omp parallel for if (BIG(rows * cols) && blocks > 1)
-    for (int64_t blk = 0; blk < blocks; blk++) {
-      double acc[SUM_ROWS_COLS];
-      int64_t j0 = blk * SUM_ROWS_COLS, w = cols - j0 < SUM_ROWS_COLS ? cols - j0 : SUM_ROWS_COLS;
-      for (int64_t j = 0; j < w; j++) acc[j] = 0.0;
-      for (int64_t i = 0; i < rows; i++) {
-        const float *p = blua_tensor_at(t, i, j0);
-#pragma omp simd
-        for (int64_t j = 0; j < w; j++) acc[j] += p[j];
-      }
-      for (int64_t j = 0; j < w; j++) po[(j0 + j) * os] = (float)(beta * po[(j0 + j) * os] + alpha * acc[j]);
-    }
+    column_sums(blua_tensor_at(t, 0, 0), t->stride[0], rows, cols, po, os, COLSUM_AXPBY, beta, alpha);
     return BLUA_OK;
   }
 #pragma omp parallel for if (BIG(rows * cols))

@@ -247,6 +247,55 @@ describe("reductions", function()
     assert.has_error(function() t:argmax(3) end, "bad dimension in 'argmax': 3 for a 2-D tensor")
   end)
 
+  it("down the columns give what the same reductions along rows of the transpose give", function()
+    -- (column reductions of a matrix walk its rows in blocks of columns; every column still
+    -- takes its entries in row order, so the bits are those of the transposed reduction)
+    blua.manualSeed(8)
+    local threads = blua.getNumThreads()
+    for _, th in ipairs{1, 2} do
+      blua.setNumThreads(th)
+      for _, shape in ipairs{{1, 1}, {7, 300}, {300, 7}, {200, 513}} do
+        local m = blua.randn(shape[1], shape[2]):mul(1000)
+        m:set(1, 1, m:get(shape[1], 1)) -- a tie: the first row wins
+        if shape[2] > 5 then
+          m:set(3 % shape[1] + 1, 3, 0 / 0) -- NaN: max and min take it, argmax skips it
+          m:set(1, 5, 0 / 0)
+        end
+        local mt = m:t():clone()
+        local function same(a, b)
+          local at, bt = a:totable(), b:totable()
+          for i, row in ipairs(at) do
+            for j, x in ipairs(row) do
+              local y = bt[i][j]
+              assert.is_true(x == y or (x ~= x and y ~= y), string.format("%s x %s at %d, %d: %s ~= %s",
+                shape[1], shape[2], i, j, tostring(x), tostring(y)))
+            end
+          end
+        end
+        same(m:sum(1), mt:sum(2):t())
+        same(m:mean(1), mt:mean(2):t())
+        same(m:sumRows(), mt:sum(2):t())
+        local v1, i1 = m:max(1)
+        local v2, i2 = mt:max(2)
+        same(v1, v2:t())
+        same(i1, i2:t())
+        v1, i1 = m:min(1)
+        v2, i2 = mt:min(2)
+        same(v1, v2:t())
+        same(i1, i2:t())
+        same(m:argmax(1), mt:argmax(2):t())
+        -- a view whose rows are further apart than its width
+        local wide = blua.randn(shape[1], shape[2] + 3)
+        local view = wide:narrow(2, 2, shape[2])
+        same(view:sum(1), view:t():clone():sum(2):t())
+        same(view:argmax(1), view:t():clone():argmax(2):t())
+      end
+    end
+    blua.setNumThreads(threads)
+    local empty = blua.zeros(0, 3)
+    assert.same({{0, 0, 0}}, empty:sum(1):totable())
+  end)
+
   it("propagates NaN and detects non-finite values", function()
     local n = blua.zeros(2, 2)
     n:set(1, 2, 0 / 0)
