@@ -554,6 +554,39 @@ int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int6
   return BLUA_OK;
 }
 
+/* Whether two tensors on one storage may share an element. Two matrices with the same row
+ * stride whose rows are runs within one row period (column blocks of one matrix, say) are
+ * compared exactly; otherwise the test is a bound: the spans from the first to the last
+ * element each can reach. */
+static int spans_meet(const blua_tensor *a, const blua_tensor *b) {
+  if (a->storage != b->storage || blua_tensor_nelement(a) == 0 || blua_tensor_nelement(b) == 0) return 0;
+  if (a->dim == 2 && b->dim == 2 && a->stride[1] == 1 && b->stride[1] == 1 && a->stride[0] == b->stride[0] &&
+      a->stride[0] > 0) {
+    size_t rs = (size_t)a->stride[0], ca = a->offset % rs, cb = b->offset % rs, qa = a->offset / rs,
+           qb = b->offset / rs, wa = (size_t)a->size[1], wb = (size_t)b->size[1];
+    if (ca + wa <= rs && cb + wb <= rs) {
+      int rows_meet = qa < qb + (size_t)b->size[0] && qb < qa + (size_t)a->size[0];
+      return rows_meet && ca < cb + wb && cb < ca + wa;
+    }
+  }
+  size_t alo = a->offset, ahi = a->offset, blo = b->offset, bhi = b->offset;
+  for (int d = 0; d < a->dim; d++) ahi += (size_t)((a->size[d] - 1) * a->stride[d]);
+  for (int d = 0; d < b->dim; d++) bhi += (size_t)((b->size[d] - 1) * b->stride[d]);
+  return alo <= bhi && blo <= ahi;
+}
+
+int blua_tensors_apart(int n, const blua_named_tensor *t, blua_err *err) {
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; t[i].t && j < n; j++)
+      if (t[j].t && spans_meet(t[i].t, t[j].t)) {
+        char a[32] = "", b[32] = "";
+        if (t[i].index) snprintf(a, sizeof a, "[%d]", t[i].index);
+        if (t[j].index) snprintf(b, sizeof b, "[%d]", t[j].index);
+        return blua_fail(err, "aliasing: %s%s and %s%s share memory", t[i].what, a, t[j].what, b);
+      }
+  return BLUA_OK;
+}
+
 /* A gather posted to the team: GATHER_TASKS tasks per tensor pair, each a range of rows, so
  * that the caller can take over the tasks nobody has claimed when it joins. */
 enum { GATHER_TASKS = 4 };

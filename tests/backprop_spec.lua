@@ -116,5 +116,16 @@ describe("blua._backprop", function()
     assert.has_error(function() blua._backprop(acts, net.W, net.b, x, y, bad, X, D, G, 1, 2, grads) end,
       "bad argument #6 to 'backprop' (Z[2] must be a live tensor)")
     assert.has_error(function() blua._backprop(acts, net.W, net.b, x, y, Z, X, D, G, 1, 0, grads) end)
+    -- scratch that overlaps other scratch or the inputs: an error, not wrong numbers
+    assert.has_error(function() blua._backprop(acts, net.W, net.b, x, y, {Z[1], Z[2], Z[3]}, X, {D[1], Z[2], D[3]}, G, 1, 2, grads) end,
+      "aliasing in 'backprop': Z[2] and D[2] share memory")
+    local both = zeros(32) -- (Z[1] and X[1] as two halves of one tensor: apart, accepted)
+    blua._backprop(acts, net.W, net.b, x, y, {both:narrow(2, 1, 16), Z[2], Z[3]}, {both:narrow(2, 17, 16), X[2]}, D, G, 1, 2, grads)
+    assert.has_error(function()
+      blua._backprop(acts, net.W, net.b, x, y, {both:narrow(2, 1, 16), Z[2], Z[3]}, {both:narrow(2, 16, 16), X[2]}, D, G, 1, 2, grads)
+    end, "aliasing in 'backprop': Z[1] and X[1] share memory")
+    assert.has_error(function()
+      blua._backprop(acts, net.W, net.b, x, y, Z, X, {D[1], D[2], y}, G, 1, 2, grads)
+    end, "aliasing in 'backprop': y and D[3] share memory")
   end)
 end)

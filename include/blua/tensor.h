@@ -122,6 +122,19 @@ void blua_tensor_fill(blua_tensor *t, float v);
 /* Rows idx[0..n) of src (0-based) into the rows of dst (n x cols); both as matrices. */
 int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int64_t *idx, int64_t n, blua_err *err);
 
+/* A tensor a kernel writes, named for messages as what[index] (index 0: no index), for
+ * blua_tensors_apart. */
+typedef struct {
+  const blua_tensor *t;
+  const char *what;
+  int index;
+} blua_named_tensor;
+
+/* BLUA_OK when no two of the n tensors share memory (NULL entries are skipped), else an error
+ * naming the first such pair: a kernel whose outputs or scratch overlap would compute wrong
+ * numbers. */
+int blua_tensors_apart(int n, const blua_named_tensor *t, blua_err *err);
+
 /* The same for up to BLUA_GATHER_MAX pairs dst[k], src[k] and one list of rows, checked first
  * (BLUA_ERROR on bad input, nothing gathered). Inside an active thread team (blua/team.h), when
  * the rows are contiguous and there are over BLUA_OMP_THRESHOLD entries in all, the copies go
