@@ -109,18 +109,18 @@ INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) 
   }
 }
 
-/* out = Σ TERM over j in [0, n) in LANES running sums, lane k taking the entries j ≡ k
- * (mod LANES), added pairwise at the end. The compiler vectorises across the lanes at whatever
- * width the clone has, and the order of the additions is this one on every machine (a simd
- * reduction's partial sums would follow the vector width). */
-#define LANES 8
-#define LANE_SUM(out, n, TERM)                                                                     \
+/* out = Σ TERM over j in [0, n) in L running sums (L a power of two, at most 16), lane k
+ * taking the entries j ≡ k (mod L), then folded in halves (lane k + L/2 onto lane k, and so
+ * on). The compiler vectorises across the lanes at whatever width the clone has, and the order
+ * of the additions is this one on every machine (a simd reduction's partial sums would follow
+ * the vector width). */
+#define LANE_SUM(out, n, L, TERM)                                                                  \
   do {                                                                                             \
-    double l_[LANES] = {0};                                                                        \
+    double l_[16] = {0};                                                                           \
     const int64_t n_ = (n);                                                                        \
     int64_t j0_ = 0;                                                                               \
-    for (; j0_ + LANES <= n_; j0_ += LANES) {                                                      \
-      _Pragma("omp simd") for (int k_ = 0; k_ < LANES; k_++) {                                     \
+    for (; j0_ + (L) <= n_; j0_ += (L)) {                                                          \
+      _Pragma("omp simd") for (int k_ = 0; k_ < (L); k_++) {                                       \
         const int64_t j = j0_ + k_;                                                                \
         l_[k_] += TERM;                                                                            \
       }                                                                                            \
@@ -129,7 +129,9 @@ INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) 
       const int64_t j = j0_ + k_;                                                                  \
       l_[k_] += TERM;                                                                              \
     }                                                                                              \
-    (out) = ((l_[0] + l_[1]) + (l_[2] + l_[3])) + ((l_[4] + l_[5]) + (l_[6] + l_[7]));             \
+    for (int w_ = (L) / 2; w_ >= 1; w_ /= 2)                                                       \
+      for (int k_ = 0; k_ < w_; k_++) l_[k_] += l_[k_ + w_];                                       \
+    (out) = l_[0];                                                                                 \
   } while (0)
 
 /* Σ Ψ, Σ Φ* and Σ B over a block of entries for sigmoid and tanh (see act_kernels.h). */
@@ -138,10 +140,10 @@ INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) 
     double acc = 0.0;                                                            \
     if (kind == BLUA_ACT_SIGMOID) {                                              \
       const blua_act_kind k = BLUA_ACT_SIGMOID;                                  \
-      _Pragma("omp simd reduction(+ : acc)") for (int64_t j = 0; j < n; j++) acc += TERM; \
+      LANE_SUM(acc, n, 16, TERM);                                                \
     } else {                                                                     \
       const blua_act_kind k = BLUA_ACT_TANH;                                     \
-      _Pragma("omp simd reduction(+ : acc)") for (int64_t j = 0; j < n; j++) acc += TERM; \
+      LANE_SUM(acc, n, 16, TERM);                                                \
     }                                                                            \
     return acc;                                                                  \
   }
@@ -151,7 +153,7 @@ INLINE double bregman1(blua_act_kind k, double a, double b, double y, double z) 
 SMOOTH_CLONES static double piecewise_bregman_block(blua_act_kind kind, double a, double b, const float *y,
                                                     const float *z, int64_t n) {
   double acc = 0.0;
-#define LOOP(K) LANE_SUM(acc, n, bregman1(K, a, b, y[j], z[j]))
+#define LOOP(K) LANE_SUM(acc, n, 8, bregman1(K, a, b, y[j], z[j]))
   DISPATCH(kind, LOOP)
 #undef LOOP
   return acc;
