@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "lblua.h"
 
+#include "blua/shares.h"
 #include "blua/team.h"
 
 #include <stdio.h>
@@ -103,6 +104,8 @@ int lblua_open(lua_State *L) {
   lua_setfield(L, -2, "_teamStats");
   lua_pushcfunction(L, l_teamJoin);
   lua_setfield(L, -2, "_teamJoin");
+  lua_pushnumber(L, BLUA_SHARE_MIN_WORK); /* (shares below it run one after another) */
+  lua_setfield(L, -2, "_shareMinWork");
   lua_pushcfunction(L, l_terminalWidth);
   lua_setfield(L, -2, "terminalWidth");
   lblua_open_tensor(L);

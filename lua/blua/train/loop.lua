@@ -205,6 +205,13 @@ local function team_pays(method, net, o, dist)
   if dist then return false end
   -- (a run inside a coroutine may yield from on_batch: a C call cannot be yielded across)
   if coroutine.isyieldable() then return false end
+  -- (a dense network whose shares are too small to run side by side: the team's hand-offs
+  -- would be all it adds)
+  if lifted.dense_builtin(net, o.l1_layers) then
+    local weights = 0
+    for l = 1, net:nLayers() do weights = weights + net.W[l]:nElement() end
+    if math.ceil(o.batch / math.max(1, o.batch_shards)) * weights < blua._shareMinWork then return false end
+  end
   if method == "backprop" then return backprop.one_call(net, o.l1_layers, o.batch_shards) end
   -- (the lifted trainers' C batch step, for dense layers or operators)
   return lifted.c_batch_path(net, o) ~= nil
