@@ -48,8 +48,9 @@ end
 
 -- The X-step sizes of one sweep over the hidden layers `order` (each at most once) into mu,
 -- as lifted.xstep_size gives them one after another. When every next block is dense and has
--- its warm start, the norms come from one call that runs them side by side on the threads:
--- each power iteration is its own layer's, so the steps are the same.
+-- its warm start, the norms come from one call (blua.spectralNorm on lists; lists: tables it
+-- may keep for the next call); each power iteration is its own layer's, so the steps are the
+-- same.
 function lifted.sweep_step_sizes(net, o, penalty, order, power, mu, lists)
   lists = lists or {}
   local Ws, vs = lists.W or {}, lists.v or {}

@@ -67,13 +67,6 @@ local function share_workspace(ws, first, count)
   return part
 end
 
--- The rows idx of a mini-batch as the parts a batch step works on ({x =, y =, ws =} each),
--- plus parts.whole ({x =, y =, ws =}: the rows of all parts, one after another, whose views
--- the parts are). On one process the parts are the batch_shards row shares
--- (loop.share_bounds); in a data-parallel run the one part is this rank's share. Every batch's
--- gradient is the sum, in share order, of its shares' gradients: the bits depend on the
--- shares, never on the thread count, and P ranks compute what one process with
--- batch_shards = P computes.
 -- The workspace of a batch of n rows, with buffers for its inputs and targets (xb, yb).
 local function batch_buffers(net, data, Y, n, state)
   local ws = loop.workspace(net, n, state.caches)
@@ -87,12 +80,20 @@ end
 
 -- Starts gathering the rows idx of the next batch into its buffers on the epoch's thread team
 -- while this thread finishes the current batch (blua._gatherRows); loop.parts with gathered
--- set waits for them. Only where no rank splits the batch (state.prefetch).
+-- set then skips the gather, and the batch step waits for it. Only where no rank splits the
+-- batch (state.prefetch).
 function loop.prefetch(net, data, Y, idx, state)
   local ws = batch_buffers(net, data, Y, #idx, state)
   blua._gatherRows({ws.xb, ws.yb}, {data.x, Y}, idx)
 end
 
+-- The rows idx of a mini-batch as the parts a batch step works on ({x =, y =, ws =} each),
+-- plus parts.whole ({x =, y =, ws =}: the rows of all parts, one after another, whose views
+-- the parts are). On one process the parts are the batch_shards row shares
+-- (loop.share_bounds); in a data-parallel run the one part is this rank's share. Every batch's
+-- gradient is the sum, in share order, of its shares' gradients: the bits depend on the
+-- shares, never on the thread count, and P ranks compute what one process with
+-- batch_shards = P computes. gathered: the rows are on their way already (loop.prefetch).
 function loop.parts(net, data, Y, idx, o, state, gathered)
   local dist = state.dist
   local k = o.batch_shards
