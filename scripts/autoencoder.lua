@@ -8,8 +8,8 @@
 -- (noisy / clean / each method, on test images), and with --save DIR each method's seed-1
 -- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
 --   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.1]
---                                [--rho 0.1] [--test-rho ρ'] [--five-layers] [--loss-weight β] [--bregman-mu mu] [--methods ...]
---                                [--out results] [--save results] [--quick]
+--                                [--rho 0.1] [--test-rho ρ'] [--five-layers] [--loss-weight β] [--bregman-mu mu] [--lr rate]
+--                                [--methods ...] [--trace] [--out results] [--save results] [--quick]
 local blua = require "blua"
 
 local o = blua.cli.parse(arg, {
@@ -24,6 +24,8 @@ local o = blua.cli.parse(arg, {
   {"five-layers", "flag", false, "the slides' network: a ReLU layer after the code (784-784-784-784-784-784)"},
   {"bregman-mu", "number", 0, "Bregman's X-step multiplier mu (0: the library default, 2 for this network)"},
   {"loss-weight", "number", 0, "Bregman's loss weight β (0: the library default, 1 for this network)"},
+  {"lr", "number", 0, "Adam's rate for every method (0: each trainer's library default)"},
+  {"trace", "flag", false, "print each epoch's loss, layer energies and spectral norms ‖W_l‖₂ (RESULTS.md, the five-layer diagnosis)"},
   {"methods", "string", "bregman,lifted,backprop", "methods, comma-separated"},
   {"test-size", "integer", 10000, "test images"},
   {"threads", "integer", 0, "threads (0: the runtime's default)"},
@@ -69,6 +71,17 @@ for _, n in ipairs(sizes) do
       local net = network(seed)
       local t0 = blua.clock()
       local opts = {epochs = o.epochs, seed = seed, verbose = false, l1 = {[3] = o.alpha}}
+      if o.lr > 0 then opts.lr = o.lr end
+      if o.trace then
+        opts.on_epoch = function(epoch, st)
+          local parts = {string.format("  %s epoch %d: loss %.3f", method, epoch, st.loss)}
+          for l, e in ipairs(st.energies or {}) do parts[#parts + 1] = string.format("E%d %.4f", l, e) end
+          local norms = {}
+          for l = 1, net:nLayers() do norms[l] = string.format("%.2f", blua.spectralNorm(net.W[l], 30)) end
+          parts[#parts + 1] = "‖W‖₂ " .. table.concat(norms, " ")
+          print(table.concat(parts, "  "))
+        end
+      end
       if method == "bregman" then
         if o.loss_weight > 0 then opts.loss_weight = o.loss_weight end
         if o.bregman_mu > 0 then opts.mu = o.bregman_mu end
@@ -114,13 +127,14 @@ local lines = {
   "# Sparse denoising autoencoder (Fashion-MNIST)",
   "",
   string.format("Command: `blua scripts/autoencoder.lua%s` (σ = %g, α = %g, ρ = %g, %d epochs, %s weight layers with %d-wide hidden layers, " ..
-    "seeds 1..%d, %d test images%s; Bregman's loss weight β = %g and X-step multiplier mu = %g, every other option " ..
+    "seeds 1..%d, %d test images%s; Bregman's loss weight β = %g and X-step multiplier mu = %g, %s, every other option " ..
     "the library default for this network). " ..
     "Noisy test input: **%.2f dB**. Mean ± standard deviation over seeds.",
     #arg > 0 and " " .. table.concat(arg, " ") or "", o.sigma, o.alpha, o.rho, o.epochs,
     o.five_layers and "five" or "four", o.width, o.seeds, o.test_size,
     o.test_rho > 0 and string.format(", read with the code threshold %g", o.test_rho) or "",
-    bregman_defaults.loss_weight, bregman_defaults.mu, noisy_psnr),
+    bregman_defaults.loss_weight, bregman_defaults.mu,
+    o.lr > 0 and string.format("Adam's rate %g for every method", o.lr) or "each trainer's default Adam rate", noisy_psnr),
   "",
   "| training images | method | test PSNR (dB) | gain over noisy (dB) | test PSNR, clipped to [0, 1] (dB) | train PSNR (dB) | code zeros (%) | time (s) |",
   "|---|---|---|---|---|---|---|---|",

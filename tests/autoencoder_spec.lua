@@ -30,10 +30,14 @@ describe("the autoencoder and compressed sensing scripts", function()
       assert.truthy(report:find("| 200 | " .. name .. " | ", 1, true), report)
     end
     assert.truthy(report:find("Noisy test input: **10.", 1, true), report) -- σ = 0.3: about 10.5 dB
-    out, code = run("scripts/autoencoder.lua --quick --five-layers --methods bregman --out " .. dir)
+    assert.truthy(report:find("each trainer's default Adam rate", 1, true), report)
+    -- --lr sets every method's rate; --trace prints each epoch's energies and the five ‖W_l‖₂
+    out, code = run("scripts/autoencoder.lua --quick --five-layers --methods bregman --lr 5e-4 --trace --out " .. dir)
     assert.equal(0, code, out)
+    assert.truthy(out:find("bregman epoch 2: loss [%d.]+  E1 [%d.]+  E2 [%d.]+  E3 [%d.]+  E4 [%d.]+  ‖W‖₂ [%d.]+ [%d.]+ [%d.]+ [%d.]+ [%d.]+\n"), out)
     report = support.read_file(dir .. "/autoencoder-quick.md")
     assert.truthy(report:find("five weight layers", 1, true), report)
+    assert.truthy(report:find("Adam's rate 0.0005 for every method", 1, true), report)
     assert.truthy(report:find("| 200 | Bregman lifted | ", 1, true), report)
     -- --test-rho reads the trained network with another code threshold: a huge one zeroes the
     -- whole code in the metrics, and the saved network keeps the threshold it was trained with
