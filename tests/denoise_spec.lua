@@ -147,6 +147,10 @@ describe("Bregman defaults for regression", function()
     end
     assert.equal(0.1, blua.train.defaults("bregman").loss_weight)
     assert.equal(1.0, blua.train.defaults("lifted", blua.nn.mlp{4, 6, 3, output = "identity"}).mu)
+    -- back-prop's Adam rate: Bregman's 2e-3 for regression, 4e-3 for classifiers
+    assert.equal(2e-3, blua.train.defaults("backprop", blua.nn.mlp{4, 6, 3, output = "identity"}).lr)
+    assert.equal(4e-3, blua.train.defaults("backprop", blua.nn.mlp{4, 6, 3}).lr)
+    assert.equal(4e-3, blua.train.defaults("backprop", blua.nn.mlp{4, 6, 3, output = "sigmoid"}).lr)
   end)
   it("are what a run without options uses", function()
     blua.manualSeed(3)
