@@ -90,20 +90,6 @@ static void run_task(void *ctx, int p) {
   c->blocks[p].status = block_run(&c->blocks[p], c->L, c->layers, c->wt, c->scale, &c->blocks[p].err);
 }
 
-int blua_backprop_scratch_apart(int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z,
-                                blua_tensor *const *X, blua_tensor *const *D, blua_err *err) {
-  blua_named_tensor t[2 + 3 * MAXL];
-  int n = 0;
-  t[n++] = (blua_named_tensor){x, "x", 0};
-  t[n++] = (blua_named_tensor){y, "y", 0};
-  for (int l = 0; l < L && l < MAXL; l++) {
-    t[n++] = (blua_named_tensor){Z[l], "Z", l + 1};
-    t[n++] = (blua_named_tensor){D[l], "D", l + 1};
-    if (l < L - 1) t[n++] = (blua_named_tensor){X[l], "X", l + 1};
-  }
-  return blua_tensors_apart(n, t, err);
-}
-
 int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                         blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
                         double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
@@ -111,7 +97,7 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
   (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
   blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
-  if (blua_backprop_scratch_apart(L, x, y, Z, X, D, err)) return BLUA_ERROR;
+  if (blua_batch_scratch_apart(L, x, y, Z, "Z", D, "D", X, err)) return BLUA_ERROR;
   int64_t rows = blua_tensor_rows(x);
   if (parts < 1) parts = 1;
   if (parts > rows) parts = rows > 0 ? (int)rows : 1;

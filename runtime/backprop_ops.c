@@ -101,7 +101,7 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
   (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
   blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
-  if (blua_backprop_scratch_apart(L, x, y, Z, X, D, err)) return BLUA_ERROR;
+  if (blua_batch_scratch_apart(L, x, y, Z, "Z", D, "D", X, err)) return BLUA_ERROR;
   if (parts < 1) parts = 1;
   int off[MAXL + 1];
   off[0] = 0;

@@ -238,19 +238,8 @@ static int run_batch(net_desc *n, const blua_tensor *x, const blua_tensor *y, bl
                          blua_tensor_shape(t[k], st, sizeof st), l + 1, (long long)rows, (long long)width);
       }
   }
-  {
-    /* (overlapping scratch would give wrong numbers) */
-    blua_named_tensor t[2 + 3 * MAXL];
-    int nt = 0;
-    t[nt++] = (blua_named_tensor){x, "x", 0};
-    t[nt++] = (blua_named_tensor){y, "y", 0};
-    for (int l = 0; l < L && l < MAXL; l++) {
-      t[nt++] = (blua_named_tensor){Z[l], "Z", l + 1};
-      t[nt++] = (blua_named_tensor){G[l], "G", l + 1};
-      if (l < L - 1) t[nt++] = (blua_named_tensor){X[l], "X", l + 1};
-    }
-    if (blua_tensors_apart(nt, t, err)) return BLUA_ERROR;
-  }
+  /* (overlapping scratch would give wrong numbers) */
+  if (blua_batch_scratch_apart(L, x, y, Z, "Z", G, "G", X, err)) return BLUA_ERROR;
   share *shares = calloc((size_t)parts, sizeof *shares);
   int result = BLUA_OK;
   if (!shares) return blua_fail(err, "out of memory: a lifted batch in %d shares", parts);

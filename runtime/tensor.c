@@ -587,6 +587,21 @@ int blua_tensors_apart(int n, const blua_named_tensor *t, blua_err *err) {
   return BLUA_OK;
 }
 
+int blua_batch_scratch_apart(int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *A, const char *a,
+                             blua_tensor *const *B, const char *b, blua_tensor *const *X, blua_err *err) {
+  enum { MAXL = 64 };
+  blua_named_tensor t[2 + 3 * MAXL];
+  int n = 0;
+  t[n++] = (blua_named_tensor){x, "x", 0};
+  t[n++] = (blua_named_tensor){y, "y", 0};
+  for (int l = 0; l < L && l < MAXL; l++) {
+    t[n++] = (blua_named_tensor){A[l], a, l + 1};
+    t[n++] = (blua_named_tensor){B[l], b, l + 1};
+    if (l < L - 1) t[n++] = (blua_named_tensor){X[l], "X", l + 1};
+  }
+  return blua_tensors_apart(n, t, err);
+}
+
 /* A gather posted to the team: GATHER_TASKS tasks per tensor pair, each a range of rows, so
  * that the caller can take over the tasks nobody has claimed when it joins. */
 enum { GATHER_TASKS = 4 };

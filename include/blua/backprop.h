@@ -24,12 +24,6 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
                         double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
                         blua_err *err);
 
-/* BLUA_OK when x, y and the scratch Z, D (and X of the hidden layers) of an L-layer pass
- * share no memory; else an error naming the pair (overlapping scratch gives wrong numbers).
- * Both entry points check it. */
-int blua_backprop_scratch_apart(int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z,
-                                blua_tensor *const *X, blua_tensor *const *D, blua_err *err);
-
 /* The same for a network of operators (blua/op.h): layer l is the operator ops[l] followed by
  * acts[l]; its parameters are params[off_l], ..., params[off_l + n_l - 1] with n_l =
  * blua_op_nparams(ops[l]) and off_l the sum of the earlier layers' counts, and its gradients

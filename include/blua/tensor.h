@@ -135,6 +135,11 @@ typedef struct {
  * numbers. */
 int blua_tensors_apart(int n, const blua_named_tensor *t, blua_err *err);
 
+/* The same for a batch step of L layers (L <= 64): the inputs x, y and the scratch lists A
+ * and B (one tensor per layer, named a and b in messages) and X (one per hidden layer). */
+int blua_batch_scratch_apart(int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *A, const char *a,
+                             blua_tensor *const *B, const char *b, blua_tensor *const *X, blua_err *err);
+
 /* The same for up to BLUA_GATHER_MAX pairs dst[k], src[k] and one list of rows, checked first
  * (BLUA_ERROR on bad input, nothing gathered). Inside an active thread team (blua/team.h), when
  * the rows are contiguous and there are over BLUA_OMP_THRESHOLD entries in all, the copies go
