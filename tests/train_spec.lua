@@ -143,6 +143,37 @@ describe("spectralNorm", function()
     assert.has_error(function() blua.spectralNorm(A, 5, blua.zeros(1, 6)) end)
   end)
 
+  it("walks a big matrix on every thread with the same bits, and agrees with the exact norm", function()
+    -- 1030 x 1030 (blocks of 128 rows and a remainder; rows of 16-lane chunks and a tail) and
+    -- short rows (under 16 columns), cold and warm, on 1 and 2 threads, in and out of a team
+    local threads = blua.getNumThreads()
+    blua.manualSeed(5)
+    for _, shape in ipairs{{1030, 1030}, {700, 9}, {9, 700}} do
+      local W = blua.randn(shape[1], shape[2])
+      local seen
+      for _, th in ipairs{1, 2} do
+        blua.setNumThreads(th)
+        for _, in_team in ipairs{false, true} do
+          local v = blua.zeros(1, shape[2])
+          local run = function() return {blua.spectralNorm(W, 30), blua.spectralNorm(W, 5, v), blua.spectralNorm(W, 3, v)} end
+          local got = in_team and blua._team(run) or run()
+          got[4] = v:sum()
+          if seen then assert.same(seen, got) else seen = got end
+        end
+      end
+      blua.setNumThreads(threads)
+    end
+    -- a diagonal matrix: its largest entry, reached from the fixed start
+    local D = blua.zeros(1030, 1030)
+    for i = 1, 1030 do D:set(i, i, 1 + (i % 5) / 10) end
+    D:set(1029, 1029, 3)
+    assert.is_true(math.abs(blua.spectralNorm(D, 300) - 3) < 1e-4)
+    -- and a NaN anywhere gives NaN
+    D:set(512, 3, 0 / 0)
+    local s = blua.spectralNorm(D, 4)
+    assert.is_true(s ~= s)
+  end)
+
   it("of a list gives each matrix the norm and warm start a call of its own gives", function()
     blua.manualSeed(3)
     local Ws = {blua.randn(64, 64), blua.randn(64, 10), blua.randn(20, 64)}
