@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "blua/penalty.h"
+#include "par.h"
 
 static int check_rows(const blua_tensor *a, const blua_tensor *b, blua_err *err) {
   char sa[48], sb[48];
@@ -35,12 +36,12 @@ int blua_lifted_affine(blua_tensor *z, const blua_tensor *x_prev, const blua_lif
     for (int64_t i = 0; i < rows; i++) memcpy(blua_tensor_at(z, i, 0), b, (size_t)cols * sizeof *b);
     return blua_mm(z, 1.0f, 1.0f, x_prev, layer->W, err);
   }
-#pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
+  BLUA_PAR(rows * cols > BLUA_OMP_THRESHOLD, "omp parallel for",
   for (int64_t i = 0; i < rows; i++) {
     float *p = blua_tensor_at(z, i, 0);
     int64_t cs = z->stride[1];
     for (int64_t j = 0; j < cols; j++) p[j * cs] = b[j * bs];
-  }
+  });
   return blua_mm(z, 1.0f, 1.0f, x_prev, layer->W, err);
 }
 

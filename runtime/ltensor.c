@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lblua.h"
+#include "par.h"
 
 #define SHAPE_LEN 160
 #define MAX_THREADS 1024
@@ -857,8 +858,8 @@ static void apply_unary(blua_tensor *t, unary_op op) {
   int64_t n = blua_tensor_nelement(t);
   if (blua_tensor_is_contiguous(t)) {
     float *p = blua_tensor_data(t);
-#pragma omp parallel for if (n > BLUA_OMP_THRESHOLD)
-    for (int64_t k = 0; k < n; k++) p[k] = unary_value(op, p[k]);
+    BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for",
+    for (int64_t k = 0; k < n; k++) p[k] = unary_value(op, p[k]));
     return;
   }
   FOR_EACH_RUN(t, runs, len, step, { for (int64_t j = 0; j < len; j++) p[j * step] = unary_value(op, p[j * step]); });
@@ -903,8 +904,8 @@ static void apply_scalar(blua_tensor *t, scalar_op op, float a, float b) {
   int64_t n = blua_tensor_nelement(t);
   if (blua_tensor_is_contiguous(t)) {
     float *p = blua_tensor_data(t);
-#pragma omp parallel for if (n > BLUA_OMP_THRESHOLD)
-    for (int64_t k = 0; k < n; k++) p[k] = scalar_value(op, p[k], a, b);
+    BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for",
+    for (int64_t k = 0; k < n; k++) p[k] = scalar_value(op, p[k], a, b));
     return;
   }
   FOR_EACH_RUN(t, runs, len, step, { for (int64_t j = 0; j < len; j++) p[j * step] = scalar_value(op, p[j * step], a, b); });

@@ -9,6 +9,7 @@
 
 #include "blua/lifted.h"
 #include "op_impl.h"
+#include "par.h"
 
 /* ---- records and workspaces ---- */
 
@@ -375,12 +376,12 @@ static int reshape_adjoint(blua_op *op, const float *const *params, int64_t n, c
                            int64_t ldg, float alpha, float beta, blua_err *err) {
   (void)params, (void)err;
   int64_t len = blua_shape_size(op->in);
-#pragma omp parallel for if (n * len > BLUA_OP_PAR_MIN)
+  BLUA_PAR(n * len > BLUA_OP_PAR_MIN, "omp parallel for",
   for (int64_t i = 0; i < n; i++) {
     const float *pr = r + i * ldr;
     float *pg = g + i * ldg;
     for (int64_t j = 0; j < len; j++) pg[j] = beta == 0.0f ? alpha * pr[j] : alpha * pr[j] + beta * pg[j];
-  }
+  });
   return BLUA_OK;
 }
 

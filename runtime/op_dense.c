@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include "op_impl.h"
+#include "par.h"
 
 /* How blua_mm hands a rows x cols matrix with strides (rs, cs) to BLAS (runtime/blas.c). */
 static void operand(int64_t r, int64_t c, int64_t rs, int64_t cs, CBLAS_TRANSPOSE *trans, int *ld) {
@@ -35,9 +36,9 @@ static int dense_forward(blua_op *op, const float *const *params, int64_t n, con
   const float *W = params[0], *b = params[1];
   if (b) {
     /* y = 1 bᵀ, then y += x W in the same GEMM (beta = 1), as blua_lifted_affine does. */
-#pragma omp parallel for if (n * nout > BLUA_OMP_THRESHOLD)
+    BLUA_PAR(n * nout > BLUA_OMP_THRESHOLD, "omp parallel for",
     for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < nout; j++) y[i * ldy + j] = b[j];
+      for (int64_t j = 0; j < nout; j++) y[i * ldy + j] = b[j]);
   }
   gemm(n, nout, nin, 1.0f, x, ldx, 1, W, nout, 1, b ? 1.0f : 0.0f, y, ldy);
   return BLUA_OK;

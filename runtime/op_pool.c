@@ -2,6 +2,7 @@
  * windows stride apart, no padding. Its adjoint spreads each residual entry evenly back over
  * its window. No parameters. Both run in OpenMP loops over samples. */
 #include "op_impl.h"
+#include "par.h"
 
 /* One sample's pooling, a whole output row at a time, one window offset (a, b) after the
  * other: long inner loops over ox, and per output the same additions in the same order as
@@ -38,8 +39,8 @@ BLUA_OP_CLONES static void pool_sample(const blua_op *op, const float *restrict 
 static int pool_forward(blua_op *op, const float *const *params, int64_t n, const float *x, int64_t ldx, float *y,
                         int64_t ldy, blua_err *err) {
   (void)params, (void)err;
-#pragma omp parallel for if (n * blua_shape_size(op->in) > BLUA_OP_PAR_MIN)
-  for (int64_t i = 0; i < n; i++) pool_sample(op, x + i * ldx, y + i * ldy);
+  BLUA_PAR(n * blua_shape_size(op->in) > BLUA_OP_PAR_MIN, "omp parallel for",
+  for (int64_t i = 0; i < n; i++) pool_sample(op, x + i * ldx, y + i * ldy));
   return BLUA_OK;
 }
 
@@ -89,8 +90,8 @@ BLUA_OP_CLONES static void pool_sample_adjoint(const blua_op *op, const float *r
 static int pool_adjoint(blua_op *op, const float *const *params, int64_t n, const float *r, int64_t ldr, float *g,
                         int64_t ldg, float alpha, float beta, blua_err *err) {
   (void)params, (void)err;
-#pragma omp parallel for if (n * blua_shape_size(op->in) > BLUA_OP_PAR_MIN)
-  for (int64_t i = 0; i < n; i++) pool_sample_adjoint(op, r + i * ldr, g + i * ldg, alpha, beta);
+  BLUA_PAR(n * blua_shape_size(op->in) > BLUA_OP_PAR_MIN, "omp parallel for",
+  for (int64_t i = 0; i < n; i++) pool_sample_adjoint(op, r + i * ldr, g + i * ldg, alpha, beta));
   return BLUA_OK;
 }
 

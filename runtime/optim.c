@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "blua/team.h"
+#include "par.h"
 
 static int same_shapes(const blua_tensor *x, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
   char sx[48], so[48];
@@ -82,7 +83,7 @@ OPTIM_CLONES static void adam_range(void *ctx, int64_t lo, int64_t hi) {
 static void adam_strided(const adam_consts *c, blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_tensor *v) {
   const float step = c->step, b1 = c->b1, b2 = c->b2, e = c->e, isc2 = c->isc2, decay = c->decay;
   int64_t rows = blua_tensor_rows(x), cols = blua_tensor_cols(x);
-#pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
+  BLUA_PAR(rows * cols > BLUA_OMP_THRESHOLD, "omp parallel for",
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) {
       float *px = blua_tensor_at(x, i, j), *pm = blua_tensor_at(m, i, j), *pv = blua_tensor_at(v, i, j);
@@ -90,7 +91,7 @@ static void adam_strided(const adam_consts *c, blua_tensor *x, const blua_tensor
       *pm = b1 * *pm + (1.0f - b1) * gi;
       *pv = b2 * *pv + (1.0f - b2) * gi * gi;
       *px -= step * *pm / (sqrtf(*pv) * isc2 + e) + decay * *px;
-    }
+    });
 }
 
 int blua_adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, blua_tensor *const *m,
@@ -148,21 +149,21 @@ int blua_sgd_step(blua_tensor *x, const blua_tensor *g, blua_tensor *buf, double
     int64_t n = rows * cols;
     float *px = blua_tensor_data(x), *pb = blua_tensor_data(buf);
     const float *pg = blua_tensor_data(g);
-#pragma omp parallel for simd if (parallel : n > BLUA_OMP_THRESHOLD)
+    BLUA_PAR_SIMD(n > BLUA_OMP_THRESHOLD, "omp parallel for simd",
     for (int64_t k = 0; k < n; k++) {
       float d = pg[k] + wd * px[k];
       pb[k] = mu * pb[k] + d;
       px[k] -= rate * (nesterov ? d + mu * pb[k] : pb[k]);
-    }
+    });
     return BLUA_OK;
   }
-#pragma omp parallel for if (rows * cols > BLUA_OMP_THRESHOLD)
+  BLUA_PAR(rows * cols > BLUA_OMP_THRESHOLD, "omp parallel for",
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) {
       float *px = blua_tensor_at(x, i, j), *pb = blua_tensor_at(buf, i, j);
       float d = *blua_tensor_at(g, i, j) + wd * *px;
       *pb = mu * *pb + d;
       *px -= rate * (nesterov ? d + mu * *pb : *pb);
-    }
+    });
   return BLUA_OK;
 }

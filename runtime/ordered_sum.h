@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "par.h"
+
 #define ORDERED_SUM_BLOCK 4096
 #define ORDERED_SUM_GROUP 64
 
@@ -25,14 +27,14 @@
     double opart_[ORDERED_SUM_GROUP];                                                                     \
     for (int64_t og_ = 0; og_ < onb_; og_ += ORDERED_SUM_GROUP) {                                         \
       const int64_t ong_ = onb_ - og_ < ORDERED_SUM_GROUP ? onb_ - og_ : ORDERED_SUM_GROUP;               \
-      _Pragma("omp parallel for schedule(dynamic, 1) if (opar_)")                                         \
+      BLUA_PAR(opar_, "omp parallel for schedule(dynamic, 1)",                                            \
       for (int64_t ob_ = 0; ob_ < ong_; ob_++) {                                                          \
         const int64_t lo = (og_ + ob_) * ORDERED_SUM_BLOCK;                                               \
         const int64_t hi = on_ - lo < ORDERED_SUM_BLOCK ? on_ : lo + ORDERED_SUM_BLOCK;                   \
         double bsum = 0.0;                                                                                \
         __VA_ARGS__;                                                                                      \
         opart_[ob_] = bsum;                                                                               \
-      }                                                                                                   \
+      });                                                                                                 \
       for (int64_t ob_ = 0; ob_ < ong_; ob_++) (acc) += opart_[ob_];                                      \
     }                                                                                                     \
   } while (0)

@@ -13,6 +13,7 @@
 #include "act_kernels.h"
 #include "blua/prox.h"
 #include "vmath.h"
+#include "par.h"
 
 
 /* ---- names and parameters ---- */
@@ -412,17 +413,17 @@ SMOOTH_CLONES static void smooth_grad_block(blua_act_kind kind, const float *y, 
 #define SMOOTH_BLOCKS(n, CALL)                                                    \
   do {                                                                            \
     const int64_t n_ = (n);                                                       \
-    _Pragma("omp parallel for schedule(dynamic, 8) if (n_ > BLUA_OMP_THRESHOLD)") \
+    BLUA_PAR(n_ > BLUA_OMP_THRESHOLD, "omp parallel for schedule(dynamic, 8)",     \
     for (int64_t i = 0; i < n_; i += SMOOTH_BLOCK) {                              \
       int64_t len = n_ - i < SMOOTH_BLOCK ? n_ - i : SMOOTH_BLOCK;                \
       CALL;                                                                       \
-    }                                                                             \
+    });                                                                           \
   } while (0)
 
 /* Elementwise loops over n entries with chunks of `chunk` (locals of the kernel). Chunks are
  * handed out dynamically: on a machine shared with other jobs a static split leaves the
  * loop waiting for the thread whose core is busy. */
-#define PAR_FOR _Pragma("omp parallel for simd schedule(dynamic, chunk) if (parallel : n > BLUA_OMP_THRESHOLD)")
+#define PAR_FOR(...) BLUA_PAR_SIMD(n > BLUA_OMP_THRESHOLD, "omp parallel for simd schedule(dynamic, chunk)", __VA_ARGS__)
 
 
 /* ---- softmax rows ---- */
@@ -594,15 +595,14 @@ static int check_mu(double mu, blua_err *err) {
   do {                                                                                   \
     int nomem_ = 0;                                                                      \
     int64_t rows_ = (o).rows, cols_ = (o).cols, n_ = (o).n;                              \
-    _Pragma("omp parallel if (n_ > BLUA_OMP_THRESHOLD) reduction(| : nomem_)")          \
-    {                                                                                    \
+    BLUA_PAR(n_ > BLUA_OMP_THRESHOLD, "omp parallel reduction(| : nomem_)", {           \
       double *buf = malloc((size_t)(2 * cols_ + 2) * sizeof *buf);                       \
       if (!buf) nomem_ = 1;                                                              \
       _Pragma("omp for schedule(static)")                                                \
       for (int64_t i = 0; i < rows_; i++)                                                \
         if (buf) { __VA_ARGS__; }                                                        \
       free(buf);                                                                         \
-    }                                                                                    \
+    });                                                                                  \
     if (nomem_) status = blua_fail(err, "out of memory: scratch rows of %lld entries", (long long)cols_); \
   } while (0)
 
@@ -620,13 +620,13 @@ int blua_act_forward(const blua_act *act, blua_tensor *out, const blua_tensor *z
   const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = o.rows, cols = o.cols;
-#pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
-    for (int64_t i = 0; i < rows; i++) softmax_row(r + i * cols, x + i * cols, cols);
+    BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for schedule(static)",
+    for (int64_t i = 0; i < rows; i++) softmax_row(r + i * cols, x + i * cols, cols));
   } else if (is_smooth(act->kind)) {
     const blua_act_kind kind = act->kind;
     SMOOTH_BLOCKS(n, smooth_forward_block(kind, x + i, r + i, len));
   } else {
-#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = fwd1(K, a, b, x[i])
+#define LOOP(K) PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = fwd1(K, a, b, x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -651,7 +651,7 @@ int blua_act_prox(const blua_act *act, blua_tensor *out, const blua_tensor *v, d
     const blua_act_kind kind = act->kind;
     SMOOTH_BLOCKS(n, smooth_prox_block(kind, mu, x + i, r + i, len));
   } else {
-#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = prox1(K, a, b, p, x[i])
+#define LOOP(K) PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = prox1(K, a, b, p, x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -670,10 +670,10 @@ int blua_act_project(const blua_act *act, blua_tensor *out, const blua_tensor *v
   const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = o.rows, cols = o.cols;
-#pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
-    for (int64_t i = 0; i < rows; i++) simplex_row(r + i * cols, x + i * cols, cols);
+    BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for schedule(static)",
+    for (int64_t i = 0; i < rows; i++) simplex_row(r + i * cols, x + i * cols, cols));
   } else {
-#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = project1(K, a, b, x[i])
+#define LOOP(K) PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = project1(K, a, b, x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -693,7 +693,7 @@ int blua_act_linear_mask(const blua_act *act, blua_tensor *out, const blua_tenso
   if (act->kind == BLUA_ACT_SOFTMAX) {
     memset(r, 0, (size_t)n * sizeof *r);
   } else {
-#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = mask1(K, a, b, x[i])
+#define LOOP(K) PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = mask1(K, a, b, x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -717,7 +717,7 @@ int blua_act_derivative(const blua_act *act, blua_tensor *out, const blua_tensor
     const blua_act_kind kind = act->kind;
     SMOOTH_BLOCKS(n, smooth_deriv_block(kind, x + i, r + i, len));
   } else {
-#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = deriv1(K, a, b, x[i])
+#define LOOP(K) PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = deriv1(K, a, b, x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -748,7 +748,7 @@ int blua_act_derivative_mul(const blua_act *act, blua_tensor *d, const blua_tens
     const blua_act_kind kind = act->kind;
     SMOOTH_BLOCKS(n, smooth_deriv_mul_block(kind, x + i, dd + i, r + i, len));
   } else {
-#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = dd[i] * deriv1(K, a, b, x[i])
+#define LOOP(K) PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = dd[i] * deriv1(K, a, b, x[i]))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -768,7 +768,7 @@ int blua_act_bregman_grad(const blua_act *act, blua_tensor *out, const blua_tens
   const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = o.rows, cols = o.cols;
-#pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
+    BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for schedule(static)",
     for (int64_t i = 0; i < rows; i++) {
       /* softmax_row reads z[j] before writing r[j], and y[j] is read after: aliasing is fine
        * as long as r is not y, so keep y's row values first when it is. */
@@ -787,12 +787,12 @@ int blua_act_bregman_grad(const blua_act *act, blua_tensor *out, const blua_tens
         softmax_row(ri, x + i * cols, cols);
         for (int64_t j = 0; j < cols; j++) ri[j] -= yi[j];
       }
-    }
+    });
   } else if (is_smooth(act->kind)) {
     const blua_act_kind kind = act->kind;
     SMOOTH_BLOCKS(n, smooth_grad_block(kind, yy + i, x + i, r + i, len));
   } else {
-#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = fwd1(K, a, b, x[i]) - yy[i]
+#define LOOP(K) PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = fwd1(K, a, b, x[i]) - yy[i])
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -829,7 +829,7 @@ int blua_act_xstep_bregman(const blua_act *act, blua_tensor *xt, const blua_tens
       smooth_prox_block(kind, mu, vb, r + i, len);
     });
   } else {
-#define LOOP(K) PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = prox1(K, a, b, p, x[i] + m * (zz[i] - gg[i]))
+#define LOOP(K) PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = prox1(K, a, b, p, x[i] + m * (zz[i] - gg[i])))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -855,7 +855,7 @@ int blua_act_xstep_lifted(const blua_act *act, blua_tensor *xt, const blua_tenso
   const int64_t chunk = chunk_of(act->kind, n);
   if (act->kind == BLUA_ACT_SOFTMAX) {
     int64_t rows = o.rows, cols = o.cols;
-#pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
+    BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for schedule(static)",
     for (int64_t i = 0; i < rows; i++) {
       float *ri = r + i * cols;
       for (int64_t j = 0; j < cols; j++) {
@@ -863,10 +863,10 @@ int blua_act_xstep_lifted(const blua_act *act, blua_tensor *xt, const blua_tenso
         ri[j] = x[k] - m * (gm * (x[k] - zz[k]) + gg[k]);
       }
       simplex_row(ri, ri, cols);
-    }
+    });
   } else {
 #define LOOP(K) \
-  PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = project1(K, a, b, x[i] - m * (gm * (x[i] - zz[i]) + gg[i]))
+  PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = project1(K, a, b, x[i] - m * (gm * (x[i] - zz[i]) + gg[i])))
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
@@ -884,7 +884,7 @@ int blua_xstep_bregman_point(blua_tensor *out, const blua_tensor *xt, const blua
   float *r = o.out;
   int64_t n = o.n;
   const int64_t chunk = chunk_of(BLUA_ACT_IDENTITY, n);
-  PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = x[i] + m * (zz[i] - gg[i]);
+  PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = x[i] + m * (zz[i] - gg[i]));
   return finish(&o, BLUA_OK, err);
 }
 
@@ -899,7 +899,7 @@ int blua_xstep_lifted_point(blua_tensor *out, const blua_tensor *xt, const blua_
   float *r = o.out;
   int64_t n = o.n;
   const int64_t chunk = chunk_of(BLUA_ACT_IDENTITY, n);
-  PAR_FOR for (int64_t i = 0; i < n; i++) r[i] = x[i] - m * (gm * (x[i] - zz[i]) + gg[i]);
+  PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = x[i] - m * (gm * (x[i] - zz[i]) + gg[i]));
   return finish(&o, BLUA_OK, err);
 }
 
@@ -1021,7 +1021,7 @@ int blua_prox_solver_update(blua_prox_solver *ps, const blua_tensor *st, int64_t
   const int bisect = ps->iter % 3 == 2;
   int64_t left = 0;
   ps->iter++;
-#pragma omp parallel for schedule(static) reduction(+ : left) if (n > BLUA_OMP_THRESHOLD)
+  BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for schedule(static) reduction(+ : left)",
   for (int64_t j = 0; j < n; j++) {
     if (state[j] == DONE) continue;
     float zj = z[j];
@@ -1088,7 +1088,7 @@ int blua_prox_solver_update(blua_prox_solver *ps, const blua_tensor *st, int64_t
     }
     z[j] = next;
     left++;
-  }
+  });
   blua_tensor_release(sc);
   ps->remaining = left;
   *remaining = left;

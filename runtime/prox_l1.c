@@ -4,6 +4,7 @@
 #include "blua/prox_l1.h"
 
 #include <math.h>
+#include "par.h"
 
 /* Which transformation T of the point the L1 term amounts to for this activation. */
 typedef enum { SHIFT_DOWN, SHIFT_UP, SHRINK } l1_rule;
@@ -33,14 +34,14 @@ static blua_tensor *transformed(const blua_act *act, const blua_tensor *v, doubl
   float *x = blua_tensor_data(w);
   const int64_t n = blua_tensor_nelement(w);
   const float s = (float)t;
-#pragma omp parallel for schedule(static) if (n > BLUA_OMP_THRESHOLD)
+  BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for schedule(static)",
   for (int64_t i = 0; i < n; i++) {
     float u = x[i];
     if (rule == SHIFT_DOWN) u -= s;
     else if (rule == SHIFT_UP) u += s;
     else u = u > s ? u - s : u < -s ? u + s : 0.0f;
     x[i] = u;
-  }
+  });
   return w;
 }
 

@@ -11,6 +11,7 @@
 #include "blua/random.h"
 #include "blua/team.h"
 #include "ordered_sum.h"
+#include "par.h"
 
 /* ---- storage and creation ---- */
 
@@ -459,8 +460,8 @@ int blua_tensor_copy(blua_tensor *dst, const blua_tensor *src, blua_err *err) {
       /* Same count, other shape: element by element in row-major order. */
       float *pd = blua_tensor_data(dst);
       const float *ps = blua_tensor_data(src);
-#pragma omp parallel for if (BIG(n))
-      for (int64_t k = 0; k < n; k++) pd[blua_tensor_offset_of(dst, k)] = ps[blua_tensor_offset_of(src, k)];
+      BLUA_PAR(BIG(n), "omp parallel for",
+      for (int64_t k = 0; k < n; k++) pd[blua_tensor_offset_of(dst, k)] = ps[blua_tensor_offset_of(src, k)]);
       return BLUA_OK;
     }
   }
@@ -471,12 +472,12 @@ int blua_tensor_copy(blua_tensor *dst, const blua_tensor *src, blua_err *err) {
   }
   int64_t runs = blua_tensor_runs(dst), len = dst->size[LAST(dst)];
   int64_t ds = dst->stride[LAST(dst)], ss = src->stride[LAST(src)];
-#pragma omp parallel for if (BIG(n))
+  BLUA_PAR(BIG(n), "omp parallel for",
   for (int64_t r = 0; r < runs; r++) {
     float *pd = RUN(dst, r);
     const float *ps = RUN(src, r);
     for (int64_t j = 0; j < len; j++) pd[j * ds] = ps[j * ss];
-  }
+  });
   return BLUA_OK;
 }
 
@@ -484,16 +485,16 @@ void blua_tensor_fill(blua_tensor *t, float v) {
   int64_t n = blua_tensor_nelement(t);
   if (blua_tensor_is_contiguous(t)) {
     float *p = blua_tensor_data(t);
-#pragma omp parallel for simd if (parallel : BIG(n))
-    for (int64_t k = 0; k < n; k++) p[k] = v;
+    BLUA_PAR_SIMD(BIG(n), "omp parallel for simd",
+    for (int64_t k = 0; k < n; k++) p[k] = v);
     return;
   }
   int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
-#pragma omp parallel for if (BIG(n))
+  BLUA_PAR(BIG(n), "omp parallel for",
   for (int64_t r = 0; r < runs; r++) {
     float *p = RUN(t, r);
     for (int64_t j = 0; j < len; j++) p[j * s] = v;
-  }
+  });
 }
 
 typedef struct {
@@ -551,9 +552,9 @@ int blua_tensor_gather_rows(blua_tensor *dst, const blua_tensor *src, const int6
     blua_team_range(n, cols > 0 ? (BLUA_TEAM_GRAIN + cols - 1) / cols : n, BIG(n * cols), gather_range, &g);
     return BLUA_OK;
   }
-#pragma omp parallel for if (BIG(n * cols))
+  BLUA_PAR(BIG(n * cols), "omp parallel for",
   for (int64_t k = 0; k < n; k++)
-    for (int64_t j = 0; j < cols; j++) *blua_tensor_at(dst, k, j) = *blua_tensor_at(src, idx[k], j);
+    for (int64_t j = 0; j < cols; j++) *blua_tensor_at(dst, k, j) = *blua_tensor_at(src, idx[k], j));
   return BLUA_OK;
 }
 
@@ -806,12 +807,12 @@ static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, bi
   }
   int64_t runs = blua_tensor_runs(r), len = r->size[LAST(r)];
   int64_t rs = r->stride[LAST(r)], as = a->stride[LAST(a)], bs = b->stride[LAST(b)];
-#pragma omp parallel for if (BIG(n))
+  BLUA_PAR(BIG(n), "omp parallel for",
   for (int64_t i = 0; i < runs; i++) {
     float *pr = RUN(r, i);
     const float *pa = RUN(a, i), *pb = RUN(b, i);
     for (int64_t j = 0; j < len; j++) pr[j * rs] = bin(op, pa[j * as], pb[j * bs], alpha);
-  }
+  });
   return BLUA_OK;
 }
 
@@ -837,17 +838,17 @@ int blua_tensor_affine(blua_tensor *r, const blua_tensor *a, float scale, float 
   if (blua_tensor_is_contiguous(r) && blua_tensor_is_contiguous(a)) {
     float *pr = blua_tensor_data(r);
     const float *pa = blua_tensor_data(a);
-#pragma omp parallel for simd if (parallel : BIG(n))
-    for (int64_t k = 0; k < n; k++) pr[k] = scale * pa[k] + shift;
+    BLUA_PAR_SIMD(BIG(n), "omp parallel for simd",
+    for (int64_t k = 0; k < n; k++) pr[k] = scale * pa[k] + shift);
     return BLUA_OK;
   }
   int64_t runs = blua_tensor_runs(r), len = r->size[LAST(r)], rs = r->stride[LAST(r)], as = a->stride[LAST(a)];
-#pragma omp parallel for if (BIG(n))
+  BLUA_PAR(BIG(n), "omp parallel for",
   for (int64_t i = 0; i < runs; i++) {
     float *pr = RUN(r, i);
     const float *pa = RUN(a, i);
     for (int64_t j = 0; j < len; j++) pr[j * rs] = scale * pa[j * as] + shift;
-  }
+  });
   return BLUA_OK;
 }
 
@@ -865,12 +866,12 @@ int blua_tensor_add_rowvec(blua_tensor *r, const blua_tensor *a, float alpha, co
   int64_t rows = blua_tensor_rows(r), rc = blua_tensor_colstride(r), ac = blua_tensor_colstride(a);
   int64_t vs = vec_step(v);
   const float *pv = blua_tensor_data(v);
-#pragma omp parallel for if (BIG(rows * cols))
+  BLUA_PAR(BIG(rows * cols), "omp parallel for",
   for (int64_t i = 0; i < rows; i++) {
     float *pr = blua_tensor_at(r, i, 0);
     const float *pa = blua_tensor_at(a, i, 0);
     for (int64_t j = 0; j < cols; j++) pr[j * rc] = pa[j * ac] + alpha * pv[j * vs];
-  }
+  });
   return BLUA_OK;
 }
 
@@ -958,14 +959,14 @@ typedef enum { COLSUM_AXPBY, COLSUM_SUM, COLSUM_MEAN } colsum_mode;
 static void column_sums(const float *pt, int64_t rs, int64_t rows, int64_t cols, float *po, int64_t os,
                         colsum_mode mode, float beta, float alpha) {
   int64_t blocks = (cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
-#pragma omp parallel for if (BIG(rows * cols) && blocks > 1)
+  BLUA_PAR(BIG(rows * cols) && blocks > 1, "omp parallel for",
   for (int64_t blk = 0; blk < blocks; blk++) {
     double acc[COLUMN_BLOCK];
     int64_t j0 = blk * COLUMN_BLOCK, w = cols - j0 < COLUMN_BLOCK ? cols - j0 : COLUMN_BLOCK;
     for (int64_t j = 0; j < w; j++) acc[j] = 0.0;
     for (int64_t i = 0; i < rows; i++) {
       const float *p = pt + i * rs + j0;
-#pragma omp simd
+_Pragma("omp simd")
       for (int64_t j = 0; j < w; j++) acc[j] += p[j];
     }
     for (int64_t j = 0; j < w; j++) {
@@ -974,7 +975,7 @@ static void column_sums(const float *pt, int64_t rs, int64_t rows, int64_t cols,
            : mode == COLSUM_SUM ? (float)acc[j]
                                 : (float)(rows ? acc[j] / (double)rows : NAN);
     }
-  }
+  });
 }
 
 /* The row of each column's largest (smallest) entry, the first one on ties. With nan_wins a
@@ -983,7 +984,7 @@ static void column_sums(const float *pt, int64_t rs, int64_t rows, int64_t cols,
 static void column_extremes(const float *pt, int64_t rs, int64_t rows, int64_t cols, int want_max, int nan_wins,
                             int64_t *best_out) {
   int64_t blocks = (cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
-#pragma omp parallel for if (BIG(rows * cols) && blocks > 1)
+  BLUA_PAR(BIG(rows * cols) && blocks > 1, "omp parallel for",
   for (int64_t blk = 0; blk < blocks; blk++) {
     int64_t j0 = blk * COLUMN_BLOCK, w = cols - j0 < COLUMN_BLOCK ? cols - j0 : COLUMN_BLOCK;
     int64_t *best = best_out + j0;
@@ -1009,7 +1010,7 @@ static void column_extremes(const float *pt, int64_t rs, int64_t rows, int64_t c
         }
       }
     }
-  }
+  });
 }
 
 int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean, blua_err *err) {
@@ -1023,13 +1024,13 @@ int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean,
   int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
   float *po = blua_tensor_data(out);
   const float *pt = blua_tensor_data(t);
-#pragma omp parallel for if (BIG(runs * len))
+  BLUA_PAR(BIG(runs * len), "omp parallel for",
   for (int64_t i = 0; i < runs; i++) {
     const float *p = pt + blua_tensor_run_offset(&tv, i);
     double acc = 0.0;
     for (int64_t j = 0; j < len; j++) acc += p[j * s];
     po[blua_tensor_run_offset(&ov, i)] = (float)(mean ? (len ? acc / (double)len : NAN) : acc);
-  }
+  });
   return BLUA_OK;
 }
 
@@ -1058,7 +1059,7 @@ int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tenso
   int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
   float *po = blua_tensor_data(out), *pi = idx ? blua_tensor_data(idx) : NULL;
   const float *pt = blua_tensor_data(t);
-#pragma omp parallel for if (BIG(runs * len))
+  BLUA_PAR(BIG(runs * len), "omp parallel for",
   for (int64_t i = 0; i < runs; i++) {
     const float *p = pt + blua_tensor_run_offset(&tv, i);
     int64_t best = 0;
@@ -1072,20 +1073,20 @@ int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tenso
     }
     po[blua_tensor_run_offset(&ov, i)] = p[best * s];
     if (pi) pi[blua_tensor_run_offset(&iv, i)] = (float)(best + 1);
-  }
+  });
   return BLUA_OK;
 }
 
 void blua_tensor_argmax_rows(const blua_tensor *t, int64_t *out) {
   int64_t rows = blua_tensor_rows(t), cols = blua_tensor_cols(t), cs = blua_tensor_colstride(t);
-#pragma omp parallel for if (BIG(rows * cols))
+  BLUA_PAR(BIG(rows * cols), "omp parallel for",
   for (int64_t i = 0; i < rows; i++) {
     const float *p = blua_tensor_at(t, i, 0);
     int64_t best = 0;
     for (int64_t j = 1; j < cols; j++)
       if (p[j * cs] > p[best * cs]) best = j;
     out[i] = best;
-  }
+  });
 }
 
 void blua_tensor_argmax_cols(const blua_tensor *t, int64_t *out) {
@@ -1113,23 +1114,23 @@ int blua_tensor_sum_rows(blua_tensor *out, float beta, float alpha, const blua_t
     column_sums(blua_tensor_at(t, 0, 0), t->stride[0], rows, cols, po, os, COLSUM_AXPBY, beta, alpha);
     return BLUA_OK;
   }
-#pragma omp parallel for if (BIG(rows * cols))
+  BLUA_PAR(BIG(rows * cols), "omp parallel for",
   for (int64_t j = 0; j < cols; j++) {
     double s = 0.0;
     for (int64_t i = 0; i < rows; i++) s += *blua_tensor_at(t, i, j);
     po[j * os] = (float)(beta * po[j * os] + alpha * s);
-  }
+  });
   return BLUA_OK;
 }
 
 int blua_tensor_all_finite(const blua_tensor *t) {
   int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
   int ok = 1;
-#pragma omp parallel for reduction(&& : ok) if (BIG(runs * len))
+  BLUA_PAR(BIG(runs * len), "omp parallel for reduction(&& : ok)",
   for (int64_t i = 0; i < runs; i++) {
     const float *p = RUN(t, i);
     for (int64_t j = 0; j < len; j++) ok = ok && isfinite(p[j * s]);
-  }
+  });
   return ok;
 }
 
