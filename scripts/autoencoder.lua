@@ -8,7 +8,8 @@
 -- (noisy / clean / each method, on test images), and with --save DIR each method's seed-1
 -- network of the largest size (DIR/autoencoder-<method>.blua, for compressed_sensing.lua).
 --   blua scripts/autoencoder.lua [--sizes 1000,10000] [--seeds 3] [--sigma 0.3] [--alpha 0.1]
---                                [--rho 0.1] [--test-rho ρ'] [--five-layers] [--loss-weight β] [--bregman-mu mu] [--lr rate]
+--                                [--rho 0.1] [--test-rho ρ'] [--five-layers] [--loss-weight β] [--bregman-mu mu]
+--                                [--bregman-mu-last m] [--lr rate]
 --                                [--methods ...] [--trace] [--out results] [--save results] [--quick]
 local blua = require "blua"
 
@@ -23,6 +24,7 @@ local o = blua.cli.parse(arg, {
   {"width", "integer", 784, "width of the hidden layers"},
   {"five-layers", "flag", false, "the slides' network: a ReLU layer after the code (784-784-784-784-784-784)"},
   {"bregman-mu", "number", 0, "Bregman's X-step multiplier mu (0: the library default, 2 for this network)"},
+  {"bregman-mu-last", "number", 0, "Bregman's multiplier of the last hidden layer's X-step, mu_last (0: the library default, off)"},
   {"loss-weight", "number", 0, "Bregman's loss weight β (0: the library default, 1 for this network)"},
   {"lr", "number", 0, "Adam's rate for every method (0: each trainer's library default)"},
   {"trace", "flag", false, "print each epoch's loss, layer energies and spectral norms ‖W_l‖₂ (RESULTS.md, the five-layer diagnosis)"},
@@ -85,6 +87,7 @@ for _, n in ipairs(sizes) do
       if method == "bregman" then
         if o.loss_weight > 0 then opts.loss_weight = o.loss_weight end
         if o.bregman_mu > 0 then opts.mu = o.bregman_mu end
+        if o.bregman_mu_last > 0 then opts.mu_last = o.bregman_mu_last end
       end
       blua.train[method](net, train, opts)
       local t = blua.clock() - t0
@@ -122,18 +125,20 @@ end
 local bregman_defaults = blua.train.defaults("bregman", network(1))
 if o.loss_weight > 0 then bregman_defaults.loss_weight = o.loss_weight end
 if o.bregman_mu > 0 then bregman_defaults.mu = o.bregman_mu end
+if o.bregman_mu_last > 0 then bregman_defaults.mu_last = o.bregman_mu_last end
 local names = {bregman = "Bregman lifted", lifted = "classical lifted", backprop = "back-prop"}
 local lines = {
   "# Sparse denoising autoencoder (Fashion-MNIST)",
   "",
   string.format("Command: `blua scripts/autoencoder.lua%s` (σ = %g, α = %g, ρ = %g, %d epochs, %s weight layers with %d-wide hidden layers, " ..
-    "seeds 1..%d, %d test images%s; Bregman's loss weight β = %g and X-step multiplier mu = %g, %s, every other option " ..
+    "seeds 1..%d, %d test images%s; Bregman's loss weight β = %g and X-step multiplier mu = %g%s, %s, every other option " ..
     "the library default for this network). " ..
     "Noisy test input: **%.2f dB**. Mean ± standard deviation over seeds.",
     #arg > 0 and " " .. table.concat(arg, " ") or "", o.sigma, o.alpha, o.rho, o.epochs,
     o.five_layers and "five" or "four", o.width, o.seeds, o.test_size,
     o.test_rho > 0 and string.format(", read with the code threshold %g", o.test_rho) or "",
     bregman_defaults.loss_weight, bregman_defaults.mu,
+    bregman_defaults.mu_last and string.format(" (mu_last = %g on the last hidden layer)", bregman_defaults.mu_last) or "",
     o.lr > 0 and string.format("Adam's rate %g for every method", o.lr) or "each trainer's default Adam rate", noisy_psnr),
   "",
   "| training images | method | test PSNR (dB) | gain over noisy (dB) | test PSNR, clipped to [0, 1] (dB) | train PSNR (dB) | code zeros (%) | time (s) |",

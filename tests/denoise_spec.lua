@@ -140,10 +140,12 @@ describe("Bregman defaults for regression", function()
     local reg = blua.train.defaults("bregman", blua.nn.mlp{4, 6, 3, output = "identity"})
     assert.equal(1.0, reg.loss_weight)
     assert.equal(2.0, reg.mu)
+    assert.is_false(reg.mu_last)
     for _, net in ipairs{blua.nn.mlp{4, 6, 3}, blua.nn.mlp{4, 6, 3, output = "sigmoid"}} do
       local o = blua.train.defaults("bregman", net)
       assert.equal(0.1, o.loss_weight)
       assert.equal(1.0, o.mu)
+      assert.is_false(o.mu_last)
     end
     assert.equal(0.1, blua.train.defaults("bregman").loss_weight)
     assert.equal(1.0, blua.train.defaults("lifted", blua.nn.mlp{4, 6, 3, output = "identity"}).mu)

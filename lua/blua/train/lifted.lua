@@ -18,7 +18,14 @@ end
 -- weighted loss (curvature at most c β‖A_L‖₂², c from lifted.output_curvature); the classical
 -- model adds its own γ‖x − z‖²/2, which the Bregman model keeps inside the prox. ‖A‖₂ is the
 -- operator norm of the next block's linear map (‖W‖₂ for a dense block).
+-- The multiplier is o.mu_last for the last hidden layer (the one feeding the output) when set,
+-- else o.mu (docs/design.md, "The last hidden layer's step").
 -- μ from s = ‖A_{l+1}‖₂.
+function lifted.step_multiplier(net, o, l)
+  if o.mu_last and l + 1 == net:nLayers() then return o.mu_last end
+  return o.mu
+end
+
 local function step_from_norm(net, o, penalty, l, s)
   local s2 = s * s
   if s2 ~= s2 then error(string.format("training diverged: layer %d weights have no finite norm", l + 1), 0) end
@@ -30,7 +37,7 @@ local function step_from_norm(net, o, penalty, l, s)
     coupling = (penalty == "bregman" and 1 or o.gamma) * s2
   end
   local own = penalty == "bregman" and 0 or o.gamma
-  return o.mu / math.max(own + coupling, 1e-12)
+  return lifted.step_multiplier(net, o, l) / math.max(own + coupling, 1e-12)
 end
 
 function lifted.xstep_size(net, o, penalty, l, power)
