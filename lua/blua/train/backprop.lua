@@ -29,10 +29,10 @@ local op_path = lifted.op_path
 -- The gradient tensors of a dense network as one list (W1, b1, W2, ...), per gradient table.
 local flat_grads = setmetatable({}, {__mode = "k"})
 
-function backprop.gradients(net, xb, yb, ws, grads, rows, l1, shares)
+function backprop.gradients(net, xb, yb, ws, grads, rows, l1, shares, acts)
   local L = net:nLayers()
   local Z, X, D = ws.Z, ws.X, ws.D
-  local acts = c_path(net, l1)
+  acts = acts or c_path(net, l1)
   local n = xb:size(1)
   shares = math.max(1, math.min(shares or 1, n))
   if not acts then
@@ -123,8 +123,9 @@ end
 function backprop.batch_step(net, parts, stepper, lr, rows, l1)
   local loss
   local whole = parts.whole
-  if whole and (c_path(net, l1) or op_path(net, l1, #parts)) then
-    loss = backprop.gradients(net, whole.x, whole.y, whole.ws, stepper.block_grads, rows, l1, #parts)
+  local acts = whole and c_path(net, l1) -- (resolved once per batch: it checks every activation)
+  if whole and (acts or op_path(net, l1, #parts)) then
+    loss = backprop.gradients(net, whole.x, whole.y, whole.ws, stepper.block_grads, rows, l1, #parts, acts or nil)
   else
     blua._teamJoin() -- (rows the team may still be gathering: loop.prefetch; the C steps wait in C)
     loss = backprop.parts_gradients(net, parts, stepper.block_grads, rows, l1)
