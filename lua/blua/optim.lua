@@ -62,6 +62,24 @@ function optim.adam(opfunc, x, config, state)
   return x, {fx}
 end
 
+-- The flat lists of the last _adam_groups call per states table (a training run calls it with
+-- the same tensors every batch): still right when every tensor is the one the lists hold.
+local group_lists = setmetatable({}, {__mode = "k"})
+
+local function same_lists(lists, params, grads, states)
+  local xs, gs, ms, vs = lists[1], lists[2], lists[3], lists[4]
+  local i = 0
+  for k, st in ipairs(states) do
+    local m, v, g = st.m, st.v, grads[k]
+    if not (m and v) then return false end
+    for j, p in ipairs(params[k]) do
+      i = i + 1
+      if xs[i] ~= p or gs[i] ~= g[j] or ms[i] ~= m[j] or vs[i] ~= v[j] then return false end
+    end
+  end
+  return i == #xs
+end
+
 -- Adam on several parameter groups (params[k], grads[k]: lists), each with a state of its own as
 -- optim.adam keeps it (states[k]): one fused call for them all when their step counts agree,
 -- as they do in a training run, else group by group. For the trainers: one hand-off to the
@@ -77,16 +95,21 @@ function optim._adam_groups(params, grads, states, config)
     for k, st in ipairs(states) do optim.adam(function() return 0, grads[k] end, params[k], config, st) end
     return
   end
-  local xs, gs, ms, vs = {}, {}, {}, {}
-  for k, st in ipairs(states) do
-    local m, v = buffers(st, "m", params[k]), buffers(st, "v", params[k])
-    st.t = t
-    for j, p in ipairs(params[k]) do
-      local i = #xs + 1
-      xs[i], gs[i], ms[i], vs[i] = p, grads[k][j], m[j], v[j]
+  local lists = group_lists[states]
+  if not (lists and same_lists(lists, params, grads, states)) then
+    local xs, gs, ms, vs = {}, {}, {}, {}
+    for k, st in ipairs(states) do
+      local m, v = buffers(st, "m", params[k]), buffers(st, "v", params[k])
+      for j, p in ipairs(params[k]) do
+        local i = #xs + 1
+        xs[i], gs[i], ms[i], vs[i] = p, grads[k][j], m[j], v[j]
+      end
     end
+    lists = {xs, gs, ms, vs}
+    group_lists[states] = lists
   end
-  blua._adam(xs, gs, ms, vs, c.learningRate, c.beta1, c.beta2, c.epsilon, c.weightDecay, t)
+  for _, st in ipairs(states) do st.t = t end
+  blua._adam(lists[1], lists[2], lists[3], lists[4], c.learningRate, c.beta1, c.beta2, c.epsilon, c.weightDecay, t)
 end
 
 local sgd_defaults = {learningRate = 1e-2, momentum = 0, nesterov = false, weightDecay = 0}
