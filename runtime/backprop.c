@@ -128,8 +128,7 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
         break;
       }
       *loss += blocks[p].loss;
-      for (int i = 0; i < 2 * L && result == BLUA_OK && p > 0; i++)
-        result = blua_tensor_add(grads[i], grads[i], 1.0f, blocks[p].grads[i], err);
+      if (p > 0) result = blua_tensors_accumulate(2 * L, grads, (const blua_tensor *const *)blocks[p].grads, err);
     }
   }
   for (int p = 0; p < parts; p++) block_release(&blocks[p], L);

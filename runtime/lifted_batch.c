@@ -274,8 +274,7 @@ static int run_batch(net_desc *n, const blua_tensor *x, const blua_tensor *y, bl
         break;
       }
       if (loss) loss[p] = o->forward ? shares[p].loss : 0.0;
-      for (int i = 0; i < n->np && result == BLUA_OK && p > 0; i++)
-        result = blua_tensor_add(grads[i], grads[i], 1.0f, shares[p].grads[i], err);
+      if (p > 0) result = blua_tensors_accumulate(n->np, grads, (const blua_tensor *const *)shares[p].grads, err);
     }
   }
   for (int p = 0; p < parts; p++) share_release(&shares[p], n);

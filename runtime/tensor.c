@@ -793,6 +793,60 @@ static void binary_range(void *ctx, int64_t lo, int64_t hi) {
   }
 }
 
+/* dst[i] += src[i] over several contiguous pairs read as one run: pair i holds entries
+ * [start[i], start[i + 1]) of it. */
+typedef struct {
+  const int64_t *start;
+  float *const *pd;
+  const float *const *ps;
+} accumulate_ctx;
+
+static void accumulate_range(void *ctx, int64_t lo, int64_t hi) {
+  const accumulate_ctx *c = ctx;
+  int i = 0;
+  while (c->start[i + 1] <= lo) i++;
+  for (; lo < hi; i++) {
+    int64_t end = c->start[i + 1] < hi ? c->start[i + 1] : hi, off = lo - c->start[i];
+    float *pd = c->pd[i] + off;
+    const float *ps = c->ps[i] + off;
+#pragma omp simd
+    for (int64_t k = 0; k < end - lo; k++) pd[k] = pd[k] + 1.0f * ps[k];
+    lo = end;
+  }
+}
+
+int blua_tensors_accumulate(int n, blua_tensor *const *dst, const blua_tensor *const *src, blua_err *err) {
+  if (n < 0) return blua_fail(err, "bad list: %d tensors", n);
+  for (int i = 0; i < n; i++)
+    if (!blua_tensor_same_shape(dst[i], src[i])) return shape_mismatch(err, dst[i], src[i]);
+  int64_t *start = malloc((size_t)(n + 1) * sizeof *start);
+  float **pd = malloc((size_t)(n + 1) * sizeof *pd);
+  const float **ps = malloc((size_t)(n + 1) * sizeof *ps);
+  int k = 0, status = BLUA_OK;
+  if (!start || !pd || !ps) {
+    status = blua_fail(err, "out of memory: sums of %d tensors", n);
+  } else {
+    start[0] = 0;
+    for (int i = 0; i < n && status == BLUA_OK; i++) {
+      if (!blua_tensor_is_contiguous(dst[i]) || !blua_tensor_is_contiguous(src[i])) {
+        status = blua_tensor_add(dst[i], dst[i], 1.0f, src[i], err); /* (a view: on its own) */
+        continue;
+      }
+      pd[k] = blua_tensor_data(dst[i]);
+      ps[k] = blua_tensor_data(src[i]);
+      start[k + 1] = start[k] + blua_tensor_nelement(dst[i]);
+      k++;
+    }
+    accumulate_ctx c = {start, pd, ps};
+    if (status == BLUA_OK && start[k] > 0)
+      blua_team_range(start[k], BLUA_TEAM_GRAIN, BIG(start[k]), accumulate_range, &c);
+  }
+  free(start);
+  free(pd);
+  free(ps);
+  return status;
+}
+
 static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, binary_op op, float alpha,
                   blua_err *err) {
   if (!blua_tensor_same_shape(a, b)) return shape_mismatch(err, a, b);

@@ -156,6 +156,10 @@ blua_tensor *blua_tensor_cat(blua_tensor *const *ts, int n, int d, blua_err *err
 
 /* Elementwise arithmetic; r may alias a or b, shapes must match (no broadcasting). */
 int blua_tensor_add(blua_tensor *r, const blua_tensor *a, float alpha, const blua_tensor *b, blua_err *err); /* r = a + alpha b */
+/* dst[i] += src[i] for i < n, each pair of one shape, as blua_tensor_add(dst[i], dst[i], 1,
+ * src[i]) would (the same bits): the contiguous pairs as one run of entries, handed to the
+ * threads at once. For the sums of the row shares' gradients. */
+int blua_tensors_accumulate(int n, blua_tensor *const *dst, const blua_tensor *const *src, blua_err *err);
 int blua_tensor_cmul(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err);
 int blua_tensor_cdiv(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err);
 int blua_tensor_cmax(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, blua_err *err);

@@ -62,6 +62,70 @@ static void test_arithmetic(void) {
   blua_tensor_release(bad);
 }
 
+/* Sums of several pairs at once: the same bits as one add per pair, a transposed view among
+ * them, on a team of two threads and without one, and a shape mismatch refused before
+ * anything is written. */
+typedef struct {
+  blua_tensor **d, **e, **s;
+  int status;
+} accumulate_case;
+
+static int accumulate_in_team(void *ctx) {
+  accumulate_case *c = ctx;
+  blua_err err;
+  c->status = blua_tensors_accumulate(3, c->d, (const blua_tensor *const *)c->s, &err);
+  return 0;
+}
+
+static void test_accumulate(void) {
+  blua_err err;
+  int64_t rows[3] = {70, 1, 300}, cols[3] = {300, 9, 70};
+  blua_tensor *d[3], *e[3], *s[3], *base[3];
+  for (int team = 0; team < 2; team++) {
+    for (int i = 0; i < 3; i++) {
+      d[i] = blua_tensor_new2d(rows[i], cols[i], &err);
+      e[i] = blua_tensor_new2d(rows[i], cols[i], &err);
+      base[i] = blua_tensor_new2d(cols[i], rows[i], &err);
+      blua_tensor_normal(d[i], 0.0f, 1.0f);
+      CHECK(blua_tensor_copy(e[i], d[i], &err) == BLUA_OK);
+      blua_tensor_normal(base[i], 0.0f, 1.0f);
+      /* (the middle source a transposed view: added on its own) */
+      s[i] = blua_tensor_transpose(base[i], &err);
+      if (i != 1) {
+        blua_tensor *t = s[i];
+        s[i] = blua_tensor_clone(t, &err);
+        blua_tensor_release(t);
+      }
+    }
+    for (int i = 0; i < 3; i++) CHECK(blua_tensor_add(e[i], e[i], 1.0f, s[i], &err) == BLUA_OK);
+    int threads = blua_get_num_threads();
+    blua_set_num_threads(2);
+    accumulate_case c = {d, e, s, BLUA_ERROR};
+    if (team) blua_team_open(accumulate_in_team, &c);
+    else accumulate_in_team(&c);
+    blua_set_num_threads(threads);
+    CHECK(c.status == BLUA_OK);
+    for (int i = 0; i < 3; i++) CHECK(memcmp(blua_tensor_data(d[i]), blua_tensor_data(e[i]), (size_t)(rows[i] * cols[i]) * sizeof(float)) == 0);
+    for (int i = 0; i < 3; i++) {
+      blua_tensor_release(d[i]);
+      blua_tensor_release(e[i]);
+      blua_tensor_release(s[i]);
+      blua_tensor_release(base[i]);
+    }
+  }
+  blua_tensor *a = blua_tensor_new2d(2, 2, &err), *b = blua_tensor_new2d(2, 3, &err), *z = blua_tensor_new2d(2, 2, &err);
+  blua_tensor_fill(a, 1.0f);
+  blua_tensor_fill(z, 1.0f);
+  blua_tensor *dl[2] = {a, a}, *sl[2] = {z, b};
+  CHECK(blua_tensors_accumulate(2, dl, (const blua_tensor *const *)sl, &err) == BLUA_ERROR);
+  CHECK(strcmp(err.msg, "size mismatch: 2x2 and 2x3") == 0);
+  CHECK(blua_tensor_sum(a) == 4.0); /* (nothing written) */
+  CHECK(blua_tensors_accumulate(-1, dl, (const blua_tensor *const *)sl, &err) == BLUA_ERROR);
+  blua_tensor_release(a);
+  blua_tensor_release(b);
+  blua_tensor_release(z);
+}
+
 /* gemm against a naive triple loop, for plain, transposed and narrowed operands. */
 static void test_mm(void) {
   blua_err err;
@@ -222,6 +286,7 @@ int main(void) {
   test_create_and_release();
   test_views_share_storage();
   test_arithmetic();
+  test_accumulate();
   test_mm();
   test_reductions();
   test_random();
