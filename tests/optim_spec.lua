@@ -82,22 +82,32 @@ describe("blua.optim", function()
     blua.setNumThreads(threads)
   end)
 
-  it("adam on parameter groups steps each group's state, together or one by one", function()
+  -- Two copies of two parameter groups with their gradients, and a step of each: the groups
+  -- together (optim._adam_groups) and group by group (optim.adam), checked to agree bit for bit.
+  local function two_copies(seed)
     local function groups()
-      blua.manualSeed(5)
+      blua.manualSeed(seed)
       return {{blua.randn(4, 3)}, {blua.randn(3), blua.randn(2, 2)}}, {{blua.randn(4, 3)}, {blua.randn(3), blua.randn(2, 2)}}
     end
-    local p1, g1 = groups()
-    local p2, g2 = groups()
-    local s1, s2 = {{}, {}}, {{}, {}}
-    for _ = 1, 2 do
-      blua.optim._adam_groups(p1, g1, s1, {learningRate = 0.1})
-      for k = 1, 2 do blua.optim.adam(function() return 0, g2[k] end, p2[k], {learningRate = 0.1}, s2[k]) end
+    local c = {s1 = {{}, {}}, s2 = {{}, {}}}
+    c.p1, c.g1 = groups()
+    c.p2, c.g2 = groups()
+    function c.step()
+      blua.optim._adam_groups(c.p1, c.g1, c.s1, {learningRate = 0.1})
+      for k = 1, 2 do blua.optim.adam(function() return 0, c.g2[k] end, c.p2[k], {learningRate = 0.1}, c.s2[k]) end
+      for k = 1, 2 do
+        for j = 1, #c.p1[k] do assert.equal(0, (c.p1[k][j] - c.p2[k][j]):abs():max()) end
+      end
     end
+    return c
+  end
+
+  it("adam on parameter groups steps each group's state, together or one by one", function()
+    local c = two_copies(5)
+    c.step()
+    c.step()
+    local p1, g1, s1 = c.p1, c.g1, c.s1
     assert.same({2, 2}, {s1[1].t, s1[2].t})
-    for k = 1, 2 do
-      for j = 1, #p1[k] do assert.equal(0, (p1[k][j] - p2[k][j]):abs():max()) end
-    end
     -- step counts that disagree (a state from elsewhere): each group keeps its own
     s1[2].t = 7
     blua.optim._adam_groups(p1, g1, s1, {learningRate = 0.1})
@@ -106,33 +116,21 @@ describe("blua.optim", function()
 
   it("adam on parameter groups follows tensors swapped between calls", function()
     -- (the flat lists of a call are kept for the next: a swapped tensor must not be missed)
-    local function groups()
-      blua.manualSeed(6)
-      return {{blua.randn(4, 3)}, {blua.randn(3), blua.randn(2, 2)}}, {{blua.randn(4, 3)}, {blua.randn(3), blua.randn(2, 2)}}
-    end
-    local p1, g1 = groups()
-    local p2, g2 = groups()
-    local s1, s2 = {{}, {}}, {{}, {}}
-    local function both()
-      blua.optim._adam_groups(p1, g1, s1, {learningRate = 0.1})
-      for k = 1, 2 do blua.optim.adam(function() return 0, g2[k] end, p2[k], {learningRate = 0.1}, s2[k]) end
-      for k = 1, 2 do
-        for j = 1, #p1[k] do assert.equal(0, (p1[k][j] - p2[k][j]):abs():max()) end
-      end
-    end
-    both()
+    local c = two_copies(6)
+    local p1, g1, s1, p2, g2, s2 = c.p1, c.g1, c.s1, c.p2, c.g2, c.s2
+    c.step()
     g1[2][1], g2[2][1] = blua.ones(3), blua.ones(3)               -- a new gradient tensor
-    both()
+    c.step()
     s1[1].m, s2[1].m = nil, nil                                     -- moments reset
-    both()
+    c.step()
     local extra = blua.randn(5)
     p1[2][3], g1[2][3] = extra:clone(), blua.ones(5)                -- a tensor added to a group
     p2[2][3], g2[2][3] = extra:clone(), blua.ones(5)
     s1[2].m, s1[2].v, s2[2].m, s2[2].v = nil, nil, nil, nil
-    both()
+    c.step()
     p1[2][3], g1[2][3], p2[2][3], g2[2][3] = nil, nil, nil, nil     -- and removed again
     s1[2].m, s1[2].v, s2[2].m, s2[2].v = nil, nil, nil, nil
-    both()
+    c.step()
   end)
 
   it("proxgrad with an anchor stays between the minimiser and the anchor", function()
