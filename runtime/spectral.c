@@ -3,7 +3,8 @@
  * Each step u = W v/‖v‖, v ← Wᵀu makes one pass over W, not two: row w_i gives u_i = w_i·v/‖v‖
  * and adds u_i w_i to v while the row is still in the first-level cache. The rows are cut into
  * blocks of a fixed size, each block sums its own share of Wᵀu, and the block sums are added
- * in block order; the dot products add in 16 fixed lanes. So the result depends on W and the
+ * in block order (in double); the dot products add in 16 fixed lanes, chunk by chunk of a long
+ * row (the chunks' sums in double). So the result depends on W and the
  * start alone, not on the thread count or the vector width of the machine, and a big W (a
  * wide layer's 1024 x 1024) is walked by all threads at once. */
 #include "blua/lifted.h"
@@ -69,39 +70,63 @@ static inline __attribute__((always_inline)) void tail16(lanes16 *a, const float
   memcpy(a, l, sizeof l);
 }
 
-/* Σ_j w[j] v[j] for four rows w0..w3 at once, each in 16 fixed lanes (lane k takes j ≡ k mod
- * 16) folded in halves: the same order at every vector width. Side by side, v is read once and
- * the four sums do not wait on one another. */
-static inline __attribute__((always_inline)) void dot4(const float *w0, const float *w1, const float *w2, const float *w3, const float *v,
-                        int64_t n, float *u) {
-  lanes16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+/* A dot product's lanes add up at most DOT_CHUNK entries (64 per lane) in float; longer rows
+ * add their chunks' sums in double, so their rounding stays that of a short row. */
+enum { DOT_CHUNK = 1024 };
+
+/* Σ_j w[j] v[j] for four rows w0..w3 at once, each chunk in 16 fixed lanes (lane k takes
+ * j ≡ k mod 16) folded in halves: the same order at every vector width. Side by side, v is
+ * read once and the four sums do not wait on one another. */
+static inline __attribute__((always_inline)) void dot4(const float *w0, const float *w1, const float *w2,
+                                                       const float *w3, const float *v, int64_t n, float *u) {
   const int64_t n16 = n & ~(int64_t)15;
-  for (int64_t j = 0; j < n16; j += 16) {
-    const lanes16 x = LOAD16(v + j);
-    a0 += LOAD16(w0 + j) * x;
-    a1 += LOAD16(w1 + j) * x;
-    a2 += LOAD16(w2 + j) * x;
-    a3 += LOAD16(w3 + j) * x;
+  double d[4] = {0};
+  for (int64_t c = 0;; c += DOT_CHUNK) {
+    lanes16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    const int64_t end = n16 - c < DOT_CHUNK ? n16 : c + DOT_CHUNK;
+    for (int64_t j = c; j < end; j += 16) {
+      const lanes16 x = LOAD16(v + j);
+      a0 += LOAD16(w0 + j) * x;
+      a1 += LOAD16(w1 + j) * x;
+      a2 += LOAD16(w2 + j) * x;
+      a3 += LOAD16(w3 + j) * x;
+    }
+    if (end == n16 && n16 < n) {
+      tail16(&a0, w0, v, n16, n);
+      tail16(&a1, w1, v, n16, n);
+      tail16(&a2, w2, v, n16, n);
+      tail16(&a3, w3, v, n16, n);
+    }
+    if (c == 0 && end == n16) { /* (one chunk: the float sums as they are) */
+      u[0] = fold16(&a0);
+      u[1] = fold16(&a1);
+      u[2] = fold16(&a2);
+      u[3] = fold16(&a3);
+      return;
+    }
+    d[0] += fold16(&a0);
+    d[1] += fold16(&a1);
+    d[2] += fold16(&a2);
+    d[3] += fold16(&a3);
+    if (end == n16) break;
   }
-  if (n16 < n) {
-    tail16(&a0, w0, v, n16, n);
-    tail16(&a1, w1, v, n16, n);
-    tail16(&a2, w2, v, n16, n);
-    tail16(&a3, w3, v, n16, n);
-  }
-  u[0] = fold16(&a0);
-  u[1] = fold16(&a1);
-  u[2] = fold16(&a2);
-  u[3] = fold16(&a3);
+  for (int r = 0; r < 4; r++) u[r] = (float)d[r];
 }
 
 /* The same for one row. */
 static inline __attribute__((always_inline)) float dot1(const float *w, const float *v, int64_t n) {
-  lanes16 a = {0};
   const int64_t n16 = n & ~(int64_t)15;
-  for (int64_t j = 0; j < n16; j += 16) a += LOAD16(w + j) * LOAD16(v + j);
-  if (n16 < n) tail16(&a, w, v, n16, n);
-  return fold16(&a);
+  double d = 0.0;
+  for (int64_t c = 0;; c += DOT_CHUNK) {
+    lanes16 a = {0};
+    const int64_t end = n16 - c < DOT_CHUNK ? n16 : c + DOT_CHUNK;
+    for (int64_t j = c; j < end; j += 16) a += LOAD16(w + j) * LOAD16(v + j);
+    if (end == n16 && n16 < n) tail16(&a, w, v, n16, n);
+    if (c == 0 && end == n16) return fold16(&a);
+    d += fold16(&a);
+    if (end == n16) break;
+  }
+  return (float)d;
 }
 
 /* Rows lo..hi-1 of block b: u_i = (w_i·v) scale, then p += u_i w_i row after row. Four rows at
@@ -172,11 +197,11 @@ double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
   /* start is any vector view: step along it by its own stride. */
   int64_t ss = !start ? 0 : start->dim == 1 || start->size[0] != 1 ? start->stride[0] : start->stride[1];
   const int64_t blocks = (m + POWER_BLOCK_ROWS - 1) / POWER_BLOCK_ROWS;
-  if (blocks > INT32_MAX || n > (INT64_MAX / (int64_t)sizeof(float)) / (blocks + 1)) return NAN;
+  if (blocks > INT32_MAX || n > (INT64_MAX / (int64_t)sizeof(double)) / (blocks + 1)) return NAN;
   blua_err err;
   blua_tensor *Wc = blua_tensor_contiguous((blua_tensor *)W, &err);
   float *v = malloc((size_t)((blocks + 1) * n) * sizeof *v);
-  double *usq = malloc((size_t)blocks * sizeof *usq);
+  double *usq = malloc((size_t)(blocks + n) * sizeof *usq), *sum = usq ? usq + blocks : NULL;
   if (!Wc || !v || !usq) {
     blua_tensor_release(Wc);
     free(v);
@@ -211,9 +236,15 @@ double blua_spectral_norm(const blua_tensor *W, int iters, blua_tensor *start) {
     double total = 0.0;
     for (int64_t b = 0; b < blocks; b++) total += usq[b];
     sigma = sqrt(total);
-    for (int64_t j = 0; j < n; j++) v[j] = step.part[j];
-    for (int64_t b = 1; b < blocks; b++)
-      for (int64_t j = 0; j < n; j++) v[j] += step.part[b * n + j];
+    /* (the blocks' shares added in block order, in double: a tall W has many blocks) */
+    if (blocks > 1) {
+      for (int64_t j = 0; j < n; j++) sum[j] = step.part[j];
+      for (int64_t b = 1; b < blocks; b++)
+        for (int64_t j = 0; j < n; j++) sum[j] += step.part[b * n + j];
+      for (int64_t j = 0; j < n; j++) v[j] = (float)sum[j];
+    } else {
+      for (int64_t j = 0; j < n; j++) v[j] = step.part[j];
+    }
   }
   if (start && isfinite(sigma)) {
     double nv = norm_of(v, n);

@@ -168,6 +168,12 @@ describe("spectralNorm", function()
     for i = 1, 1030 do D:set(i, i, 1 + (i % 5) / 10) end
     D:set(1029, 1029, 3)
     assert.is_true(math.abs(blua.spectralNorm(D, 300) - 3) < 1e-4)
+    -- long rows and many blocks keep their accuracy (sums of float chunks added in double):
+    -- ‖ones(1, n)‖₂ = ‖ones(n, 1)‖₂ = √n, here 1024
+    assert.is_true(math.abs(blua.spectralNorm(blua.ones(1, 2 ^ 20), 3) / 1024 - 1) < 2e-6)
+    assert.is_true(math.abs(blua.spectralNorm(blua.ones(2 ^ 20, 1), 3) / 1024 - 1) < 2e-6)
+    local R = blua.ones(3000, 700):mul(0.01)
+    assert.is_true(math.abs(blua.spectralNorm(R, 3) / (0.01 * math.sqrt(3000 * 700)) - 1) < 2e-6)
     -- and a NaN anywhere gives NaN
     D:set(512, 3, 0 / 0)
     local s = blua.spectralNorm(D, 4)
