@@ -131,6 +131,9 @@ function loop.parts(net, data, Y, idx, o, state, gathered)
   return parts
 end
 
+-- The prefix of a divergence error, made only when one happens (not once per batch).
+local function diverged(epoch, b) return string.format("training diverged in epoch %d, batch %d: ", epoch, b) end
+
 -- One epoch over shuffled mini-batches; returns the epoch's statistics before evaluation.
 local function run_epoch(method, net, data, Y, o, epoch, state)
   local n = data.x:size(1)
@@ -162,16 +165,15 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
     else
       ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, parts, state.stepper, lr, #idx, sum)
     end
-    local where = string.format("training diverged in epoch %d, batch %d: ", epoch, b)
-    if not ok then error((tostring(loss):gsub("^training diverged: ", where)), 0) end
+    if not ok then error((tostring(loss):gsub("^training diverged: ", diverged(epoch, b))), 0) end
     if state.prefetch and b < nbatches then
       next_idx = table.move(perm, first + o.batch, math.min(first + 2 * o.batch - 1, n), 1, {})
       loop.prefetch(net, data, Y, next_idx, state)
     end
-    if loss ~= loss or loss == math.huge then error(where .. "the loss is " .. tostring(loss), 0) end
+    if loss ~= loss or loss == math.huge then error(diverged(epoch, b) .. "the loss is " .. tostring(loss), 0) end
     loss_sum = loss_sum + loss
     for l, e in ipairs(energies or {}) do
-      if e ~= e or e == math.huge then error(string.format("%slayer %d energy is %s", where, l, tostring(e)), 0) end
+      if e ~= e or e == math.huge then error(string.format("%slayer %d energy is %s", diverged(epoch, b), l, tostring(e)), 0) end
       layer_sums[l] = (layer_sums[l] or 0) + e
     end
     if o.on_batch then o.on_batch(epoch, b, loss) end
