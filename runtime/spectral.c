@@ -4,9 +4,9 @@
  * and adds u_i w_i to v while the row is still in the first-level cache. The rows are cut into
  * blocks of a fixed size, each block sums its own share of Wᵀu, and the block sums are added
  * in block order (in double); the dot products add in 16 fixed lanes, chunk by chunk of a long
- * row (the chunks' sums in double). So the result depends on W and the
- * start alone, not on the thread count or the vector width of the machine, and a big W (a
- * wide layer's 1024 x 1024) is walked by all threads at once. */
+ * row (the chunks' sums in double). So the result depends on W and the start alone, not on the
+ * thread count or the vector width of the machine, and a big W (a wide layer's 1024 x 1024) is
+ * walked by all threads at once. */
 #include "blua/lifted.h"
 
 #include <math.h>
