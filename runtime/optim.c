@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "blua/team.h"
+#include "flat_run.h"
 #include "par.h"
 
 static int same_shapes(const blua_tensor *x, const blua_tensor *a, const blua_tensor *b, blua_err *err) {
@@ -58,7 +59,7 @@ static inline void adam_run(const adam_consts *c, float *px, float *pm, float *p
   }
 }
 
-/* Several contiguous tensors read as one run of entries: tensor i holds [start[i], start[i + 1]). */
+/* Several contiguous tensors read as one run of entries (flat_run.h). */
 typedef struct {
   int n;
   const int64_t *start;
@@ -70,13 +71,8 @@ typedef struct {
 /* Adam on entries [lo, hi) of the run. */
 OPTIM_CLONES static void adam_range(void *ctx, int64_t lo, int64_t hi) {
   const adam_ctx *a = ctx;
-  int i = 0;
-  while (a->start[i + 1] <= lo) i++;
-  for (; lo < hi; i++) {
-    int64_t end = a->start[i + 1] < hi ? a->start[i + 1] : hi, off = lo - a->start[i];
-    adam_run(&a->c, a->px[i] + off, a->pm[i] + off, a->pv[i] + off, a->pg[i] + off, end - lo);
-    lo = end;
-  }
+  FLAT_RUN_PIECES(a->start, lo, hi, i, off, len,
+                  adam_run(&a->c, a->px[i] + off, a->pm[i] + off, a->pv[i] + off, a->pg[i] + off, len));
 }
 
 /* One tensor that is not contiguous, entry by entry. */

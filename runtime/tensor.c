@@ -10,6 +10,7 @@
 
 #include "blua/random.h"
 #include "blua/team.h"
+#include "flat_run.h"
 #include "ordered_sum.h"
 #include "par.h"
 
@@ -793,8 +794,7 @@ static void binary_range(void *ctx, int64_t lo, int64_t hi) {
   }
 }
 
-/* dst[i] += src[i] over several contiguous pairs read as one run: pair i holds entries
- * [start[i], start[i + 1]) of it. */
+/* dst[i] += src[i] over several contiguous pairs read as one run (flat_run.h). */
 typedef struct {
   const int64_t *start;
   float *const *pd;
@@ -803,16 +803,11 @@ typedef struct {
 
 static void accumulate_range(void *ctx, int64_t lo, int64_t hi) {
   const accumulate_ctx *c = ctx;
-  int i = 0;
-  while (c->start[i + 1] <= lo) i++;
-  for (; lo < hi; i++) {
-    int64_t end = c->start[i + 1] < hi ? c->start[i + 1] : hi, off = lo - c->start[i];
+  FLAT_RUN_PIECES(c->start, lo, hi, i, off, len, {
     float *pd = c->pd[i] + off;
     const float *ps = c->ps[i] + off;
-#pragma omp simd
-    for (int64_t k = 0; k < end - lo; k++) pd[k] = pd[k] + 1.0f * ps[k];
-    lo = end;
-  }
+    _Pragma("omp simd") for (int64_t k = 0; k < len; k++) pd[k] = pd[k] + 1.0f * ps[k];
+  });
 }
 
 int blua_tensors_accumulate(int n, blua_tensor *const *dst, const blua_tensor *const *src, blua_err *err) {
