@@ -1,41 +1,43 @@
--- Waiting threads sleep by default (a competing process must not make an epoch several times
--- slower), in the blua command and in the module loaded by a stock lua5.4; a policy the user
--- sets in the environment wins. blua._waitProbe() measures the CPU time a thread spends
--- waiting 50 ms for another: microseconds when it sleeps, milliseconds when it spins.
+-- Waiting threads sleep after a short spin by default (a competing process must not make an
+-- epoch several times slower), in the blua command and in the module loaded by a stock lua5.4;
+-- a policy the user sets in the environment wins. blua._waitProbe() measures the CPU time a
+-- thread spends waiting 50 ms for another: microseconds when it sleeps (after the spin of a few
+-- microseconds), milliseconds when it spins.
 local exe = os.getenv("BLUA_EXE") or "build/blua"
 local build = os.getenv("BLUA_BUILD_DIR") or "build"
 local repo = debug.getinfo(1, "S").source:match("^@(.*)/tests/[^/]*$") or "."
 
 local clean = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u BLUA_SET_WAIT_POLICY "
-local probe = [[print(os.getenv('OMP_WAIT_POLICY'), os.getenv('BLUA_SET_WAIT_POLICY'), blua._waitProbe())]]
+local probe = [[print(os.getenv('OMP_WAIT_POLICY'), os.getenv('BLUA_SET_WAIT_POLICY'), blua._waitProbe(), os.getenv('GOMP_SPINCOUNT'))]]
 
 local function run_once(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
   local out = p:read("a")
   local ok = p:close()
   assert(ok, cmd .. " failed:\n" .. out)
-  local policy, mark, cpu = out:match("^(%S+)%s+(%S+)%s+(%S+)")
-  return policy, mark, tonumber(cpu), out
+  local policy, mark, cpu, spin = out:match("^(%S+)%s+(%S+)%s+(%S+)%s+(%S+)")
+  return policy, mark, tonumber(cpu), out, spin
 end
 
 -- On a loaded machine a spinning thread may get no core during one 50 ms probe, so the probe
 -- runs up to five times and the largest CPU time counts: spinning shows in at least one run,
 -- while a sleeping thread stays at microseconds in all of them.
 local function run(cmd)
-  local policy, mark, cpu, out = run_once(cmd)
+  local policy, mark, cpu, out, spin = run_once(cmd)
   for _ = 2, 5 do
     if cpu > 1e-3 then break end
     local p2, m2, c2 = run_once(cmd)
     assert(p2 == policy and m2 == mark, out)
     cpu = math.max(cpu, c2)
   end
-  return policy, mark, cpu, out
+  return policy, mark, cpu, out, spin
 end
 
 describe("thread waiting", function()
-  it("is passive by default in the blua command", function()
-    local policy, mark, cpu = run(clean .. "'" .. exe .. "' -e \"" .. probe .. "\"")
+  it("is passive after a short spin by default in the blua command", function()
+    local policy, mark, cpu, _, spin = run(clean .. "'" .. exe .. "' -e \"" .. probe .. "\"")
     assert.are.equal("passive", policy)
+    assert.are.equal("300", spin)
     assert.are.equal("1", mark)
     assert.is_true(cpu >= 0 and cpu < 1e-3, "a waiting thread used " .. cpu .. " s of CPU")
   end)
@@ -45,12 +47,14 @@ describe("thread waiting", function()
     assert.are.equal("active", policy)
     assert.are.equal("nil", mark)
     assert.is_true(cpu > 1e-3, "a spinning thread used only " .. cpu .. " s of CPU")
-    policy, mark = run(clean .. "GOMP_SPINCOUNT=1000 '" .. exe .. "' -e \"" .. probe .. "\"")
+    local spin
+    policy, mark, _, _, spin = run(clean .. "GOMP_SPINCOUNT=1000 '" .. exe .. "' -e \"" .. probe .. "\"")
     assert.are.equal("nil", policy)
     assert.are.equal("nil", mark)
+    assert.are.equal("1000", spin)
   end)
 
-  it("is passive by default in the module for a stock lua5.4", function()
+  it("is passive after a short spin by default in the module for a stock lua5.4", function()
     local lua = io.popen("command -v lua5.4"):read("l")
     assert.is_truthy(lua, "lua5.4 is needed (scripts/bootstrap installs it)")
     -- A sanitizer build's module needs the sanitizer runtime loaded first.
@@ -66,8 +70,9 @@ describe("thread waiting", function()
     local env = clean .. preload .. "LUA_CPATH='" .. build .. "/lib/?.so;;' LUA_PATH='" .. repo ..
       "/lua/?.lua;" .. repo .. "/lua/?/init.lua;;' "
     local code = "\"blua = require('blua') " .. probe .. "\""
-    local policy, mark, cpu = run(env .. lua .. " -e " .. code)
+    local policy, mark, cpu, _, spin = run(env .. lua .. " -e " .. code)
     assert.are.equal("passive", policy)
+    assert.are.equal("300", spin)
     assert.are.equal("1", mark)
     assert.is_true(cpu >= 0 and cpu < 1e-3, "a waiting thread used " .. cpu .. " s of CPU")
     policy, mark, cpu = run(env .. "OMP_WAIT_POLICY=active " .. lua .. " -e " .. code)

@@ -26,8 +26,8 @@ local median = timing.median
 -- Seconds per epoch, test accuracy per epoch and CPU seconds per epoch of the PyTorch peer,
 -- or nil.
 local function torch_epochs(epochs)
-  -- PyTorch runs with its own OpenMP defaults, not the passive waiting blua put in the environment.
-  local own = os.getenv("BLUA_SET_WAIT_POLICY") == "1" and "env -u OMP_WAIT_POLICY -u BLUA_SET_WAIT_POLICY " or ""
+  -- PyTorch runs with its own OpenMP defaults, not the waiting blua put in the environment.
+  local own = os.getenv("BLUA_SET_WAIT_POLICY") == "1" and "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u BLUA_SET_WAIT_POLICY " or ""
   local cmd = string.format("%s/usr/bin/python3 %s/torch_peer.py %s %d %d %s 2>&1", own, here, data_dir, epochs, o.threads, o.model)
   local p = assert(io.popen(cmd))
   local secs, accs, cpus = {}, {}, {}
