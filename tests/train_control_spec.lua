@@ -73,4 +73,26 @@ describe("blua.train", function()
     blua.train.bregman(restored.net, data, {epochs = 4, start_epoch = 3, verbose = false, optim_state = restored.state})
     for l = 1, 2 do assert.equal(0, (restored.net.W[l] - straight.W[l]):abs():max()) end
   end)
+
+  -- The loop works out each batch's C path once and keeps it while no user code runs between
+  -- batches; a hook that changes the network must be seen from the next batch on.
+  for _, method in ipairs{"bregman", "backprop"} do
+    for _, hook in ipairs{"on_batch", "on_gradients"} do
+      it(method .. ": an activation changed in " .. hook .. " is used from the next batch on", function()
+        local calls = 0 -- (define calls forward too, to check it: counted from the switch on)
+        blua.activation.define{name = "counted_relu", forward = function(z) calls = calls + 1 return z:cmax(0) end,
+          derivative = function(z) return z:gt(0) end}
+        local data, net = tiny()
+        local switched = false
+        local function switch()
+          if not switched then net.activations[1], switched, calls = "counted_relu", true, 0 end
+        end
+        local opts = {epochs = 1, batch = 16, verbose = false, eval_train = false}
+        opts[hook] = switch
+        blua.train[method](net, data, opts)
+        assert.is_true(switched)
+        assert.is_true(calls > 0, "the new activation was never called")
+      end)
+    end
+  end
 end)

@@ -120,10 +120,16 @@ end
 -- One mini-batch, given as row shares {x =, y =, ws =} of a batch of `rows` rows (see
 -- loop.parts): the shares' gradients summed in share order, then the optimiser step. Returns
 -- the batch's mean loss. The C path takes all shares in one call (parts.whole).
-function backprop.batch_step(net, parts, stepper, lr, rows, l1)
+function backprop.batch_step(net, parts, stepper, lr, rows, l1, paths)
   local loss
   local whole = parts.whole
-  local acts = whole and c_path(net, l1) -- (resolved once per batch: it checks every activation)
+  -- (resolved once per batch, it checks every activation; or once per `paths` table, which the
+  -- training loop keeps while no user code runs between its batches)
+  local acts = whole and (paths and paths.dense) or nil
+  if whole and acts == nil then
+    acts = c_path(net, l1) or false
+    if paths then paths.dense = acts end
+  end
   if whole and (acts or op_path(net, l1, #parts)) then
     loss = backprop.gradients(net, whole.x, whole.y, whole.ws, stepper.block_grads, rows, l1, #parts, acts or nil)
   else

@@ -349,9 +349,18 @@ end
 -- shares side by side as tasks of the thread team; other networks run the shares one after
 -- another here. Both take the same steps with the same
 -- kernels, so they compute the same bits.
-function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum)
+function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum, paths)
   local acts, ops, params
-  if parts.whole then acts, ops, params = lifted.c_batch_path(net, o, #parts) end
+  if parts.whole then
+    -- (once per `paths` table when the training loop keeps one: see backprop.batch_step)
+    local c = paths and paths[#parts] -- (operators are made per share count)
+    if c == nil then
+      acts, ops, params = lifted.c_batch_path(net, o, #parts)
+      c = acts and {acts, ops, params} or false
+      if paths then paths[#parts] = c end
+    end
+    if c then acts, ops, params = c[1], c[2], c[3] end
+  end
   if acts then return lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, acts, ops, params) end
   blua._teamJoin() -- (rows the team may still be gathering: loop.prefetch; the C steps wait in C)
   local L = net:nLayers()

@@ -84,7 +84,13 @@ end
 -- batch (state.prefetch).
 function loop.prefetch(net, data, Y, idx, state)
   local ws = batch_buffers(net, data, Y, #idx, state)
-  blua._gatherRows({ws.xb, ws.yb}, {data.x, Y}, idx)
+  -- (the argument lists, made once per workspace and data set)
+  local lists = ws.gather_lists
+  if not (lists and lists[2][1] == data.x and lists[2][2] == Y) then
+    lists = {{ws.xb, ws.yb}, {data.x, Y}}
+    ws.gather_lists = lists
+  end
+  blua._gatherRows(lists[1], lists[2], idx)
 end
 
 -- The rows idx of a mini-batch as the parts a batch step works on ({x =, y =, ws =} each),
@@ -150,9 +156,20 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   local t0 = blua.clock()
   local loss_sum, layer_sums, lr = 0, {}, nil
   local next_idx -- the next batch's rows, already being gathered (loop.prefetch)
+  -- The batches' row lists: two tables in turn (a batch's and the next one's), refilled, so
+  -- that a batch allocates none. The C side copies a list when it is handed over.
+  local lists, last_rows = {{}, {}}, (n - 1) % o.batch + 1
+  local function rows_of(b)
+    local first, list = (b - 1) * o.batch + 1, lists[b % 2 + 1]
+    if b == nbatches and last_rows < o.batch then list = {} end -- (the shorter last batch)
+    return table.move(perm, first, math.min(first + o.batch - 1, n), 1, list)
+  end
+  -- How each batch runs (which C path), worked out once and kept while no user code runs
+  -- between batches; an on_gradients hook runs inside every step, so then it is worked out
+  -- per batch.
+  local paths = not o.on_gradients and {} or nil
   for b = 1, nbatches do
-    local first = (b - 1) * o.batch + 1
-    local idx = next_idx or table.move(perm, first, math.min(first + o.batch - 1, n), 1, {})
+    local idx = next_idx or rows_of(b)
     local parts = loop.parts(net, data, Y, idx, o, state, next_idx ~= nil)
     next_idx = nil
     lr = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay)
@@ -161,13 +178,13 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
     if dist and dist.mode == "layer" then
       ok, loss, energies = pcall(layers.batch_step, net, penalty, o, parts[1], state.stepper, lr, #idx, dist, state.power)
     elseif method == "backprop" then
-      ok, loss = pcall(backprop.batch_step, net, parts, state.stepper, lr, #idx, o.l1_layers)
+      ok, loss = pcall(backprop.batch_step, net, parts, state.stepper, lr, #idx, o.l1_layers, paths)
     else
-      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, parts, state.stepper, lr, #idx, sum)
+      ok, loss, energies = pcall(lifted.batch_step, net, penalty, o, parts, state.stepper, lr, #idx, sum, paths)
     end
     if not ok then error((tostring(loss):gsub("^training diverged: ", diverged(epoch, b))), 0) end
     if state.prefetch and b < nbatches then
-      next_idx = table.move(perm, first + o.batch, math.min(first + 2 * o.batch - 1, n), 1, {})
+      next_idx = rows_of(b + 1)
       loop.prefetch(net, data, Y, next_idx, state)
     end
     if loss ~= loss or loss == math.huge then error(diverged(epoch, b) .. "the loss is " .. tostring(loss), 0) end
@@ -176,7 +193,10 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
       if e ~= e or e == math.huge then error(string.format("%slayer %d energy is %s", diverged(epoch, b), l, tostring(e)), 0) end
       layer_sums[l] = (layer_sums[l] or 0) + e
     end
-    if o.on_batch then o.on_batch(epoch, b, loss) end
+    if o.on_batch then
+      o.on_batch(epoch, b, loss)
+      if paths then paths = {} end -- (the hook may have changed the network)
+    end
     -- (a rank's losses are its part of the global means: times the ranks, an estimate of them)
     -- (layer-parallel: the loss is known on the last rank only)
     if bar and dist and dist.mode == "layer" and dist.size > 1 then bar:update(b, "")
