@@ -5,7 +5,8 @@
  * threads sleep after a short spin: BLUA_SPIN_COUNT rounds of libgomp's spin loop, about 7 µs
  * on the machines measured (24 ns a round). That covers the gap between two kernels called
  * one after another from Lua, where sleeping at once made each parallel region pay a wake-up
- * of ~40 µs, and it is too short to take a time slice from a process that needs the core.
+ * of ~40 µs; with a busy process beside it, a Lua-driven epoch costs what it costs with
+ * sleeping at once (scripts/bench/waiting.lua).
  *
  * libgomp reads its settings once, while it is being loaded, so they must be in the
  * environment before that: the blua command re-executes itself, the module loader sets them
