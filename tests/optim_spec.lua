@@ -114,6 +114,22 @@ describe("blua.optim", function()
     assert.same({3, 8}, {s1[1].t, s1[2].t})
   end)
 
+  it("adam on parameter groups with settings checked once matches a config checked every call", function()
+    local c = two_copies(7)
+    local config = {learningRate = 0.1, beta2 = 0.99}
+    local settings = blua.optim._adam_settings(config)
+    assert.equal(0.9, settings.beta1) -- (every option filled in)
+    for _, lr in ipairs{0.1, 0.05} do
+      config.learningRate, settings.learningRate = lr, lr
+      blua.optim._adam_groups(c.p1, c.g1, c.s1, config, settings)
+      for k = 1, 2 do blua.optim.adam(function() return 0, c.g2[k] end, c.p2[k], config, c.s2[k]) end
+      for k = 1, 2 do
+        for j = 1, #c.p1[k] do assert.equal(0, (c.p1[k][j] - c.p2[k][j]):abs():max()) end
+      end
+    end
+    assert.truthy(not pcall(blua.optim._adam_settings, {learningRate = "fast"}))
+  end)
+
   it("adam on parameter groups follows tensors swapped between calls", function()
     -- (the flat lists of a call are kept for the next: a swapped tensor must not be missed)
     local c = two_copies(6)

@@ -84,8 +84,10 @@ end
 -- optim.adam keeps it (states[k]): one fused call for them all when their step counts agree,
 -- as they do in a training run, else group by group. For the trainers: one hand-off to the
 -- threads per batch instead of one per tensor.
-function optim._adam_groups(params, grads, states, config)
-  local c = check_config("adam", config, adam_defaults)
+-- config: as for optim.adam; or settings that optim._adam_settings checked already (a
+-- trainer's, made once per run, whose rate it sets each batch), passed as `checked`.
+function optim._adam_groups(params, grads, states, config, checked)
+  local c = checked or check_config("adam", config, adam_defaults)
   local t
   for _, st in ipairs(states) do
     local next_t = (st.t or 0) + 1
@@ -111,6 +113,9 @@ function optim._adam_groups(params, grads, states, config)
   for _, st in ipairs(states) do st.t = t end
   blua._adam(lists[1], lists[2], lists[3], lists[4], c.learningRate, c.beta1, c.beta2, c.epsilon, c.weightDecay, t)
 end
+
+-- Adam's settings from config, checked (every option filled in): for optim._adam_groups.
+function optim._adam_settings(config) return check_config("adam", config, adam_defaults) end
 
 local sgd_defaults = {learningRate = 1e-2, momentum = 0, nesterov = false, weightDecay = 0}
 

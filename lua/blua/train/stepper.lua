@@ -76,11 +76,14 @@ function stepper.new(blocks, o)
   end
   local block_params = {}
   for k, block in ipairs(blocks) do block_params[k] = block.params end
+  -- (Adam's settings checked once: only the rate changes from batch to batch)
+  local adam = o.optimizer == "adam" and blua.optim._adam_settings(config)
   self.step = function(lr, _, anchor)
     ready(anchor)
     config.learningRate = lr
-    if o.optimizer == "adam" then
-      blua.optim._adam_groups(block_params, block_grads, state, config)
+    if adam then
+      adam.learningRate = lr
+      blua.optim._adam_groups(block_params, block_grads, state, config, adam)
       return
     end
     for k, block in ipairs(blocks) do
