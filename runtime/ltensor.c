@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "lblua.h"
-#include "par.h"
 
 #define SHAPE_LEN 160
 #define MAX_THREADS 1024
@@ -817,127 +816,59 @@ static int t_addmm(lua_State *L) {
   return 1;
 }
 
-/* Elementwise maps, in place (Torch style): t:exp() changes t; t:clone():exp() does not. */
-typedef enum { U_ABS, U_EXP, U_LOG, U_SQRT, U_TANH, U_SIGMOID, U_SIGN, U_NEG, U_SQUARE, U_LOG1P, U_FLOOR } unary_op;
-
-static float unary_value(unary_op op, float x) {
-  switch (op) {
-    case U_ABS: return fabsf(x);
-    case U_EXP: return expf(x);
-    case U_LOG: return logf(x);
-    case U_SQRT: return sqrtf(x);
-    case U_TANH: return tanhf(x);
-    case U_SIGMOID: return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
-    case U_SIGN: return (float)((x > 0) - (x < 0));
-    case U_NEG: return -x;
-    case U_SQUARE: return x * x;
-    case U_LOG1P: return log1pf(x);
-    case U_FLOOR: return floorf(x);
-  }
-  return x;
+/* Elementwise maps, in place (Torch style): t:exp() changes t; t:clone():exp() does not. The
+ * loops are the core's (blua/tensor_map.h). */
+static void map_or_raise(lua_State *L, blua_tensor *t, blua_map_op op, float a, float b, const char *fname) {
+  blua_err err;
+  lblua_check(L, blua_tensor_map(t, op, a, b, &err), fname, &err);
 }
 
-/* Runs along the last dimension, any view; one flat run when contiguous. */
-#define FOR_EACH_RUN(t, runs, len, step, body)                                   \
-  do {                                                                           \
-    int64_t runs = blua_tensor_runs(t), len = (t)->size[(t)->dim - 1];           \
-    int64_t step = (t)->stride[(t)->dim - 1];                                    \
-    if (blua_tensor_is_contiguous(t)) {                                          \
-      len = blua_tensor_nelement(t);                                             \
-      runs = 1;                                                                  \
-      step = 1;                                                                  \
-    }                                                                            \
-    _Pragma("omp parallel for if (blua_tensor_nelement(t) > BLUA_OMP_THRESHOLD && runs > 1)") \
-    for (int64_t r_ = 0; r_ < runs; r_++) {                                      \
-      float *p = blua_tensor_data(t) + (runs > 1 ? blua_tensor_run_offset((t), r_) : 0); \
-      body                                                                       \
-    }                                                                            \
-  } while (0)
-
-static void apply_unary(blua_tensor *t, unary_op op) {
-  int64_t n = blua_tensor_nelement(t);
-  if (blua_tensor_is_contiguous(t)) {
-    float *p = blua_tensor_data(t);
-    BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for",
-    for (int64_t k = 0; k < n; k++) p[k] = unary_value(op, p[k]));
-    return;
+#define UNARY(name, op)                                           \
+  static int t_##name(lua_State *L) {                             \
+    map_or_raise(L, lblua_checktensor(L, 1), op, 0.0f, 0.0f, #name); \
+    lua_settop(L, 1);                                             \
+    return 1;                                                     \
   }
-  FOR_EACH_RUN(t, runs, len, step, { for (int64_t j = 0; j < len; j++) p[j * step] = unary_value(op, p[j * step]); });
-}
-
-#define UNARY(name, op)                                  \
-  static int t_##name(lua_State *L) {                    \
-    apply_unary(lblua_checktensor(L, 1), op);            \
-    lua_settop(L, 1);                                    \
-    return 1;                                            \
-  }
-UNARY(abs, U_ABS)
-UNARY(exp, U_EXP)
-UNARY(log, U_LOG)
-UNARY(sqrt, U_SQRT)
-UNARY(tanh, U_TANH)
-UNARY(sigmoid, U_SIGMOID)
-UNARY(sign, U_SIGN)
-UNARY(neg, U_NEG)
-UNARY(square, U_SQUARE)
-UNARY(log1p, U_LOG1P)
-UNARY(floor, U_FLOOR)
+UNARY(abs, BLUA_MAP_ABS)
+UNARY(exp, BLUA_MAP_EXP)
+UNARY(log, BLUA_MAP_LOG)
+UNARY(sqrt, BLUA_MAP_SQRT)
+UNARY(tanh, BLUA_MAP_TANH)
+UNARY(sigmoid, BLUA_MAP_SIGMOID)
+UNARY(sign, BLUA_MAP_SIGN)
+UNARY(neg, BLUA_MAP_NEG)
+UNARY(square, BLUA_MAP_SQUARE)
+UNARY(log1p, BLUA_MAP_LOG1P)
+UNARY(floor, BLUA_MAP_FLOOR)
 
 /* Scalar comparisons and clamps, in place. */
-typedef enum { C_CLAMP, C_GT, C_GE, C_LT, C_LE, C_POW, C_CMAX, C_CMIN } scalar_op;
-
-static float scalar_value(scalar_op op, float x, float a, float b) {
-  switch (op) {
-    case C_CLAMP: return x < a ? a : (x > b ? b : x);
-    case C_GT: return x > a;
-    case C_GE: return x >= a;
-    case C_LT: return x < a;
-    case C_LE: return x <= a;
-    case C_POW: return powf(x, a);
-    case C_CMAX: return x > a ? x : a;
-    case C_CMIN: return x < a ? x : a;
-  }
-  return x;
-}
-
-static void apply_scalar(blua_tensor *t, scalar_op op, float a, float b) {
-  int64_t n = blua_tensor_nelement(t);
-  if (blua_tensor_is_contiguous(t)) {
-    float *p = blua_tensor_data(t);
-    BLUA_PAR(n > BLUA_OMP_THRESHOLD, "omp parallel for",
-    for (int64_t k = 0; k < n; k++) p[k] = scalar_value(op, p[k], a, b));
-    return;
-  }
-  FOR_EACH_RUN(t, runs, len, step, { for (int64_t j = 0; j < len; j++) p[j * step] = scalar_value(op, p[j * step], a, b); });
-}
-
 static int t_clamp(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
   lua_Number lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
   if (lo > hi) return luaL_error(L, "bad bounds in 'clamp': %f > %f", lo, hi);
-  apply_scalar(t, C_CLAMP, (float)lo, (float)hi);
+  map_or_raise(L, t, BLUA_MAP_CLAMP, (float)lo, (float)hi, "clamp");
   lua_settop(L, 1);
   return 1;
 }
 
-#define SCALAR(name, op)                                                                 \
-  static int t_##name(lua_State *L) {                                                    \
-    float a_ = (float)luaL_checknumber(L, 2);                                            \
-    apply_scalar(lblua_checktensor(L, 1), op, a_, 0.0f);                                 \
-    lua_settop(L, 1);                                                                    \
-    return 1;                                                                            \
+#define SCALAR(name, op)                                                    \
+  static int t_##name(lua_State *L) {                                       \
+    float a_ = (float)luaL_checknumber(L, 2);                               \
+    map_or_raise(L, lblua_checktensor(L, 1), op, a_, 0.0f, #name);          \
+    lua_settop(L, 1);                                                       \
+    return 1;                                                               \
   }
-SCALAR(gt, C_GT)
-SCALAR(ge, C_GE)
-SCALAR(lt, C_LT)
-SCALAR(le, C_LE)
-SCALAR(pow, C_POW)
+SCALAR(gt, BLUA_MAP_GT)
+SCALAR(ge, BLUA_MAP_GE)
+SCALAR(lt, BLUA_MAP_LT)
+SCALAR(le, BLUA_MAP_LE)
+SCALAR(pow, BLUA_MAP_POW)
 
 /* t:cmax(u|number), t:cmin(u|number): elementwise max/min, in place. */
 static int minmax(lua_State *L, int want_max, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
   if (lua_isnumber(L, 2)) {
-    apply_scalar(t, want_max ? C_CMAX : C_CMIN, (float)lua_tonumber(L, 2), 0.0f);
+    map_or_raise(L, t, want_max ? BLUA_MAP_MAX : BLUA_MAP_MIN, (float)lua_tonumber(L, 2), 0.0f, fname);
   } else {
     blua_err err;
     blua_tensor *u = lblua_checktensor(L, 2);

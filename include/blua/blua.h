@@ -12,6 +12,7 @@
 #include "blua/prox.h"
 #include "blua/random.h"
 #include "blua/tensor.h"
+#include "blua/tensor_map.h"
 #include "blua/team.h"
 #include "blua/threads.h"
 
