@@ -757,16 +757,15 @@ blua_tensor *blua_tensor_cat(blua_tensor *const *ts, int n, int d, blua_err *err
 
 typedef enum { OP_ADD, OP_CMUL, OP_CDIV, OP_CMAX, OP_CMIN } binary_op;
 
-static inline float bin(binary_op op, float x, float y, float alpha) {
-  switch (op) {
-    case OP_ADD: return x + alpha * y;
-    case OP_CMUL: return x * y;
-    case OP_CDIV: return x / y;
-    case OP_CMAX: return x > y ? x : y;
-    case OP_CMIN: return x < y ? x : y;
-  }
-  return x;
-}
+/* Each op's value from x (of a), y (of b) and alpha, written once for both loops below: the
+ * op is picked once per range or run and each has a loop of its own, so the loops vectorise
+ * (a switch per entry kept cmax, cmin and cdiv scalar). */
+#define BINARY_OPS(X)            \
+  X(OP_ADD, x + alpha * y)       \
+  X(OP_CMUL, x * y)              \
+  X(OP_CDIV, x / y)              \
+  X(OP_CMAX, x > y ? x : y)      \
+  X(OP_CMIN, x < y ? x : y)
 
 typedef struct {
   float *pr;
@@ -780,17 +779,31 @@ static void binary_range(void *ctx, int64_t lo, int64_t hi) {
   float *pr = c->pr, alpha = c->alpha;
   const float *pa = c->pa, *pb = c->pb;
   switch (c->op) {
-    case OP_ADD:
-#pragma omp simd
-      for (int64_t k = lo; k < hi; k++) pr[k] = pa[k] + alpha * pb[k];
-      break;
-    case OP_CMUL:
-#pragma omp simd
-      for (int64_t k = lo; k < hi; k++) pr[k] = pa[k] * pb[k];
-      break;
-    default:
-      for (int64_t k = lo; k < hi; k++) pr[k] = bin(c->op, pa[k], pb[k], alpha);
-      break;
+#define CONTIGUOUS_LOOP(op, value)                          \
+  case op:                                                  \
+    _Pragma("omp simd") for (int64_t k = lo; k < hi; k++) { \
+      float x = pa[k], y = pb[k];                           \
+      pr[k] = value;                                        \
+    }                                                       \
+    break;
+    BINARY_OPS(CONTIGUOUS_LOOP)
+#undef CONTIGUOUS_LOOP
+  }
+}
+
+/* One run of len entries at the given steps. */
+static void binary_run(binary_op op, float alpha, float *pr, int64_t rs, const float *pa, int64_t as,
+                       const float *pb, int64_t bs, int64_t len) {
+  switch (op) {
+#define STRIDED_LOOP(op_, value)            \
+  case op_:                                 \
+    for (int64_t j = 0; j < len; j++) {     \
+      float x = pa[j * as], y = pb[j * bs]; \
+      pr[j * rs] = value;                   \
+    }                                       \
+    break;
+    BINARY_OPS(STRIDED_LOOP)
+#undef STRIDED_LOOP
   }
 }
 
@@ -842,6 +855,31 @@ int blua_tensors_accumulate(int n, blua_tensor *const *dst, const blua_tensor *c
   return status;
 }
 
+/* Whether t's entries fill one gap-free block of memory from its first entry on, in some order
+ * of its dimensions (a contiguous tensor, or a transpose of one): its dimensions of more than
+ * one entry, from the smallest step up, step 1, then the size of the block below, and so on. */
+static int dense_block(const blua_tensor *t) {
+  int used[BLUA_MAX_DIM] = {0};
+  int64_t want = 1;
+  for (int k = 0; k < t->dim; k++) {
+    int best = -1;
+    for (int d = 0; d < t->dim; d++)
+      if (!used[d] && t->size[d] > 1 && (best < 0 || t->stride[d] < t->stride[best])) best = d;
+    if (best < 0) return 1;
+    if (t->stride[best] != want) return 0;
+    used[best] = 1;
+    want *= t->size[best];
+  }
+  return 1;
+}
+
+/* Whether b (of a's shape) steps through its dimensions as a does. */
+static int same_layout(const blua_tensor *a, const blua_tensor *b) {
+  for (int d = 0; d < a->dim; d++)
+    if (a->size[d] > 1 && a->stride[d] != b->stride[d]) return 0;
+  return 1;
+}
+
 static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, binary_op op, float alpha,
                   blua_err *err) {
   if (!blua_tensor_same_shape(a, b)) return shape_mismatch(err, a, b);
@@ -854,14 +892,15 @@ static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, bi
     blua_team_range(n, BLUA_TEAM_GRAIN, BIG(n), binary_range, &c);
     return BLUA_OK;
   }
+  if (dense_block(r) && same_layout(r, a) && same_layout(r, b)) { /* e.g. three transposes */
+    binary_ctx c = {blua_tensor_data(r), blua_tensor_data(a), blua_tensor_data(b), op, alpha};
+    blua_team_range(n, BLUA_TEAM_GRAIN, BIG(n), binary_range, &c);
+    return BLUA_OK;
+  }
   int64_t runs = blua_tensor_runs(r), len = r->size[LAST(r)];
   int64_t rs = r->stride[LAST(r)], as = a->stride[LAST(a)], bs = b->stride[LAST(b)];
   BLUA_PAR(BIG(n), "omp parallel for",
-  for (int64_t i = 0; i < runs; i++) {
-    float *pr = RUN(r, i);
-    const float *pa = RUN(a, i), *pb = RUN(b, i);
-    for (int64_t j = 0; j < len; j++) pr[j * rs] = bin(op, pa[j * as], pb[j * bs], alpha);
-  });
+  for (int64_t i = 0; i < runs; i++) binary_run(op, alpha, RUN(r, i), rs, RUN(a, i), as, RUN(b, i), bs, len));
   return BLUA_OK;
 }
 

@@ -62,6 +62,79 @@ static void test_arithmetic(void) {
   blua_tensor_release(bad);
 }
 
+/* The binary ops (add, cmul, cdiv, cmax, cmin) on contiguous tensors and on transposed views
+ * give, bit for bit, the scalar expression of each op, special values included. */
+static float binary_reference(int op, float x, float y, float alpha) {
+  switch (op) {
+    case 0: return x + alpha * y;
+    case 1: return x * y;
+    case 2: return x / y;
+    case 3: return x > y ? x : y;
+    default: return x < y ? x : y;
+  }
+}
+
+static void test_binary_bits(void) {
+  enum { R = 37, C = 29 };
+  const float special[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-45f, -3.0f, 2.5f, 3.4e38f};
+  const int nspecial = (int)(sizeof special / sizeof special[0]);
+  blua_err err;
+  blua_tensor *a = blua_tensor_new2d(R, C, &err), *b = blua_tensor_new2d(R, C, &err);
+  blua_tensor *r = blua_tensor_new2d(R, C, &err), *at = blua_tensor_new2d(C, R, &err), *bt = blua_tensor_new2d(C, R, &err);
+  blua_tensor *rt = blua_tensor_new2d(C, R, &err);
+  blua_rng g;
+  blua_rng_seed(&g, 11);
+  for (int i = 0; i < R * C; i++) {
+    float x = (float)blua_rng_normal(&g), y = (float)blua_rng_normal(&g);
+    if (i % 5 == 0) x = special[(i / 5) % nspecial];
+    if (i % 7 == 0) y = special[(i / 7) % nspecial];
+    blua_tensor_data(a)[i] = x;
+    blua_tensor_data(b)[i] = y;
+  }
+  /* the pairs where max/min by '>' or '<' differ from other forms: signed zeros, one NaN */
+  const float pairs[][2] = {{0.0f, -0.0f}, {-0.0f, 0.0f}, {NAN, 1.0f}, {1.0f, NAN}};
+  for (int i = 0; i < 4; i++) {
+    blua_tensor_data(a)[i + 1] = pairs[i][0];
+    blua_tensor_data(b)[i + 1] = pairs[i][1];
+  }
+  /* the transposes' storage holds the same entries, so their views are R x C again */
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < C; j++) {
+      blua_tensor_data(at)[j * R + i] = blua_tensor_data(a)[i * C + j];
+      blua_tensor_data(bt)[j * R + i] = blua_tensor_data(b)[i * C + j];
+    }
+  blua_tensor *av = blua_tensor_transpose(at, &err), *bv = blua_tensor_transpose(bt, &err), *rv = blua_tensor_transpose(rt, &err);
+  for (int op = 0; op < 5; op++) {
+    const float alpha = 0.75f;
+    int (*fn)(blua_tensor *, const blua_tensor *, const blua_tensor *, blua_err *) =
+        op == 1 ? blua_tensor_cmul : op == 2 ? blua_tensor_cdiv : op == 3 ? blua_tensor_cmax : blua_tensor_cmin;
+    /* contiguous; three transposes (one block of memory, walked in memory order); and mixed
+     * layouts (a transposed a with a contiguous b into a transposed r: walked by runs) */
+    int ok1 = op == 0 ? blua_tensor_add(r, a, alpha, b, &err) : fn(r, a, b, &err);
+    int ok2 = op == 0 ? blua_tensor_add(rv, av, alpha, bv, &err) : fn(rv, av, bv, &err);
+    CHECK(ok1 == BLUA_OK && ok2 == BLUA_OK);
+    int same = 1;
+    for (int i = 0; i < R; i++)
+      for (int j = 0; j < C; j++) {
+        float want = binary_reference(op, blua_tensor_data(a)[i * C + j], blua_tensor_data(b)[i * C + j], alpha);
+        float got = blua_tensor_data(r)[i * C + j], got_view = *blua_tensor_at(rv, i, j);
+        same &= memcmp(&want, &got, sizeof want) == 0 && memcmp(&want, &got_view, sizeof want) == 0;
+      }
+    CHECK(same);
+    int ok3 = op == 0 ? blua_tensor_add(rv, av, alpha, b, &err) : fn(rv, av, b, &err);
+    CHECK(ok3 == BLUA_OK);
+    same = 1;
+    for (int i = 0; i < R; i++)
+      for (int j = 0; j < C; j++) {
+        float want = blua_tensor_data(r)[i * C + j], got = *blua_tensor_at(rv, i, j);
+        same &= memcmp(&want, &got, sizeof want) == 0;
+      }
+    CHECK(same);
+  }
+  blua_tensor *list[] = {a, b, r, at, bt, rt, av, bv, rv};
+  for (int i = 0; i < 9; i++) blua_tensor_release(list[i]);
+}
+
 /* Sums of several pairs at once: the same bits as one add per pair, a transposed view among
  * them, on a team of two threads and without one, and a shape mismatch refused before
  * anything is written. */
@@ -286,6 +359,7 @@ int main(void) {
   test_create_and_release();
   test_views_share_storage();
   test_arithmetic();
+  test_binary_bits();
   test_accumulate();
   test_mm();
   test_reductions();
