@@ -37,4 +37,26 @@ static inline int64_t chunk_of(blua_act_kind kind, int64_t n) {
   return n / 8 > 4096 ? n / 8 : 4096;
 }
 
+/* An L1 term α|u| on top of Φ as a transformation T of the point before the prox or the
+ * projection (blua/prox_l1.h, threshold t = μα): a shift down when σ's range lies in [0, ∞), up
+ * when it lies in (−∞, 0], else a soft-threshold (then σ(0) = 0). Softmax takes none. */
+typedef enum { L1_SHIFT_DOWN, L1_SHIFT_UP, L1_SHRINK } l1_rule;
+
+static inline int l1_rule_of(const blua_act *act, l1_rule *rule) {
+  switch (act->kind) {
+  case BLUA_ACT_RELU:
+  case BLUA_ACT_SIGMOID: *rule = L1_SHIFT_DOWN; break;
+  case BLUA_ACT_CLIP: *rule = act->a >= 0 ? L1_SHIFT_DOWN : act->b <= 0 ? L1_SHIFT_UP : L1_SHRINK; break;
+  case BLUA_ACT_SOFTMAX: return -1;
+  default: *rule = L1_SHRINK; break;
+  }
+  return 0;
+}
+
+/* (selects between values, so that the loops that call it vectorise; NaN becomes 0 when shrunk) */
+INLINE float l1_apply(l1_rule rule, float t, float u) {
+  float down = u - t, up = u + t, shrunk = u > t ? down : (u < -t ? up : 0.0f);
+  return rule == L1_SHIFT_DOWN ? down : (rule == L1_SHIFT_UP ? up : shrunk);
+}
+
 #endif

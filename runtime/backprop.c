@@ -3,9 +3,11 @@
  * parallel loop and released after it; inside, the kernels touch only the block's own views. */
 #include "blua/backprop.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "blua/penalty.h"
+#include "blua/prox_l1.h"
 #include "blua/shares.h"
 #include "blua/team.h"
 
@@ -54,7 +56,7 @@ static int block_make(block *b, int L, const blua_tensor *x, const blua_tensor *
 
 /* The forward and backward pass of one block; wt[l] is W_lᵀ. */
 static int block_run(block *b, int L, const blua_lifted_layer *layers, blua_tensor *const *wt, double scale,
-                     blua_err *err) {
+                     const double *l1, blua_err *err) {
   const blua_tensor *prev = b->x;
   for (int l = 0; l < L; l++) {
     if (blua_lifted_affine(b->z[l], prev, &layers[l], err)) return BLUA_ERROR;
@@ -65,12 +67,16 @@ static int block_run(block *b, int L, const blua_lifted_layer *layers, blua_tens
   }
   const blua_act *out = layers[L - 1].act;
   if (blua_act_bregman(out, b->y, b->z[L - 1], &b->loss, err)) return BLUA_ERROR;
+  for (int l = 0; l < L - 1 && l1; l++) /* α‖σ(z_l)‖₁ */
+    if (l1[l] > 0.0) b->loss += l1[l] * blua_tensor_abs_sum(b->xs[l]);
   if (blua_act_bregman_grad(out, b->d[L - 1], b->y, b->z[L - 1], err)) return BLUA_ERROR;
   for (int l = L - 1; l >= 0; l--) {
     if (blua_mm(b->grads[2 * l], 0.0f, (float)scale, b->xt[l], b->d[l], err)) return BLUA_ERROR;
     if (blua_tensor_sum_rows(b->grads[2 * l + 1], 0.0f, (float)scale, b->d[l], err)) return BLUA_ERROR;
     if (l > 0) {
       if (blua_mm(b->d[l - 1], 0.0f, 1.0f, b->d[l], wt[l], err)) return BLUA_ERROR;
+      /* the L1 term's subgradient α sign(x) joins before the σ' factor */
+      if (l1 && l1[l - 1] > 0.0 && blua_l1_subgradient_add(b->d[l - 1], b->xs[l - 1], l1[l - 1], err)) return BLUA_ERROR;
       if (blua_act_derivative_mul(layers[l - 1].act, b->d[l - 1], b->z[l - 1], err)) return BLUA_ERROR;
     }
   }
@@ -83,21 +89,32 @@ typedef struct {
   const blua_lifted_layer *layers;
   blua_tensor *const *wt;
   double scale;
+  const double *l1;
 } run_ctx;
 
 static void run_task(void *ctx, int p) {
   run_ctx *c = ctx;
-  c->blocks[p].status = block_run(&c->blocks[p], c->L, c->layers, c->wt, c->scale, &c->blocks[p].err);
+  c->blocks[p].status = block_run(&c->blocks[p], c->L, c->layers, c->wt, c->scale, c->l1, &c->blocks[p].err);
 }
 
 int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                         blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G,
                         double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
                         blua_err *err) {
+  return blua_backprop_batch_l1(L, layers, NULL, x, y, Z, X, D, G, scale, parts, grads, spare, loss, err);
+}
+
+int blua_backprop_batch_l1(int L, const blua_lifted_layer *layers, const double *l1, const blua_tensor *x,
+                           const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D,
+                           blua_tensor *const *G, double scale, int parts, blua_tensor *const *grads,
+                           blua_tensor *const *spare, double *loss, blua_err *err) {
   (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
   blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
   if (blua_batch_scratch_apart(L, x, y, Z, "Z", D, "D", X, err)) return BLUA_ERROR;
+  for (int l = 0; l1 && l < L - 1; l++)
+    if (!(l1[l] >= 0.0 && isfinite(l1[l])))
+      return blua_fail(err, "bad L1 weight of layer %d: non-negative and finite expected, got %g", l + 1, l1[l]);
   int64_t rows = blua_tensor_rows(x);
   if (parts < 1) parts = 1;
   if (parts > rows) parts = rows > 0 ? (int)rows : 1;
@@ -118,7 +135,7 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
   if (result == BLUA_OK) {
     double work = 0.0; /* (multiply-adds of one share's forward pass) */
     for (int l = 0; l < L; l++) work += (double)(rows / parts) * (double)blua_tensor_nelement(layers[l].W);
-    run_ctx ctx = {blocks, L, layers, wt, scale};
+    run_ctx ctx = {blocks, L, layers, wt, scale, l1};
     blua_team_for(parts, blua_shares_side_by_side(parts, work), run_task, &ctx);
     *loss = 0.0;
     for (int p = 0; p < parts && result == BLUA_OK; p++) {

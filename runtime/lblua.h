@@ -51,7 +51,8 @@ blua_act *lblua_checkact(lua_State *L, int idx);
  * ("bregman" or "quadratic") at idx; the lists X (hidden layers), Z and G (every layer) at idx,
  * idx + 1, idx + 2 for n layers; the spare gradients of shares 2..parts (n per share, shaped like
  * grads) from the list at idx, or new ones left on the stack when it is nil; the options table
- * at idx (gamma, beta, scale, forward, energies, steps, mu: the step lists stay on the stack);
+ * at idx for n layers (gamma, beta, scale, forward, energies, steps, mu, l1: the step lists and
+ * the L1 weights stay on the stack);
  * and the results, a list of losses per share and a list per share of the hidden energies
  * (or nil), pushed. Errors name fname. */
 blua_penalty_kind lblua_checkpenalty(lua_State *L, int idx);
@@ -59,7 +60,7 @@ void lblua_lifted_scratch(lua_State *L, int n, int idx, blua_tensor **X, blua_te
                           const char *fname);
 void lblua_spare_grads(lua_State *L, int idx, lua_Integer parts, int n, blua_tensor *const *grads, blua_tensor **spare,
                        const char *fname);
-void lblua_lifted_opts(lua_State *L, int idx, blua_lifted_batch_opts *o, const char *fname);
+void lblua_lifted_opts(lua_State *L, int idx, int n, blua_lifted_batch_opts *o, const char *fname);
 int lblua_lifted_results(lua_State *L, const blua_lifted_batch_opts *o, int parts, int n, const double *loss,
                          const double *energy);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "blua/penalty.h"
+#include "blua/prox_l1.h"
 #include "par.h"
 
 static int check_rows(const blua_tensor *a, const blua_tensor *b, blua_err *err) {
@@ -54,12 +55,15 @@ int blua_lifted_residual(blua_penalty_kind kind, const blua_act *act, int is_out
 
 /* The X-step on rows [first, first + count): residual, GEMM and prox back to back, so the
  * chunk's operands are still in cache when the next pass reads them. */
-static int xstep_rows(blua_penalty_kind kind, const blua_act *act, const blua_lifted_layer *next, int next_is_output,
-                      double next_weight, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
+static int xstep_rows(blua_penalty_kind kind, const blua_act *act, double alpha, const blua_lifted_layer *next,
+                      int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
                       const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, const blua_tensor *wt,
                       blua_err *err) {
   if (blua_lifted_residual(kind, next->act, next_is_output, gamma, zn, x_next, err)) return BLUA_ERROR;
   if (blua_mm(g, 0.0f, (float)next_weight, zn, wt, err)) return BLUA_ERROR;
+  if (alpha > 0.0) /* (an L1 term on x: blua/prox_l1.h) */
+    return kind == BLUA_PENALTY_BREGMAN ? blua_act_xstep_bregman_l1(act, x, z, g, mu, alpha, err)
+                                        : blua_act_xstep_lifted_l1(act, x, z, g, mu, gamma, alpha, err);
   if (kind == BLUA_PENALTY_BREGMAN) return blua_act_xstep_bregman(act, x, z, g, mu, err);
   return blua_act_xstep_lifted(act, x, z, g, mu, gamma, err);
 }
@@ -70,12 +74,20 @@ int blua_lifted_xstep_wt(blua_penalty_kind kind, const blua_act *act, const blua
                          int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
                          const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, const blua_tensor *wt,
                          blua_err *err) {
+  return blua_lifted_xstep_l1_wt(kind, act, 0.0, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, wt,
+                                 err);
+}
+
+int blua_lifted_xstep_l1_wt(blua_penalty_kind kind, const blua_act *act, double alpha, const blua_lifted_layer *next,
+                            int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn,
+                            blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
+                            const blua_tensor *wt, blua_err *err) {
   if (!(mu > 0)) return blua_fail(err, "bad step: mu must be positive, got %g", mu);
   if (check_rows(z, x, err) || check_rows(x, x_next, err) || check_rows(zn, x_next, err) || check_rows(g, x, err))
     return BLUA_ERROR;
   int64_t rows = blua_tensor_rows(x);
   if (rows <= XSTEP_CHUNK_ROWS)
-    return xstep_rows(kind, act, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, wt, err);
+    return xstep_rows(kind, act, alpha, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, wt, err);
   int status = BLUA_OK;
   for (int64_t first = 0; first < rows && status == BLUA_OK; first += XSTEP_CHUNK_ROWS) {
     int64_t count = rows - first < XSTEP_CHUNK_ROWS ? rows - first : XSTEP_CHUNK_ROWS;
@@ -85,7 +97,7 @@ int blua_lifted_xstep_wt(blua_penalty_kind kind, const blua_act *act, const blua
         blua_tensor_narrow(g, 0, first, count, err)};
     status = part[0] && part[1] && part[2] && part[3] && part[4] ? BLUA_OK : BLUA_ERROR;
     if (status == BLUA_OK)
-      status = xstep_rows(kind, act, next, next_is_output, next_weight, part[0], part[1], part[2], part[3], mu, gamma,
+      status = xstep_rows(kind, act, alpha, next, next_is_output, next_weight, part[0], part[1], part[2], part[3], mu, gamma,
                           part[4], wt, err);
     for (int i = 0; i < 5; i++) blua_tensor_release(part[i]);
   }
@@ -96,10 +108,17 @@ int blua_lifted_xstep(blua_penalty_kind kind, const blua_act *act, const blua_li
                       int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn,
                       blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
                       blua_err *err) {
+  return blua_lifted_xstep_l1(kind, act, 0.0, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, err);
+}
+
+int blua_lifted_xstep_l1(blua_penalty_kind kind, const blua_act *act, double alpha, const blua_lifted_layer *next,
+                         int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
+                         const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, blua_err *err) {
   /* g = r W_{l+1}^T: a transposed view of W goes to BLAS as it is. */
   blua_tensor *wt = blua_tensor_transpose((blua_tensor *)next->W, err);
   if (!wt) return BLUA_ERROR;
-  int status = blua_lifted_xstep_wt(kind, act, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma, g, wt, err);
+  int status = blua_lifted_xstep_l1_wt(kind, act, alpha, next, next_is_output, next_weight, z, zn, x, x_next, mu, gamma,
+                                       g, wt, err);
   blua_tensor_release(wt);
   return status;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blua/prox_l1.h"
 #include "blua/shares.h"
 #include "blua/team.h"
 
@@ -87,14 +88,18 @@ static int pre_activation(share *s, const net_desc *n, int l, blua_err *err) {
  * Batch:xstep_apply do. */
 static int xstep(share *s, const net_desc *n, const blua_lifted_batch_opts *o, int l, double mu, blua_err *err) {
   int out = l + 1 == n->L;
-  double weight = out ? o->beta : 1.0;
+  double weight = out ? o->beta : 1.0, alpha = o->l1 ? o->l1[l - 1] : 0.0;
   const blua_act *act = n->layer[l - 1].act;
   if (!n->is_op[l])
-    return blua_lifted_xstep_wt(o->kind, act, &n->layer[l], out, weight, s->z[l], s->z[l + 1], s->xs[l], s->xs[l + 1],
-                                mu, o->gamma, s->g[l], n->wt[l + 1], err);
+    return blua_lifted_xstep_l1_wt(o->kind, act, alpha, &n->layer[l], out, weight, s->z[l], s->z[l + 1], s->xs[l],
+                                   s->xs[l + 1], mu, o->gamma, s->g[l], n->wt[l + 1], err);
   if (blua_lifted_residual(o->kind, n->layer[l].act, out, o->gamma, s->z[l + 1], s->xs[l + 1], err) ||
       blua_op_adjoint(s->ops[l], n->params + n->off[l], s->z[l + 1], s->g[l], (float)weight, 0.0f, err))
     return BLUA_ERROR;
+  if (alpha > 0.0)
+    return o->kind == BLUA_PENALTY_BREGMAN ? blua_act_xstep_bregman_l1(act, s->xs[l], s->z[l], s->g[l], mu, alpha, err)
+                                           : blua_act_xstep_lifted_l1(act, s->xs[l], s->z[l], s->g[l], mu, o->gamma,
+                                                                      alpha, err);
   if (o->kind == BLUA_PENALTY_BREGMAN) return blua_act_xstep_bregman(act, s->xs[l], s->z[l], s->g[l], mu, err);
   return blua_act_xstep_lifted(act, s->xs[l], s->z[l], s->g[l], mu, o->gamma, err);
 }
@@ -128,10 +133,13 @@ static int share_run(share *s, const net_desc *n, const blua_lifted_batch_opts *
     s->current[l + 1] = 0; /* z[l+1] now holds the residual, and xs[l] has moved */
   }
   if (o->energies)
-    for (int l = 1; l < L; l++)
+    for (int l = 1; l < L; l++) {
       if (pre_activation(s, n, l, err) ||
           blua_lifted_energy(o->kind, n->layer[l - 1].act, 0, o->gamma, s->xs[l], s->z[l], &s->energy[l - 1], err))
         return BLUA_ERROR;
+      double alpha = o->l1 ? o->l1[l - 1] : 0.0;
+      if (alpha > 0.0) s->energy[l - 1] += alpha * blua_tensor_abs_sum(s->xs[l]);
+    }
   for (int l = 1; l <= L; l++) {
     if (pre_activation(s, n, l, err) || wgrad(s, n, o, l, l == L ? o->scale * o->beta : o->scale, err))
       return BLUA_ERROR;
@@ -157,6 +165,9 @@ static int check_opts(const net_desc *n, const blua_tensor *x, const blua_tensor
       return blua_fail(err, "bad layer %d: a 2-D weight, a bias and an activation expected", l + 1);
   if (o->nsteps < 0 || (o->nsteps > 0 && (!o->steps || !o->mu)))
     return blua_fail(err, "bad X-steps: %d steps", o->nsteps);
+  for (int l = 0; o->l1 && l < L - 1; l++)
+    if (!(o->l1[l] >= 0.0 && isfinite(o->l1[l])))
+      return blua_fail(err, "bad L1 weight of layer %d: non-negative and finite expected, got %g", l + 1, o->l1[l]);
   for (int i = 0; i < o->nsteps; i++) {
     if (o->steps[i] < 1 || o->steps[i] >= L)
       return blua_fail(err, "bad X-step %d: layer %d is not a hidden layer (1..%d)", i + 1, o->steps[i], L - 1);

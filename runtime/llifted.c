@@ -2,6 +2,8 @@
  * built-in activations; lua/blua/train/lifted.lua composes the same steps from tensor operations
  * for activations defined in Lua. Activations arrive as the Lua activation objects of
  * blua.activation (fields name, params, builtin). */
+#include <math.h>
+
 #include "blua/backprop.h"
 #include "blua/lifted.h"
 #include "blua/lifted_batch.h"
@@ -36,9 +38,10 @@ static int l_affine(lua_State *L) {
   return 1;
 }
 
-/* blua._xstep(penalty, act, next_act, Wn, bn, next_weight, z, zn, x, x_next, mu, gamma, g): next_weight
- * is nil for a hidden next layer and the weight of the loss when the next layer is the output; 
- * one X-step of a hidden layer, in place on x; zn is overwritten by the next layer's residual. */
+/* blua._xstep(penalty, act, next_act, Wn, bn, next_weight, z, zn, x, x_next, mu, gamma, g [, alpha]): next_weight
+ * is nil for a hidden next layer and the weight of the loss when the next layer is the output;
+ * one X-step of a hidden layer, in place on x; zn is overwritten by the next layer's residual.
+ * alpha: the weight of an L1 term on x (blua_lifted_xstep_l1; default 0, none). */
 static int l_xstep(lua_State *L) {
   blua_penalty_kind kind = lblua_checkpenalty(L, 1);
   blua_act act, next_act;
@@ -47,10 +50,10 @@ static int l_xstep(lua_State *L) {
   blua_lifted_layer next = {&next_act, lblua_checktensor(L, 4), lblua_checktensor(L, 5)};
   blua_err err;
   lblua_check(L,
-              blua_lifted_xstep(kind, &act, &next, !lua_isnil(L, 6), luaL_optnumber(L, 6, 1.0), lblua_checktensor(L, 7),
-                                lblua_checktensor(L, 8),
-                                lblua_checktensor(L, 9), lblua_checktensor(L, 10), luaL_checknumber(L, 11),
-                                luaL_checknumber(L, 12), lblua_checktensor(L, 13), &err),
+              blua_lifted_xstep_l1(kind, &act, luaL_optnumber(L, 14, 0.0), &next, !lua_isnil(L, 6),
+                                   luaL_optnumber(L, 6, 1.0), lblua_checktensor(L, 7), lblua_checktensor(L, 8),
+                                   lblua_checktensor(L, 9), lblua_checktensor(L, 10), luaL_checknumber(L, 11),
+                                   luaL_checknumber(L, 12), lblua_checktensor(L, 13), &err),
               "xstep", &err);
   return 0;
 }
@@ -237,14 +240,31 @@ static void check_layers(lua_State *L, int n, int acts_idx, int w_idx, int grads
   }
 }
 
-/* blua._backprop(acts, W, b, x, y, Z, X, D, G, scale, parts, grads [, spare]) → loss: the gradients of
+/* The L1 weights {[l] = alpha} (hidden layers l = 1..n-1; absent: 0) of the table at idx, into
+ * a userdata of n - 1 numbers left on the stack; NULL (nothing pushed) when idx holds nil. */
+static const double *l1_weights(lua_State *L, int idx, int n, const char *fname) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  idx = lua_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  double *w = lua_newuserdatauv(L, (size_t)(n > 1 ? n - 1 : 1) * sizeof *w, 0);
+  for (int l = 1; l < n; l++) {
+    lua_rawgeti(L, idx, l);
+    w[l - 1] = lua_isnil(L, -1) ? 0.0 : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    if (!(w[l - 1] >= 0.0 && w[l - 1] < HUGE_VAL))
+      luaL_error(L, "bad L1 weight in '%s': layer %d has %f (non-negative and finite expected)", fname, l, w[l - 1]);
+  }
+  return w;
+}
+
+/* blua._backprop(acts, W, b, x, y, Z, X, D, G, scale, parts, grads [, spare [, l1]]) → loss: the gradients of
  * scale × the summed loss of a batch into grads (W1, b1, W2, ...), rows split into `parts`
- * blocks (blua/backprop.h). acts, W, b, Z, D, G have one entry per layer, X one per hidden layer.
+ * blocks (blua/backprop.h); l1 = {[l] = alpha} adds α‖σ(z_l)‖₁ per sample on hidden layers. acts, W, b, Z, D, G have one entry per layer, X one per hidden layer.
  * spare: the gradient tensors of blocks 2..parts (2L each, shaped like grads; made for the call
  * when absent). */
 static int l_backprop(lua_State *L) {
   enum { MAXL = 64 };
-  lua_settop(L, 13); /* (what the call pushes goes above the arguments) */
+  lua_settop(L, 14); /* (what the call pushes goes above the arguments) */
   for (int i = 1; i <= 3; i++) luaL_checktype(L, i, LUA_TTABLE);
   for (int i = 6; i <= 9; i++) luaL_checktype(L, i, LUA_TTABLE);
   luaL_checktype(L, 12, LUA_TTABLE);
@@ -266,11 +286,12 @@ static int l_backprop(lua_State *L) {
   int64_t rows = blua_tensor_rows(lblua_checktensor(L, 4));
   if (parts > rows) parts = rows > 0 ? rows : 1;
   lblua_spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "backprop");
+  const double *l1 = l1_weights(L, 14, (int)n, "backprop");
   double loss = 0.0;
   blua_err err;
   lblua_check(L,
-              blua_backprop_batch((int)n, layers, lblua_checktensor(L, 4), lblua_checktensor(L, 5), Z, X, D, G,
-                                  luaL_checknumber(L, 10), (int)parts, grads, parts > 1 ? spare : NULL, &loss, &err),
+              blua_backprop_batch_l1((int)n, layers, l1, lblua_checktensor(L, 4), lblua_checktensor(L, 5), Z, X, D, G,
+                                     luaL_checknumber(L, 10), (int)parts, grads, parts > 1 ? spare : NULL, &loss, &err),
               "backprop", &err);
   lua_pushnumber(L, loss);
   return 1;
@@ -284,8 +305,10 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt) {
   return v;
 }
 
-void lblua_lifted_opts(lua_State *L, int idx, blua_lifted_batch_opts *o, const char *fname) {
+void lblua_lifted_opts(lua_State *L, int idx, int n, blua_lifted_batch_opts *o, const char *fname) {
   luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "l1");
+  o->l1 = l1_weights(L, -1, n, fname); /* (the weights stay on the stack above the field) */
   o->gamma = opt_number(L, idx, "gamma", 0.0);
   o->beta = opt_number(L, idx, "beta", 1.0);
   o->scale = opt_number(L, idx, "scale", 1.0);
@@ -341,7 +364,7 @@ int lblua_lifted_results(lua_State *L, const blua_lifted_batch_opts *o, int part
  * one inner step of lifted training of a batch in `parts` row shares (blua/lifted_batch.h).
  * acts, W, b, Z, G have one entry per layer, X one per hidden layer, grads two per layer (W1,
  * b1, W2, ...). opts: gamma, beta, scale, forward (boolean), energies (boolean), steps (hidden
- * layers) and mu (their step sizes). losses: a list per share (when forward); energies: a list
+ * layers), mu (their step sizes) and l1 ({[l] = alpha}: L1 terms on hidden layers, or nil). losses: a list per share (when forward); energies: a list
  * per share of the hidden layers' terms (when opts.energies), else nil. spare: as for _backprop. */
 static int l_lifted_batch(lua_State *L) {
   enum { MAXL = 64 };
@@ -364,7 +387,7 @@ static int l_lifted_batch(lua_State *L) {
   if (parts > rows) parts = rows > 0 ? rows : 1;
   blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * 2 * n) * sizeof *spare, 0);
   lblua_spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "lifted_batch");
-  lblua_lifted_opts(L, 11, &o, "lifted_batch");
+  lblua_lifted_opts(L, 11, (int)n, &o, "lifted_batch");
   double *out = lua_newuserdatauv(L, (size_t)parts * (size_t)n * sizeof *out, 0); /* losses, then energies */
   double *loss = out, *energy = out + parts;
   blua_err err;

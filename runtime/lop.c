@@ -351,7 +351,7 @@ static int l_lifted_batch(lua_State *L) {
   if (parts > rows) parts = rows > 0 ? rows : 1;
   blua_tensor **spare = lua_newuserdatauv(L, (size_t)(parts * (np > 0 ? np : 1)) * sizeof *spare, 0);
   lblua_spare_grads(L, 13, parts, np, grads, spare, fname);
-  lblua_lifted_opts(L, 11, &o, fname);
+  lblua_lifted_opts(L, 11, (int)n, &o, fname);
   double *out = lua_newuserdatauv(L, (size_t)parts * (size_t)n * sizeof *out, 0); /* losses, then energies */
   double *loss = out, *energy = out + parts;
   blua_err err;

@@ -12,6 +12,7 @@
 #include "blua/penalty.h"
 #include "act_kernels.h"
 #include "blua/prox.h"
+#include "blua/prox_l1.h"
 #include "vmath.h"
 #include "par.h"
 
@@ -870,6 +871,66 @@ int blua_act_xstep_lifted(const blua_act *act, blua_tensor *xt, const blua_tenso
     DISPATCH(act->kind, LOOP)
 #undef LOOP
   }
+  return finish(&o, BLUA_OK, err);
+}
+
+/* The X-steps with an L1 term (blua/prox_l1.h): the point of the plain X-step, the L1 term's
+ * transformation T with threshold μα, then the prox or the projection, in one pass. */
+static int check_l1(const blua_act *act, double mu, double alpha, l1_rule *rule, blua_err *err) {
+  if (!(alpha >= 0.0 && isfinite(alpha)))
+    return blua_fail(err, "bad penalty: the L1 weight must be non-negative and finite, got %g", alpha);
+  if (l1_rule_of(act, rule)) return blua_fail(err, "bad penalty: softmax takes no L1 penalty (an output layer)");
+  if (!isfinite(mu * alpha)) return blua_fail(err, "bad penalty: the L1 threshold mu alpha = %g is not finite", mu * alpha);
+  return BLUA_OK;
+}
+
+int blua_act_xstep_bregman_l1(const blua_act *act, blua_tensor *xt, const blua_tensor *z, const blua_tensor *g,
+                              double mu, double alpha, blua_err *err) {
+  l1_rule rule;
+  if (check_act(act, err) || check_mu(mu, err) || check_l1(act, mu, alpha, &rule, err)) return BLUA_ERROR;
+  operands o;
+  const blua_tensor *in[3] = {xt, z, g};
+  const char *names[3] = {"x", "z", "g"};
+  if (begin(&o, xt, 3, in, names, err)) return BLUA_ERROR;
+  const float a = act->a, b = act->b, *x = o.in[0], *zz = o.in[1], *gg = o.in[2], m = (float)mu, t = (float)(mu * alpha);
+  float *r = o.out;
+  int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
+  const prox_consts p = prox_setup(act, mu);
+  if (is_smooth(act->kind)) {
+    const blua_act_kind kind = act->kind;
+    SMOOTH_BLOCKS(n, {
+      float vb[SMOOTH_BLOCK];
+      for (int64_t j = 0; j < len; j++) vb[j] = l1_apply(rule, t, x[i + j] + m * (zz[i + j] - gg[i + j]));
+      smooth_prox_block(kind, mu, vb, r + i, len);
+    });
+  } else {
+#define LOOP(K) \
+  PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = prox1(K, a, b, p, l1_apply(rule, t, x[i] + m * (zz[i] - gg[i]))))
+    DISPATCH(act->kind, LOOP)
+#undef LOOP
+  }
+  return finish(&o, BLUA_OK, err);
+}
+
+int blua_act_xstep_lifted_l1(const blua_act *act, blua_tensor *xt, const blua_tensor *z, const blua_tensor *g,
+                             double mu, double gamma, double alpha, blua_err *err) {
+  l1_rule rule;
+  if (check_act(act, err) || check_mu(mu, err) || check_gamma(gamma, err) || check_l1(act, mu, alpha, &rule, err))
+    return BLUA_ERROR;
+  operands o;
+  const blua_tensor *in[3] = {xt, z, g};
+  const char *names[3] = {"x", "z", "g"};
+  if (begin(&o, xt, 3, in, names, err)) return BLUA_ERROR;
+  const float a = act->a, b = act->b, *x = o.in[0], *zz = o.in[1], *gg = o.in[2], m = (float)mu, gm = (float)gamma,
+              t = (float)(mu * alpha);
+  float *r = o.out;
+  int64_t n = o.n;
+  const int64_t chunk = chunk_of(act->kind, n);
+#define LOOP(K)                                                                                                   \
+  PAR_FOR(for (int64_t i = 0; i < n; i++) r[i] = project1(K, a, b, l1_apply(rule, t, x[i] - m * (gm * (x[i] - zz[i]) + gg[i]))))
+  DISPATCH(act->kind, LOOP)
+#undef LOOP
   return finish(&o, BLUA_OK, err);
 }
 

@@ -978,6 +978,18 @@ double blua_tensor_sum(const blua_tensor *t) {
   return acc;
 }
 
+double blua_tensor_abs_sum(const blua_tensor *t) {
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
+  double acc = 0.0;
+  ORDERED_SUM(acc, runs, BIG(runs * len), for (int64_t i = lo; i < hi; i++) {
+    const float *p = RUN(t, i);
+    double rs = 0.0;
+    for (int64_t j = 0; j < len; j++) rs += fabsf(p[j * s]);
+    bsum += rs;
+  });
+  return acc;
+}
+
 double blua_tensor_dot(const blua_tensor *a, const blua_tensor *b) {
   if (!blua_tensor_same_shape(a, b)) return NAN;
   int64_t runs = blua_tensor_runs(a), len = a->size[LAST(a)], as = a->stride[LAST(a)], bs = b->stride[LAST(b)];

@@ -24,6 +24,15 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
                         double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
                         blua_err *err);
 
+/* The same with L1 terms α_l ‖σ_l(z_l)‖₁ on the hidden activations added to the loss (per
+ * sample, like the loss; docs/design.md, "L1 penalties on auxiliary variables"): l1 is NULL or
+ * holds L - 1 weights (l1[l] for hidden layer l + 1, 0: none). Their subgradient α sign(x)
+ * joins each delta before the activation's derivative (blua_l1_subgradient_add). */
+int blua_backprop_batch_l1(int L, const blua_lifted_layer *layers, const double *l1, const blua_tensor *x,
+                           const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D,
+                           blua_tensor *const *G, double scale, int parts, blua_tensor *const *grads,
+                           blua_tensor *const *spare, double *loss, blua_err *err);
+
 /* The same for a network of operators (blua/op.h): layer l is the operator ops[l] followed by
  * acts[l]; its parameters are params[off_l], ..., params[off_l + n_l - 1] with n_l =
  * blua_op_nparams(ops[l]) and off_l the sum of the earlier layers' counts, and its gradients

@@ -55,6 +55,17 @@ int blua_lifted_xstep_wt(blua_penalty_kind kind, const blua_act *act, const blua
                          const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, const blua_tensor *wt,
                          blua_err *err);
 
+/* The same X-steps with an L1 term α‖x‖₁ on the layer's variables (docs/design.md, "L1 penalties
+ * on auxiliary variables"): the prox becomes blua_act_xstep_bregman_l1 or
+ * blua_act_xstep_lifted_l1 (blua/prox_l1.h); α = 0 is the plain X-step. */
+int blua_lifted_xstep_l1(blua_penalty_kind kind, const blua_act *act, double alpha, const blua_lifted_layer *next,
+                         int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn, blua_tensor *x,
+                         const blua_tensor *x_next, double mu, double gamma, blua_tensor *g, blua_err *err);
+int blua_lifted_xstep_l1_wt(blua_penalty_kind kind, const blua_act *act, double alpha, const blua_lifted_layer *next,
+                            int next_is_output, double next_weight, const blua_tensor *z, blua_tensor *zn,
+                            blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
+                            const blua_tensor *wt, blua_err *err);
+
 /* Gradients of a layer's term with respect to W and b, scaled by `scale` (e.g. 1/batch):
  *   gW = scale X_{l-1}^T r,  gb = scale 1^T r,  r = blua_lifted_residual of this layer,
  * from the precomputed pre-activation z = X_{l-1} W_l + 1 b_l^T, which is overwritten by r.

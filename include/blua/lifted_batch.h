@@ -19,6 +19,7 @@ typedef struct blua_lifted_batch_opts {
   const int *steps;
   const double *mu;
   int energies;     /* 1: the hidden energies after the X-steps */
+  const double *l1; /* NULL, or L - 1 weights: α‖X_l‖₁ on hidden layer l is l1[l - 1] (0: none) */
 } blua_lifted_batch_opts;
 
 /* L layers (layers[l]: W_{l+1}, b_{l+1} and the activation after them, 0-based); x, y: the batch's
@@ -27,8 +28,9 @@ typedef struct blua_lifted_batch_opts {
  * `parts` shares. grads[2l], grads[2l + 1] receive the gradients of W and b of layer l (the
  * shares' sums in share order; share p > 0 writes its own into spare[(p - 1) 2L + i], tensors
  * shaped like grads that the caller keeps across batches, NULL when parts is 1); loss[p] the output term Σ B(y, z_L) of share p when forward
- * (before any X-step), energy[p (L - 1) + l] the hidden term of layer l of share p (unscaled)
- * when opts->energies. */
+ * (before any X-step), energy[p (L - 1) + l] the hidden term of layer l of share p (unscaled,
+ * with its L1 term) when opts->energies. A layer with an L1 weight takes the X-step of
+ * blua_lifted_xstep_l1; its W-gradient does not change (the term does not depend on W). */
 int blua_lifted_batch(int L, const blua_lifted_layer *layers, const blua_tensor *x, const blua_tensor *y,
                       blua_tensor *const *X, blua_tensor *const *Z, blua_tensor *const *G, int parts,
                       const blua_lifted_batch_opts *opts, blua_tensor *const *grads, blua_tensor *const *spare,

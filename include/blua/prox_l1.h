@@ -21,4 +21,19 @@ int blua_act_prox_l1(const blua_act *act, blua_tensor *out, const blua_tensor *v
 /* out = argmin_{u ∈ C} t|u| + ½(u − v)² with C the closure of σ's range, t ≥ 0. */
 int blua_act_project_l1(const blua_act *act, blua_tensor *out, const blua_tensor *v, double t, blua_err *err);
 
+/* The X-steps of blua/prox.h with the L1 term α‖x‖₁ on the layer, fused, in place on x:
+ *   Bregman:   x ← prox_{μ(Φ + α|·|)}( x + μ (z − g) )
+ *   classical: x ← argmin_{u ∈ C} μα|u| + ½(u − (x − μ (γ (x − z) + g)))²
+ * the bits of the plain point followed by blua_act_prox_l1 (threshold μα) or
+ * blua_act_project_l1 (t = μα) on it. α ≥ 0; softmax: BLUA_ERROR. */
+int blua_act_xstep_bregman_l1(const blua_act *act, blua_tensor *x, const blua_tensor *z, const blua_tensor *g,
+                              double mu, double alpha, blua_err *err);
+int blua_act_xstep_lifted_l1(const blua_act *act, blua_tensor *x, const blua_tensor *z, const blua_tensor *g,
+                             double mu, double gamma, double alpha, blua_err *err);
+
+/* d += α sign(x) (0 at 0), elementwise (2-D, one shape): back-propagation's gradient of
+ * α‖x‖₁ joining the delta before the activation's derivative; the bits of d + α·sign(x) as
+ * tensor operations compute them. α ≥ 0 and finite. */
+int blua_l1_subgradient_add(blua_tensor *d, const blua_tensor *x, double alpha, blua_err *err);
+
 #endif

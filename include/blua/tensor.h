@@ -179,6 +179,7 @@ void blua_mm_serial_end(int saved);
 
 /* Reductions over all elements, accumulated in double. */
 double blua_tensor_sum(const blua_tensor *t);
+double blua_tensor_abs_sum(const blua_tensor *t); /* Σ|t|: the bits of a copy's abs then sum */
 double blua_tensor_max(const blua_tensor *t);     /* -inf for no elements */
 double blua_tensor_min(const blua_tensor *t);
 double blua_tensor_norm(const blua_tensor *t);    /* Frobenius */

@@ -81,7 +81,7 @@ static const int steps[] = {1, 1};
 static const double mu[] = {0.5, 0.25};
 
 static blua_lifted_batch_opts opts(void) {
-  return (blua_lifted_batch_opts){BLUA_PENALTY_BREGMAN, 0.0, 1.0, 1.0 / ROWS, 1, 2, steps, mu, 1};
+  return (blua_lifted_batch_opts){BLUA_PENALTY_BREGMAN, 0.0, 1.0, 1.0 / ROWS, 1, 2, steps, mu, 1, NULL};
 }
 
 static int run(net *n, int parts, const blua_lifted_batch_opts *o, double *loss, double *energy) {

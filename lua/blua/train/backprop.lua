@@ -15,16 +15,22 @@ local backprop = {}
 -- loop.share_bounds) whose gradients are summed in share order; the result depends on the
 -- shares only, never on the thread count.
 --
--- With dense blocks, built-in activations and no L1 term the whole pass runs in C
+-- With dense blocks and built-in activations (L1 terms included) the whole pass runs in C
 -- (blua._backprop), the shares side by side on the threads; otherwise the shares run one
--- after another.
-local c_path = lifted.dense_builtin
+-- after another. (lifted.c_batch = false forces that path here too, for checks.)
+local function c_path(net, l1)
+  if not lifted.c_batch then return nil end
+  return lifted.dense_builtin(net, l1)
+end
 
 -- A network with other blocks (convolutions, pools) runs in C through its operators when
 -- every activation is built in (blua.op.backprop): the shares side by side, each on its own
 -- operators with single-threaded kernels, so that a second thread works without a hand-off
 -- per kernel.
-local op_path = lifted.op_path
+local function op_path(net, l1, shares)
+  if not lifted.c_batch then return nil end
+  return lifted.op_path(net, l1, shares)
+end
 
 -- The gradient tensors of a dense network as one list (W1, b1, W2, ...), per gradient table.
 local flat_grads = setmetatable({}, {__mode = "k"})
@@ -54,7 +60,8 @@ function backprop.gradients(net, xb, yb, ws, grads, rows, l1, shares, acts)
       for l = 1, L do flat[2 * l - 1], flat[2 * l] = grads[l][1], grads[l][2] end
       flat_grads[grads] = flat
     end
-    return blua._backprop(acts, net.W, net.b, xb, yb, Z, X, D, ws.G, scale, shares, flat, lifted.spare_flat(grads, shares)) * scale
+    return blua._backprop(acts, net.W, net.b, xb, yb, Z, X, D, ws.G, scale, shares, flat, lifted.spare_flat(grads, shares),
+      l1 and next(l1) and l1 or nil) * scale
   end
   if shares > 1 then
     local parts = {}

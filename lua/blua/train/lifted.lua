@@ -2,6 +2,7 @@
 -- "Blocks and operators"): the batch state of auxiliary variables, X-steps, W-gradients,
 -- energies and the X-step sizes. `penalty` ("bregman" or "quadratic") picks the formulation.
 local blua = require "blua"
+local kernels = require("blua.core")._act -- (the X-step points without the prox)
 
 local lifted = {}
 
@@ -83,7 +84,8 @@ end
 --
 -- Each layer picks its own path: a built-in activation runs the C kernels, one defined in
 -- Lua is composed from its tensor methods, and a dense next block with both activations
--- built in runs the fused X-step kernel. `lua` forces the composed path everywhere (checks).
+-- built in runs the fused X-step kernel (an L1 term included). `lua` forces the composed path
+-- everywhere (checks).
 local Batch = {}
 Batch.__index = Batch
 
@@ -139,10 +141,10 @@ function Batch:xstep(l, mu)
   local L = net:nLayers()
   local nextb = self.blocks[l + 1]
   local alpha = self.l1[l] -- an L1 term on this layer folds into the prox (docs/design.md)
-  if self.fast[l] and self.fast[l + 1] and nextb.dense and not alpha then
+  if self.fast[l] and self.fast[l + 1] and nextb.dense then
     local z, zn, g = self:z(l), self:z(l + 1), ws.G[l]
     blua._xstep(self.penalty, net:activation(l), net:activation(l + 1), net.W[l + 1], net.b[l + 1],
-      l + 1 == L and self.beta or nil, z, zn, X[l], X[l + 1], mu, self.gamma, g)
+      l + 1 == L and self.beta or nil, z, zn, X[l], X[l + 1], mu, self.gamma, g, alpha)
   else
     self:xstep_apply(l, self:xstep_coupling(l), mu)
   end
@@ -165,12 +167,14 @@ function Batch:xstep_apply(l, g, mu)
   local act = self.net:activation(l)
   local alpha = self.l1[l]
   if alpha then
+    -- (the point from the plain X-step's kernel: then a built-in activation gets the bits of
+    -- the fused kernel, blua_act_xstep_bregman_l1 and blua_act_xstep_lifted_l1)
     local v = ws.D[l]
     if self.penalty == "bregman" then
-      v:copy(X[l]):add(mu, z):add(-mu, g)
+      kernels.xstep_bregman_point(v, X[l], z, g, mu)
       act:prox_l1(v, mu, alpha, X[l])                     -- x ← prox_{μ(Φ + α|·|)}(x + μ (z − g))
     else
-      v:copy(X[l]):mul(1 - mu * self.gamma):add(mu * self.gamma, z):add(-mu, g)
+      kernels.xstep_lifted_point(v, X[l], z, g, mu, self.gamma)
       act:project_l1(v, mu * alpha, X[l])                 -- argmin over C of μα|u| + ½(u − v)²
     end
   elseif self.fast[l] then
@@ -344,10 +348,10 @@ end
 -- rank holds one part and `sum` adds a tensor over the ranks (train/distributed.lua); with
 -- parts of the same rows a single process computes the same bits.
 --
--- A network with built-in activations and no L1 term, of dense blocks or of operators, runs
--- each inner step in one C call (blua._lifted_batch, blua.op.lifted_batch) that runs the
--- shares side by side as tasks of the thread team; other networks run the shares one after
--- another here. Both take the same steps with the same
+-- A network with built-in activations, of dense blocks (L1 terms included) or of operators
+-- (without L1 terms), runs each inner step in one C call (blua._lifted_batch,
+-- blua.op.lifted_batch) that runs the shares side by side as tasks of the thread team; other
+-- networks run the shares one after another here. Both take the same steps with the same
 -- kernels, so they compute the same bits.
 function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum, paths)
   local acts, ops, params
@@ -415,10 +419,10 @@ function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum, paths
   return loss, energies
 end
 
--- The activations of a network of dense blocks with built-in activations and no L1 term (l1:
--- the trainer's {[l] = alpha}), the networks whose batches run in one C call; else nil.
-function lifted.dense_builtin(net, l1)
-  if l1 and next(l1) then return nil end
+-- The activations of a network of dense blocks with built-in activations, the networks whose
+-- batches run in one C call (L1 terms on hidden layers included: the C steps take them); else
+-- nil. (l1, the trainer's {[l] = alpha}, does not change the answer.)
+function lifted.dense_builtin(net, _l1)
   local acts = {}
   for l = 1, net:nLayers() do
     local a = net:activation(l)
@@ -497,6 +501,7 @@ function lifted.c_batch_step(net, penalty, o, parts, stepper, lr, rows, sum, act
   local a = c_step_args(net, o, ws, stepper, #parts)
   local order, flat, X, spare, copts = a.order, a.flat, a.X, a.spare, a.copts
   copts.gamma, copts.beta, copts.scale = o.gamma or 0, o.loss_weight or 1, scale
+  copts.l1 = o.l1_layers and next(o.l1_layers) and o.l1_layers or nil
   local loss, energies = 0, nil
   for k = 1, o.inner do
     local steps, mu, sweep = a.steps, a.mu, a.sweep_mu
