@@ -8,6 +8,7 @@
 
 #include "blua/backprop.h"
 #include "blua/penalty.h"
+#include "blua/prox_l1.h"
 #include "blua/shares.h"
 #include "blua/team.h"
 
@@ -56,7 +57,7 @@ static int part_make(part *b, int L, const blua_tensor *x, const blua_tensor *y,
 
 /* The forward and backward pass of one part; off[l] is layer l's first parameter. */
 static int part_run(part *b, int L, blua_op *const *ops, blua_tensor *const *params, const int *off,
-                    const blua_act *const *acts, double scale, blua_err *err) {
+                    const blua_act *const *acts, const double *l1, double scale, blua_err *err) {
   const blua_tensor *prev = b->x;
   for (int l = 0; l < L; l++) {
     if (blua_op_forward(ops[l], params + off[l], prev, b->z[l], err)) return BLUA_ERROR;
@@ -66,6 +67,8 @@ static int part_run(part *b, int L, blua_op *const *ops, blua_tensor *const *par
     }
   }
   if (blua_act_bregman(acts[L - 1], b->y, b->z[L - 1], &b->loss, err)) return BLUA_ERROR;
+  for (int l = 0; l < L - 1 && l1; l++) /* α‖σ(z_l)‖₁ */
+    if (l1[l] > 0.0) b->loss += l1[l] * blua_tensor_abs_sum(b->xs[l]);
   if (blua_act_bregman_grad(acts[L - 1], b->d[L - 1], b->y, b->z[L - 1], err)) return BLUA_ERROR;
   for (int l = L - 1; l >= 0; l--) {
     const blua_tensor *in = l > 0 ? b->xs[l - 1] : b->x;
@@ -73,6 +76,8 @@ static int part_run(part *b, int L, blua_op *const *ops, blua_tensor *const *par
       return BLUA_ERROR;
     if (l > 0) {
       if (blua_op_adjoint(ops[l], params + off[l], b->d[l], b->d[l - 1], 1.0f, 0.0f, err)) return BLUA_ERROR;
+      /* the L1 term's subgradient α sign(x) joins before the σ' factor */
+      if (l1 && l1[l - 1] > 0.0 && blua_l1_subgradient_add(b->d[l - 1], b->xs[l - 1], l1[l - 1], err)) return BLUA_ERROR;
       if (blua_act_derivative_mul(acts[l - 1], b->d[l - 1], b->z[l - 1], err)) return BLUA_ERROR;
     }
   }
@@ -86,22 +91,34 @@ typedef struct {
   blua_tensor *const *params;
   const int *off;
   const blua_act *const *acts;
+  const double *l1;
   double scale;
 } run_ctx;
 
 static void run_task(void *ctx, int p) {
   run_ctx *c = ctx;
-  c->bs[p].status = part_run(&c->bs[p], c->L, c->ops + (size_t)p * c->L, c->params, c->off, c->acts, c->scale, &c->bs[p].err);
+  c->bs[p].status = part_run(&c->bs[p], c->L, c->ops + (size_t)p * c->L, c->params, c->off, c->acts, c->l1, c->scale,
+                             &c->bs[p].err);
 }
 
 int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, const blua_act *const *acts,
                       const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X,
                       blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
                       blua_tensor *const *grads, double *loss, blua_err *err) {
+  return blua_backprop_ops_l1(L, ops, params, acts, NULL, x, y, Z, X, D, G, scale, parts, grads, loss, err);
+}
+
+int blua_backprop_ops_l1(int L, blua_op *const *ops, blua_tensor *const *params, const blua_act *const *acts,
+                         const double *l1, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z,
+                         blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
+                         blua_tensor *const *grads, double *loss, blua_err *err) {
   (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
   blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
   if (blua_batch_scratch_apart(L, x, y, Z, "Z", D, "D", X, err)) return BLUA_ERROR;
+  for (int l = 0; l1 && l < L - 1; l++)
+    if (!(l1[l] >= 0.0 && isfinite(l1[l])))
+      return blua_fail(err, "bad L1 weight of layer %d: non-negative and finite expected, got %g", l + 1, l1[l]);
   if (parts < 1) parts = 1;
   int off[MAXL + 1];
   off[0] = 0;
@@ -129,7 +146,7 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
     result = part_make(&bs[p], L, x, y, Z, X, D, grads, np, p > 0, first, count, err);
   }
   if (result == BLUA_OK) {
-    run_ctx ctx = {bs, L, ops, params, off, acts, scale};
+    run_ctx ctx = {bs, L, ops, params, off, acts, l1, scale};
     blua_team_for(parts, blua_shares_side_by_side(parts, INFINITY), run_task, &ctx); /* (operators: big) */
     *loss = 0.0;
     /* The parts' sums in part order. */

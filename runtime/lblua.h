@@ -61,6 +61,9 @@ void lblua_lifted_scratch(lua_State *L, int n, int idx, blua_tensor **X, blua_te
 void lblua_spare_grads(lua_State *L, int idx, lua_Integer parts, int n, blua_tensor *const *grads, blua_tensor **spare,
                        const char *fname);
 void lblua_lifted_opts(lua_State *L, int idx, int n, blua_lifted_batch_opts *o, const char *fname);
+/* The L1 weights {[l] = alpha} of the table at idx for n layers (hidden layers 1..n-1, absent: 0)
+ * as n - 1 numbers in a userdata left on the stack; NULL, nothing pushed, when idx holds nil. */
+const double *lblua_l1_weights(lua_State *L, int idx, int n, const char *fname);
 int lblua_lifted_results(lua_State *L, const blua_lifted_batch_opts *o, int parts, int n, const double *loss,
                          const double *energy);
 

@@ -242,7 +242,7 @@ static void check_layers(lua_State *L, int n, int acts_idx, int w_idx, int grads
 
 /* The L1 weights {[l] = alpha} (hidden layers l = 1..n-1; absent: 0) of the table at idx, into
  * a userdata of n - 1 numbers left on the stack; NULL (nothing pushed) when idx holds nil. */
-static const double *l1_weights(lua_State *L, int idx, int n, const char *fname) {
+const double *lblua_l1_weights(lua_State *L, int idx, int n, const char *fname) {
   if (lua_isnoneornil(L, idx)) return NULL;
   idx = lua_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -286,7 +286,7 @@ static int l_backprop(lua_State *L) {
   int64_t rows = blua_tensor_rows(lblua_checktensor(L, 4));
   if (parts > rows) parts = rows > 0 ? rows : 1;
   lblua_spare_grads(L, 13, parts, 2 * (int)n, grads, spare, "backprop");
-  const double *l1 = l1_weights(L, 14, (int)n, "backprop");
+  const double *l1 = lblua_l1_weights(L, 14, (int)n, "backprop");
   double loss = 0.0;
   blua_err err;
   lblua_check(L,
@@ -308,7 +308,7 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt) {
 void lblua_lifted_opts(lua_State *L, int idx, int n, blua_lifted_batch_opts *o, const char *fname) {
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_getfield(L, idx, "l1");
-  o->l1 = l1_weights(L, -1, n, fname); /* (the weights stay on the stack above the field) */
+  o->l1 = lblua_l1_weights(L, -1, n, fname); /* (the weights stay on the stack above the field) */
   o->gamma = opt_number(L, idx, "gamma", 0.0);
   o->beta = opt_number(L, idx, "beta", 1.0);
   o->scale = opt_number(L, idx, "scale", 1.0);

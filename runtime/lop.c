@@ -286,13 +286,15 @@ static int check_network(lua_State *L, lua_Integer n, lua_Integer parts, int act
   return np;
 }
 
-/* blua.op.backprop(acts, ops, params, x, y, Z, X, D, G, scale, parts, grads) → loss: the
+/* blua.op.backprop(acts, ops, params, x, y, Z, X, D, G, scale, parts, grads [, l1]) → loss: the
  * gradients of scale × the summed loss of a batch through a network of operators, its rows in
- * `parts` parts side by side (blua_backprop_ops in blua/backprop.h). acts, Z, D, G: one entry
+ * `parts` parts side by side (blua_backprop_ops_l1 in blua/backprop.h); l1 = {[l] = alpha}
+ * adds α‖σ(z_l)‖₁ per sample on hidden layers. acts, Z, D, G: one entry
  * per layer, X one per hidden layer; ops: parts x L operators, part by part; params and grads:
  * every layer's parameters (gradients) in order. */
 static int l_backprop(lua_State *L) {
   enum { MAXL = 64 };
+  lua_settop(L, 13); /* (what the call pushes goes above the arguments) */
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -312,11 +314,12 @@ static int l_backprop(lua_State *L) {
     G[l] = lblua_listtensor(L, 9, l + 1, "G", "backprop");
   }
   blua_tensor *x = lblua_checktensor(L, 4), *y = lblua_checktensor(L, 5);
+  const double *l1 = lblua_l1_weights(L, 13, (int)n, "backprop");
   double loss = 0.0;
   blua_err err;
   lblua_check(L,
-              blua_backprop_ops((int)n, ops, params, (const blua_act *const *)acts, x, y, Z, X, D, G,
-                                luaL_checknumber(L, 10), (int)parts, grads, &loss, &err),
+              blua_backprop_ops_l1((int)n, ops, params, (const blua_act *const *)acts, l1, x, y, Z, X, D, G,
+                                   luaL_checknumber(L, 10), (int)parts, grads, &loss, &err),
               "backprop", &err);
   lua_pushnumber(L, loss);
   return 1;

@@ -1,7 +1,8 @@
 -- The trainers' L1 terms (l1 = {[l] = alpha}) in the C batch steps, blua._backprop and
--- blua._lifted_batch: they compute the bits of the share-by-share Lua path (lifted.c_batch =
--- false), the same bits on 1 and 2 threads, and the composed X-step (user-defined activations'
--- path) gives the fused kernel's bits for a built-in activation.
+-- blua._lifted_batch (and for the CNN blua.op.backprop and blua.op.lifted_batch): they compute
+-- the bits of the share-by-share Lua path (lifted.c_batch = false), the same bits on 1 and 2
+-- threads, and the composed X-step (user-defined activations' path) gives the fused kernel's
+-- bits for a built-in activation.
 package.path = "./?.lua;" .. package.path
 local blua = require "blua"
 local support = require "tests.support"
@@ -28,18 +29,20 @@ local function options(case, extra)
   return o
 end
 
--- Runs f with blua[name] wrapped to count its calls; returns the count.
-local function count_calls(name, f)
-  local real, calls = blua[name], 0
-  blua[name] = function(...)
+-- Runs f with t[name] wrapped to count its calls; returns the count.
+local function count_calls_in(t, name, f)
+  local real, calls = t[name], 0
+  t[name] = function(...)
     calls = calls + 1
     return real(...)
   end
   local ok, err = pcall(f)
-  blua[name] = real
+  t[name] = real
   assert(ok, err)
   return calls
 end
+
+local function count_calls(name, f) return count_calls_in(blua, name, f) end
 
 local c_function = {backprop = "_backprop", bregman = "_lifted_batch", lifted = "_lifted_batch"}
 
@@ -191,6 +194,67 @@ describe("L1 terms in the C batch steps", function()
     for i, g in ipairs(a.grads) do assert.are.equal(0, g:clone():add(-1, b.grads[i]):abs():max()) end
     assert.are.same(b.losses, a.losses)
     assert.are.same(b.energies, a.energies)
+  end)
+
+  -- The CNN (convolutions, pooling: operators) with L1 terms on a layer before a convolution
+  -- and on the one before the output: blua.op.lifted_batch and blua.op.backprop.
+  local function cnn()
+    blua.manualSeed(3)
+    return blua.experiment.cnn()
+  end
+  local function images(n)
+    blua.manualSeed(21)
+    local x = blua.rand(n, 784)
+    local y = blua.zeros(n, 1)
+    for i = 1, n do y:set(i, 1, (i * 7) % 10 + 1) end
+    return {x = x, y = y, n = n}
+  end
+  local cnn_l1 = {[1] = 0.01, [3] = 0.02}
+
+  for _, method in ipairs{"bregman", "lifted"} do
+    it(method .. ": the CNN's C batch step with L1 terms computes the bits of the share-by-share path", function()
+      if blua.op == nil then return end
+      local data = images(23)
+      for _, extra in ipairs{{}, {inner = 2, order = "forward"}} do
+        local o = {epochs = 1, batch = 11, verbose = false, eval_train = false, l1 = cnn_l1}
+        for k, v in pairs(extra) do o[k] = v end
+        local calls = count_calls_in(blua.op, "lifted_batch", function()
+          -- (share by share on one thread, as in tests/lifted_ops_spec.lua)
+          support.assert_paths_agree(method, cnn, data, o, 1)
+        end)
+        assert.are.equal(3 * (o.inner or 1), calls)
+      end
+    end)
+  end
+
+  it("backprop: the CNN's C step with L1 terms gives the gradients of the share-by-share path", function()
+    if blua.op == nil then return end
+    local data = images(19)
+    local runs = {}
+    for k, c_batch in ipairs{true, false} do
+      local net = cnn()
+      lifted.c_batch = c_batch
+      local grads, loss
+      local calls = count_calls_in(blua.op, "backprop", function()
+        grads, loss = blua.train.gradients("backprop", net, data.x, data.y, {l1 = cnn_l1})
+      end)
+      lifted.c_batch = true
+      assert.are.equal(c_batch, calls > 0)
+      runs[k] = {grads = grads, loss = loss}
+    end
+    -- (bit for bit but for the output layer's bias, a dense block's: the rounding above)
+    for i, g in ipairs(runs[1].grads) do
+      local diff = g:clone():add(-1, runs[2].grads[i]):abs():max()
+      if i < #runs[1].grads then
+        assert.are.equal(0, diff, "gradient " .. i)
+      else
+        assert(diff <= 1e-6 * runs[2].grads[i]:clone():abs():max(), "gradient " .. i .. ": " .. diff)
+      end
+    end
+    assert.near(runs[2].loss, runs[1].loss, 1e-6 * math.abs(runs[2].loss))
+    -- and the L1 term is in it
+    local plain = blua.train.gradients("backprop", cnn(), data.x, data.y)
+    assert(plain[1]:clone():add(-1, runs[1].grads[1]):abs():max() > 0)
   end)
 
   it("blua._lifted_batch and blua._backprop refuse bad L1 weights, naming themselves", function()

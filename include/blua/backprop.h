@@ -45,4 +45,10 @@ int blua_backprop_ops(int L, blua_op *const *ops, blua_tensor *const *params, co
                       blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
                       blua_tensor *const *grads, double *loss, blua_err *err);
 
+/* blua_backprop_ops with L1 terms on the hidden activations, l1 as for blua_backprop_batch_l1. */
+int blua_backprop_ops_l1(int L, blua_op *const *ops, blua_tensor *const *params, const blua_act *const *acts,
+                         const double *l1, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *Z,
+                         blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
+                         blua_tensor *const *grads, double *loss, blua_err *err);
+
 #endif

@@ -24,7 +24,7 @@ local function c_path(net, l1)
 end
 
 -- A network with other blocks (convolutions, pools) runs in C through its operators when
--- every activation is built in (blua.op.backprop): the shares side by side, each on its own
+-- every activation is built in, L1 terms included (blua.op.backprop): the shares side by side, each on its own
 -- operators with single-threaded kernels, so that a second thread works without a hand-off
 -- per kernel.
 local function op_path(net, l1, shares)
@@ -50,7 +50,8 @@ function backprop.gradients(net, xb, yb, ws, grads, rows, l1, shares, acts)
       for l = 1, L do
         for _, g in ipairs(grads[l]) do flat[#flat + 1] = g end
       end
-      return blua.op.backprop(acts, ops, params, xb, yb, Z, X, D, ws.G, scale, shares, flat) * scale
+      return blua.op.backprop(acts, ops, params, xb, yb, Z, X, D, ws.G, scale, shares, flat, l1 and next(l1) and l1 or nil)
+        * scale
     end
   else
     local scale = 1 / (rows or n)

@@ -348,11 +348,10 @@ end
 -- rank holds one part and `sum` adds a tensor over the ranks (train/distributed.lua); with
 -- parts of the same rows a single process computes the same bits.
 --
--- A network with built-in activations, of dense blocks (L1 terms included) or of operators
--- (without L1 terms), runs each inner step in one C call (blua._lifted_batch,
--- blua.op.lifted_batch) that runs the shares side by side as tasks of the thread team; other
--- networks run the shares one after another here. Both take the same steps with the same
--- kernels, so they compute the same bits.
+-- A network with built-in activations, of dense blocks or of operators (L1 terms included),
+-- runs each inner step in one C call (blua._lifted_batch, blua.op.lifted_batch) that runs the
+-- shares side by side as tasks of the thread team; other networks run the shares one after
+-- another here. Both take the same steps with the same kernels, so they compute the same bits.
 function lifted.batch_step(net, penalty, o, parts, stepper, lr, rows, sum, paths)
   local acts, ops, params
   if parts.whole then
@@ -433,12 +432,12 @@ function lifted.dense_builtin(net, _l1)
 end
 
 -- A network with other blocks (convolutions, pools) runs its batches in C through its
--- operators when every activation is built in and there is no L1 term: acts, the operators of
--- `parts` row shares (share by share, each share's its own: block:ops(parts)) and every
--- block's parameters in order; else nil. (blua.op.backprop and blua.op.lifted_batch take 64
--- shares at most.)
-function lifted.op_path(net, l1, parts)
-  if l1 and next(l1) or blua.op == nil or parts > 64 then return nil end
+-- operators when every activation is built in (L1 terms included: l1, the trainer's
+-- {[l] = alpha}, does not change the answer): acts, the operators of `parts` row shares (share
+-- by share, each share's its own: block:ops(parts)) and every block's parameters in order;
+-- else nil. (blua.op.backprop and blua.op.lifted_batch take 64 shares at most.)
+function lifted.op_path(net, _l1, parts)
+  if blua.op == nil or parts > 64 then return nil end
   local L = net:nLayers()
   local acts, per_part, params = {}, {}, {}
   for l = 1, L do
