@@ -114,5 +114,6 @@ int lblua_open(lua_State *L) {
   lblua_open_lifted(L);
   lblua_open_image(L);
   lblua_open_op(L);
+  lblua_open_epoch(L);
   return 1;
 }

@@ -74,6 +74,7 @@ void lblua_open_io(lua_State *L);
 void lblua_open_lifted(lua_State *L);
 void lblua_open_op(lua_State *L);
 void lblua_open_image(lua_State *L);
+void lblua_open_epoch(lua_State *L);
 
 /* Builds the whole module table (blua.core) and leaves it on the stack. */
 int lblua_open(lua_State *L);

@@ -51,4 +51,42 @@ int blua_backprop_ops_l1(int L, blua_op *const *ops, blua_tensor *const *params,
                          blua_tensor *const *X, blua_tensor *const *D, blua_tensor *const *G, double scale, int parts,
                          blua_tensor *const *grads, double *loss, blua_err *err);
 
+/* The scratch space of one batch size for blua_backprop_epoch_run: the buffers the batch's
+ * rows and targets are gathered into, and Z, X, D as for blua_backprop_batch. */
+typedef struct {
+  blua_tensor *xb, *yb;
+  blua_tensor *const *Z, *const *X, *const *D;
+} blua_backprop_workspace;
+
+/* An epoch of back-propagation with Adam for blua_backprop_epoch_run: batch b (0-based) is rows
+ * perm[b batch ...] of x and y (the last batch has last_rows rows), split into `parts` row
+ * shares as blua_backprop_batch does (into grads, with spare), followed by Adam over params with
+ * gradients grads (the same tensors, nparams of them), moments m, v, rate lr[b] and step count
+ * t0 + b + 1. ws[0] serves full batches, ws[1] a shorter last one. `gathered` is the batch
+ * whose rows were gathered (or posted to the team) last, -1 at first; the runs keep it. */
+typedef struct {
+  int L;
+  const blua_lifted_layer *layers;
+  const blua_tensor *x, *y;
+  const int64_t *perm;
+  int64_t batches, batch, last_rows;
+  int parts;
+  blua_backprop_workspace ws[2];
+  blua_tensor *const *grads, *const *spare;
+  int nparams;
+  blua_tensor *const *params, *const *m, *const *v;
+  const double *lr;
+  double beta1, beta2, eps, weight_decay;
+  long t0;
+  int64_t gathered;
+} blua_backprop_epoch;
+
+/* Batches from..to-1 of e, the same arithmetic as the training loop's batch steps and Adam
+ * calls; the next batch's rows are gathered on the thread team while a batch finishes. Adds
+ * each batch's mean loss to *loss_sum. *stopped is -1, or the batch at which it stopped: with
+ * BLUA_OK when that batch's loss was NaN or +Inf (in *bad_loss, not added), with BLUA_ERROR on
+ * an error (in err). Posted work is finished before it returns early. */
+int blua_backprop_epoch_run(blua_backprop_epoch *e, int64_t from, int64_t to, double *loss_sum, int64_t *stopped,
+                            double *bad_loss, blua_err *err);
+
 #endif

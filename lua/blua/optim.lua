@@ -117,6 +117,23 @@ end
 -- Adam's settings from config, checked (every option filled in): for optim._adam_groups.
 function optim._adam_settings(config) return check_config("adam", config, adam_defaults) end
 
+-- For an epoch that runs its Adam steps in C (blua._backpropEpoch): the moments of the groups
+-- params[k] with states states[k] as two flat lists, made when missing as optim._adam_groups
+-- makes them, and the groups' step count; nil when the groups' counts differ (then
+-- optim._adam_groups steps them group by group).
+function optim._adam_moments(params, states)
+  local t
+  for _, st in ipairs(states) do
+    if t == nil then t = st.t or 0 elseif t ~= (st.t or 0) then return nil end
+  end
+  local ms, vs = {}, {}
+  for k, st in ipairs(states) do
+    local m, v = buffers(st, "m", params[k]), buffers(st, "v", params[k])
+    for j = 1, #params[k] do ms[#ms + 1], vs[#vs + 1] = m[j], v[j] end
+  end
+  return ms, vs, t or 0
+end
+
 local sgd_defaults = {learningRate = 1e-2, momentum = 0, nesterov = false, weightDecay = 0}
 
 function optim.sgd(opfunc, x, config, state)

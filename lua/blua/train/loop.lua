@@ -140,6 +140,58 @@ end
 -- The prefix of a divergence error, made only when one happens (not once per batch).
 local function diverged(epoch, b) return string.format("training diverged in epoch %d, batch %d: ", epoch, b) end
 
+-- Batches per call of an epoch run in C: between calls the progress bar moves and Ctrl-C is
+-- seen.
+local C_EPOCH_CHUNK = 16
+
+-- The argument of blua._backpropEpoch for this epoch when its batches can run in C, one after
+-- another with no Lua between them: back-prop with Adam on a dense network of built-in
+-- activations without an L1 term, with no hook and no ranks. Else nil.
+local function c_epoch_spec(method, net, data, Y, o, epoch, state, nbatches)
+  local adam = state.stepper.adam
+  if method ~= "backprop" or state.dist or o.on_batch or o.on_gradients or not adam or
+    (o.l1_layers and next(o.l1_layers)) or not blua._backpropEpoch then
+    return nil
+  end
+  local acts = lifted.dense_builtin(net, o.l1_layers)
+  local m, v, t0 = blua.optim._adam_moments(adam.params, adam.states)
+  if not (acts and m) then return nil end
+  local n = data.x:size(1)
+  local shares = math.max(1, math.min(o.batch_shards, n))
+  local function ws_of(rows)
+    local ws = batch_buffers(net, data, Y, rows, state)
+    return {xb = ws.xb, yb = ws.yb, Z = ws.Z, X = ws.X, D = ws.D}
+  end
+  local last = n - (nbatches - 1) * o.batch
+  local wss = {ws_of(nbatches > 1 and o.batch or last)}
+  if last ~= o.batch then wss[2] = ws_of(last) end
+  local lr = {}
+  for b = 1, nbatches do lr[b] = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay) end
+  local st = state.stepper
+  local c = adam.settings
+  return {acts = acts, W = net.W, b = net.b, x = data.x, y = Y, batch = o.batch, parts = shares, ws = wss,
+    grads = st.grads, spare = lifted.spare_flat(st.block_grads, shares), params = st.params, m = m, v = v,
+    lr = lr, beta1 = c.beta1, beta2 = c.beta2, eps = c.epsilon, weight_decay = c.weightDecay, t0 = t0}
+end
+
+-- The batches of an epoch in C (c_epoch_spec), a chunk at a time; the same arithmetic, loss
+-- sums and errors as the loop in run_epoch. Returns the loss sum and the last batch's rate.
+local function run_c_epoch(spec, adam, epoch, nbatches, bar)
+  local runner <close> = blua._backpropEpoch(spec) -- (it draws the epoch's order, as randperm would)
+  local loss_sum = 0
+  local first = 1
+  while first <= nbatches do
+    local last = math.min(nbatches, first + C_EPOCH_CHUNK - 1)
+    local sum, stopped, bad = runner:run(first, last, loss_sum)
+    for _, st in ipairs(adam.states) do st.t = spec.t0 + (stopped or last) end
+    if stopped then error(diverged(epoch, stopped) .. "the loss is " .. tostring(bad), 0) end
+    loss_sum = sum
+    if bar then bar:update(last, string.format("loss %.4f", loss_sum / last)) end
+    first = last + 1
+  end
+  return loss_sum, spec.lr[nbatches]
+end
+
 -- One epoch over shuffled mini-batches; returns the epoch's statistics before evaluation.
 local function run_epoch(method, net, data, Y, o, epoch, state)
   local n = data.x:size(1)
@@ -147,11 +199,18 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   -- Each epoch's order depends on the seed and the epoch alone, so a resumed run draws the
   -- same batches as an uninterrupted one.
   blua.manualSeed(o.seed * 1000003 + epoch)
-  local perm = blua.randperm(n)
   local dist = state.dist
   local bar = o.verbose and not (dist and dist.rank > 0) and blua.progress.new{total = nbatches, unit = "batch",
     title = string.format("%s epoch %d/%d", method, epoch, o.epochs)}
   state.bar = bar -- for a Ctrl-C to clear
+  local spec = c_epoch_spec(method, net, data, Y, o, epoch, state, nbatches)
+  if spec then
+    local t0 = blua.clock()
+    local loss_sum, lr = run_c_epoch(spec, state.stepper.adam, epoch, nbatches, bar)
+    check_finite(net, epoch, nbatches)
+    return {epoch = epoch, loss = loss_sum / nbatches, lr = lr, seconds = blua.clock() - t0}, bar
+  end
+  local perm = blua.randperm(n)
   local penalty = method == "bregman" and "bregman" or "quadratic"
   local t0 = blua.clock()
   local loss_sum, layer_sums, lr = 0, {}, nil

@@ -78,6 +78,8 @@ function stepper.new(blocks, o)
   for k, block in ipairs(blocks) do block_params[k] = block.params end
   -- (Adam's settings checked once: only the rate changes from batch to batch)
   local adam = o.optimizer == "adam" and blua.optim._adam_settings(config)
+  -- (for an epoch that runs its batches in C: loop.lua)
+  if adam then self.adam = {settings = adam, states = state, params = block_params} end
   self.step = function(lr, _, anchor)
     ready(anchor)
     config.learningRate = lr
