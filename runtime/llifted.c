@@ -38,8 +38,8 @@ static int l_affine(lua_State *L) {
   return 1;
 }
 
-/* blua._xstep(penalty, act, next_act, Wn, bn, next_weight, z, zn, x, x_next, mu, gamma, g [, alpha]): next_weight
- * is nil for a hidden next layer and the weight of the loss when the next layer is the output;
+/* blua._xstep(penalty, act, next_act, Wn, bn, next_weight, z, zn, x, x_next, mu, gamma, g [, alpha]):
+ * next_weight is nil for a hidden next layer and the weight of the loss when the next layer is the output;
  * one X-step of a hidden layer, in place on x; zn is overwritten by the next layer's residual.
  * alpha: the weight of an L1 term on x (blua_lifted_xstep_l1; default 0, none). */
 static int l_xstep(lua_State *L) {
@@ -249,7 +249,9 @@ const double *lblua_l1_weights(lua_State *L, int idx, int n, const char *fname) 
   double *w = lua_newuserdatauv(L, (size_t)(n > 1 ? n - 1 : 1) * sizeof *w, 0);
   for (int l = 1; l < n; l++) {
     lua_rawgeti(L, idx, l);
-    w[l - 1] = lua_isnil(L, -1) ? 0.0 : luaL_checknumber(L, -1);
+    if (!lua_isnil(L, -1) && !lua_isnumber(L, -1))
+      luaL_error(L, "bad L1 weight in '%s': layer %d has a %s (a number expected)", fname, l, luaL_typename(L, -1));
+    w[l - 1] = lua_isnil(L, -1) ? 0.0 : lua_tonumber(L, -1);
     lua_pop(L, 1);
     if (!(w[l - 1] >= 0.0 && w[l - 1] < HUGE_VAL))
       luaL_error(L, "bad L1 weight in '%s': layer %d has %f (non-negative and finite expected)", fname, l, w[l - 1]);
@@ -257,9 +259,10 @@ const double *lblua_l1_weights(lua_State *L, int idx, int n, const char *fname) 
   return w;
 }
 
-/* blua._backprop(acts, W, b, x, y, Z, X, D, G, scale, parts, grads [, spare [, l1]]) → loss: the gradients of
- * scale × the summed loss of a batch into grads (W1, b1, W2, ...), rows split into `parts`
- * blocks (blua/backprop.h); l1 = {[l] = alpha} adds α‖σ(z_l)‖₁ per sample on hidden layers. acts, W, b, Z, D, G have one entry per layer, X one per hidden layer.
+/* blua._backprop(acts, W, b, x, y, Z, X, D, G, scale, parts, grads [, spare [, l1]]) → loss: the
+ * gradients of scale × the summed loss of a batch into grads (W1, b1, W2, ...), rows split into
+ * `parts` blocks (blua/backprop.h); l1 = {[l] = alpha} adds α‖σ(z_l)‖₁ per sample on hidden
+ * layers. acts, W, b, Z, D, G have one entry per layer, X one per hidden layer.
  * spare: the gradient tensors of blocks 2..parts (2L each, shaped like grads; made for the call
  * when absent). */
 static int l_backprop(lua_State *L) {
