@@ -22,7 +22,27 @@ static const char *const prelude =
     "local function close(t) if blua.isTensor(t) then getmetatable(t).__close(t) end end\n"
     "local function trim() for k = 1, 6 do local t = S[k]\n"
     "  if type(t) ~= 'userdata' or not blua.isTensor(t) or t:nElement() > 20000 then S[k] = blua.zeros(2, 2) end end end\n"
-    "local P = os.getenv('BLUA_FUZZ_TMP') .. '/lua.blua'\n";
+    "local P = os.getenv('BLUA_FUZZ_TMP') .. '/lua.blua'\n"
+    /* blua._backpropEpoch: a spec of whatever tensors (bpe) or of consistent shapes for a
+     * 4-3-2 network with hostile sizes (bpe_ok) */
+    "local function bpe(a, b, c, d, batch, parts, t0)\n"
+    "  local ws = {xb = a, yb = b, Z = {c, d}, X = {a}, D = {b, c}}\n"
+    "  return {acts = {blua.activation.get('relu'), blua.activation.get('softmax')}, W = {a, b}, b = {c, d}, x = a,\n"
+    "    y = b, batch = batch, parts = parts, ws = {ws, ws}, grads = {a, b, c, d}, spare = {d, c, b, a},\n"
+    "    params = {a, b, c, d}, m = {b, c, d, a}, v = {c, d, a, b}, lr = {0.1, 0.1, 0.1, 0.1}, beta1 = 0.9,\n"
+    "    beta2 = 0.999, eps = 1e-8, weight_decay = 0, t0 = t0} end\n"
+    "local function bpe_ok(rows, batch, parts, t0)\n"
+    "  local net = blua.nn.mlp{4, 3, 2}\n"
+    "  local function ws(r) r = math.max(0, math.min(r, 64)) return {xb = blua.zeros(r, 4), yb = blua.zeros(r, 2),\n"
+    "    Z = {blua.zeros(r, 3), blua.zeros(r, 2)}, X = {blua.zeros(r, 3)}, D = {blua.zeros(r, 3), blua.zeros(r, 2)}} end\n"
+    "  local g, m, v, sp = {}, {}, {}, {}\n"
+    "  for i, p in ipairs(net:parameters()) do g[i], m[i], v[i] = blua.zeros(p:size()), blua.zeros(p:size()), blua.zeros(p:size()) end\n"
+    "  for i = 1, 4 * 3 do sp[i] = blua.zeros(net:parameters()[(i - 1) % 4 + 1]:size()) end\n"
+    "  local y = blua.zeros(rows, 2) y:narrow(2, 1, 1):fill(1)\n"
+    "  return {acts = {net:activation(1), net:activation(2)}, W = net.W, b = net.b, x = blua.randn(rows, 4), y = y,\n"
+    "    batch = batch, parts = parts, ws = {ws(batch), ws(rows % batch)}, grads = g, spare = sp,\n"
+    "    params = net:parameters(), m = m, v = v, lr = {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}, beta1 = 0.9,\n"
+    "    beta2 = 0.999, eps = 1e-8, weight_decay = 0, t0 = t0} end\n";
 
 /* Holes: A B C D slots (1..6), I an extreme integer, Z a small or bad size. */
 static const char *const templates[] = {
@@ -55,6 +75,9 @@ static const char *const templates[] = {
     "local n = blua.nn.mlp{4, 3, 2} n.W[1] = S[C] S[A] = n:forward(S[B])",
     "blua.data.subset({x = S[B], y = S[C], n = I}, I, I)", "S[A] = blua.randperm(Z)",
     "S[A] = blua.data.onehot(S[B], Z)", "S[B]:dot(S[C])", "S[B]:size(I)", "S[B]:stride(I)",
+    "blua._backpropEpoch(bpe(S[A], S[B], S[C], S[D], Z, Z, I)):run(1, Z, 0)",
+    "local e = blua._backpropEpoch(bpe_ok(Z, Z, Z, I)) e:run(1, Z, I) e:close() e:run(1, 1, 0)",
+    "local s = bpe_ok(8, 4, 2, 0) local e = blua._backpropEpoch(s) close(s.x) close(s.W[1]) collectgarbage() e:run(1, Z, 0)",
 };
 #define NTEMPLATES (sizeof templates / sizeof templates[0])
 
