@@ -35,8 +35,8 @@ int blua_backprop_epoch_run(blua_backprop_epoch *e, int64_t from, int64_t to, do
     int64_t rows = is_last_short(e, b) ? e->last_rows : e->batch;
     int parts = e->parts < rows ? e->parts : (int)rows;
     double scale = 1.0 / (double)rows, loss = 0.0;
-    if (blua_backprop_batch(e->L, e->layers, w->xb, w->yb, w->Z, w->X, w->D, NULL, scale, parts, e->grads,
-                            parts > 1 ? e->spare : NULL, &loss, err) ||
+    if (blua_backprop_batch_l1(e->L, e->layers, e->l1, w->xb, w->yb, w->Z, w->X, w->D, NULL, scale, parts, e->grads,
+                               parts > 1 ? e->spare : NULL, &loss, err) ||
         blua_adam_steps(e->nparams, e->params, (const blua_tensor *const *)e->grads, e->m, e->v, e->lr[b], e->beta1,
                         e->beta2, e->eps, e->weight_decay, e->t0 + b + 1, err)) {
       blua_team_join();

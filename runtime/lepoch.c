@@ -5,7 +5,8 @@
  * blua._backpropEpoch(spec) → an epoch object; spec: acts, W, b (one per layer), x, y (the
  * data set's rows and targets), batch, parts, ws (one or two tables {xb =, yb =, Z =, X =, D =}:
  * full batches, then a shorter last one), grads, spare, params, m, v, lr (one per batch), beta1,
- * beta2, eps, weight_decay, t0. It draws the epoch's order from the seeded generator as
+ * beta2, eps, weight_decay, t0, and optionally l1 ({[l] = alpha} on hidden layers, as for
+ * blua._backprop). It draws the epoch's order from the seeded generator as
  * blua.randperm(rows) would, and holds a reference to every tensor it uses until it is closed
  * or collected, so a script that closes one of them meanwhile cannot pull memory from under it.
  * epoch:run(first, last, sum) runs batches first..last (1-based) → sum plus their mean losses,
@@ -26,6 +27,7 @@ typedef struct {
   blua_backprop_epoch e;
   blua_act acts[MAXL];
   blua_lifted_layer layers[MAXL];
+  double l1[MAXL];
   blua_tensor **held; /* every tensor e points to, retained; NULL once closed */
   int nheld;
   blua_tensor **ptrs; /* the lists e points into */
@@ -192,6 +194,12 @@ static int l_backpropEpoch(lua_State *L) {
   e->weight_decay = num_field(L, 1, "weight_decay");
   e->t0 = (long)int_field(L, 1, "t0", 0, LONG_MAX / 2);
   e->gathered = -1;
+  lua_getfield(L, 1, "l1");
+  const double *l1 = lblua_l1_weights(L, -1, n, "_backpropEpoch");
+  if (l1) {
+    memcpy(u->l1, l1, (size_t)(n - 1) * sizeof *l1);
+    e->l1 = u->l1;
+  }
   blua_rng_permutation(blua_default_rng(), u->perm, rows);
   lua_settop(L, 2);
   return 1;

@@ -48,6 +48,16 @@ describe("back-prop epochs in C", function()
     end
   end
 
+  it("give the Lua loop's bits with an L1 term on hidden layers", function()
+    local opts = {threads = 2, l1 = {[1] = 0.01, [2] = 0.003}}
+    local ok1, h1, net1, used1 = train(opts, false)
+    local ok2, h2, net2 = train(opts, true)
+    assert.is_true(ok1 and ok2, tostring(h1) .. tostring(h2))
+    assert.equal(2, used1)
+    for l = 1, 3 do assert.equal(0, (net1.W[l] - net2.W[l]):abs():max()) end
+    assert.equal(h2[2].loss, h1[2].loss)
+  end)
+
   it("keep Adam's step count and a resumed run's order", function()
     local state1, state2 = {}, {}
     local ok1, _, net1 = train({optim_state = state1, epochs = 3}, false)
@@ -129,6 +139,7 @@ describe("back-prop epochs in C", function()
     refused(function(b) b.m[1] = blua.zeros(1) end, "parameter 4x3 and state 1")
     refused(function(b) b.acts = {{name = "relu"}, b.acts[2]} end, "not a built-in activation")
     refused(function(b) b.t0 = -1 end, "'t0' must be an integer")
+    refused(function(b) b.l1 = {[1] = -1} end, "bad L1 weight")
     local ok, err = pcall(function() return blua._backpropEpoch(spec()):run(2, 9, 0) end)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("bad batch range", 1, true))

@@ -62,8 +62,9 @@ typedef struct {
  * perm[b batch ...] of x and y (the last batch has last_rows rows), split into `parts` row
  * shares as blua_backprop_batch does (into grads, with spare), followed by Adam over params with
  * gradients grads (the same tensors, nparams of them), moments m, v, rate lr[b] and step count
- * t0 + b + 1. ws[0] serves full batches, ws[1] a shorter last one. `gathered` is the batch
- * whose rows were gathered (or posted to the team) last, -1 at first; the runs keep it. */
+ * t0 + b + 1; l1 is NULL or the L1 weights of blua_backprop_batch_l1. ws[0] serves full
+ * batches, ws[1] a shorter last one. `gathered` is the batch whose rows were gathered (or
+ * posted to the team) last, -1 at first; the runs keep it. */
 typedef struct {
   int L;
   const blua_lifted_layer *layers;
@@ -78,6 +79,7 @@ typedef struct {
   const double *lr;
   double beta1, beta2, eps, weight_decay;
   long t0;
+  const double *l1;
   int64_t gathered;
 } blua_backprop_epoch;
 

@@ -146,11 +146,10 @@ local C_EPOCH_CHUNK = 16
 
 -- The argument of blua._backpropEpoch for this epoch when its batches can run in C, one after
 -- another with no Lua between them: back-prop with Adam on a dense network of built-in
--- activations without an L1 term, with no hook and no ranks. Else nil.
+-- activations, with no hook and no ranks. Else nil.
 local function c_epoch_spec(method, net, data, Y, o, epoch, state, nbatches)
   local adam = state.stepper.adam
-  if method ~= "backprop" or state.dist or o.on_batch or o.on_gradients or not adam or
-    (o.l1_layers and next(o.l1_layers)) or not blua._backpropEpoch then
+  if method ~= "backprop" or state.dist or o.on_batch or o.on_gradients or not adam or not blua._backpropEpoch then
     return nil
   end
   local acts = lifted.dense_builtin(net, o.l1_layers)
@@ -171,7 +170,8 @@ local function c_epoch_spec(method, net, data, Y, o, epoch, state, nbatches)
   local c = adam.settings
   return {acts = acts, W = net.W, b = net.b, x = data.x, y = Y, batch = o.batch, parts = shares, ws = wss,
     grads = st.grads, spare = lifted.spare_flat(st.block_grads, shares), params = st.params, m = m, v = v,
-    lr = lr, beta1 = c.beta1, beta2 = c.beta2, eps = c.epsilon, weight_decay = c.weightDecay, t0 = t0}
+    lr = lr, beta1 = c.beta1, beta2 = c.beta2, eps = c.epsilon, weight_decay = c.weightDecay, t0 = t0,
+    l1 = o.l1_layers and next(o.l1_layers) and o.l1_layers or nil}
 end
 
 -- The batches of an epoch in C (c_epoch_spec), a chunk at a time; the same arithmetic, loss
