@@ -965,30 +965,22 @@ int blua_tensor_add_rowvec(blua_tensor *r, const blua_tensor *a, float alpha, co
 
 /* ---- reductions ---- */
 
-/* Sums are ordered sums of blocks of runs (ordered_sum.h): the same value for any thread count. */
-double blua_tensor_sum(const blua_tensor *t) {
+/* Sums are ordered sums of blocks of runs (ordered_sum.h): the same value for any thread count.
+ * (absolute is a constant at both callers, so each gets a loop of its own.) */
+static inline double ordered_sum(const blua_tensor *t, int absolute) {
   int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
   double acc = 0.0;
   ORDERED_SUM(acc, runs, BIG(runs * len), for (int64_t i = lo; i < hi; i++) {
     const float *p = RUN(t, i);
     double rs = 0.0;
-    for (int64_t j = 0; j < len; j++) rs += p[j * s];
+    for (int64_t j = 0; j < len; j++) rs += absolute ? fabsf(p[j * s]) : p[j * s];
     bsum += rs;
   });
   return acc;
 }
 
-double blua_tensor_abs_sum(const blua_tensor *t) {
-  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
-  double acc = 0.0;
-  ORDERED_SUM(acc, runs, BIG(runs * len), for (int64_t i = lo; i < hi; i++) {
-    const float *p = RUN(t, i);
-    double rs = 0.0;
-    for (int64_t j = 0; j < len; j++) rs += fabsf(p[j * s]);
-    bsum += rs;
-  });
-  return acc;
-}
+double blua_tensor_sum(const blua_tensor *t) { return ordered_sum(t, 0); }
+double blua_tensor_abs_sum(const blua_tensor *t) { return ordered_sum(t, 1); }
 
 double blua_tensor_dot(const blua_tensor *a, const blua_tensor *b) {
   if (!blua_tensor_same_shape(a, b)) return NAN;
