@@ -83,6 +83,8 @@ int blua_lifted_xstep_l1_wt(blua_penalty_kind kind, const blua_act *act, double 
                             blua_tensor *x, const blua_tensor *x_next, double mu, double gamma, blua_tensor *g,
                             const blua_tensor *wt, blua_err *err) {
   if (!(mu > 0)) return blua_fail(err, "bad step: mu must be positive, got %g", mu);
+  if (!(alpha >= 0 && alpha < INFINITY))
+    return blua_fail(err, "bad L1 weight: %g (non-negative and finite expected)", alpha);
   if (check_rows(z, x, err) || check_rows(x, x_next, err) || check_rows(zn, x_next, err) || check_rows(g, x, err))
     return BLUA_ERROR;
   int64_t rows = blua_tensor_rows(x);

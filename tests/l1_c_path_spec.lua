@@ -289,4 +289,17 @@ describe("L1 terms in the C batch steps", function()
     local plain = net:activation(2):bregman(X[2], X[1]:mm(net.W[2]):addRow(net.b[2]))
     assert.near(plain + 0.1 * X[2]:clone():abs():sum(), energies[1][2], 1e-4 * math.abs(energies[1][2]))
   end)
+
+  it("refuses a NaN, negative or infinite L1 weight in the X-step kernel", function()
+    blua.manualSeed(1)
+    local net = blua.nn.mlp{6, 5, 4}
+    local a1, a2 = net:activation(1), net:activation(2)
+    local z, zn, x, xn, g = blua.randn(8, 5), blua.randn(8, 4), blua.randn(8, 5), blua.randn(8, 4), blua.zeros(8, 5)
+    for _, alpha in ipairs{0 / 0, -1, 1 / 0} do
+      local ok, err = pcall(blua._xstep, "bregman", a1, a2, net.W[2], net.b[2], nil, z, zn, x, xn, 0.5, 0, g, alpha)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("bad L1 weight in 'xstep'", 1, true), tostring(err))
+    end
+    assert.is_true((pcall(blua._xstep, "bregman", a1, a2, net.W[2], net.b[2], nil, z, zn, x, xn, 0.5, 0, g, 0.1)))
+  end)
 end)
