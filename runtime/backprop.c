@@ -104,11 +104,12 @@ int blua_backprop_batch(int L, const blua_lifted_layer *layers, const blua_tenso
   return blua_backprop_batch_l1(L, layers, NULL, x, y, Z, X, D, G, scale, parts, grads, spare, loss, err);
 }
 
-int blua_backprop_batch_l1(int L, const blua_lifted_layer *layers, const double *l1, const blua_tensor *x,
-                           const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D,
-                           blua_tensor *const *G, double scale, int parts, blua_tensor *const *grads,
-                           blua_tensor *const *spare, double *loss, blua_err *err) {
-  (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
+/* The batch step; with unsummed set and exactly two shares, share 1's gradients stay in spare
+ * (*unsummed = 1) instead of being added into grads. */
+static int backprop_batch(int L, const blua_lifted_layer *layers, const double *l1, const blua_tensor *x,
+                          const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D,
+                          double scale, int parts, blua_tensor *const *grads, blua_tensor *const *spare, double *loss,
+                          int *unsummed, blua_err *err) {
   blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
   if (L < 1 || L > MAXL) return blua_fail(err, "bad network: %d layers (1 to %d supported)", L, MAXL);
   if (blua_batch_scratch_apart(L, x, y, Z, "Z", D, "D", X, err)) return BLUA_ERROR;
@@ -145,11 +146,28 @@ int blua_backprop_batch_l1(int L, const blua_lifted_layer *layers, const double 
         break;
       }
       *loss += blocks[p].loss;
-      if (p > 0) result = blua_tensors_accumulate(2 * L, grads, (const blua_tensor *const *)blocks[p].grads, err);
+      if (p > 0 && unsummed && parts == 2) *unsummed = 1;
+      else if (p > 0) result = blua_tensors_accumulate(2 * L, grads, (const blua_tensor *const *)blocks[p].grads, err);
     }
   }
   for (int p = 0; p < parts; p++) block_release(&blocks[p], L);
   for (int l = 0; l < L; l++) blua_tensor_release(wt[l]);
   free(blocks);
   return result;
+}
+
+int blua_backprop_batch_l1(int L, const blua_lifted_layer *layers, const double *l1, const blua_tensor *x,
+                           const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X, blua_tensor *const *D,
+                           blua_tensor *const *G, double scale, int parts, blua_tensor *const *grads,
+                           blua_tensor *const *spare, double *loss, blua_err *err) {
+  (void)G; /* (the derivative is multiplied into D in place: G is not needed) */
+  return backprop_batch(L, layers, l1, x, y, Z, X, D, scale, parts, grads, spare, loss, NULL, err);
+}
+
+int blua_backprop_batch_unsummed(int L, const blua_lifted_layer *layers, const double *l1, const blua_tensor *x,
+                                 const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X,
+                                 blua_tensor *const *D, double scale, int parts, blua_tensor *const *grads,
+                                 blua_tensor *const *spare, double *loss, int *unsummed, blua_err *err) {
+  *unsummed = 0;
+  return backprop_batch(L, layers, l1, x, y, Z, X, D, scale, parts, grads, spare, loss, unsummed, err);
 }

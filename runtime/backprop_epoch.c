@@ -35,10 +35,16 @@ int blua_backprop_epoch_run(blua_backprop_epoch *e, int64_t from, int64_t to, do
     int64_t rows = is_last_short(e, b) ? e->last_rows : e->batch;
     int parts = e->parts < rows ? e->parts : (int)rows;
     double scale = 1.0 / (double)rows, loss = 0.0;
-    if (blua_backprop_batch_l1(e->L, e->layers, e->l1, w->xb, w->yb, w->Z, w->X, w->D, NULL, scale, parts, e->grads,
-                               parts > 1 ? e->spare : NULL, &loss, err) ||
-        blua_adam_steps(e->nparams, e->params, (const blua_tensor *const *)e->grads, e->m, e->v, e->lr[b], e->beta1,
-                        e->beta2, e->eps, e->weight_decay, e->t0 + b + 1, err)) {
+    /* (two shares: Adam adds the second share's gradients as it steps, instead of a pass that
+     * adds them first; the same bits) */
+    int unsummed = 0;
+    const blua_tensor *const *g = (const blua_tensor *const *)e->grads;
+    if (blua_backprop_batch_unsummed(e->L, e->layers, e->l1, w->xb, w->yb, w->Z, w->X, w->D, scale, parts, e->grads,
+                                     parts > 1 ? e->spare : NULL, &loss, &unsummed, err) ||
+        (unsummed ? blua_adam_steps_sum(e->nparams, e->params, g, (const blua_tensor *const *)e->spare, e->m, e->v,
+                                        e->lr[b], e->beta1, e->beta2, e->eps, e->weight_decay, e->t0 + b + 1, err)
+                  : blua_adam_steps(e->nparams, e->params, g, e->m, e->v, e->lr[b], e->beta1, e->beta2, e->eps,
+                                    e->weight_decay, e->t0 + b + 1, err))) {
       blua_team_join();
       *stopped = b;
       return BLUA_ERROR;

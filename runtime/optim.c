@@ -59,20 +59,40 @@ static inline void adam_run(const adam_consts *c, float *px, float *pm, float *p
   }
 }
 
-/* Several contiguous tensors read as one run of entries (flat_run.h). */
+/* The same with the gradient pg + pg2, added as blua_tensors_accumulate adds two shares'
+ * gradients, so the step has the bits of adding first and stepping after. */
+static inline void adam_run_sum(const adam_consts *c, float *px, float *pm, float *pv, const float *pg,
+                                const float *pg2, int64_t n) {
+  const float step = c->step, b1 = c->b1, b2 = c->b2, e = c->e, isc2 = c->isc2, decay = c->decay;
+#pragma omp simd
+  for (int64_t k = 0; k < n; k++) {
+    float g = pg[k] + 1.0f * pg2[k];
+    pm[k] = b1 * pm[k] + (1.0f - b1) * g;
+    pv[k] = b2 * pv[k] + (1.0f - b2) * g * g;
+    px[k] -= step * pm[k] / (sqrtf(pv[k]) * isc2 + e) + decay * px[k];
+  }
+}
+
+/* Several contiguous tensors read as one run of entries (flat_run.h); pg2 NULL or a second
+ * gradient to add. */
 typedef struct {
   int n;
   const int64_t *start;
   float *const *px, *const *pm, *const *pv;
-  const float *const *pg;
+  const float *const *pg, *const *pg2;
   adam_consts c;
 } adam_ctx;
 
 /* Adam on entries [lo, hi) of the run. */
 OPTIM_CLONES static void adam_range(void *ctx, int64_t lo, int64_t hi) {
   const adam_ctx *a = ctx;
-  FLAT_RUN_PIECES(a->start, lo, hi, i, off, len,
-                  adam_run(&a->c, a->px[i] + off, a->pm[i] + off, a->pv[i] + off, a->pg[i] + off, len));
+  if (a->pg2)
+    FLAT_RUN_PIECES(a->start, lo, hi, i, off, len,
+                    adam_run_sum(&a->c, a->px[i] + off, a->pm[i] + off, a->pv[i] + off, a->pg[i] + off,
+                                 a->pg2[i] + off, len));
+  else
+    FLAT_RUN_PIECES(a->start, lo, hi, i, off, len,
+                    adam_run(&a->c, a->px[i] + off, a->pm[i] + off, a->pv[i] + off, a->pg[i] + off, len));
 }
 
 /* One tensor that is not contiguous, entry by entry. */
@@ -90,20 +110,21 @@ static void adam_strided(const adam_consts *c, blua_tensor *x, const blua_tensor
     });
 }
 
-int blua_adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, blua_tensor *const *m,
-                    blua_tensor *const *v, double lr, double beta1, double beta2, double eps, double weight_decay,
-                    long t, blua_err *err) {
+/* blua_adam_steps, and with g2 the same step on the gradients g + g2 (blua_adam_steps_sum). */
+static int adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, const blua_tensor *const *g2,
+                      blua_tensor *const *m, blua_tensor *const *v, double lr, double beta1, double beta2, double eps,
+                      double weight_decay, long t, blua_err *err) {
   adam_consts c;
   if (n < 0) return blua_fail(err, "bad list: %d tensors", n);
   for (int i = 0; i < n; i++)
-    if (!x[i] || !g[i] || !m[i] || !v[i]) return blua_fail(err, "missing tensor %d of %d", i + 1, n);
+    if (!x[i] || !g[i] || !m[i] || !v[i] || (g2 && !g2[i])) return blua_fail(err, "missing tensor %d of %d", i + 1, n);
   for (int i = 0; i < n; i++)
-    if (same_shapes(x[i], g[i], m[i], err) || same_shapes(x[i], v[i], NULL, err)) return BLUA_ERROR;
+    if (same_shapes(x[i], g[i], m[i], err) || same_shapes(x[i], v[i], g2 ? g2[i] : NULL, err)) return BLUA_ERROR;
   if (adam_setup(&c, lr, beta1, beta2, eps, weight_decay, t, err)) return BLUA_ERROR;
   /* The contiguous tensors (the trainers' own parameters) run as one flat loop, split over the
    * threads in ranges across tensor boundaries: one hand-off for the whole step. */
   int64_t *start = malloc((size_t)(n + 1) * sizeof *start);
-  float **ptr = malloc((size_t)(4 * n + 1) * sizeof *ptr);
+  float **ptr = malloc((size_t)(5 * n + 1) * sizeof *ptr);
   if (!start || !ptr) {
     free(start);
     free(ptr);
@@ -112,7 +133,13 @@ int blua_adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, b
   int k = 0;
   start[0] = 0;
   for (int i = 0; i < n; i++) {
-    if (!all_contiguous(x[i], g[i], m[i], v[i])) {
+    if (!all_contiguous(x[i], g[i], m[i], v[i]) || (g2 && !blua_tensor_is_contiguous(g2[i]))) {
+      /* (a view: the sum first, as the shares' sum would have made it, then the step) */
+      if (g2 && blua_tensor_add((blua_tensor *)g[i], g[i], 1.0f, g2[i], err)) {
+        free(start);
+        free(ptr);
+        return BLUA_ERROR;
+      }
       adam_strided(&c, x[i], g[i], m[i], v[i]);
       continue;
     }
@@ -120,15 +147,29 @@ int blua_adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, b
     ptr[n + k] = blua_tensor_data(m[i]);
     ptr[2 * n + k] = blua_tensor_data(v[i]);
     ptr[3 * n + k] = (float *)blua_tensor_data((blua_tensor *)g[i]);
+    ptr[4 * n + k] = g2 ? (float *)blua_tensor_data((blua_tensor *)g2[i]) : NULL;
     start[k + 1] = start[k] + blua_tensor_nelement(x[i]);
     k++;
   }
-  adam_ctx a = {k, start, ptr, ptr + n, ptr + 2 * n, (const float *const *)(ptr + 3 * n), c};
+  adam_ctx a = {k, start, ptr, ptr + n, ptr + 2 * n, (const float *const *)(ptr + 3 * n),
+                g2 ? (const float *const *)(ptr + 4 * n) : NULL, c};
   int64_t total = start[k];
   if (total > 0) blua_team_range(total, BLUA_TEAM_GRAIN, total > BLUA_OMP_THRESHOLD, adam_range, &a);
   free(start);
   free(ptr);
   return BLUA_OK;
+}
+
+int blua_adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, blua_tensor *const *m,
+                    blua_tensor *const *v, double lr, double beta1, double beta2, double eps, double weight_decay,
+                    long t, blua_err *err) {
+  return adam_steps(n, x, g, NULL, m, v, lr, beta1, beta2, eps, weight_decay, t, err);
+}
+
+int blua_adam_steps_sum(int n, blua_tensor *const *x, const blua_tensor *const *g, const blua_tensor *const *g2,
+                        blua_tensor *const *m, blua_tensor *const *v, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, long t, blua_err *err) {
+  return adam_steps(n, x, g, g2, m, v, lr, beta1, beta2, eps, weight_decay, t, err);
 }
 
 int blua_adam_step(blua_tensor *x, const blua_tensor *g, blua_tensor *m, blua_tensor *v, double lr, double beta1,

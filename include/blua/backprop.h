@@ -33,6 +33,16 @@ int blua_backprop_batch_l1(int L, const blua_lifted_layer *layers, const double 
                            blua_tensor *const *G, double scale, int parts, blua_tensor *const *grads,
                            blua_tensor *const *spare, double *loss, blua_err *err);
 
+/* blua_backprop_batch_l1 for a caller that adds the shares' gradients itself as it steps: with
+ * exactly two shares (after parts is capped at the rows), share 1's gradients are left in
+ * spare[0 .. 2L) instead of being added into grads, and *unsummed is set to 1 (then
+ * blua_adam_steps_sum with g2 = spare gives the bits of the summed step); otherwise it adds
+ * them as blua_backprop_batch_l1 does and *unsummed is 0. */
+int blua_backprop_batch_unsummed(int L, const blua_lifted_layer *layers, const double *l1, const blua_tensor *x,
+                                 const blua_tensor *y, blua_tensor *const *Z, blua_tensor *const *X,
+                                 blua_tensor *const *D, double scale, int parts, blua_tensor *const *grads,
+                                 blua_tensor *const *spare, double *loss, int *unsummed, blua_err *err);
+
 /* The same for a network of operators (blua/op.h): layer l is the operator ops[l] followed by
  * acts[l]; its parameters are params[off_l], ..., params[off_l + n_l - 1] with n_l =
  * blua_op_nparams(ops[l]) and off_l the sum of the earlier layers' counts, and its gradients

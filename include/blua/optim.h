@@ -16,6 +16,14 @@ int blua_adam_steps(int n, blua_tensor *const *x, const blua_tensor *const *g, b
                     blua_tensor *const *v, double lr, double beta1, double beta2, double eps, double weight_decay,
                     long t, blua_err *err);
 
+/* The same step on the gradients g[i] + g2[i], added as blua_tensors_accumulate adds them (the
+ * bits of adding first and stepping after), without writing the sum: for a batch of two row
+ * shares whose second share's gradients are in g2 (blua_backprop_batch_unsummed). A tensor
+ * that is a view gets the sum written into g[i] first. */
+int blua_adam_steps_sum(int n, blua_tensor *const *x, const blua_tensor *const *g, const blua_tensor *const *g2,
+                        blua_tensor *const *m, blua_tensor *const *v, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, long t, blua_err *err);
+
 /* SGD with momentum μ (Nesterov when nesterov != 0) and weight decay:
  *   d = g + wd x;  buf ← μ buf + d;  x ← x − lr (nesterov ? d + μ buf : buf). */
 int blua_sgd_step(blua_tensor *x, const blua_tensor *g, blua_tensor *buf, double lr, double momentum,
