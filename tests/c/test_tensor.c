@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "blua/blua.h"
+#include "blua/optim.h"
 #include "check.h"
 
 static void test_create_and_release(void) {
@@ -133,6 +134,90 @@ static void test_binary_bits(void) {
   }
   blua_tensor *list[] = {a, b, r, at, bt, rt, av, bv, rv};
   for (int i = 0; i < 9; i++) blua_tensor_release(list[i]);
+}
+
+/* Adam on the sum of two gradients (blua_adam_steps_sum) has the bits of adding them first
+ * (blua_tensors_accumulate) and stepping after, for contiguous tensors and for a transposed
+ * view, over several steps. */
+static void test_adam_sum(void) {
+  enum { R = 9, C = 7 };
+  blua_err err;
+  blua_rng g;
+  blua_rng_seed(&g, 5);
+  blua_tensor *t[2][6]; /* per copy: x1 (R x C), x2 (C x R, used transposed), g1, g2 of x1, m, v of x1 */
+  blua_tensor *gs[2][2], *gt[2][2], *m2[2], *v2[2];
+  for (int k = 0; k < 2; k++) {
+    blua_rng_seed(&g, 5);
+    t[k][0] = blua_tensor_new2d(R, C, &err);
+    t[k][1] = blua_tensor_new2d(C, R, &err);
+    for (int i = 0; i < R * C; i++) {
+      blua_tensor_data(t[k][0])[i] = (float)blua_rng_normal(&g);
+      blua_tensor_data(t[k][1])[i] = (float)blua_rng_normal(&g);
+    }
+    for (int j = 0; j < 2; j++) {
+      gs[k][j] = blua_tensor_new2d(R, C, &err);
+      gt[k][j] = blua_tensor_new2d(C, R, &err);
+    }
+    t[k][2] = blua_tensor_new2d(R, C, &err);
+    t[k][3] = blua_tensor_new2d(R, C, &err);
+    m2[k] = blua_tensor_new2d(C, R, &err);
+    v2[k] = blua_tensor_new2d(C, R, &err);
+    t[k][4] = blua_tensor_transpose(t[k][1], &err);
+    t[k][5] = NULL;
+  }
+  int same = 1;
+  for (int step = 1; step <= 3; step++) {
+    blua_rng_seed(&g, 100 + (uint64_t)step);
+    for (int i = 0; i < R * C; i++) {
+      float a = (float)blua_rng_normal(&g), b = (float)blua_rng_normal(&g), c = (float)blua_rng_normal(&g),
+            d = (float)blua_rng_normal(&g);
+      for (int k = 0; k < 2; k++) {
+        blua_tensor_data(gs[k][0])[i] = a;
+        blua_tensor_data(gs[k][1])[i] = b;
+        blua_tensor_data(gt[k][0])[i] = c;
+        blua_tensor_data(gt[k][1])[i] = d;
+      }
+    }
+    for (int k = 0; k < 2; k++) {
+      blua_tensor *gtv[2] = {blua_tensor_transpose(gt[k][0], &err), blua_tensor_transpose(gt[k][1], &err)};
+      blua_tensor *mt = blua_tensor_transpose(m2[k], &err), *vt = blua_tensor_transpose(v2[k], &err);
+      blua_tensor *x[2] = {t[k][0], t[k][4]}, *g1[2] = {gs[k][0], gtv[0]}, *g2[2] = {gs[k][1], gtv[1]};
+      blua_tensor *m[2] = {t[k][2], mt}, *v[2] = {t[k][3], vt};
+      int status;
+      if (k == 0) {
+        status = blua_tensors_accumulate(2, g1, (const blua_tensor *const *)g2, &err) ||
+                 blua_adam_steps(2, x, (const blua_tensor *const *)g1, m, v, 1e-2, 0.9, 0.999, 1e-8, 0.01, step, &err);
+      } else {
+        status = blua_adam_steps_sum(2, x, (const blua_tensor *const *)g1, (const blua_tensor *const *)g2, m, v, 1e-2,
+                                     0.9, 0.999, 1e-8, 0.01, step, &err);
+      }
+      CHECK(status == BLUA_OK);
+      blua_tensor_release(gtv[0]);
+      blua_tensor_release(gtv[1]);
+      blua_tensor_release(mt);
+      blua_tensor_release(vt);
+    }
+  }
+  for (int i = 0; i < R * C; i++)
+    same &= blua_tensor_data(t[0][0])[i] == blua_tensor_data(t[1][0])[i] &&
+            blua_tensor_data(t[0][1])[i] == blua_tensor_data(t[1][1])[i] &&
+            blua_tensor_data(t[0][2])[i] == blua_tensor_data(t[1][2])[i] &&
+            blua_tensor_data(m2[0])[i] == blua_tensor_data(m2[1])[i];
+  CHECK(same);
+  /* a missing or misshapen second gradient is an error */
+  blua_tensor *x[1] = {t[0][0]}, *g1[1] = {gs[0][0]}, *bad[1] = {gt[0][0]}, *m[1] = {t[0][2]}, *v[1] = {t[0][3]};
+  CHECK(blua_adam_steps_sum(1, x, (const blua_tensor *const *)g1, (const blua_tensor *const *)bad, m, v, 1e-2, 0.9,
+                            0.999, 1e-8, 0, 1, &err) == BLUA_ERROR);
+  CHECK(strstr(err.msg, "size mismatch") != NULL);
+  for (int k = 0; k < 2; k++) {
+    for (int i = 0; i < 5; i++) blua_tensor_release(t[k][i]);
+    for (int j = 0; j < 2; j++) {
+      blua_tensor_release(gs[k][j]);
+      blua_tensor_release(gt[k][j]);
+    }
+    blua_tensor_release(m2[k]);
+    blua_tensor_release(v2[k]);
+  }
 }
 
 /* Sums of several pairs at once: the same bits as one add per pair, a transposed view among
@@ -360,6 +445,7 @@ int main(void) {
   test_views_share_storage();
   test_arithmetic();
   test_binary_bits();
+  test_adam_sum();
   test_accumulate();
   test_mm();
   test_reductions();
