@@ -10,18 +10,43 @@ local function data(rows)
   return {x = x, y = y}
 end
 
-local function train(opts, force_lua, rows)
+local function train(opts, force_lua, rows, method)
+  method = method or "backprop"
   blua.manualSeed(3)
   local net = blua.nn.mlp{12, 16, 8, 2}
   local o = {epochs = 2, batch = 32, verbose = false, eval_train = false}
   for k, v in pairs(opts) do o[k] = v end
+  if opts.poison then -- (after the first epoch: NaN in that parameter, as from a broken update)
+    o.poison = nil
+    o.on_epoch = function(e) if e == 1 then net[opts.poison[1]][opts.poison[2]]:fill(0 / 0) end end
+  end
   if force_lua then o.on_batch = function() end end
   local used = 0
-  local orig = blua._backpropEpoch
-  blua._backpropEpoch = function(spec) used = used + 1 return orig(spec) end
-  local ok, h = pcall(blua.train.backprop, net, data(rows or 200), o)
-  blua._backpropEpoch = orig
+  local name = method == "backprop" and "_backpropEpoch" or "_liftedEpoch"
+  local orig = blua[name]
+  blua[name] = function(spec) used = used + 1 return orig(spec) end
+  local ok, h = pcall(blua.train[method], net, data(rows or 200), o)
+  blua[name] = orig
   return ok, h, net, used
+end
+
+local function same_training(method, opts, epochs_in_c)
+  local ok1, h1, net1, used1 = train(opts, false, nil, method)
+  local ok2, h2, net2, used2 = train(opts, true, nil, method)
+  assert.is_true(ok1, tostring(h1))
+  assert.is_true(ok2, tostring(h2))
+  assert.equal(epochs_in_c, used1)
+  assert.equal(0, used2)
+  for l = 1, 3 do
+    assert.equal(0, (net1.W[l] - net2.W[l]):abs():max())
+    assert.equal(0, (net1.b[l] - net2.b[l]):abs():max())
+  end
+  for e = 1, #h2 do
+    assert.equal(h2[e].loss, h1[e].loss)
+    assert.equal(h2[e].energy, h1[e].energy)
+    assert.equal(h2[e].lr, h1[e].lr)
+    for l = 1, 2 do assert.equal((h2[e].energies or {})[l], (h1[e].energies or {})[l]) end
+  end
 end
 
 describe("back-prop epochs in C", function()
@@ -57,6 +82,37 @@ describe("back-prop epochs in C", function()
     for l = 1, 3 do assert.equal(0, (net1.W[l] - net2.W[l]):abs():max()) end
     assert.equal(h2[2].loss, h1[2].loss)
   end)
+
+  -- The lifted trainers' epochs run in C once the X-step warm starts exist: from the second.
+  for _, method in ipairs{"bregman", "lifted"} do
+    for _, threads in ipairs{1, 2} do
+      it(method .. (": epochs in C give the Lua loop's bits, energies and losses (%d thread%s)"):format(threads,
+        threads > 1 and "s" or ""), function()
+        same_training(method, {threads = threads, epochs = 3}, 2)
+        same_training(method, {threads = threads, epochs = 3, batch_shards = 3}, 2)
+      end)
+    end
+    it(method .. ": epochs in C with two inner steps, two sweeps, the odd-even order and L1", function()
+      same_training(method, {epochs = 3, inner = 2, xsteps = 2, order = "oddeven", l1 = {[1] = 0.01}}, 2)
+      same_training(method, {epochs = 3, track_energy = false, order = "forward", gamma = method == "lifted" and 2 or nil}, 2)
+      if method == "bregman" then same_training(method, {epochs = 3, mu_last = 3, loss_weight = 0.3}, 2) end
+    end)
+    it(method .. ": an anchor term keeps the Lua loop", function()
+      same_training(method, {epochs = 2, inner = 2, tau = 10}, 0)
+    end)
+    it(method .. ": a diverging epoch in C stops with the Lua loop's message", function()
+      for _, case in ipairs{{{"W", 3}, "layer 3 weights have no finite norm"}, {{"b", 3}, "the loss is"}} do
+        local opts = {epochs = 3, poison = case[1]}
+        local ok1, err1, _, used = train(opts, false, nil, method)
+        local ok2, err2 = train(opts, true, nil, method)
+        assert.is_false(ok1)
+        assert.is_false(ok2)
+        assert.equal(1, used)
+        assert.equal(tostring(err2), tostring(err1))
+        assert.truthy(tostring(err1):find("training diverged in epoch 2, batch 1: " .. case[2], 1, true), tostring(err1))
+      end
+    end)
+  end
 
   it("keep Adam's step count and a resumed run's order", function()
     local state1, state2 = {}, {}

@@ -6,6 +6,7 @@
 #ifndef BLUA_LIFTED_BATCH_H
 #define BLUA_LIFTED_BATCH_H
 
+#include "blua/backprop.h"
 #include "blua/lifted.h"
 #include "blua/op.h"
 
@@ -52,5 +53,43 @@ int blua_lifted_batch_ops(int L, blua_op *const *ops, blua_tensor *const *params
                           blua_tensor *const *G, int parts, const blua_lifted_batch_opts *opts,
                           blua_tensor *const *grads, blua_tensor *const *spare, double *loss, double *energy,
                           blua_err *err);
+
+/* An epoch of lifted training with Adam for blua_lifted_epoch_run: base as for back-prop's
+ * (blua/backprop.h; its workspaces' D lists are the scratch G of blua_lifted_batch) with, per
+ * batch, `inner` steps of blua_lifted_batch (opts: kind, gamma, beta and l1; the rest is set
+ * per call), each followed by Adam at the batch's rate. Before each inner step come the X-step
+ * sizes of xsteps sweeps over the hidden layers sweep[0 .. nsweep) (1-based): per entry j the
+ * norm s of the next layer's W by 8 warm power-iteration steps from power[j], then
+ * mu = mult[j] / max(own[j] + coupling[j] s², 1e-12). energies: the hidden energies of the
+ * last inner step are summed per layer. Scratch: steps and mu (xsteps nsweep), loss_parts
+ * (parts), energy_parts (parts (L - 1)), energy_batch (L - 1). adam_steps counts the Adam steps
+ * taken (the step count of the next is t0 + adam_steps + 1). */
+typedef struct {
+  blua_backprop_epoch base;
+  blua_lifted_batch_opts opts;
+  int inner, xsteps, nsweep, energies;
+  const int *sweep;
+  blua_tensor *const *power;
+  const double *mult, *own, *coupling;
+  int *steps;
+  double *mu, *loss_parts, *energy_parts, *energy_batch;
+  long adam_steps;
+} blua_lifted_epoch;
+
+/* Why a lifted epoch run stopped early without an error: a batch's loss NaN or +Inf, a hidden
+ * layer's energy NaN or +Inf, or the next weights of a layer with no finite norm. */
+enum { BLUA_EPOCH_BAD_LOSS = 1, BLUA_EPOCH_BAD_ENERGY, BLUA_EPOCH_NO_NORM };
+typedef struct {
+  int64_t batch; /* -1: it did not stop */
+  int why;       /* BLUA_EPOCH_... (0 with an error) */
+  int layer;     /* the layer of an energy (1-based hidden layer) or of weights without a norm */
+  double value;  /* the loss or energy */
+} blua_lifted_epoch_stop;
+
+/* Batches from..to-1 of e, as blua_backprop_epoch_run does for back-prop: each batch's mean
+ * loss (of its first inner step) is added to *loss_sum and, with energies, each hidden layer's
+ * to energy_sums[l]; a run that stops says where and why in stop. */
+int blua_lifted_epoch_run(blua_lifted_epoch *e, int64_t from, int64_t to, double *loss_sum, double *energy_sums,
+                          blua_lifted_epoch_stop *stop, blua_err *err);
 
 #endif

@@ -78,6 +78,11 @@ static const char *const templates[] = {
     "blua._backpropEpoch(bpe(S[A], S[B], S[C], S[D], Z, Z, I)):run(1, Z, 0)",
     "local e = blua._backpropEpoch(bpe_ok(Z, Z, Z, I)) e:run(1, Z, I) e:close() e:run(1, 1, 0)",
     "local s = bpe_ok(8, 4, 2, 0) local e = blua._backpropEpoch(s) close(s.x) close(s.W[1]) collectgarbage() e:run(1, Z, 0)",
+    "local s = bpe_ok(Z, Z, Z, I) s.penalty, s.gamma, s.beta, s.inner, s.xsteps, s.energies = 'bregman', 0, 1, Z, Z, true "
+    "s.sweep, s.power, s.mult, s.own, s.coupling = {1}, {S[A]}, {I}, {0}, {I} blua._liftedEpoch(s):run(1, Z, 0, {0})",
+    "local s = bpe_ok(8, 4, 2, 0) s.penalty, s.gamma, s.beta, s.inner, s.xsteps = 'quadratic', 1, 1, 1, 1 "
+    "s.sweep, s.power, s.mult, s.own, s.coupling = {1}, {blua.zeros(1, 2)}, {1}, {1}, {1} "
+    "local e = blua._liftedEpoch(s) close(s.power[1]) e:run(1, Z, 0, {0, 0})",
 };
 #define NTEMPLATES (sizeof templates / sizeof templates[0])
 

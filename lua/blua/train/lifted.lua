@@ -314,6 +314,7 @@ function lifted.spare_flat(grads, shares)
   return flat
 end
 
+-- The hidden layers of one X-sweep in `order` (backward, forward or oddeven) for L layers.
 local function sweep_order(L, order)
   local ls = {}
   if order == "forward" then
@@ -327,6 +328,8 @@ local function sweep_order(L, order)
   end
   return ls
 end
+
+lifted.sweep_order = sweep_order
 
 -- The weights W^k at the start of a batch, for the anchor term (1/(2τ))‖W − W^k‖² of the
 -- implicit SGD; nil when the term is off or only one inner step runs (W = W^k at its start).

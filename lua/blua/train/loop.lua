@@ -144,12 +144,34 @@ local function diverged(epoch, b) return string.format("training diverged in epo
 -- seen.
 local C_EPOCH_CHUNK = 16
 
--- The argument of blua._backpropEpoch for this epoch when its batches can run in C, one after
--- another with no Lua between them: back-prop with Adam on a dense network of built-in
--- activations, with no hook and no ranks. Else nil.
+-- The lifted trainers' part of an epoch spec (c_epoch_spec): the X-sweep's layers, their
+-- warm starts and the constants of their step sizes (lifted.lua's step_from_norm), or nil when
+-- a warm start is still missing (the first batch of a run makes them, in Lua).
+local function lifted_epoch_spec(net, o, method, state, spec)
+  local L = net:nLayers()
+  local bregman = method == "bregman"
+  spec.penalty, spec.gamma, spec.beta = bregman and "bregman" or "quadratic", o.gamma or 0, o.loss_weight or 1
+  spec.inner, spec.xsteps, spec.energies = o.inner, o.xsteps, o.track_energy and true or false
+  spec.sweep, spec.power, spec.mult, spec.own, spec.coupling = lifted.sweep_order(L, o.order), {}, {}, {}, {}
+  local power = state.caches.power
+  for j, l in ipairs(spec.sweep) do
+    if not (power and power[l]) then return nil end
+    spec.power[j] = power[l]
+    spec.mult[j] = lifted.step_multiplier(net, o, l)
+    spec.own[j] = bregman and 0 or o.gamma
+    spec.coupling[j] = l + 1 == L and lifted.output_curvature(net) * (o.loss_weight or 1) or (bregman and 1 or o.gamma)
+  end
+  return spec
+end
+
+-- The argument of blua._backpropEpoch (back-prop) or blua._liftedEpoch (Bregman, classical
+-- lifted) for this epoch when its batches can run in C, one after another with no Lua between
+-- them: Adam on a dense network of built-in activations, with no hook and no ranks (and for
+-- the lifted trainers no anchor term and X-step warm starts already made). Else nil.
 local function c_epoch_spec(method, net, data, Y, o, epoch, state, nbatches)
   local adam = state.stepper.adam
-  if method ~= "backprop" or state.dist or o.on_batch or o.on_gradients or not adam or not blua._backpropEpoch then
+  if state.dist or o.on_batch or o.on_gradients or not adam or not blua._backpropEpoch then return nil end
+  if method ~= "backprop" and (not lifted.c_batch or net:nLayers() < 2 or lifted.anchor(o, state.stepper)) then
     return nil
   end
   local acts = lifted.dense_builtin(net, o.l1_layers)
@@ -159,7 +181,8 @@ local function c_epoch_spec(method, net, data, Y, o, epoch, state, nbatches)
   local shares = math.max(1, math.min(o.batch_shards, n))
   local function ws_of(rows)
     local ws = batch_buffers(net, data, Y, rows, state)
-    return {xb = ws.xb, yb = ws.yb, Z = ws.Z, X = ws.X, D = ws.D}
+    -- (the lifted trainers' scratch G goes where back-prop's deltas D go)
+    return {xb = ws.xb, yb = ws.yb, Z = ws.Z, X = ws.X, D = method == "backprop" and ws.D or ws.G}
   end
   local last = n - (nbatches - 1) * o.batch
   local wss = {ws_of(nbatches > 1 and o.batch or last)}
@@ -168,28 +191,53 @@ local function c_epoch_spec(method, net, data, Y, o, epoch, state, nbatches)
   for b = 1, nbatches do lr[b] = state.schedule(o.lr, epoch + (b - 1) / nbatches, o.epochs, o.decay) end
   local st = state.stepper
   local c = adam.settings
-  return {acts = acts, W = net.W, b = net.b, x = data.x, y = Y, batch = o.batch, parts = shares, ws = wss,
+  local spec = {acts = acts, W = net.W, b = net.b, x = data.x, y = Y, batch = o.batch, parts = shares, ws = wss,
     grads = st.grads, spare = lifted.spare_flat(st.block_grads, shares), params = st.params, m = m, v = v,
     lr = lr, beta1 = c.beta1, beta2 = c.beta2, eps = c.epsilon, weight_decay = c.weightDecay, t0 = t0,
-    l1 = o.l1_layers and next(o.l1_layers) and o.l1_layers or nil}
+    l1 = o.l1_layers and next(o.l1_layers) and o.l1_layers or nil, method = method}
+  if method == "backprop" then return spec end
+  return lifted_epoch_spec(net, o, method, state, spec)
+end
+
+-- An epoch's statistics: the mean loss and, with layer sums, the mean energies and their total.
+local function epoch_stats(epoch, loss_sum, layer_sums, nbatches, lr, seconds)
+  local stats = {epoch = epoch, loss = loss_sum / nbatches, lr = lr, seconds = seconds}
+  if next(layer_sums) then
+    stats.energies, stats.energy = {}, stats.loss
+    for l, sum in ipairs(layer_sums) do
+      stats.energies[l] = sum / nbatches
+      stats.energy = stats.energy + sum / nbatches
+    end
+  end
+  return stats
 end
 
 -- The batches of an epoch in C (c_epoch_spec), a chunk at a time; the same arithmetic, loss
--- sums and errors as the loop in run_epoch. Returns the loss sum and the last batch's rate.
+-- sums and errors as the loop in run_epoch. Returns the loss sum, the hidden layers' energy sums
+-- (nil when not tracked) and the last batch's rate.
 local function run_c_epoch(spec, adam, epoch, nbatches, bar)
-  local runner <close> = blua._backpropEpoch(spec) -- (it draws the epoch's order, as randperm would)
-  local loss_sum = 0
+  local lifted_run = spec.method ~= "backprop"
+  -- (it draws the epoch's order, as blua.randperm would)
+  local runner <close> = (lifted_run and blua._liftedEpoch or blua._backpropEpoch)(spec)
+  local loss_sum, sums = 0, {}
+  for l = 1, #spec.W - 1 do sums[l] = 0 end
   local first = 1
   while first <= nbatches do
     local last = math.min(nbatches, first + C_EPOCH_CHUNK - 1)
-    local sum, stopped, bad = runner:run(first, last, loss_sum)
-    for _, st in ipairs(adam.states) do st.t = spec.t0 + (stopped or last) end
-    if stopped then error(diverged(epoch, stopped) .. "the loss is " .. tostring(bad), 0) end
+    local sum, stopped, why, layer, value = runner:run(first, last, loss_sum, sums)
+    local steps = lifted_run and runner:steps() or (stopped or last)
+    for _, st in ipairs(adam.states) do st.t = spec.t0 + steps end
+    if stopped then
+      if not lifted_run then error(diverged(epoch, stopped) .. "the loss is " .. tostring(why), 0) end
+      if why == "loss" then error(diverged(epoch, stopped) .. "the loss is " .. tostring(value), 0) end
+      if why == "energy" then error(string.format("%slayer %d energy is %s", diverged(epoch, stopped), layer, tostring(value)), 0) end
+      error(string.format("%slayer %d weights have no finite norm", diverged(epoch, stopped), layer), 0)
+    end
     loss_sum = sum
     if bar then bar:update(last, string.format("loss %.4f", loss_sum / last)) end
     first = last + 1
   end
-  return loss_sum, spec.lr[nbatches]
+  return loss_sum, lifted_run and spec.energies and sums or nil, spec.lr[nbatches]
 end
 
 -- One epoch over shuffled mini-batches; returns the epoch's statistics before evaluation.
@@ -206,9 +254,9 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
   local spec = c_epoch_spec(method, net, data, Y, o, epoch, state, nbatches)
   if spec then
     local t0 = blua.clock()
-    local loss_sum, lr = run_c_epoch(spec, state.stepper.adam, epoch, nbatches, bar)
+    local loss_sum, layer_sums, lr = run_c_epoch(spec, state.stepper.adam, epoch, nbatches, bar)
     check_finite(net, epoch, nbatches)
-    return {epoch = epoch, loss = loss_sum / nbatches, lr = lr, seconds = blua.clock() - t0}, bar
+    return epoch_stats(epoch, loss_sum, layer_sums or {}, nbatches, lr, blua.clock() - t0), bar
   end
   local perm = blua.randperm(n)
   local penalty = method == "bregman" and "bregman" or "quadratic"
@@ -267,15 +315,7 @@ local function run_epoch(method, net, data, Y, o, epoch, state)
     loss_sum = sums[1]
     for l = 1, #layer_sums do layer_sums[l] = sums[l + 1] end
   end
-  local stats = {epoch = epoch, loss = loss_sum / nbatches, lr = lr, seconds = blua.clock() - t0}
-  if next(layer_sums) then
-    stats.energies, stats.energy = {}, stats.loss
-    for l, sum in ipairs(layer_sums) do
-      stats.energies[l] = sum / nbatches
-      stats.energy = stats.energy + sum / nbatches
-    end
-  end
-  return stats, bar
+  return epoch_stats(epoch, loss_sum, layer_sums, nbatches, lr, blua.clock() - t0), bar
 end
 
 -- Whether an epoch's batches hand their work to a thread team (docs/design.md, "A thread team
