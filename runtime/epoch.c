@@ -25,17 +25,34 @@ static int gather_batch(blua_backprop_epoch *e, int64_t b, blua_err *err) {
   return BLUA_OK;
 }
 
+/* Checks a run's range and gathers its first batch unless that was posted already. */
+static int run_start(blua_backprop_epoch *e, int64_t from, int64_t to, blua_err *err) {
+  if (from < 0 || to > e->batches || from > to)
+    return blua_fail(err, "bad batch range %lld..%lld of %lld", (long long)from, (long long)to, (long long)e->batches);
+  return from < to && e->gathered != from ? gather_batch(e, from, err) : BLUA_OK;
+}
+
+/* Batch b's workspace, rows and share count. */
+typedef struct {
+  const blua_backprop_workspace *w;
+  int64_t rows;
+  int parts;
+} batch_shape;
+
+static batch_shape shape_of(const blua_backprop_epoch *e, int64_t b) {
+  int64_t rows = is_last_short(e, b) ? e->last_rows : e->batch;
+  return (batch_shape){&e->ws[is_last_short(e, b)], rows, e->parts < rows ? e->parts : (int)rows};
+}
+
 int blua_backprop_epoch_run(blua_backprop_epoch *e, int64_t from, int64_t to, double *loss_sum, int64_t *stopped,
                             double *bad_loss, blua_err *err) {
   *stopped = -1;
-  if (from < 0 || to > e->batches || from > to)
-    return blua_fail(err, "bad batch range %lld..%lld of %lld", (long long)from, (long long)to, (long long)e->batches);
-  if (from < to && e->gathered != from && gather_batch(e, from, err)) return BLUA_ERROR;
+  if (run_start(e, from, to, err)) return BLUA_ERROR;
   for (int64_t b = from; b < to; b++) {
-    const blua_backprop_workspace *w = &e->ws[is_last_short(e, b)];
-    int64_t rows = is_last_short(e, b) ? e->last_rows : e->batch;
-    int parts = e->parts < rows ? e->parts : (int)rows;
-    double scale = 1.0 / (double)rows, loss = 0.0;
+    batch_shape sh = shape_of(e, b);
+    const blua_backprop_workspace *w = sh.w;
+    int parts = sh.parts;
+    double scale = 1.0 / (double)sh.rows, loss = 0.0;
     /* (two shares: Adam adds the second share's gradients as it steps, instead of a pass that
      * adds them first; the same bits) */
     int unsummed = 0;
@@ -92,15 +109,13 @@ int blua_lifted_epoch_run(blua_lifted_epoch *le, int64_t from, int64_t to, doubl
                           blua_lifted_epoch_stop *stop, blua_err *err) {
   blua_backprop_epoch *e = &le->base;
   *stop = (blua_lifted_epoch_stop){-1, 0, 0, 0.0};
-  if (from < 0 || to > e->batches || from > to)
-    return blua_fail(err, "bad batch range %lld..%lld of %lld", (long long)from, (long long)to, (long long)e->batches);
-  if (from < to && e->gathered != from && gather_batch(e, from, err)) return BLUA_ERROR;
+  if (run_start(e, from, to, err)) return BLUA_ERROR;
   int H = e->L - 1;
   for (int64_t b = from; b < to; b++) {
-    const blua_backprop_workspace *w = &e->ws[is_last_short(e, b)];
-    int64_t rows = is_last_short(e, b) ? e->last_rows : e->batch;
-    int parts = e->parts < rows ? e->parts : (int)rows;
-    double scale = 1.0 / (double)rows, loss = 0.0;
+    batch_shape sh = shape_of(e, b);
+    const blua_backprop_workspace *w = sh.w;
+    int parts = sh.parts;
+    double scale = 1.0 / (double)sh.rows, loss = 0.0;
     int have_energies = 0;
     for (int k = 0; k < le->inner; k++) {
       int bad_layer = lifted_step_sizes(le);

@@ -225,10 +225,10 @@ local function run_c_epoch(spec, adam, epoch, nbatches, bar)
   while first <= nbatches do
     local last = math.min(nbatches, first + C_EPOCH_CHUNK - 1)
     local sum, stopped, why, layer, value = runner:run(first, last, loss_sum, sums)
+    if not lifted_run then why, value = "loss", why end -- (back-prop's run stops for its loss only)
     local steps = lifted_run and runner:steps() or (stopped or last)
     for _, st in ipairs(adam.states) do st.t = spec.t0 + steps end
     if stopped then
-      if not lifted_run then error(diverged(epoch, stopped) .. "the loss is " .. tostring(why), 0) end
       if why == "loss" then error(diverged(epoch, stopped) .. "the loss is " .. tostring(value), 0) end
       if why == "energy" then error(string.format("%slayer %d energy is %s", diverged(epoch, stopped), layer, tostring(value)), 0) end
       error(string.format("%slayer %d weights have no finite norm", diverged(epoch, stopped), layer), 0)
