@@ -131,10 +131,16 @@ int blua_lifted_epoch_run(blua_lifted_epoch *le, int64_t from, int64_t to, doubl
       o.nsteps = le->xsteps * le->nsweep;
       o.steps = le->steps;
       o.mu = le->mu;
+      int unsummed = 0; /* (as back-prop's: Adam adds the second share's gradients) */
+      o.unsummed = &unsummed;
+      const blua_tensor *const *g = (const blua_tensor *const *)e->grads;
+      long t = e->t0 + le->adam_steps + 1;
       if (blua_lifted_batch(e->L, e->layers, w->xb, w->yb, w->X, w->Z, w->D, parts, &o, e->grads,
                             parts > 1 ? e->spare : NULL, le->loss_parts, le->energy_parts, err) ||
-          blua_adam_steps(e->nparams, e->params, (const blua_tensor *const *)e->grads, e->m, e->v, e->lr[b], e->beta1,
-                          e->beta2, e->eps, e->weight_decay, e->t0 + le->adam_steps + 1, err)) {
+          (unsummed ? blua_adam_steps_sum(e->nparams, e->params, g, (const blua_tensor *const *)e->spare, e->m, e->v,
+                                          e->lr[b], e->beta1, e->beta2, e->eps, e->weight_decay, t, err)
+                    : blua_adam_steps(e->nparams, e->params, g, e->m, e->v, e->lr[b], e->beta1, e->beta2, e->eps,
+                                      e->weight_decay, t, err))) {
         blua_team_join();
         stop->batch = b;
         return BLUA_ERROR;

@@ -232,6 +232,7 @@ static int run_batch(net_desc *n, const blua_tensor *x, const blua_tensor *y, bl
                      blua_tensor *const *grads, blua_tensor *const *spare, double *loss, double *energy, blua_err *err) {
   int L = n->L;
   blua_team_join(); /* (rows of x and y the team may still be gathering: blua_tensor_gather_rows_post) */
+  if (o->unsummed) *o->unsummed = 0;
   if (check_opts(n, x, y, o, err)) return BLUA_ERROR;
   int64_t rows = blua_tensor_rows(x);
   if (parts > rows) parts = rows > 0 ? (int)rows : 1;
@@ -285,7 +286,8 @@ static int run_batch(net_desc *n, const blua_tensor *x, const blua_tensor *y, bl
         break;
       }
       if (loss) loss[p] = o->forward ? shares[p].loss : 0.0;
-      if (p > 0) result = blua_tensors_accumulate(n->np, grads, (const blua_tensor *const *)shares[p].grads, err);
+      if (p > 0 && o->unsummed && parts == 2) *o->unsummed = 1;
+      else if (p > 0) result = blua_tensors_accumulate(n->np, grads, (const blua_tensor *const *)shares[p].grads, err);
     }
   }
   for (int p = 0; p < parts; p++) share_release(&shares[p], n);

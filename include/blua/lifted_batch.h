@@ -21,6 +21,8 @@ typedef struct blua_lifted_batch_opts {
   const double *mu;
   int energies;     /* 1: the hidden energies after the X-steps */
   const double *l1; /* NULL, or L - 1 weights: α‖X_l‖₁ on hidden layer l is l1[l - 1] (0: none) */
+  int *unsummed;    /* NULL, or: with exactly two shares share 2's gradients stay in spare (not added
+                       into grads) and *unsummed is 1, else 0; for blua_adam_steps_sum */
 } blua_lifted_batch_opts;
 
 /* L layers (layers[l]: W_{l+1}, b_{l+1} and the activation after them, 0-based); x, y: the batch's

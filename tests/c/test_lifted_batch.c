@@ -81,7 +81,7 @@ static const int steps[] = {1, 1};
 static const double mu[] = {0.5, 0.25};
 
 static blua_lifted_batch_opts opts(void) {
-  return (blua_lifted_batch_opts){BLUA_PENALTY_BREGMAN, 0.0, 1.0, 1.0 / ROWS, 1, 2, steps, mu, 1, NULL};
+  return (blua_lifted_batch_opts){BLUA_PENALTY_BREGMAN, 0.0, 1.0, 1.0 / ROWS, 1, 2, steps, mu, 1, NULL, NULL};
 }
 
 static int run(net *n, int parts, const blua_lifted_batch_opts *o, double *loss, double *energy) {
@@ -128,6 +128,32 @@ static void test_dense_same_bits(void) {
   for (int p = 0; p < PARTS; p++) CHECK(loss[p] == loss2[p] && energy[p] == energy2[p]);
   for (int i = 0; i < 4; i++) blua_tensor_release(g0[i]);
   blua_tensor_release(x1);
+  net_free(&n);
+}
+
+/* With unsummed, share 2's gradients stay in spare: added afterwards they give the bits of the
+ * summed call, and the flag is set only for two shares. */
+static void test_unsummed(void) {
+  net n;
+  net_make(&n, blua_op_dense(5, 4, &err), blua_op_dense(4, 3, &err));
+  blua_lifted_layer layers[2] = {{&n.acts[0], n.params[0], n.params[1]}, {&n.acts[1], n.params[2], n.params[3]}};
+  blua_lifted_batch_opts o = opts();
+  double loss[PARTS], energy[PARTS];
+  CHECK(blua_lifted_batch(2, layers, n.x, n.y, n.X, n.Z, n.G, PARTS, &o, n.grads, n.spare, loss, energy, &err) ==
+        BLUA_OK);
+  blua_tensor *summed[4];
+  for (int i = 0; i < 4; i++) summed[i] = blua_tensor_clone(n.grads[i], &err);
+  int unsummed = -1;
+  o.unsummed = &unsummed;
+  CHECK(blua_lifted_batch(2, layers, n.x, n.y, n.X, n.Z, n.G, PARTS, &o, n.grads, n.spare, loss, energy, &err) ==
+        BLUA_OK);
+  CHECK(unsummed == 1);
+  CHECK(blua_tensors_accumulate(4, n.grads, (const blua_tensor *const *)n.spare, &err) == BLUA_OK);
+  for (int i = 0; i < 4; i++) CHECK(same_bits(summed[i], n.grads[i]));
+  unsummed = -1; /* one share: nothing is left over */
+  CHECK(blua_lifted_batch(2, layers, n.x, n.y, n.X, n.Z, n.G, 1, &o, n.grads, NULL, loss, energy, &err) == BLUA_OK);
+  CHECK(unsummed == 0);
+  for (int i = 0; i < 4; i++) blua_tensor_release(summed[i]);
   net_free(&n);
 }
 
@@ -208,6 +234,7 @@ static void test_errors(void) {
 int main(void) {
   blua_manual_seed(7);
   test_dense_same_bits();
+  test_unsummed();
   test_conv_threads();
   test_errors();
   return check_summary();
