@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lblua.h"
+#include "par.h"
 
 #define SHAPE_LEN 160
 #define MAX_THREADS 1024
@@ -360,6 +361,36 @@ static int l_sgemm(lua_State *L) {
   if (m == 0 || n == 0 || k == 0) return 0;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, blua_tensor_data(a), k,
               blua_tensor_data(b), n, 0.0f, blua_tensor_data(c), n);
+  return 0;
+}
+
+/* blua._mapLibm(t, name): t:exp(), t:log(), t:log1p(), t:tanh() or t:sigmoid() as the maps
+ * computed them before they used vmath.h, a libm call per entry (8192-entry pieces dealt to the
+ * threads above BLUA_OMP_THRESHOLD entries), on a contiguous tensor. The old side of
+ * scripts/bench/maps.lua, not part of the API. */
+static void libm_piece(float *p, int64_t n, int f) {
+  switch (f) {
+    case 0: for (int64_t k = 0; k < n; k++) p[k] = expf(p[k]); break;
+    case 1: for (int64_t k = 0; k < n; k++) p[k] = logf(p[k]); break;
+    case 2: for (int64_t k = 0; k < n; k++) p[k] = log1pf(p[k]); break;
+    case 3: for (int64_t k = 0; k < n; k++) p[k] = tanhf(p[k]); break;
+    default:
+      for (int64_t k = 0; k < n; k++) {
+        float x = p[k];
+        p[k] = x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+      }
+  }
+}
+
+static int l_mapLibm(lua_State *L) {
+  static const char *const names[] = {"exp", "log", "log1p", "tanh", "sigmoid", NULL};
+  blua_tensor *t = lblua_checktensor(L, 1);
+  int f = luaL_checkoption(L, 2, NULL, names);
+  if (!blua_tensor_is_contiguous(t)) return luaL_error(L, "bad argument #1 to '_mapLibm' (contiguous tensor expected)");
+  float *p = blua_tensor_data(t);
+  int64_t n = blua_tensor_nelement(t), block = 8192, pieces = (n + block - 1) / block;
+  BLUA_PAR(n > BLUA_OMP_THRESHOLD && pieces > 1, "omp parallel for schedule(dynamic)",
+  for (int64_t i = 0; i < pieces; i++) libm_piece(p + i * block, n - i * block < block ? n - i * block : block, f));
   return 0;
 }
 
@@ -1220,7 +1251,8 @@ static const luaL_Reg module_funcs[] = {
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"rand", l_rand}, {"randn", l_randn},
     {"eye", l_eye}, {"isTensor", l_isTensor}, {"setNumThreads", l_setNumThreads}, {"cat", l_cat},
     {"getNumThreads", l_getNumThreads}, {"manualSeed", l_manualSeed}, {"initialSeed", l_initialSeed},
-    {"randperm", l_randperm}, {"_gatherRows", l_gatherRows}, {"blasInfo", l_blasInfo}, {"_sgemm", l_sgemm}, {"clock", l_clock},
+    {"randperm", l_randperm}, {"_gatherRows", l_gatherRows}, {"blasInfo", l_blasInfo}, {"_sgemm", l_sgemm}, {"_mapLibm", l_mapLibm},
+    {"clock", l_clock},
     {NULL, NULL}};
 
 void lblua_open_tensor(lua_State *L) {

@@ -3,13 +3,16 @@
  * the comparisons, clamp, max, min) become vector loops, compiled for AVX-512 and AVX2 as well
  * as the baseline. Every op is the same scalar expression at every width (no reassociation, no
  * fused multiply-add, IEEE min/max order kept), so the bits do not depend on the clone chosen.
- * The ops that call libm (exp, log, tanh, sigmoid, log1p, pow) stay scalar calls of libm: a
- * vector math library would round differently. */
+ * exp, log, log1p, tanh and sigmoid are vector loops too, over the double-precision routines
+ * of vmath.h rounded to float (the correctly rounded float but for a handful of the 2^32
+ * floats; tests/c/test_map_accuracy.c): libm's calls would keep them scalar, 2-12 ns an entry.
+ * pow stays a libm call per entry. */
 #include "blua/tensor_map.h"
 
 #include <math.h>
 
 #include "par.h"
+#include "vmath.h"
 
 #if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : defined(__GNUC__))
 #define MAP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -26,10 +29,8 @@
  * signalling NaN unchanged, where the AVX round instructions would quieten it. */
 static inline float floor_of(float x) { return fabsf(x) < 0x1p23f ? floorf(x) : x; }
 
-static inline float sigmoid(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)); }
-
 /* p[k * step] = E(x) for k < n, x the old entry. VEC: a loop the compiler is told to vectorise
- * where the entries are adjacent; CALL: a libm call per entry, left scalar. */
+ * where the entries are adjacent; CALL: a libm call per entry (pow), left scalar. */
 #define VEC(E)                                                              \
   do {                                                                      \
     if (step == 1) {                                                        \
@@ -58,15 +59,15 @@ static inline float sigmoid(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) 
 MAP_CLONES static void map_run(float *p, int64_t n, int64_t step, blua_map_op op, float a, float b) {
   switch (op) {
     case BLUA_MAP_ABS: VEC(fabsf(x)); break;
-    case BLUA_MAP_EXP: CALL(expf(x)); break;
-    case BLUA_MAP_LOG: CALL(logf(x)); break;
+    case BLUA_MAP_EXP: VEC(vm_expf(x)); break;
+    case BLUA_MAP_LOG: VEC(vm_logf(x)); break;
     case BLUA_MAP_SQRT: VEC(sqrtf(x)); break;
-    case BLUA_MAP_TANH: CALL(tanhf(x)); break;
-    case BLUA_MAP_SIGMOID: CALL(sigmoid(x)); break;
+    case BLUA_MAP_TANH: VEC(vm_tanhf(x)); break;
+    case BLUA_MAP_SIGMOID: VEC(vm_sigmoidf(x)); break;
     case BLUA_MAP_SIGN: VEC((float)((x > 0) - (x < 0))); break;
     case BLUA_MAP_NEG: VEC(-x); break;
     case BLUA_MAP_SQUARE: VEC(x * x); break;
-    case BLUA_MAP_LOG1P: CALL(log1pf(x)); break;
+    case BLUA_MAP_LOG1P: VEC(vm_log1pf(x)); break;
     case BLUA_MAP_FLOOR: VEC(floor_of(x)); break;
     case BLUA_MAP_CLAMP: VEC(x < a ? a : (x > b ? b : x)); break;
     case BLUA_MAP_GT: VEC((float)(x > a)); break;
@@ -80,7 +81,8 @@ MAP_CLONES static void map_run(float *p, int64_t n, int64_t step, blua_map_op op
   }
 }
 
-static int calls_libm(blua_map_op op) {
+/* The ops that cost more than the memory traffic: a polynomial or a libm call per entry. */
+static int compute_bound(blua_map_op op) {
   return op == BLUA_MAP_EXP || op == BLUA_MAP_LOG || op == BLUA_MAP_TANH || op == BLUA_MAP_SIGMOID ||
          op == BLUA_MAP_LOG1P || op == BLUA_MAP_POW;
 }
@@ -110,7 +112,7 @@ int blua_tensor_map(blua_tensor *t, blua_map_op op, float a, float b, blua_err *
     int64_t pieces = (len + MAP_BLOCK - 1) / MAP_BLOCK;
     if (!big || pieces < 2) {
       map_run(p, len, step, op, a, b);
-    } else if (calls_libm(op)) {
+    } else if (compute_bound(op)) {
       /* Pieces dealt as threads come free: on a shared machine a thread whose core is busy
        * would hold up a static split of compute-bound work. */
 #pragma omp parallel for schedule(dynamic)

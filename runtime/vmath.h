@@ -1,12 +1,15 @@
-/* Private to the activation kernels: e^x, log x, σ and tanh in double, written without
- * branches or table look-ups so that loops calling them vectorise (libm's exp and log are
- * calls the compiler cannot vectorise without -ffast-math). Each is accurate to about one
- * unit in the last place of a double (tests/c/test_vmath.c measures it against libm), so a
- * float result computed from them is the correctly rounded float nearly always.
+/* Private to the activation kernels and the elementwise maps: e^x, log x, σ and tanh in
+ * double, written without branches or table look-ups so that loops calling them vectorise
+ * (libm's exp and log are calls the compiler cannot vectorise without -ffast-math). Each is
+ * accurate to about one unit in the last place of a double (tests/c/test_vmath.c measures it
+ * against libm), so a float result computed from them is the correctly rounded float nearly
+ * always.
  *
  * exp: x = k ln2 + r with |r| <= ln2/2 (ln2 split in two so k ln2 is exact), e^r by its Taylor
  * polynomial of degree 13 (truncation below 1e-17 relative), times 2^k built in the exponent
  * bits. Arguments are clamped to [-708, 709], where e^x is a normal double.
+ * expm1: the same reduction, e^r − 1 = r + r² (1/2 + r/6 + ...) to degree 13 so that it keeps
+ * its relative accuracy near 0, then 2^k (e^r − 1) + (2^k − 1); for x <= 709.
  * log: x = 2^e m with m in [√½, √2), log m = 2 atanh f with f = (m − 1)/(m + 1), |f| <= 0.172,
  * by the odd series of atanh up to f^23. For positive normal doubles (every float but 0 is
  * one once widened); callers choose the value at 0 themselves. */
@@ -58,6 +61,28 @@ VM_INLINE double vm_exp(double x) {
   return p * vm_from_bits(scale);
 }
 
+VM_INLINE double vm_expm1(double x) {
+  x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x); /* NaN stays NaN */
+  double t = x * 1.4426950408889634074 + VM_SHIFTER;
+  double k = t - VM_SHIFTER;
+  double r = (x - k * VM_LN2_HI) - k * VM_LN2_LO;
+  double p = 1.0 / 6227020800.0;                     /* 1/13! */
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = r + r * r * p; /* e^r − 1 */
+  double s = vm_from_bits((vm_bits(t) - vm_bits(VM_SHIFTER) + 1023u) << 52); /* 2^k */
+  return s * p + (s - 1.0); /* s − 1 exact for |k| <= 53; below, e^x − 1 rounds to −1 anyway */
+}
+
 VM_INLINE double vm_log(double x) {
   uint64_t u = vm_bits(x);
   uint64_t biased = u >> 52;
@@ -82,7 +107,7 @@ VM_INLINE double vm_log(double x) {
   return e * VM_LN2_HI + (logm + e * VM_LN2_LO);
 }
 
-/* log(1 + t) for t >= 0, keeping the digits of t that 1 + t rounds away. */
+/* log(1 + t) for t > −1, keeping the digits of t that 1 + t rounds away. */
 VM_INLINE double vm_log1p(double t) {
   double u = 1.0 + t;
   return vm_log(u) - ((u - 1.0) - t) / u;
@@ -90,14 +115,48 @@ VM_INLINE double vm_log1p(double t) {
 
 VM_INLINE double vm_sigmoid(double z) { return 1.0 / (1.0 + vm_exp(-z)); }
 
-/* tanh from e^{-2|z|}; below |z| = 1e-4 (where 1 − e^{-2|z|} loses digits) its Taylor series. */
+/* tanh |z| = −m/(2 + m) with m = e^{−2|z|} − 1: relative accuracy near 0 too, and ±1 at ±∞. */
 VM_INLINE double vm_tanh(double z) {
-  double a = z < 0.0 ? -z : z, e = vm_exp(-2.0 * a);
-  double t = (1.0 - e) / (1.0 + e), z2 = z * z;
-  double small = z * (1.0 - z2 * (1.0 / 3.0 - z2 * (2.0 / 15.0)));
-  t = z < 0.0 ? -t : t;
-  return a < 1e-4 ? small : t;
+  double m = vm_expm1(-2.0 * __builtin_fabs(z));
+  return __builtin_copysign(-m / (2.0 + m), z);
 }
+
+/* ---- float in, double inside ----
+ * The elementwise maps t:exp(), t:log(), t:log1p(), t:tanh() and t:sigmoid() (tensor_map.c):
+ * the double functions above on the widened float, rounded once to float. Their error of a few
+ * units in a double's last place moves the float only where the exact value lies that close to
+ * the midpoint between two floats, which a handful of the 2^32 floats do
+ * (tests/c/test_map_accuracy.c walks them against libm's double functions). The special values
+ * are chosen by selects, and a NaN comes back as x + x (quietened, sign and payload kept), so
+ * every vector width gives the same bits. */
+
+VM_INLINE float vm_expf(float x) { return x != x ? x + x : (float)vm_exp(x); } /* ±∞ by the clamp */
+
+/* vm_log and vm_log1p of an argument outside their domain give some number (bit arithmetic,
+ * nothing traps) that the selects after them replace; a select on the argument instead made
+ * these loops 1.6 times slower. */
+VM_INLINE float vm_logf(float x) {
+  const float inf = __builtin_inff();
+  float r = (float)vm_log(x); /* every positive float is a positive normal double */
+  r = x == 0.0f ? -inf : r;
+  r = x == inf ? x : r;
+  r = x < 0.0f ? __builtin_nanf("") : r;
+  return x != x ? x + x : r;
+}
+
+VM_INLINE float vm_log1pf(float x) {
+  const float inf = __builtin_inff();
+  float r = (float)vm_log1p(x);
+  r = x == 0.0f ? x : r; /* −0 stays −0 */
+  r = x == -1.0f ? -inf : r;
+  r = x == inf ? x : r;
+  r = x < -1.0f ? __builtin_nanf("") : r;
+  return x != x ? x + x : r;
+}
+
+VM_INLINE float vm_tanhf(float x) { return x != x ? x + x : (float)vm_tanh(x); }
+
+VM_INLINE float vm_sigmoidf(float x) { return x != x ? x + x : (float)vm_sigmoid(x); }
 
 /* ---- single precision ----
  * The same functions in float, for the activation kernels: twice the lanes of the double ones

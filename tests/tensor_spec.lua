@@ -182,6 +182,48 @@ describe("arithmetic", function()
     assert.has_error(function() t:clone():map(function() return "x" end) end)
   end)
 
+  it("gives exp, log, log1p, tanh and sigmoid their special values and float rounding", function()
+    local inf, nan = math.huge, 0 / 0
+    -- the mapped values and 1/v, which tells -0 from 0 (t:get returns -0 as the integer 0)
+    local function map(name, values)
+      local t = blua.tensor(values)
+      t[name](t)
+      local inv = blua.ones(#values):cdiv(t)
+      local out, inverse = {}, {}
+      for i = 1, #values do out[i], inverse[i] = t:get(i), inv:get(i) end
+      return out, inverse
+    end
+    local function is_nan(v) return v ~= v end
+    local e, e_inv = map("exp", {-inf, inf, nan, 89, -104, -1000, 0})
+    assert.same({0, inf, 1}, {e[1], e[2], e[7]})
+    assert.is_true(is_nan(e[3]) and e[4] == inf and e[5] == 0 and e[6] == 0 and e_inv[1] == inf)
+    local l = map("log", {0, -0.0, -1, -inf, inf, nan, 1, 2 ^ -149})
+    assert.same({-inf, -inf, inf, 0}, {l[1], l[2], l[5], l[7]})
+    assert.is_true(is_nan(l[3]) and is_nan(l[4]) and is_nan(l[6]))
+    assert.near(-149 * math.log(2), l[8], 1e-5)   -- a denormal's log
+    local p, p_inv = map("log1p", {-1, -2, inf, -0.0, nan, 0})
+    assert.same({-inf, inf, -inf, inf}, {p[1], p[3], p_inv[4], p_inv[6]})
+    assert.is_true(is_nan(p[2]) and p[4] == 0 and is_nan(p[5]))
+    local h, h_inv = map("tanh", {inf, -inf, -0.0, nan, 20})
+    assert.same({1, -1, 1, -inf}, {h[1], h[2], h[5], h_inv[3]})
+    assert.is_true(is_nan(h[4]))
+    local s = map("sigmoid", {inf, -inf, 0, nan})
+    assert.same({1, 0, 0.5}, {s[1], s[2], s[3]})
+    assert.is_true(is_nan(s[4]))
+    -- on ordinary values: the exact result rounded to float (math's double rounded to float)
+    local function f32(v) return (string.unpack("f", string.pack("f", v))) end
+    local xs = {}
+    for i = 1, 2001 do xs[i] = f32((i - 1001) / 37) end
+    local got = map("exp", xs)
+    for i, x in ipairs(xs) do assert.equal(f32(math.exp(x)), got[i]) end
+    local pos = {}
+    for i = 1, 2000 do pos[i] = f32(i / 97) end
+    got = map("log", pos)
+    for i, x in ipairs(pos) do assert.equal(f32(math.log(x)), got[i]) end
+    got = map("sigmoid", xs)
+    for i, x in ipairs(xs) do assert.equal(f32(1 / (1 + math.exp(-x))), got[i]) end
+  end)
+
   it("refuses mismatched shapes naming both", function()
     assert.has_error(function() return a + blua.zeros(3, 2) end, "size mismatch in 'add': 2x2 and 3x2")
     assert.has_error(function() a:clone():cmul(blua.zeros(2, 3)) end, "size mismatch in 'cmul': 2x2 and 2x3")

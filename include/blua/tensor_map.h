@@ -1,8 +1,10 @@
 /* Elementwise maps of one tensor in place: t[i] = f(t[i]) for the unary functions and the
  * comparisons and clamps with scalar arguments that the Lua methods t:abs(), t:clamp(lo, hi),
  * t:gt(a), t:cmax(a), ... expose. Any view works. The values written are the bits of the plain
- * C expression of each op evaluated one entry at a time (libm for exp, log, tanh, log1p, pow),
- * whatever the thread count and vector width. */
+ * C expression of each op evaluated one entry at a time (libm for pow; exp, log, log1p, tanh
+ * and sigmoid in double by the project's own routines, then rounded to float: the correctly
+ * rounded float but for a handful of the 2^32 floats, and a NaN quietened with its sign and
+ * payload kept), whatever the thread count and vector width. */
 #ifndef BLUA_TENSOR_MAP_H
 #define BLUA_TENSOR_MAP_H
 
@@ -12,15 +14,15 @@
 typedef enum {
   /* x -> f(x) */
   BLUA_MAP_ABS,     /* fabsf(x) */
-  BLUA_MAP_EXP,     /* expf(x) */
-  BLUA_MAP_LOG,     /* logf(x) */
+  BLUA_MAP_EXP,     /* e^x */
+  BLUA_MAP_LOG,     /* log x: -inf at ±0, NaN below 0 */
   BLUA_MAP_SQRT,    /* sqrtf(x) */
-  BLUA_MAP_TANH,    /* tanhf(x) */
-  BLUA_MAP_SIGMOID, /* x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)) */
+  BLUA_MAP_TANH,    /* tanh x */
+  BLUA_MAP_SIGMOID, /* 1 / (1 + e^-x) */
   BLUA_MAP_SIGN,    /* 1, 0 or -1 (+0 for NaN and both zeros) */
   BLUA_MAP_NEG,     /* -x */
   BLUA_MAP_SQUARE,  /* x * x */
-  BLUA_MAP_LOG1P,   /* log1pf(x) */
+  BLUA_MAP_LOG1P,   /* log(1 + x): -inf at -1, NaN below */
   BLUA_MAP_FLOOR,   /* floorf(x); a NaN comes back unchanged, a signalling one too */
   /* with the scalars a (and b) */
   BLUA_MAP_CLAMP, /* x < a ? a : (x > b ? b : x): NaN stays NaN; needs a <= b */

@@ -1,8 +1,8 @@
-/* The vectorisable exp, log, log1p, σ and tanh of runtime/vmath.h against libm, over their
- * whole ranges: error in units in the last place (ulp) of the exact result, the worst case
- * printed. Double versions: exp over [-708, 709] and log over every binade of the positive
- * normal doubles, each sampled evenly in bit patterns; σ and tanh rounded to float over every
- * 64th float. Float versions: against libm in double rounded to float, over every 127th float
+/* The vectorisable exp, expm1, log, log1p, σ and tanh of runtime/vmath.h against libm, over
+ * their whole ranges: error in units in the last place (ulp) of the exact result, the worst
+ * case printed. Double versions: exp and expm1 over [-708, 709] (expm1 also densely near 0) and
+ * log over every binade of the positive normal doubles, each sampled evenly in bit patterns; σ
+ * and tanh rounded to float over every 64th float. Float versions: against libm in double rounded to float, over every 127th float
  * bit pattern (all signs, binades, denormals, infinities and NaNs), every float where exp
  * reaches the denormals or overflows, and every 7th denormal for log. */
 #include <math.h>
@@ -123,6 +123,22 @@ int main(void) {
   printf("exp   over [-708, 709]: max error %.2f ulp (at %.17g)\n", worst, at);
   CHECK(worst <= 2.0);
   CHECK(vm_exp(0.0) == 1.0 && vm_exp(-1000.0) > 0.0 && isfinite(vm_exp(1000.0)) && isnan(vm_exp(NAN)));
+
+  /* expm1 over the same range, and densely near 0 where it keeps its relative accuracy */
+  worst = 0.0;
+  for (int64_t i = 0; i <= samples; i++) {
+    double x = -708.0 + 1417.0 * (double)i / (double)samples;
+    double e = ulps(vm_expm1(x), expm1(x));
+    if (e > worst) worst = e, at = x;
+  }
+  for (int64_t i = 0; i <= samples; i++) {
+    double x = (i % 2 ? -1.0 : 1.0) * ldexp(1.0, -60) * pow(2.0, 60.0 * (double)i / (double)samples); /* ±2^-60 .. 1 */
+    double e = ulps(vm_expm1(x), expm1(x));
+    if (e > worst) worst = e, at = x;
+  }
+  printf("expm1 over [-708, 709] and ±[2^-60, 1]: max error %.2f ulp (at %.17g)\n", worst, at);
+  CHECK(worst <= 2.0);
+  CHECK(vm_expm1(0.0) == 0.0 && vm_expm1(-INFINITY) == -1.0 && isnan(vm_expm1(NAN)) && vm_expm1(1e-300) == 1e-300);
 
   /* log: every positive normal double's bit pattern range, evenly */
   const uint64_t lo = 0x0010000000000000u, hi = 0x7fefffffffffffffu;
