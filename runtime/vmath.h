@@ -38,48 +38,40 @@ VM_INLINE uint64_t vm_bits(double d) {
 #define VM_LN2_LO 1.90821492927058770002e-10
 #define VM_SHIFTER 0x1.8p52 /* adding it rounds to an integer, kept in the low mantissa bits */
 
-VM_INLINE double vm_exp(double x) {
+/* The shared start of e^x and e^x − 1: x = k ln2 + r, 2^k into *scale, r into *r, and the Taylor
+ * polynomial's coefficients from 1/13! down to 1/2 summed by Horner's rule in r. */
+VM_INLINE double vm_exp_start(double x, double *scale, double *r) {
   x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x); /* NaN stays NaN */
   double t = x * 1.4426950408889634074 + VM_SHIFTER;
   double k = t - VM_SHIFTER;
-  double r = (x - k * VM_LN2_HI) - k * VM_LN2_LO;
+  double rr = (x - k * VM_LN2_HI) - k * VM_LN2_LO;
   double p = 1.0 / 6227020800.0;                     /* 1/13! */
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
+  p = p * rr + 1.0 / 479001600.0;
+  p = p * rr + 1.0 / 39916800.0;
+  p = p * rr + 1.0 / 3628800.0;
+  p = p * rr + 1.0 / 362880.0;
+  p = p * rr + 1.0 / 40320.0;
+  p = p * rr + 1.0 / 5040.0;
+  p = p * rr + 1.0 / 720.0;
+  p = p * rr + 1.0 / 120.0;
+  p = p * rr + 1.0 / 24.0;
+  p = p * rr + 1.0 / 6.0;
+  p = p * rr + 0.5;
+  *scale = vm_from_bits((vm_bits(t) - vm_bits(VM_SHIFTER) + 1023u) << 52); /* 2^k */
+  *r = rr;
+  return p;
+}
+
+VM_INLINE double vm_exp(double x) {
+  double s, r, p = vm_exp_start(x, &s, &r);
   p = p * r + 1.0;
   p = p * r + 1.0;
-  uint64_t scale = (vm_bits(t) - vm_bits(VM_SHIFTER) + 1023u) << 52; /* 2^k */
-  return p * vm_from_bits(scale);
+  return p * s;
 }
 
 VM_INLINE double vm_expm1(double x) {
-  x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x); /* NaN stays NaN */
-  double t = x * 1.4426950408889634074 + VM_SHIFTER;
-  double k = t - VM_SHIFTER;
-  double r = (x - k * VM_LN2_HI) - k * VM_LN2_LO;
-  double p = 1.0 / 6227020800.0;                     /* 1/13! */
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
+  double s, r, p = vm_exp_start(x, &s, &r);
   p = r + r * r * p; /* e^r − 1 */
-  double s = vm_from_bits((vm_bits(t) - vm_bits(VM_SHIFTER) + 1023u) << 52); /* 2^k */
   return s * p + (s - 1.0); /* s − 1 exact for |k| <= 53; below, e^x − 1 rounds to −1 anyway */
 }
 

@@ -66,6 +66,17 @@ describe("blua.nn.mlp", function()
     assert.equal("clip", back:activation(2).name)
   end)
 
+  it("takes its options in the sizes' table or in a second one", function()
+    blua.manualSeed(3)
+    local a = blua.nn.mlp{4, 3, 2, activation = "tanh", output = "identity"}
+    blua.manualSeed(3)
+    local b = blua.nn.mlp({4, 3, 2}, {activation = "tanh", output = "identity"})
+    assert.equal("tanh", b:activation(1).name)
+    assert.equal("identity", b:activation(2).name)
+    assert.equal("glorot", b.init)
+    for l = 1, 2 do assert.equal(0, (a.W[l] - b.W[l]):abs():max()) end
+  end)
+
   it("refuses bad specs with messages", function()
     assert.has_error(function() blua.nn.mlp{784} end, "blua.nn.mlp: at least an input and an output size expected")
     assert.has_error(function() blua.nn.mlp{784, 0, 10} end)
@@ -74,6 +85,14 @@ describe("blua.nn.mlp", function()
     assert.has_error(function() blua.nn.mlp{4, 3, 2, activation = "swish"} end)
     assert.has_error(function() blua.nn.mlp{4, 3, 3, 2, activation = {"relu"}} end,
       "blua.nn.mlp: 1 activations given for 2 hidden layers")
+    assert.has_error(function() blua.nn.mlp({4, 3, 2}, {activaton = "relu"}) end,
+      "blua.nn.mlp: unknown option 'activaton' (accepted: activation, init, output)")
+    assert.has_error(function() blua.nn.mlp({4, 3, 2, init = "he"}, {init = "glorot"}) end,
+      "blua.nn.mlp: option 'init' given in both tables")
+    assert.has_error(function() blua.nn.mlp({4, 3}, {2}) end,
+      "blua.nn.mlp: layer sizes go in the first table, options in the second")
+    assert.has_error(function() blua.nn.mlp({4, 3, 2}, "tanh") end,
+      "blua.nn.mlp: a table of options expected as argument 2, got string")
     local net = blua.nn.mlp{4, 3, 2}
     assert.has_error(function() net:forward(blua.zeros(2, 5)) end,
       "size mismatch in 'forward': input 2x5, network expects N x 4")

@@ -221,11 +221,23 @@ local inits = {
 }
 
 --- blua.nn.mlp{784, 64, 64, 64, 10, activation = "relu", output = "softmax", init = "he"}
+-- or blua.nn.mlp({784, 64, 10}, {activation = "tanh"}): the options in a table of their own.
 -- init defaults to "he" with a softmax output and to "glorot" otherwise.
 -- activation: a name, an activation object, or a list with one per hidden layer.
 -- Weights are drawn from the seeded generator (blua.manualSeed), biases start at zero.
-function nn.mlp(spec)
+function nn.mlp(spec, opts)
   if type(spec) ~= "table" then error("blua.nn.mlp: a table of layer sizes expected", 2) end
+  if opts ~= nil then -- (a second table must not be ignored: its options would silently not apply)
+    if type(opts) ~= "table" then error("blua.nn.mlp: a table of options expected as argument 2, got " .. type(opts), 2) end
+    local merged = {}
+    for k, v in pairs(spec) do merged[k] = v end
+    for k, v in pairs(opts) do
+      if type(k) ~= "string" then error("blua.nn.mlp: layer sizes go in the first table, options in the second", 2) end
+      if merged[k] ~= nil then error(string.format("blua.nn.mlp: option '%s' given in both tables", k), 2) end
+      merged[k] = v
+    end
+    spec = merged
+  end
   local known = {activation = true, output = true, init = true}
   for k in pairs(spec) do
     if type(k) ~= "number" and not known[k] then
