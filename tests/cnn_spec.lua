@@ -69,6 +69,18 @@ describe("convolutional networks", function()
     assert.has_error(function() nn.Sequential():add(nn.Reshape(1, 4, 4)):add(nn.Reshape(3, 5)) end,
       "size mismatch in 'add': Reshape(1, 3, 5) of a 1x4x4 input (16 features, not 15)")
     assert.has_error(function() nn.Linear(784) end, "blua.nn.Linear: size 2 must be a positive integer, got nil")
+    -- more arguments than a constructor takes: an error, not a silent default
+    assert.has_error(function() nn.Linear(784, 64, false) end,
+      "blua.nn.Linear: 1 more argument than it takes (n_in, n_out; every layer has a bias)")
+    assert.has_error(function() nn.Conv2d(1, 8, 5, {}, 2) end,
+      "blua.nn.Conv2d: 1 more argument than it takes (c_in, c_out, k, {stride =, padding =})")
+    assert.has_error(function() nn.AvgPool2d(2, nil, 2, 3) end,
+      "blua.nn.AvgPool2d: 2 more arguments than it takes (k, {stride =})")
+    assert.has_error(function() nn.Flatten(1) end, "blua.nn.Flatten: 1 more argument than it takes (no arguments)")
+    assert.has_error(function() nn.Sequential(nn.Linear(2, 3)) end,
+      "blua.nn.Sequential: no arguments expected (add layers with :add)")
+    assert.has_error(function() nn.Reshape(1, nil, 28) end, "blua.nn.Reshape: size 2 must be a positive integer, got nil")
+    assert.has_error(function() nn.Reshape(1, 28, 28, 1) end, "blua.nn.Reshape: 1 to 3 sizes expected (C, H, W)")
     -- padding makes a large kernel fit
     assert.equal(2 * 4 * 4, img():add(nn.Conv2d(2, 2, 7, {padding = 2})).sizes[2])
   end)

@@ -299,7 +299,8 @@ nn.Reshape = layers.Reshape
 nn.Flatten = layers.Flatten
 
 --- blua.nn.Sequential(): an empty network to build with :add.
-function nn.Sequential()
+function nn.Sequential(...)
+  if select("#", ...) > 0 then error("blua.nn.Sequential: no arguments expected (add layers with :add)", 2) end
   return setmetatable({sizes = {}, activations = {}, W = {}, b = {}, init = "he", layers = {}}, MLP)
 end
 

@@ -35,8 +35,18 @@ end
 
 local function module(t) return setmetatable(t, Module) end
 
+-- A constructor called with more arguments than it takes: an error, not a silent default (Torch's
+-- nn.Linear(n_in, n_out, false) means no bias, which these layers do not have).
+local function no_more(fname, takes, ...)
+  local extra = select("#", ...)
+  if extra > 0 then
+    error(string.format("%s: %d more argument%s than it takes (%s)", fname, extra, extra > 1 and "s" or "", takes), 3)
+  end
+end
+
 --- blua.nn.Linear(n_in, n_out): an affine layer, x W + b with W n_in x n_out.
-function layers.Linear(n_in, n_out)
+function layers.Linear(n_in, n_out, ...)
+  no_more("blua.nn.Linear", "n_in, n_out; every layer has a bias", ...)
   positive_int("blua.nn.Linear", "size 1", n_in)
   positive_int("blua.nn.Linear", "size 2", n_out)
   return module{kind = "linear", n_in = n_in, n_out = n_out}
@@ -44,8 +54,9 @@ end
 
 --- blua.nn.Conv2d(c_in, c_out, k, {stride = 1, padding = 0}): 2-D cross-correlation with
 -- c_out filters of c_in x k x k and a bias per output channel.
-function layers.Conv2d(c_in, c_out, k, opts)
+function layers.Conv2d(c_in, c_out, k, opts, ...)
   local f = "blua.nn.Conv2d"
+  no_more(f, "c_in, c_out, k, {stride =, padding =}", ...)
   positive_int(f, "input channels", c_in)
   positive_int(f, "output channels", c_out)
   positive_int(f, "kernel size", k)
@@ -59,8 +70,9 @@ function layers.Conv2d(c_in, c_out, k, opts)
 end
 
 --- blua.nn.AvgPool2d(k, {stride = k}): the mean of each k x k window, per channel.
-function layers.AvgPool2d(k, opts)
+function layers.AvgPool2d(k, opts, ...)
   local f = "blua.nn.AvgPool2d"
+  no_more(f, "k, {stride =}", ...)
   positive_int(f, "kernel size", k)
   opts = check_opts(f, opts, {stride = true})
   local stride = opts.stride or k
@@ -71,15 +83,18 @@ end
 --- blua.nn.Reshape(C, H, W) or Reshape(n): read each row as a C x H x W image (or n features).
 function layers.Reshape(...)
   local dims = {...}
-  if #dims < 1 or #dims > 3 then error("blua.nn.Reshape: 1 to 3 sizes expected (C, H, W)", 2) end
-  for i, d in ipairs(dims) do positive_int("blua.nn.Reshape", "size " .. i, d) end
+  if select("#", ...) < 1 or select("#", ...) > 3 then error("blua.nn.Reshape: 1 to 3 sizes expected (C, H, W)", 2) end
+  for i = 1, select("#", ...) do positive_int("blua.nn.Reshape", "size " .. i, dims[i]) end
   local shape = {dims[1], dims[2] or 1, dims[3] or 1}
   if #dims == 2 then shape = {1, dims[1], dims[2]} end
   return module{kind = "reshape", shape = shape}
 end
 
 --- blua.nn.Flatten(): read each row as a flat vector again (free: rows are stored flat).
-function layers.Flatten() return module{kind = "flatten"} end
+function layers.Flatten(...)
+  no_more("blua.nn.Flatten", "no arguments", ...)
+  return module{kind = "flatten"}
+end
 
 local function size_of(s) return s[1] * s[2] * s[3] end
 layers.size_of = size_of
