@@ -283,6 +283,12 @@ describe("other silently wrong inputs", function()
       -- the message points at this file, the caller
       assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
     end
+    -- options in a second table would be ignored: refused, pointing at the caller too
+    for _, m in ipairs{"bregman", "lifted", "backprop"} do
+      local err = fails_with(function() blua.train[m](net{4, 3, 2}, d, {epochs = 1}, {lr = 1}) end,
+        "blua.train." .. m .. ": (net, data [, opts]) expected, got 1 more argument; every option goes in opts")
+      assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    end
   end)
 
   it("misspelt or wrongly shaped options of the building blocks are refused, not ignored", function()

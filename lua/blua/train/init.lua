@@ -61,9 +61,16 @@ end
 
 -- blua.train.<method> tail-calls the loop, so option errors raised two levels down point at
 -- the caller's line.
-function train.bregman(net, data, opts) return loop.run("bregman", net, data, opts) end
-function train.lifted(net, data, opts) return loop.run("lifted", net, data, opts) end
-function train.backprop(net, data, opts) return loop.run("backprop", net, data, opts) end
+-- A fourth argument (a second options table, say) would otherwise be ignored without a word.
+local function no_more(method, ...)
+  if select("#", ...) > 0 then
+    error(string.format("blua.train.%s: (net, data [, opts]) expected, got %d more argument%s; every option goes in opts",
+      method, select("#", ...), select("#", ...) > 1 and "s" or ""), 3)
+  end
+end
+function train.bregman(net, data, opts, ...) no_more("bregman", ...) return loop.run("bregman", net, data, opts) end
+function train.lifted(net, data, opts, ...) no_more("lifted", ...) return loop.run("lifted", net, data, opts) end
+function train.backprop(net, data, opts, ...) no_more("backprop", ...) return loop.run("backprop", net, data, opts) end
 
 --- Gradients for checking and for research scripts: a list in the order of net:parameters()
 -- (W1, b1, W2, b2, ... for dense layers).
