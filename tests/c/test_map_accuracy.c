@@ -39,21 +39,9 @@ static float reference(int f, float x) {
   }
 }
 
-static float from_bits(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-static uint32_t bits_of(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  return u;
-}
-
 /* Distance in representable floats (both zeros at 0), for two non-NaN floats. */
 static int64_t float_ulps(float got, float want) {
-  int64_t a = (int32_t)bits_of(got), b = (int32_t)bits_of(want);
+  int64_t a = (int32_t)bits_of_float(got), b = (int32_t)bits_of_float(want);
   if (a < 0) a = INT32_MIN - a; /* order the bit patterns like the values */
   if (b < 0) b = INT32_MIN - b;
   return a > b ? a - b : b - a;
@@ -81,7 +69,7 @@ static void flush(void) {
     for (int64_t i = 0; i < n_pending; i++) {
       float x = pending[i], got = p[i], want = reference(f, x);
       c->seen++;
-      if (bits_of(got) == bits_of(want) || (isnan(got) && isnan(want))) continue;
+      if (bits_of_float(got) == bits_of_float(want) || (isnan(got) && isnan(want))) continue;
       /* a NaN, an infinity or a zero of the wrong sign where the other is not counts as far off */
       int64_t e = isnan(got) || isnan(want) || got == want ? INT64_MAX : float_ulps(got, want);
       if (c->differ++ < 3) printf("  %s(%a) = %a, libm %a\n", names[f], x, got, want);
@@ -98,11 +86,11 @@ static void push(float x) {
 }
 
 static void test_walk(uint64_t stride) {
-  for (uint64_t u = 0; u <= 0xffffffffu; u += stride) push(from_bits((uint32_t)u));
+  for (uint64_t u = 0; u <= 0xffffffffu; u += stride) push(float_of_bits((uint32_t)u));
   if (stride > 1) {
     for (float x = -104.0f; x <= -87.0f; x = nextafterf(x, INFINITY)) push(x);
     for (float x = 88.0f; x <= 89.0f; x = nextafterf(x, INFINITY)) push(x);
-    for (uint32_t u = 1; u < 0x00800000u; u += 7) push(from_bits(u));
+    for (uint32_t u = 1; u < 0x00800000u; u += 7) push(float_of_bits(u));
   }
   flush();
   for (int f = 0; f < N_OPS; f++) {
@@ -129,7 +117,7 @@ static float map1(blua_map_op op, float x) {
 }
 
 /* y has the bits of want (a zero's sign included). */
-static int same(float y, float want) { return bits_of(y) == bits_of(want); }
+static int same(float y, float want) { return bits_of_float(y) == bits_of_float(want); }
 
 static void test_special_values(void) {
   const float inf = INFINITY;
@@ -156,7 +144,7 @@ static void test_special_values(void) {
   const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7fa00000u, 0x7fc12345u, 0xff812345u, 0x7f800001u};
   for (int f = 0; f < N_OPS; f++) {
     for (int i = 0; i < (int)(sizeof nans / sizeof *nans); i++) {
-      uint32_t got = bits_of(map1(ops[f], from_bits(nans[i])));
+      uint32_t got = bits_of_float(map1(ops[f], float_of_bits(nans[i])));
       if (got != (nans[i] | 0x00400000u)) printf("  %s(0x%08x) = 0x%08x\n", names[f], nans[i], got);
       CHECK(got == (nans[i] | 0x00400000u));
     }

@@ -49,18 +49,6 @@ static const char *op_name[BLUA_MAP_COUNT] = {"abs", "exp", "log", "sqrt", "tanh
                                               "neg", "square", "log1p", "floor", "clamp", "gt", "ge",
                                               "lt", "le", "pow", "max", "min"};
 
-static float from_bits(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-static uint32_t bits_of(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  return u;
-}
-
 static float special(int i) {
   static const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7fa00000u, 0x7fc12345u, 0xff812345u};
   const float values[] = {INFINITY, -INFINITY, 0.0f, -0.0f, FLT_MAX, -FLT_MAX, FLT_MIN, -FLT_MIN,
@@ -68,7 +56,7 @@ static float special(int i) {
                           1e8f, -1e8f, 8388607.5f, -8388607.5f, 0.49999997f, 3e38f, 1e-30f, -1e-30f};
   int n_nans = (int)(sizeof nans / sizeof nans[0]), n_values = (int)(sizeof values / sizeof values[0]);
   i %= n_nans + n_values;
-  return i < n_nans ? from_bits(nans[i]) : values[i - n_nans];
+  return i < n_nans ? float_of_bits(nans[i]) : values[i - n_nans];
 }
 
 /* Storage entry i: a special value, any bit pattern, or a small multiple of 1/4 (so that the
@@ -80,7 +68,7 @@ static void fill_pattern(blua_tensor *t, uint32_t seed) {
     s ^= s << 13;
     s ^= s >> 17;
     s ^= s << 5;
-    p[i] = i % 3 == 0 ? special((int)(i / 3)) : i % 3 == 1 ? from_bits(s) : (float)((int)(s % 33) - 16) * 0.25f;
+    p[i] = i % 3 == 0 ? special((int)(i / 3)) : i % 3 == 1 ? float_of_bits(s) : (float)((int)(s % 33) - 16) * 0.25f;
   }
 }
 
@@ -100,9 +88,9 @@ static int map_matches(blua_tensor *base, blua_tensor *view, blua_map_op op, flo
   int ok = blua_tensor_map(view, op, a, b, &err) == BLUA_OK;
   const float *got = blua_tensor_data(base);
   for (int64_t i = 0; ok && i < n; i++) {
-    if (bits_of(got[i]) != bits_of(want[i])) {
+    if (bits_of_float(got[i]) != bits_of_float(want[i])) {
       fprintf(stderr, "%s(%g, %g) at %lld: %a (0x%08x) from %a, want %a (0x%08x)\n", op_name[op], a, b, (long long)i,
-              got[i], bits_of(got[i]), before[i], want[i], bits_of(want[i]));
+              got[i], bits_of_float(got[i]), before[i], want[i], bits_of_float(want[i]));
       ok = 0;
     }
   }

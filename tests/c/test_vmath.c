@@ -38,12 +38,6 @@ static double from_bits(uint64_t u) {
   return d;
 }
 
-static float f_from_bits(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
 /* The float functions and their references (libm in double, rounded to float). */
 enum { F_EXP, F_EXPM1, F_LOG, F_LOG1P, F_SIGMOID, F_TANH, F_COUNT };
 static const char *const f_names[F_COUNT] = {"expf", "expm1f", "logf", "log1pf", "sigmoidf", "tanhf"};
@@ -92,14 +86,14 @@ static void f_check(float x) {
 }
 
 static void test_float_versions(void) {
-  for (uint64_t u = 0; u <= 0xffffffffu; u += 127) f_check(f_from_bits((uint32_t)u));
+  for (uint64_t u = 0; u <= 0xffffffffu; u += 127) f_check(float_of_bits((uint32_t)u));
   const uint32_t specials[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x007fffffu, 0x00800000u, 0x7f7fffffu,
                                0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00000u, 0x3f800000u, 0xbf800000u};
-  for (int i = 0; i < (int)(sizeof specials / sizeof *specials); i++) f_check(f_from_bits(specials[i]));
+  for (int i = 0; i < (int)(sizeof specials / sizeof *specials); i++) f_check(float_of_bits(specials[i]));
   /* every float where e^x is denormal or near overflow, and every 7th positive denormal */
   for (float x = -104.0f; x <= -87.0f; x = nextafterf(x, INFINITY)) f_check(x);
   for (float x = 88.0f; x <= 89.0f; x = nextafterf(x, INFINITY)) f_check(x);
-  for (uint32_t u = 1; u < 0x00800000u; u += 7) f_check(f_from_bits(u));
+  for (uint32_t u = 1; u < 0x00800000u; u += 7) f_check(float_of_bits(u));
   for (int f = 0; f < F_COUNT; f++) {
     printf("%-8s (float) max error %.0f ulp (at %.9g)\n", f_names[f], worst[f], worst_at[f]);
     CHECK(worst[f] <= f_limits[f]);
