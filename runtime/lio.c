@@ -283,6 +283,10 @@ static void save_value(saver *S, int idx, const path_node *at, int is_key) {
 static int l_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   luaL_checkany(L, 2);
+  /* (a third argument, options say, would be ignored) */
+  if (lua_gettop(L) > 2)
+    return luaL_error(L, "blua.save: (path, obj) expected, got %d more argument%s", lua_gettop(L) - 2,
+                      lua_gettop(L) > 3 ? "s" : "");
   lua_settop(L, 2);
   box *bx = push_box(L);                 /* 3 */
   lua_newtable(L);                       /* 4: seen */

@@ -291,6 +291,35 @@ describe("other silently wrong inputs", function()
     end
   end)
 
+  it("an argument past the last a metric or blua.save/load takes is refused, not ignored", function()
+    local d, n = classes(8), net{4, 3, 2}
+    local calls = {
+      {"accuracy", function() local _ = blua.metrics.accuracy(n, d, {}) end, "(net, data) expected, got 1 more argument"},
+      {"psnr", function() local _ = blua.metrics.psnr(n, d, 1, {clip = true}) end, "(net, data [, peak]) expected, got 1"},
+      {"sparsity", function() local _ = blua.metrics.sparsity(n, d, 1, 2, 3) end, "(net, data, l) expected, got 2 more arguments"},
+      {"topk", function() local _ = blua.metrics.topk(n, d, 1, nil) end, "(net, data, k) expected, got 1 more"},
+      {"mean_sd", function() local _ = blua.metrics.mean_sd({1, 2}, 3) end, "(xs) expected, got 1 more argument"},
+    }
+    for _, c in ipairs(calls) do
+      local err = fails_with(c[2], "blua.metrics." .. c[1] .. ": " .. c[3])
+      assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err) -- at the caller's line
+    end
+    -- the metrics' own checks still point at the caller through the argument check
+    local err = fails_with(function() blua.metrics.topk(n, d, 0) end, "k must be a positive integer")
+    assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    err = fails_with(function() blua.metrics.accuracy(n, {x = d.x}) end, "a data set {x =, y =} expected")
+    assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    -- the limits themselves still work
+    assert.are.equal(blua.metrics.accuracy(n, d), blua.metrics.topk(n, d, 1))
+    local path = os.tmpname()
+    fails_with(function() blua.save(path, n, {compress = true}) end, "blua.save: (path, obj) expected, got 1 more argument")
+    blua.save(path, n)
+    err = fails_with(function() blua.load(path, "nn") end, "blua.load: (path) expected, got 1 more argument")
+    assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    assert.are.equal(blua.metrics.accuracy(n, d), blua.metrics.accuracy(blua.load(path), d))
+    os.remove(path)
+  end)
+
   it("misspelt or wrongly shaped options of the building blocks are refused, not ignored", function()
     local n = net{4, 6, 2}
     local d = classes(8)

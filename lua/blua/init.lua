@@ -62,7 +62,11 @@ end
 -- a fixed list of blua's modules: the loader itself resolves names only from the registry and
 -- never requires anything a file names.
 local saveable_modules = {"nn"}
-function blua.load(path)
+function blua.load(path, ...)
+  if select("#", ...) > 0 then
+    error(string.format("blua.load: (path) expected, got %d more argument%s", select("#", ...),
+      select("#", ...) > 1 and "s" or ""), 2)
+  end
   for _, m in ipairs(saveable_modules) do local _ = blua[m] end
   local ok, v = pcall(core.load, path)
   if not ok then error((tostring(v):gsub("^[^\n]-%.lua:%d+: ", "")), 2) end
