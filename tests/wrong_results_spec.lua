@@ -318,6 +318,24 @@ describe("other silently wrong inputs", function()
     assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
     assert.are.equal(blua.metrics.accuracy(n, d), blua.metrics.accuracy(blua.load(path), d))
     os.remove(path)
+    -- the same class in the image, plot and inversion functions
+    local img = blua.rand(4, 4)
+    local more = {
+      {function() blua.image.resize(img, 2, 2, 2) end, "blua.image.resize: (t, h, w) expected, got 1 more argument"},
+      {function() blua.image.save(path, img, {}, "png") end, "blua.image.save: (path, t [, opts]) expected, got 1"},
+      {function() blua.image.load(path, nil, nil) end, "blua.image.load: (path [, opts]) expected, got 1 more"},
+      {function() blua.plot.available(true) end, "blua.plot.available: () expected, got 1 more argument"},
+      {function() blua.plot.lines({path = path}, {}) end, "blua.plot.lines: (opts) expected, got 1 more argument"},
+      {function() blua.invert(n, blua.zeros(1, 2), {}, {}) end, "blua.invert: (net, y [, opts]) expected, got 1 more"},
+    }
+    for _, c in ipairs(more) do
+      err = fails_with(c[1], c[2])
+      assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    end
+    -- their own checks still point at the caller
+    err = fails_with(function() blua.image.resize(img, 0, 2) end, "blua.image.resize")
+    assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    assert.are.same({4, 4}, {blua.image.resize(img, 4, 4):size()})
   end)
 
   it("misspelt or wrongly shaped options of the building blocks are refused, not ignored", function()

@@ -192,4 +192,8 @@ function image.mnist(t, opts)
   return field:clone():view(1, 784), field
 end
 
+-- An argument past a function's last is an error, not ignored.
+blua._refuseExtra(image, "blua.image.", {load = "path [, opts]", save = "path, t [, opts]", resize = "t, h, w",
+  mnist = "t [, opts]"})
+
 return image

@@ -57,16 +57,39 @@ local function missing_activation(v, known, seen, depth)
   return nil
 end
 
+-- Lua drops the arguments past a function's last without a word, so the public functions
+-- refuse them (an options table meant for another call, a layer given twice). Given any values
+-- past `who`'s last parameter, _noExtra raises the error at the line that called `who`;
+-- `usage` lists what it takes, `hint` (or nil) follows the message.
+function blua._noExtra(who, usage, hint, ...)
+  local extra = select("#", ...)
+  if extra > 0 then
+    error(string.format("%s: (%s) expected, got %d more argument%s%s", who, usage, extra, extra > 1 and "s" or "",
+      hint or ""), 3)
+  end
+end
+
+-- The same check on module[name] for each name of `usage` (name -> its comma-separated
+-- parameters, "" for none). The checked function tail-calls the original, so the original's own
+-- errors still point at the caller's line.
+function blua._refuseExtra(module, prefix, usage)
+  for name, params in pairs(usage) do
+    local f, who = module[name], prefix .. name
+    local most = params == "" and 0 or select(2, params:gsub(",", "")) + 1
+    module[name] = function(...)
+      blua._noExtra(who, params, nil, select(most + 1, ...))
+      return f(...)
+    end
+  end
+end
+
 -- Library objects are saved under registered type names; make sure blua's own types are known
 -- before a checkpoint is read, even when the script has not touched their modules yet. This is
 -- a fixed list of blua's modules: the loader itself resolves names only from the registry and
 -- never requires anything a file names.
 local saveable_modules = {"nn"}
 function blua.load(path, ...)
-  if select("#", ...) > 0 then
-    error(string.format("blua.load: (path) expected, got %d more argument%s", select("#", ...),
-      select("#", ...) > 1 and "s" or ""), 2)
-  end
+  blua._noExtra("blua.load", "path", nil, ...)
   for _, m in ipairs(saveable_modules) do local _ = blua[m] end
   local ok, v = pcall(core.load, path)
   if not ok then error((tostring(v):gsub("^[^\n]-%.lua:%d+: ", "")), 2) end

@@ -169,7 +169,8 @@ end
 -- ("bregman" or "gradient"), iterations (300), x0 (start, default zeros), lr (gradient: Adam's
 -- rate, 0.01), mu and beta (bregman: step multiplier and the problem's weight, 1 and 1).
 -- info = {objective = per-sample ½‖A f(u) − y‖² + α‖u‖₁, residual = per-sample ‖A f(u) − y‖²}.
-return function(net, y, opts)
+return function(net, y, opts, ...)
+  blua._noExtra("blua.invert", "net, y [, opts]", nil, ...)
   if getmetatable(net) ~= blua.nn.MLP then error("blua.invert: a blua.nn network expected", 2) end
   local o = options(net, y, opts)
   local u = o.x0 and o.x0:clone() or blua.zeros(y:size(1), net.sizes[o.from])

@@ -336,24 +336,9 @@ function metrics.mean_sd(xs)
   return mean, n > 1 and math.sqrt(var / (n - 1)) or 0
 end
 
--- Each metric takes at most these arguments; one more (an options table meant for another
--- call, a layer given twice) would be ignored without a word, so it is an error. The check
--- tail-calls the metric, so the metric's own errors still point at the caller's line.
-local arity = {accuracy = 2, linear_fraction = 2, energy = 3, confusion = 2, evaluate = 2, topk = 3, mse = 2,
-  psnr = 3, sparsity = 3, mean_sd = 1}
-local usage = {accuracy = "net, data", linear_fraction = "net, data", energy = "net, data [, opts]",
-  confusion = "net, data", evaluate = "net, data", topk = "net, data, k", mse = "net, data", psnr = "net, data [, peak]",
-  sparsity = "net, data, l", mean_sd = "xs"}
-for name, most in pairs(arity) do
-  local metric = metrics[name]
-  metrics[name] = function(...)
-    local extra = select("#", ...) - most
-    if extra > 0 then
-      error(string.format("blua.metrics.%s: (%s) expected, got %d more argument%s", name, usage[name], extra,
-        extra > 1 and "s" or ""), 2)
-    end
-    return metric(...)
-  end
-end
+-- An argument past a metric's last is an error, not ignored.
+blua._refuseExtra(metrics, "blua.metrics.", {accuracy = "net, data", linear_fraction = "net, data",
+  energy = "net, data [, opts]", confusion = "net, data", evaluate = "net, data", topk = "net, data, k",
+  mse = "net, data", psnr = "net, data [, peak]", sparsity = "net, data, l", mean_sd = "xs"})
 
 return metrics

@@ -4,6 +4,8 @@
 -- integer_x = true puts ticks on whole numbers only (epochs); a series with axis = "y2" is
 -- drawn against a second y axis on the right, labelled y2label (a loss next to accuracies).
 -- Returns true, or nil and a message when gnuplot is missing or fails.
+local blua = require "blua"
+
 local plot = {}
 
 local function quote(s) return '"' .. tostring(s):gsub('[\\"]', "\\%0") .. '"' end
@@ -139,5 +141,8 @@ function plot.images(opts)
   if ok == true or ok == 0 then return true end
   return nil, "gnuplot failed to write " .. opts.path
 end
+
+-- An argument past a function's last is an error, not ignored.
+blua._refuseExtra(plot, "blua.plot.", {available = "", commands = "opts", lines = "opts", images = "opts"})
 
 return plot

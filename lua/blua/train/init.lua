@@ -60,17 +60,20 @@ local function check_aux(fname, net, X, rows, first, last)
 end
 
 -- blua.train.<method> tail-calls the loop, so option errors raised two levels down point at
--- the caller's line.
--- A fourth argument (a second options table, say) would otherwise be ignored without a word.
-local function no_more(method, ...)
-  if select("#", ...) > 0 then
-    error(string.format("blua.train.%s: (net, data [, opts]) expected, got %d more argument%s; every option goes in opts",
-      method, select("#", ...), select("#", ...) > 1 and "s" or ""), 3)
-  end
+-- the caller's line. A fourth argument (a second options table, say) is an error.
+local usage, hint = "net, data [, opts]", "; every option goes in opts"
+function train.bregman(net, data, opts, ...)
+  blua._noExtra("blua.train.bregman", usage, hint, ...)
+  return loop.run("bregman", net, data, opts)
 end
-function train.bregman(net, data, opts, ...) no_more("bregman", ...) return loop.run("bregman", net, data, opts) end
-function train.lifted(net, data, opts, ...) no_more("lifted", ...) return loop.run("lifted", net, data, opts) end
-function train.backprop(net, data, opts, ...) no_more("backprop", ...) return loop.run("backprop", net, data, opts) end
+function train.lifted(net, data, opts, ...)
+  blua._noExtra("blua.train.lifted", usage, hint, ...)
+  return loop.run("lifted", net, data, opts)
+end
+function train.backprop(net, data, opts, ...)
+  blua._noExtra("blua.train.backprop", usage, hint, ...)
+  return loop.run("backprop", net, data, opts)
+end
 
 --- Gradients for checking and for research scripts: a list in the order of net:parameters()
 -- (W1, b1, W2, b2, ... for dense layers).
