@@ -338,6 +338,45 @@ describe("other silently wrong inputs", function()
     assert.are.same({4, 4}, {blua.image.resize(img, 4, 4):size()})
   end)
 
+  it("an argument past the last a blua.data function takes is refused, not ignored", function()
+    local d = classes(8)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w")); f:write("1,2\n3,4\n"); f:close()
+    local calls = {
+      {"roots", function() blua.data.roots(true) end, "() expected, got 1 more argument"},
+      {"mnist", function() blua.data.mnist("test", {max = 10}) end, "(split) expected, got 1 more argument"},
+      {"fashion", function() blua.data.fashion("test", 1, 2) end, "(split) expected, got 2 more arguments"},
+      {"idx", function() blua.data.idx(path, {}, {}) end, "(path [, opts]) expected, got 1 more"},
+      {"subset", function() blua.data.subset(d, 1, 4, true) end, "(d, first, count) expected, got 1 more"},
+      {"onehot", function() blua.data.onehot(d.y, 2, 0) end, "(y [, classes]) expected, got 1 more"},
+      {"batches", function() blua.data.batches(d, 4, {}, {shuffle = false}) end, "(d, size [, opts]) expected, got 1 more"},
+      {"centre", function() blua.data.centre(d, nil, true) end, "(d [, mean]) expected, got 1 more"},
+      {"center", function() blua.data.center(d, nil, true) end, "(d [, mean]) expected, got 1 more"},
+      {"uncentre", function() blua.data.uncentre(d.x, d.x, 1) end, "(t, mean) expected, got 1 more"},
+      {"uncenter", function() blua.data.uncenter(d.x, d.x, 1) end, "(t, mean) expected, got 1 more"},
+      {"noisy", function() blua.data.noisy(d, 0.1, {}, 5) end, "(d, sigma [, opts]) expected, got 1 more"},
+      {"csv", function() blua.data.csv(path, {}, {label = 2}) end, "(path [, opts]) expected, got 1 more"},
+    }
+    local checked = {}
+    for _, c in ipairs(calls) do
+      local err = fails_with(c[2], "blua.data." .. c[1] .. ": " .. c[3])
+      assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err) -- at the caller's line
+      checked[c[1]] = true
+    end
+    -- every public function of blua.data is in the list above
+    for name, v in pairs(blua.data) do
+      if type(v) == "function" then assert.is_true(checked[name], "unchecked blua.data." .. name) end
+    end
+    -- their own checks still point at the caller, and the calls within the limits still work
+    local err = fails_with(function() blua.data.mnist("dev") end, "blua.data.mnist")
+    assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    err = fails_with(function() blua.data.subset(d, 1.5, 2) end, "blua.data.subset")
+    assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+    assert.are.equal(4, blua.data.subset(d, 1, 4).n)
+    assert.are.equal(2, blua.data.csv(path).n)
+    os.remove(path)
+  end)
+
   it("misspelt or wrongly shaped options of the building blocks are refused, not ignored", function()
     local n = net{4, 6, 2}
     local d = classes(8)

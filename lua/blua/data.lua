@@ -410,4 +410,11 @@ function data.csv(path, opts)
   return set
 end
 
+-- An argument past the last is an error, not dropped (a second options table, a seed meant for
+-- another call).
+blua._refuseExtra(data, "blua.data.", {roots = "", mnist = "split", fashion = "split", idx = "path [, opts]",
+  subset = "d, first, count", onehot = "y [, classes]", batches = "d, size [, opts]", centre = "d [, mean]",
+  center = "d [, mean]", uncentre = "t, mean", uncenter = "t, mean", noisy = "d, sigma [, opts]",
+  csv = "path [, opts]"})
+
 return data
