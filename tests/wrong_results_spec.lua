@@ -377,6 +377,55 @@ describe("other silently wrong inputs", function()
     os.remove(path)
   end)
 
+  it("an argument past the last a network or progress-bar method takes is refused, not ignored", function()
+    local d, n = classes(8), net{4, 3, 2}
+    local calls = {
+      {"net:forward", function() n:forward(d.x, d.y) end, "(x) expected, got 1 more argument"},
+      {"net:scores", function() n:scores(d.x, true) end, "(x) expected, got 1 more"},
+      {"net:predict", function() n:predict(d.x, 1) end, "(x) expected, got 1 more"},
+      {"net:forwardAll", function() n:forwardAll(d.x, {}) end, "(x) expected, got 1 more"},
+      {"net:activation", function() n:activation(1, 2) end, "(l) expected, got 1 more"},
+      {"net:layer", function() n:layer(1, 2) end, "(l) expected, got 1 more"},
+      {"net:block", function() n:block(1, 2) end, "(l) expected, got 1 more"},
+      {"net:nLayers", function() n:nLayers(1) end, "() expected, got 1 more"},
+      {"net:parameters", function() n:parameters(true) end, "() expected, got 1 more"},
+      {"net:nParameters", function() n:nParameters(true) end, "() expected, got 1 more"},
+      {"net:clone", function() n:clone("weight", "bias") end, "() expected, got 2 more arguments"},
+      {"net:add", function() blua.nn.Sequential():add(blua.nn.Linear(4, 2), "relu") end, "(module) expected, got 1 more"},
+      {"blua.nn.mlp", function() blua.nn.mlp({4, 2}, {}, {output = "identity"}) end, "(spec [, opts]) expected, got 1 more"},
+      {"blua.progress.new", function() blua.progress.new({}, {tty = false}) end, "(opts) expected, got 1 more"},
+      {"blua.progress.plural", function() blua.progress.plural(2, "epoch", "epochs", 1) end, "(count, noun [, many]) expected"},
+      {"blua.progress.format_time", function() blua.progress.format_time(1, "s") end, "(s) expected, got 1 more"},
+    }
+    local out = io.open("/dev/null", "w")
+    local bar = blua.progress.new{total = 2, out = out, tty = false}
+    calls[#calls + 1] = {"bar:update", function() bar:update(1, "x", "y") end, "(done [, note]) expected, got 1 more"}
+    calls[#calls + 1] = {"bar:line", function() bar:line(1, "x", "y") end, "(done [, note]) expected, got 1 more"}
+    calls[#calls + 1] = {"bar:finish", function() bar:finish("x", 1) end, "([note]) expected, got 1 more"}
+    calls[#calls + 1] = {"bar:abort", function() bar:abort(true) end, "() expected, got 1 more"}
+    for _, c in ipairs(calls) do
+      local err = fails_with(c[2], c[1] .. ": " .. c[3])
+      assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err) -- at the caller's line
+    end
+    -- every method of a network is in the list above
+    for name, v in pairs(getmetatable(n)) do
+      if type(v) == "function" and not name:find("^__") then
+        local listed = false
+        for _, c in ipairs(calls) do listed = listed or c[1] == "net:" .. name end
+        assert.is_true(listed, "unchecked net:" .. name)
+      end
+    end
+    -- within the limits they still work, and their own errors still point at the caller
+    assert.are.same({8, 2}, {n:forward(d.x):size()})
+    assert.are.equal(2, n:nLayers())
+    assert.are.equal("2 epochs", blua.progress.plural(2, "epoch"))
+    assert.is_number(bar:finish("done"))
+    out:close()
+    fails_with(function() n:forward(blua.zeros(2, 3)) end, "size mismatch")
+    local err = fails_with(function() blua.nn.mlp({4, 2}, 5) end, "blua.nn.mlp")
+    assert.is_truthy(err:find("wrong_results_spec.lua", 1, true), err)
+  end)
+
   it("misspelt or wrongly shaped options of the building blocks are refused, not ignored", function()
     local n = net{4, 6, 2}
     local d = classes(8)

@@ -71,11 +71,13 @@ end
 
 -- The same check on module[name] for each name of `usage` (name -> its comma-separated
 -- parameters, "" for none). The checked function tail-calls the original, so the original's own
--- errors still point at the caller's line.
+-- errors still point at the caller's line. A prefix ending in ":" (such as "net:") names methods:
+-- self is one more argument, not listed in the usage.
 function blua._refuseExtra(module, prefix, usage)
+  local self_arg = prefix:sub(-1) == ":" and 1 or 0
   for name, params in pairs(usage) do
     local f, who = module[name], prefix .. name
-    local most = params == "" and 0 or select(2, params:gsub(",", "")) + 1
+    local most = (params == "" and 0 or select(2, params:gsub(",", "")) + 1) + self_arg
     module[name] = function(...)
       blua._noExtra(who, params, nil, select(most + 1, ...))
       return f(...)

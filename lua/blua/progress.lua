@@ -91,4 +91,8 @@ function Bar:abort()
   end
 end
 
+-- An argument past the last is an error, not dropped.
+blua._refuseExtra(progress, "blua.progress.", {format_time = "s", plural = "count, noun [, many]", new = "opts"})
+blua._refuseExtra(Bar, "bar:", {line = "done [, note]", update = "done [, note]", finish = "[note]", abort = ""})
+
 return progress

@@ -378,6 +378,12 @@ function MLP:add(module)
   return self
 end
 
+-- An argument past the last is an error, not dropped (Torch's net:forward(x, target), a second
+-- options table to blua.nn.mlp).
+blua._refuseExtra(MLP, "net:", {activation = "l", block = "l", nLayers = "", layer = "l", parameters = "",
+  nParameters = "", forwardAll = "x", forward = "x", scores = "x", predict = "x", clone = "", add = "module"})
+blua._refuseExtra(nn, "blua.nn.", {mlp = "spec [, opts]"})
+
 blua.register_type("blua.nn.MLP", MLP)
 
 return nn
