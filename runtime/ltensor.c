@@ -364,6 +364,53 @@ static int l_sgemm(lua_State *L) {
   return 0;
 }
 
+/* blua._mmSideBySide(reps, {c1, a1, b1}, {c2, a2, b2}, ...): each product c = a b made reps
+ * times, all products at once, one OpenMP thread each (OpenBLAS runs single-threaded inside
+ * the region); returns the wall seconds of the whole. scripts/bench/floor.lua measures with it
+ * what T threads can do on products cut into T blocks; not part of the API. */
+enum { SIDE_BY_SIDE_MAX = 64 };
+
+static int l_mmSideBySide(lua_State *L) {
+  lua_Integer reps = lblua_checkint(L, 1, "repetitions", "_mmSideBySide");
+  int n = lua_gettop(L) - 1;
+  if (reps < 1 || reps > INT32_MAX) return luaL_error(L, "bad repetitions in '_mmSideBySide': %I (1 to 2^31 - 1)", reps);
+  if (n < 1 || n > SIDE_BY_SIDE_MAX)
+    return luaL_error(L, "bad arguments to '_mmSideBySide': 1 to %d products {c, a, b} expected, got %d",
+                      SIDE_BY_SIDE_MAX, n);
+  blua_tensor *op[SIDE_BY_SIDE_MAX][3];
+  for (int p = 0; p < n; p++) {
+    luaL_checktype(L, p + 2, LUA_TTABLE);
+    for (int j = 0; j < 3; j++) op[p][j] = lblua_listtensor(L, p + 2, j + 1, "product", "_mmSideBySide");
+  }
+  /* Checked and warmed up one by one; the products must not write where another one reads
+   * or writes, since they run at the same time. */
+  blua_err err;
+  for (int p = 0; p < n; p++) {
+    for (int q = 0; q < n; q++)
+      for (int j = 0; j < 3; j++)
+        if (q != p && op[q][j]->storage == op[p][0]->storage)
+          return luaL_error(L, "bad argument #%d to '_mmSideBySide' (its result shares storage with product %d)",
+                            p + 2, q + 1);
+    lblua_check(L, blua_mm(op[p][0], 0.0f, 1.0f, op[p][1], op[p][2], &err), "_mmSideBySide", &err);
+  }
+  int failed = -1; /* a product that failed later (out of memory for a copy) */
+  double t0 = blua_wall_time();
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+  for (int p = 0; p < n; p++) {
+    blua_err e;
+    for (lua_Integer r = 0; r < reps; r++)
+      if (blua_mm(op[p][0], 0.0f, 1.0f, op[p][1], op[p][2], &e) != BLUA_OK) {
+#pragma omp atomic write
+        failed = p;
+        break;
+      }
+  }
+  double seconds = blua_wall_time() - t0;
+  if (failed >= 0) return luaL_error(L, "out of memory in '_mmSideBySide' (product %d)", failed + 1);
+  lua_pushnumber(L, seconds);
+  return 1;
+}
+
 /* blua._mapLibm(t, name): t:exp(), t:log(), t:log1p(), t:tanh() or t:sigmoid() as the maps
  * computed them before they used vmath.h, a libm call per entry (8192-entry pieces dealt to the
  * threads above BLUA_OMP_THRESHOLD entries), on a contiguous tensor. The old side of
@@ -1251,7 +1298,7 @@ static const luaL_Reg module_funcs[] = {
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"rand", l_rand}, {"randn", l_randn},
     {"eye", l_eye}, {"isTensor", l_isTensor}, {"setNumThreads", l_setNumThreads}, {"cat", l_cat},
     {"getNumThreads", l_getNumThreads}, {"manualSeed", l_manualSeed}, {"initialSeed", l_initialSeed},
-    {"randperm", l_randperm}, {"_gatherRows", l_gatherRows}, {"blasInfo", l_blasInfo}, {"_sgemm", l_sgemm}, {"_mapLibm", l_mapLibm},
+    {"randperm", l_randperm}, {"_gatherRows", l_gatherRows}, {"blasInfo", l_blasInfo}, {"_sgemm", l_sgemm}, {"_mmSideBySide", l_mmSideBySide}, {"_mapLibm", l_mapLibm},
     {"clock", l_clock},
     {NULL, NULL}};
 

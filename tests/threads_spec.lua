@@ -269,4 +269,29 @@ describe("sums over many entries", function()
     end
     blua.setNumThreads(old)
   end)
+
+  it("makes products side by side, one thread each (the floor benchmark's blocks)", function()
+    blua.manualSeed(5)
+    local a, b = blua.randn(37, 50), blua.randn(60, 50):t() -- b a transposed view
+    local c1, c2, c3 = blua.zeros(20, 60), blua.zeros(17, 60), blua.zeros(37, 60)
+    local seconds = blua._mmSideBySide(3, {c1, a:narrow(1, 1, 20), b}, {c2, a:narrow(1, 21, 17), b}, {c3, a, b})
+    assert.is_true(seconds >= 0)
+    local want = a:mm(b)
+    assert.is_true((c1 - want:narrow(1, 1, 20)):abs():max() < 1e-4)
+    assert.is_true((c2 - want:narrow(1, 21, 17)):abs():max() < 1e-4)
+    assert.is_true((c3 - want):abs():max() < 1e-4)
+    -- a result that another product reads or writes, bad shapes, counts and entries are errors
+    assert.has_error(function() blua._mmSideBySide(1, {c3, a, b}, {blua.zeros(37, 50), c3, blua.zeros(60, 50)}) end,
+      "bad argument #2 to '_mmSideBySide' (its result shares storage with product 2)")
+    assert.has_error(function() blua._mmSideBySide(1, {c1, a, b}) end, "size mismatch in '_mmSideBySide': 37x50 * 50x60 -> 20x60")
+    assert.has_error(function() blua._mmSideBySide(0, {c3, a, b}) end, "bad repetitions in '_mmSideBySide': 0 (1 to 2^31 - 1)")
+    assert.has_error(function() blua._mmSideBySide(math.maxinteger, {c3, a, b}) end)
+    assert.has_error(function() blua._mmSideBySide(1) end,
+      "bad arguments to '_mmSideBySide': 1 to 64 products {c, a, b} expected, got 0")
+    assert.has_error(function() blua._mmSideBySide(1, {c3, a}) end,
+      "bad argument #2 to '_mmSideBySide' (product[3] must be a live tensor)")
+    local closed = blua.zeros(37, 60)
+    getmetatable(closed).__close(closed)
+    assert.has_error(function() blua._mmSideBySide(1, {closed, a, b}) end)
+  end)
 end)

@@ -7,9 +7,11 @@
 -- two floors counts.
 -- For the CNN (--nets cnn) the convolutions' products are those of im2col + sgemm on chunks of
 -- 4 samples (runtime/op_conv.c); the floor leaves out im2col, col2im and pooling.
--- With T threads the floor is the faster of T-thread sgemm and the 1-thread floor divided by T
--- (T single-threaded products on blocks of samples at once, scaling perfectly): OpenBLAS does
--- not gain from a second thread on products this small.
+-- With T threads each product counts at the fastest of: OpenBLAS's T threads on the whole
+-- product, and the product cut into T blocks (of rows, of the inner dimension or of columns)
+-- made at once by T single-threaded products. All of them are measured; on products this small
+-- OpenBLAS gains little from a second thread, and two products at once reach less than twice
+-- one product's rate (they share the caches and the memory bus).
 -- A last case runs the paper's network with the default thread count while one busy process
 -- (a shell loop pinned to core 0) competes, against the 1-thread epoch on an idle machine.
 --   blua scripts/bench/floor.lua [--nets paper,wide,deep,cnn] [--threads 1,2] [--epochs 2]
@@ -72,46 +74,73 @@ local function products(sizes, rows, method)
   return out
 end
 
--- Seconds per call of one product, best of three runs of `reps` calls.
-local function time_product(kind, m, k, n, reps)
+-- The operands a (m x k) and b (k x n) of one product c = a b, laid out as the trainers lay
+-- them out (transposed operands are transposed views).
+local function operands(kind, m, k, n)
   blua.manualSeed(7)
-  local c, call = blua.zeros(m, n), nil
-  if kind == "forward" then       -- Z = X W
-    local x, w = blua.randn(m, k), blua.randn(k, n)
-    call = function() c:addmm(0, 1, x, w) end
+  if kind == "forward" or kind == "conv-forward" then -- Z = X W, T = W col
+    return blua.randn(m, k), blua.randn(k, n)
   elseif kind == "adjoint" then   -- G = R Wᵀ, W stored n_{l-1} x n_l as the network stores it
-    local r, w = blua.randn(m, k), blua.randn(n, k)
-    local wt = w:t()
-    call = function() c:addmm(0, 1, r, wt) end
-  elseif kind == "conv-forward" then -- T = W col
-    local w, col = blua.randn(m, k), blua.randn(k, n)
-    call = function() c:addmm(0, 1, w, col) end
+    return blua.randn(m, k), blua.randn(n, k):t()
   elseif kind == "conv-adjoint" then -- col = Wᵀ T, W stored Co x K
-    local w, t = blua.randn(k, m), blua.randn(k, n)
-    local wt = w:t()
-    call = function() c:addmm(0, 1, wt, t) end
+    return blua.randn(k, m):t(), blua.randn(k, n)
   elseif kind == "conv-wgrad" then -- dW = T colᵀ, col stored K x chunk pixels
-    local t, col = blua.randn(m, k), blua.randn(n, k)
-    local colt = col:t()
-    call = function() c:addmm(0, 1, t, colt) end
+    return blua.randn(m, k), blua.randn(n, k):t()
   else                            -- gW = Xᵀ R, X stored rows x m
-    local x, r = blua.randn(k, m), blua.randn(k, n)
-    local xt = x:t()
-    call = function() c:addmm(0, 1, xt, r) end
+    return blua.randn(k, m):t(), blua.randn(k, n)
   end
-  call()
+end
+
+local function best_of_three(reps, run)
+  run(1)
   local best = math.huge
-  for _ = 1, 3 do
+  for _ = 1, 3 do best = math.min(best, run(reps) / reps) end
+  return best
+end
+
+-- Seconds per call of c = a b made whole by t:addmm on the current thread count.
+local function time_whole(a, b, reps)
+  local c = blua.zeros(a:size(1), b:size(2))
+  return best_of_three(reps, function(r)
     local t0 = blua.clock()
-    for _ = 1, reps do call() end
-    best = math.min(best, (blua.clock() - t0) / reps)
+    for _ = 1, r do c:addmm(0, 1, a, b) end
+    return blua.clock() - t0
+  end)
+end
+
+-- Seconds per call of c = a b cut into `parts` blocks along m, k or n, the blocks made at once
+-- by single-threaded products, one thread each. Cut along k, each block makes a whole m x n
+-- partial product (as the trainers' row shares make their weight gradients); adding them up is
+-- not counted.
+local function time_side_by_side(a, b, parts, along, reps)
+  local size = along == "m" and a:size(1) or along == "k" and a:size(2) or b:size(2)
+  local products, first = {}, 1
+  for p = 1, parts do
+    local count = size // parts + (p <= size % parts and 1 or 0)
+    if count > 0 then
+      local ap = along == "m" and a:narrow(1, first, count) or along == "k" and a:narrow(2, first, count) or a
+      local bp = along == "n" and b:narrow(2, first, count) or along == "k" and b:narrow(1, first, count) or b
+      products[#products + 1] = {blua.zeros(ap:size(1), bp:size(2)), ap, bp}
+    end
+    first = first + count
+  end
+  return best_of_three(reps, function(r) return blua._mmSideBySide(r, table.unpack(products)) end)
+end
+
+-- Seconds per call of one product on `threads` threads: the fastest of the whole product on
+-- OpenBLAS's threads and of the product cut into one block per thread along each dimension.
+local function time_product(kind, m, k, n, reps, threads)
+  local a, b = operands(kind, m, k, n)
+  local best = time_whole(a, b, reps)
+  if threads > 1 then
+    for _, along in ipairs{"m", "k", "n"} do best = math.min(best, time_side_by_side(a, b, threads, along, reps)) end
   end
   return best
 end
 
 -- The epoch's GEMM floor in seconds for N samples: every product timed on a quarter of its
 -- calls per epoch (at least 8), then scaled to the full count.
-local function floor_of(sizes, N, batch, method, cache)
+local function floor_of(sizes, N, batch, method, threads, cache)
   local full, rest = N // batch, N % batch
   local total, flops = 0, 0
   for _, part in ipairs{{batch, full}, {rest, 1}} do
@@ -120,7 +149,7 @@ local function floor_of(sizes, N, batch, method, cache)
       for _, p in ipairs(products(sizes, rows, method)) do
         local kind, m, k, n, count = p[1], p[3], p[4], p[5], p[6]
         local key = string.format("%s %d %d %d", kind, m, k, n)
-        if not cache[key] then cache[key] = time_product(kind, m, k, n, math.max(8, times // 4)) end
+        if not cache[key] then cache[key] = time_product(kind, m, k, n, math.max(8, times // 4), threads) end
         total = total + cache[key] * count * times
         flops = flops + 2 * m * k * n * count * times
       end
@@ -158,7 +187,6 @@ print(string.format("%-22s %3s  %-9s %7s %7s %8s %9s %6s", "network", "thr", "tr
   "floor s", "epoch s", "%"))
 
 local epochs = {} -- epochs[net][method][threads]
-local one_thread_floor = {} -- [net .. method]: the floor with one thread
 for _, key in ipairs(list(o.nets)) do
   local sizes = assert(nets[key], "unknown network '" .. key .. "' (accepted: paper, wide, deep, cnn)")
   epochs[key] = {}
@@ -168,21 +196,11 @@ for _, key in ipairs(list(o.nets)) do
     blua.setNumThreads(threads)
     local cache = {}
     for _, method in ipairs(methods) do
-      local floor, flops = floor_of(sizes, N, o.batch, method, cache)
+      local floor, flops = floor_of(sizes, N, o.batch, method, threads, cache)
       local t = epoch_time(method, sizes)
       -- (the products are timed again after the epochs and the faster floor counts: a moment
       -- of a slower machine while they were timed would otherwise lower the floor's rate)
-      floor = math.min(floor, (floor_of(sizes, N, o.batch, method, {})))
-      local id = key .. " " .. method
-      if threads == 1 then one_thread_floor[id] = floor end
-      if threads > 1 then
-        if not one_thread_floor[id] then
-          blua.setNumThreads(1)
-          one_thread_floor[id] = math.min(floor_of(sizes, N, o.batch, method, {}), (floor_of(sizes, N, o.batch, method, {})))
-          blua.setNumThreads(threads)
-        end
-        floor = math.min(floor, one_thread_floor[id] / threads)
-      end
+      floor = math.min(floor, (floor_of(sizes, N, o.batch, method, threads, {})))
       epochs[key][method][threads] = t
       print(string.format("%-22s %3d  %-9s %7.1f %7.1f %8.3f %9.3f %5.0f%%", name_of(sizes), threads, method,
         flops / 1e9, flops / floor / 1e9, floor, t, 100 * floor / t))
