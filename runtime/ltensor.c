@@ -990,8 +990,18 @@ static void reduced(const blua_tensor *t, int d, int64_t *size) {
   size[d] = 1;
 }
 
+/* Lua drops arguments past a method's last without a word, so the methods whose extra argument
+ * is a Torch habit that would change the result (t:norm(1) for the L1 norm, t:sum(2, true)) refuse
+ * it: `most` is how many arguments follow self, `usage` lists them. */
+static void no_extra(lua_State *L, int most, const char *fname, const char *usage) {
+  int extra = lua_gettop(L) - 1 - most;
+  if (extra > 0)
+    luaL_error(L, "t:%s: (%s) expected, got %d more argument%s", fname, usage, extra, extra > 1 ? "s" : "");
+}
+
 static int sum_or_mean(lua_State *L, int mean, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
+  no_extra(L, 1, fname, "[dim]");
   if (lua_isnoneornil(L, 2)) {
     int64_t n = blua_tensor_nelement(t);
     push_value(L, !mean ? blua_tensor_sum(t) : n ? blua_tensor_sum(t) / (double)n : NAN);
@@ -1012,6 +1022,7 @@ static int t_mean(lua_State *L) { return sum_or_mean(L, 1, "mean"); }
 /* t:max() -> number; t:max(d) -> values, indices (1-based), both with size 1 at d. */
 static int extreme(lua_State *L, int want_max, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
+  no_extra(L, 1, fname, "[dim]");
   if (lua_isnoneornil(L, 2)) {
     push_value(L, want_max ? blua_tensor_max(t) : blua_tensor_min(t));
     return 1;
@@ -1028,10 +1039,16 @@ static int extreme(lua_State *L, int want_max, const char *fname) {
 
 static int t_max(lua_State *L) { return extreme(L, 1, "max"); }
 static int t_min(lua_State *L) { return extreme(L, 0, "min"); }
-static int t_norm(lua_State *L) { lua_pushnumber(L, blua_tensor_norm(lblua_checktensor(L, 1))); return 1; }
+static int t_norm(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  no_extra(L, 0, "norm", ""); /* the L2 norm only: t:norm(1) must not return it */
+  lua_pushnumber(L, blua_tensor_norm(t));
+  return 1;
+}
 
 static int t_dot(lua_State *L) {
   blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
+  no_extra(L, 1, "dot", "u");
   char s1[SHAPE_LEN], s2[SHAPE_LEN];
   if (!blua_tensor_same_shape(a, b)) return luaL_error(L, "size mismatch in 'dot': %s and %s", shape(a, s1), shape(b, s2));
   lua_pushnumber(L, blua_tensor_dot(a, b));
@@ -1039,7 +1056,9 @@ static int t_dot(lua_State *L) {
 }
 
 static int t_allFinite(lua_State *L) {
-  lua_pushboolean(L, blua_tensor_all_finite(lblua_checktensor(L, 1)));
+  blua_tensor *t = lblua_checktensor(L, 1);
+  no_extra(L, 0, "allFinite", "");
+  lua_pushboolean(L, blua_tensor_all_finite(t));
   return 1;
 }
 
@@ -1048,6 +1067,7 @@ static int t_allFinite(lua_State *L) {
  * N-d: the indices along d, with size 1 at d. */
 static int t_argmax(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
+  no_extra(L, 1, "argmax", "[dim]");
   int d = lua_isnoneornil(L, 2) ? (t->dim >= 2 ? 1 : 0) : lblua_checkdim(L, 2, t, "argmax");
   if (blua_tensor_nelement(t) == 0) return luaL_error(L, "empty tensor in 'argmax'");
   if (t->dim == 1) {

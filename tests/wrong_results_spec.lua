@@ -377,6 +377,27 @@ describe("other silently wrong inputs", function()
     os.remove(path)
   end)
 
+  it("an argument past the last a tensor reduction takes is refused, not ignored", function()
+    local t = blua.tensor{{1, -2}, {3, 4}}
+    local calls = {
+      {function() return t:norm(1) end, "t:norm: () expected, got 1 more argument"},
+      {function() return t:sum(2, true) end, "t:sum: ([dim]) expected, got 1 more argument"},
+      {function() return t:mean(1, 2, 3) end, "t:mean: ([dim]) expected, got 2 more arguments"},
+      {function() return t:max(2, true) end, "t:max: ([dim]) expected, got 1 more"},
+      {function() return t:min(nil, 1) end, "t:min: ([dim]) expected, got 1 more"},
+      {function() return t:argmax(2, 1) end, "t:argmax: ([dim]) expected, got 1 more"},
+      {function() return t:dot(t, 2) end, "t:dot: (u) expected, got 1 more"},
+      {function() return t:allFinite(true) end, "t:allFinite: () expected, got 1 more"},
+    }
+    for _, c in ipairs(calls) do fails_with(c[1], c[2]) end
+    -- within the limits they still work
+    assert.are.equal(30, t:dot(t))
+    assert.is_true(math.abs(t:norm() - math.sqrt(30)) < 1e-6)
+    assert.are.equal(6, t:sum())
+    assert.are.same({2, 1}, {t:sum(2):size()})
+    assert.are.equal(4, t:max())
+  end)
+
   it("an argument past the last a network or progress-bar method takes is refused, not ignored", function()
     local d, n = classes(8), net{4, 3, 2}
     local calls = {
