@@ -940,6 +940,8 @@ SCALAR(gt, BLUA_MAP_GT)
 SCALAR(ge, BLUA_MAP_GE)
 SCALAR(lt, BLUA_MAP_LT)
 SCALAR(le, BLUA_MAP_LE)
+SCALAR(eq, BLUA_MAP_EQ)
+SCALAR(ne, BLUA_MAP_NE)
 SCALAR(pow, BLUA_MAP_POW)
 
 /* t:cmax(u|number), t:cmin(u|number): elementwise max/min, in place. */
@@ -1303,7 +1305,7 @@ static const luaL_Reg tensor_methods[] = {
     {"addRow", t_addRow}, {"sumRows", t_sumRows}, {"mm", t_mm}, {"addmm", t_addmm},
     {"abs", t_abs}, {"exp", t_exp}, {"log", t_log}, {"sqrt", t_sqrt}, {"tanh", t_tanh},
     {"sigmoid", t_sigmoid}, {"sign", t_sign}, {"neg", t_neg}, {"square", t_square}, {"log1p", t_log1p},
-    {"floor", t_floor}, {"clamp", t_clamp}, {"gt", t_gt}, {"ge", t_ge}, {"lt", t_lt}, {"le", t_le},
+    {"floor", t_floor}, {"clamp", t_clamp}, {"gt", t_gt}, {"ge", t_ge}, {"lt", t_lt}, {"le", t_le}, {"eq", t_eq}, {"ne", t_ne},
     {"pow", t_pow}, {"cmax", t_cmax}, {"cmin", t_cmin}, {"map", t_map},
     {"sum", t_sum}, {"mean", t_mean}, {"max", t_max}, {"min", t_min}, {"norm", t_norm}, {"dot", t_dot},
     {"argmax", t_argmax}, {"allFinite", t_allFinite},

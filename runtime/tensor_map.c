@@ -74,6 +74,8 @@ MAP_CLONES static void map_run(float *p, int64_t n, int64_t step, blua_map_op op
     case BLUA_MAP_GE: VEC((float)(x >= a)); break;
     case BLUA_MAP_LT: VEC((float)(x < a)); break;
     case BLUA_MAP_LE: VEC((float)(x <= a)); break;
+    case BLUA_MAP_EQ: VEC((float)(x == a)); break;
+    case BLUA_MAP_NE: VEC((float)(x != a)); break;
     case BLUA_MAP_POW: CALL(powf(x, a)); break;
     case BLUA_MAP_MAX: VEC(x > a ? x : a); break;
     case BLUA_MAP_MIN: VEC(x < a ? x : a); break;

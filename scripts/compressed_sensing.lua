@@ -49,15 +49,6 @@ local FROM = 4 -- the decoder: layer 4 of autoencoder.lua's four layers; its inp
 local test = blua.data.centre(blua.data.subset(blua.data.fashion("test"), 1, o.images), mean)
 local x = test.x
 
--- Layers from..L of net applied to u.
-local function decode(u)
-  local h = u
-  for l = FROM, net:nLayers() do
-    h = net:activation(l):forward(blua._affine(blua.zeros(h:size(1), net.sizes[l + 1]), h, net.W[l], net.b[l]))
-  end
-  return h
-end
-
 -- The orthonormal 2-D DCT-II basis of 28 x 28 images: row k of B is basis image k, so an image
 -- row x has coefficients c = x Bᵀ and x = c B.
 local function dct_basis(n)
@@ -125,8 +116,8 @@ for _, m in ipairs(ms) do
   for _, method in ipairs{"bregman", "gradient"} do
     local grid = (o.select_m == 0 or m == o.select_m or not chosen[method]) and alphas or {chosen[method]}
     for _, alpha in ipairs(grid) do
-      local u = blua.invert(net, y, {from = FROM, A = A, l1 = alpha, method = method, iterations = o.iterations})
-      try(method, alpha, blua.metrics.mse(decode(u), x))
+      local _, info = blua.invert(net, y, {from = FROM, A = A, l1 = alpha, method = method, iterations = o.iterations})
+      try(method, alpha, blua.metrics.mse(info.output, x))
     end
     if m == o.select_m then chosen[method] = best[method].value end
   end

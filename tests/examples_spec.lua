@@ -3,9 +3,12 @@ describe("examples", function()
   local exe = os.getenv("BLUA_EXE") or "build/blua"
   local have_mnist = pcall(require("blua").data.mnist, "test")
   local have_fashion = pcall(require("blua").data.fashion, "test")
+  local picture = os.tmpname()
+  teardown(function() os.remove(picture) end)
   -- name, arguments (small runs), data set needed
   for _, e in ipairs{{"custom_activation.lua", ""}, {"custom_loop.lua", "", have_mnist},
-                     {"cnn_fashion.lua", "1 bregman 300", have_fashion}} do
+                     {"cnn_fashion.lua", "1 bregman 300", have_fashion},
+                     {"denoise.lua", "1000 2 " .. picture, have_fashion}} do
     local name = e[1]
     it(name .. " runs", function()
       if e[3] == false then

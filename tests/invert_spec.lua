@@ -44,8 +44,12 @@ describe("blua.invert", function()
       local net = small_net{6, 12, 16}
       local x = blua.rand(10, 6)
       local _, X = net:forwardAll(x)
-      local u = blua.invert(net, net:forward(x), with(opts, {from = 2}))
+      local u, info = blua.invert(net, net:forward(x), with(opts, {from = 2}))
       assert(blua.metrics.mse(u, X[1]) < 1e-4, "code error " .. blua.metrics.mse(u, X[1]))
+      -- info.output is layer 2 applied to u, i.e. the network's output from the found code
+      local Z2 = u:mm(net.W[2]):addRow(net.b[2])
+      assert((info.output - net:activation(2):forward(Z2)):abs():max() < 1e-5)
+      assert(blua.metrics.mse(info.output, net:forward(x)) < 1e-4)
     end)
     it(name .. " with an L1 term finds exact zeros and an objective no worse than the truth's", function()
       local net = small_net{5, 20, 20, 20}

@@ -30,6 +30,8 @@ typedef enum {
   BLUA_MAP_GE,
   BLUA_MAP_LT,
   BLUA_MAP_LE,
+  BLUA_MAP_EQ,    /* x == a as 1 or 0 (0 when either is NaN) */
+  BLUA_MAP_NE,    /* x != a as 1 or 0 (1 when either is NaN, as IEEE comparison gives) */
   BLUA_MAP_POW, /* powf(x, a) */
   BLUA_MAP_MAX, /* x > a ? x : a (a when either is NaN) */
   BLUA_MAP_MIN, /* x < a ? x : a (a when either is NaN) */

@@ -81,14 +81,14 @@ local function forward(net, from, u)
   return Z, X
 end
 
--- The measurement residual A f(u) − y (rows are samples) and the objective per sample.
+-- The objective per sample, the measurement residual A f(u) − y (rows are samples) and f(u).
 local function objective(net, o, y, u)
   local _, X = forward(net, o.from, u)
   local out = X[net:nLayers()]
   local r = (o.A and out:mm(o.A:t()) or out:clone()):add(-1, y)
   local value = 0.5 * r:dot(r)
   if o.l1 > 0 then value = value + o.l1 * u:clone():abs():sum() end
-  return value / u:size(1), r
+  return value / u:size(1), r, out
 end
 
 local function soft_threshold(u, t)
@@ -168,13 +168,14 @@ end
 -- 1), A (m x n_out measurement matrix, default the identity), l1 (α on u, default 0), method
 -- ("bregman" or "gradient"), iterations (300), x0 (start, default zeros), lr (gradient: Adam's
 -- rate, 0.01), mu and beta (bregman: step multiplier and the problem's weight, 1 and 1).
--- info = {objective = per-sample ½‖A f(u) − y‖² + α‖u‖₁, residual = per-sample ‖A f(u) − y‖²}.
+-- info = {objective = per-sample ½‖A f(u) − y‖² + α‖u‖₁, residual = per-sample ‖A f(u) − y‖²,
+-- output = f(u), the network's output from u (e.g. the image a decoder makes of the code)}.
 return function(net, y, opts, ...)
   blua._noExtra("blua.invert", "net, y [, opts]", nil, ...)
   if getmetatable(net) ~= blua.nn.MLP then error("blua.invert: a blua.nn network expected", 2) end
   local o = options(net, y, opts)
   local u = o.x0 and o.x0:clone() or blua.zeros(y:size(1), net.sizes[o.from])
   if o.method == "gradient" then invert_gradient(net, o, y, u) else invert_bregman(net, o, y, u) end
-  local value, r = objective(net, o, y, u)
-  return u, {objective = value, residual = r:dot(r) / u:size(1)}
+  local value, r, out = objective(net, o, y, u)
+  return u, {objective = value, residual = r:dot(r) / u:size(1), output = out}
 end

@@ -37,6 +37,8 @@ static float reference(blua_map_op op, float x, float a, float b) {
     case BLUA_MAP_GE: return x >= a;
     case BLUA_MAP_LT: return x < a;
     case BLUA_MAP_LE: return x <= a;
+    case BLUA_MAP_EQ: return x == a;
+    case BLUA_MAP_NE: return x != a;
     case BLUA_MAP_POW: return powf(x, a);
     case BLUA_MAP_MAX: return x > a ? x : a;
     case BLUA_MAP_MIN: return x < a ? x : a;
@@ -47,7 +49,7 @@ static float reference(blua_map_op op, float x, float a, float b) {
 
 static const char *op_name[BLUA_MAP_COUNT] = {"abs", "exp", "log", "sqrt", "tanh", "sigmoid", "sign",
                                               "neg", "square", "log1p", "floor", "clamp", "gt", "ge",
-                                              "lt", "le", "pow", "max", "min"};
+                                              "lt", "le", "eq", "ne", "pow", "max", "min"};
 
 static float special(int i) {
   static const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7fa00000u, 0x7fc12345u, 0xff812345u};
