@@ -149,10 +149,13 @@ static int read_sizes(lua_State *L, int first, int64_t *size, int allow_infer, c
   int top = lua_gettop(L), dim = 0;
   int from_table = lua_istable(L, first);
   lua_Integer n;
+  while (top >= first && lua_isnil(L, top)) top--;
   if (from_table) {
+    if (top > first) /* ({2, 3}, 4) is not a size list: refuse, do not drop the 4 */
+      luaL_error(L, "bad argument in '%s': sizes as one table or as numbers, got a table and %d more argument%s", fname,
+                 top - first, top - first > 1 ? "s" : "");
     n = (lua_Integer)lua_rawlen(L, first);
   } else {
-    while (top >= first && lua_isnil(L, top)) top--;
     n = top - first + 1;
   }
   if (n < 1 || n > BLUA_MAX_DIM)
@@ -474,6 +477,16 @@ static int l_cat(lua_State *L) {
 
 /* ---- size and element access ---- */
 
+/* Lua drops arguments past a method's last without a word, so the methods whose extra argument
+ * is a Torch habit that would change the result (t:norm(1) for the L1 norm, t:sum(2, true)) refuse
+ * it: `most` is how many arguments follow self, `usage` lists them. */
+static void no_extra(lua_State *L, int most, const char *fname, const char *usage) {
+  int extra = lua_gettop(L) - 1 - most;
+  if (extra > 0)
+    luaL_error(L, "t:%s: (%s) expected, got %d more argument%s", fname, usage, extra, extra > 1 ? "s" : "");
+}
+
+
 static int t_size(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
   if (!lua_isnoneornil(L, 2)) {
@@ -520,13 +533,16 @@ static float *element(lua_State *L, blua_tensor *t, const char *fname, int *next
 
 static int t_get(lua_State *L) {
   int next;
-  push_value(L, *element(L, lblua_checktensor(L, 1), "get", &next));
+  blua_tensor *t = lblua_checktensor(L, 1);
+  no_extra(L, t->dim, "get", "one index per dimension");
+  push_value(L, *element(L, t, "get", &next));
   return 1;
 }
 
 static int t_set(lua_State *L) {
   int next;
   blua_tensor *t = lblua_checktensor(L, 1);
+  no_extra(L, t->dim + 1, "set", "one index per dimension, v");
   float v = (float)luaL_checknumber(L, 2 + t->dim);
   *element(L, t, "set", &next) = v;
   lua_settop(L, 1);
@@ -803,6 +819,9 @@ static int t_add(lua_State *L) {
   } else if (lua_isnumber(L, 2)) {
     lblua_check(L, blua_tensor_add(t, t, (float)lua_tonumber(L, 2), lblua_checktensor(L, 3), &err), "add", &err);
   } else {
+    if (!lua_isnoneornil(L, 3)) /* t:add(u, a) would add u and drop a: the scale goes first */
+      luaL_error(L, "t:add: (u | a, u | a) expected, got a %s after the tensor",
+                 luaL_testudata(L, 3, LBLUA_TENSOR_MT) ? "tensor" : luaL_typename(L, 3));
     lblua_check(L, blua_tensor_add(t, t, 1.0f, lblua_checktensor(L, 2), &err), "add", &err);
   }
   lua_settop(L, 1);
@@ -992,18 +1011,8 @@ static void reduced(const blua_tensor *t, int d, int64_t *size) {
   size[d] = 1;
 }
 
-/* Lua drops arguments past a method's last without a word, so the methods whose extra argument
- * is a Torch habit that would change the result (t:norm(1) for the L1 norm, t:sum(2, true)) refuse
- * it: `most` is how many arguments follow self, `usage` lists them. */
-static void no_extra(lua_State *L, int most, const char *fname, const char *usage) {
-  int extra = lua_gettop(L) - 1 - most;
-  if (extra > 0)
-    luaL_error(L, "t:%s: (%s) expected, got %d more argument%s", fname, usage, extra, extra > 1 ? "s" : "");
-}
-
 static int sum_or_mean(lua_State *L, int mean, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  no_extra(L, 1, fname, "[dim]");
   if (lua_isnoneornil(L, 2)) {
     int64_t n = blua_tensor_nelement(t);
     push_value(L, !mean ? blua_tensor_sum(t) : n ? blua_tensor_sum(t) / (double)n : NAN);
@@ -1024,7 +1033,6 @@ static int t_mean(lua_State *L) { return sum_or_mean(L, 1, "mean"); }
 /* t:max() -> number; t:max(d) -> values, indices (1-based), both with size 1 at d. */
 static int extreme(lua_State *L, int want_max, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  no_extra(L, 1, fname, "[dim]");
   if (lua_isnoneornil(L, 2)) {
     push_value(L, want_max ? blua_tensor_max(t) : blua_tensor_min(t));
     return 1;
@@ -1043,14 +1051,12 @@ static int t_max(lua_State *L) { return extreme(L, 1, "max"); }
 static int t_min(lua_State *L) { return extreme(L, 0, "min"); }
 static int t_norm(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  no_extra(L, 0, "norm", ""); /* the L2 norm only: t:norm(1) must not return it */
   lua_pushnumber(L, blua_tensor_norm(t));
   return 1;
 }
 
 static int t_dot(lua_State *L) {
   blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
-  no_extra(L, 1, "dot", "u");
   char s1[SHAPE_LEN], s2[SHAPE_LEN];
   if (!blua_tensor_same_shape(a, b)) return luaL_error(L, "size mismatch in 'dot': %s and %s", shape(a, s1), shape(b, s2));
   lua_pushnumber(L, blua_tensor_dot(a, b));
@@ -1059,7 +1065,6 @@ static int t_dot(lua_State *L) {
 
 static int t_allFinite(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  no_extra(L, 0, "allFinite", "");
   lua_pushboolean(L, blua_tensor_all_finite(t));
   return 1;
 }
@@ -1069,7 +1074,6 @@ static int t_allFinite(lua_State *L) {
  * N-d: the indices along d, with size 1 at d. */
 static int t_argmax(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  no_extra(L, 1, "argmax", "[dim]");
   int d = lua_isnoneornil(L, 2) ? (t->dim >= 2 ? 1 : 0) : lblua_checkdim(L, 2, t, "argmax");
   if (blua_tensor_nelement(t) == 0) return luaL_error(L, "empty tensor in 'argmax'");
   if (t->dim == 1) {
@@ -1311,6 +1315,57 @@ static const luaL_Reg tensor_methods[] = {
     {"argmax", t_argmax}, {"allFinite", t_allFinite},
     {NULL, NULL}};
 
+/* How many arguments each method takes after self, and their usage for the error: Lua drops
+ * the ones past the last without a word, and a Torch habit there (t:norm(1), t:sum(2, true),
+ * t:clamp(lo, hi, x)) would give a wrong result in silence. get and set check their own count
+ * (one index per dimension); view and reshape take up to BLUA_MAX_DIM sizes, which read_sizes
+ * counts. The spec "every tensor method refuses an argument past its last" keeps this complete. */
+static const struct {
+  const char *name;
+  int most;
+  const char *usage;
+} tensor_arity[] = {
+    {"size", 1, "[d]"}, {"dim", 0, ""}, {"nDimension", 0, ""}, {"nElement", 0, ""}, {"numel", 0, ""},
+    {"stride", 1, "[d]"}, {"totable", 0, ""}, {"narrow", 3, "dim, first, len"}, {"t", 0, ""},
+    {"transpose", 2, "d1, d2"}, {"select", 2, "d, i"}, {"squeeze", 1, "[d]"}, {"unsqueeze", 1, "d"},
+    {"index", 2, "d, indices"}, {"clone", 0, ""}, {"contiguous", 0, ""}, {"isContiguous", 0, ""},
+    {"copy", 1, "u"}, {"fill", 1, "v"}, {"zero", 0, ""}, {"indexRows", 2, "rows [, out]"},
+    {"add", 2, "u | a, u | a"}, {"sub", 1, "u | a"}, {"cmul", 1, "u"}, {"cdiv", 1, "u"}, {"mul", 1, "a"},
+    {"div", 1, "a"}, {"addRow", 2, "v [, alpha]"}, {"sumRows", 0, ""}, {"mm", 1, "u"},
+    {"addmm", 4, "beta, alpha, a, b"}, {"abs", 0, ""}, {"exp", 0, ""}, {"log", 0, ""}, {"sqrt", 0, ""},
+    {"tanh", 0, ""}, {"sigmoid", 0, ""}, {"sign", 0, ""}, {"neg", 0, ""}, {"square", 0, ""},
+    {"log1p", 0, ""}, {"floor", 0, ""}, {"clamp", 2, "[lo [, hi]]"}, {"gt", 1, "a"}, {"ge", 1, "a"},
+    {"lt", 1, "a"}, {"le", 1, "a"}, {"eq", 1, "a"}, {"ne", 1, "a"}, {"pow", 1, "a"}, {"cmax", 1, "u | a"}, {"cmin", 1, "u | a"},
+    {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
+    {"norm", 0, ""}, /* the L2 norm only: t:norm(1) must not return it */
+    {"dot", 1, "u"}, {"allFinite", 0, ""}, {"argmax", 1, "[dim]"},
+};
+
+/* The method (upvalue 1) after the count check; a closed tensor among the arguments is reported
+ * first, as the method itself would. */
+static int arity_checked(lua_State *L) {
+  int most = (int)lua_tointeger(L, lua_upvalueindex(2));
+  if (lua_gettop(L) - 1 > most) {
+    for (int i = 1; i <= lua_gettop(L); i++)
+      if (luaL_testudata(L, i, LBLUA_TENSOR_MT)) lblua_checktensor(L, i);
+    no_extra(L, most, lua_tostring(L, lua_upvalueindex(3)), lua_tostring(L, lua_upvalueindex(4)));
+  }
+  return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+/* Wraps each method of the table on top in its count check. */
+static void check_arity(lua_State *L) {
+  for (size_t k = 0; k < sizeof tensor_arity / sizeof tensor_arity[0]; k++) {
+    lua_getfield(L, -1, tensor_arity[k].name);
+    if (!lua_tocfunction(L, -1)) luaL_error(L, "tensor_arity names '%s', not a method", tensor_arity[k].name);
+    lua_pushinteger(L, tensor_arity[k].most);
+    lua_pushstring(L, tensor_arity[k].name);
+    lua_pushstring(L, tensor_arity[k].usage);
+    lua_pushcclosure(L, arity_checked, 4);
+    lua_setfield(L, -2, tensor_arity[k].name);
+  }
+}
+
 static const luaL_Reg tensor_meta[] = {
     {"__gc", t_gc}, {"__close", t_gc}, {"__tostring", m_tostring}, {"__len", t_len},
     {"__add", m_add}, {"__sub", m_sub}, {"__mul", m_mul}, {"__div", m_div}, {"__unm", m_unm},
@@ -1330,6 +1385,7 @@ void lblua_open_tensor(lua_State *L) {
     lua_pushliteral(L, "blua.Tensor");
     lua_setfield(L, -2, "__name");
     luaL_newlib(L, tensor_methods);
+    check_arity(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");
     lua_pushvalue(L, -1);

@@ -398,6 +398,53 @@ describe("other silently wrong inputs", function()
     assert.are.equal(4, t:max())
   end)
 
+  it("Torch forms blua does not take are errors, not results of another form", function()
+    local t, u = blua.tensor{{1, -2}, {3, 4}}, blua.tensor{{1, 1}, {1, 1}}
+    local calls = {
+      -- Torch's c:mm(a, b) puts a*b in c; ignoring b would have returned c*a
+      {function() return t:mm(u, u) end, "t:mm: (u) expected, got 1 more argument"},
+      -- Torch's c:add(a, b) and c:cmul(a, b) write a+b, a.*b into c; t:add(u, 2) would have added u alone
+      {function() return t:add(u, u) end, "t:add: (u | a, u | a) expected, got a tensor after the tensor"},
+      {function() return t:add(u, 2) end, "t:add: (u | a, u | a) expected, got a number after the tensor"},
+      {function() return t:add(2, u, u) end, "t:add: (u | a, u | a) expected, got 1 more argument"},
+      {function() return t:cmul(u, u) end, "t:cmul: (u) expected, got 1 more argument"},
+      {function() return t:clamp(0, 1, 2) end, "t:clamp: ([lo [, hi]]) expected, got 1 more argument"},
+      {function() return t:narrow(1, 1, 1, 2) end, "t:narrow: (dim, first, len) expected, got 1 more argument"},
+      {function() return t:map(function(v) return v end, 2) end, "t:map: (f) expected, got 1 more argument"},
+      {function() return t:t(1, 2) end, "t:t: () expected, got 2 more arguments"},
+      {function() return t:get(1, 1, 1) end, "t:get: (one index per dimension) expected, got 1 more"},
+      {function() return t:set(1, 1, 5, 6) end, "t:set: (one index per dimension, v) expected, got 1 more"},
+      {function() return t:view({4}, 1) end, "'view': sizes as one table or as numbers, got a table and 1 more argument"},
+      {function() return blua.zeros({2, 2}, 3) end, "'zeros': sizes as one table or as numbers, got a table and 1 more"},
+    }
+    for _, c in ipairs(calls) do fails_with(c[1], c[2]) end
+    assert.are.same({{1, -2}, {3, 4}}, t:totable()) -- nothing was changed on the way to the errors
+    -- the forms blua takes still work
+    assert.are.same({{3, 0}, {5, 6}}, t:clone():add(2, u):totable())
+    assert.are.same({{2, -1}, {4, 5}}, t:clone():add(u, nil):totable())
+    assert.are.same({4}, {t:view({4}, nil):size()})
+    assert.are.equal(4, t:get(2, 2))
+  end)
+
+  it("every tensor method refuses an argument past its last", function()
+    -- view and reshape take 1 to 8 sizes (or one table), counted by the size reader itself
+    local variadic = {view = "1..8 sizes", reshape = "1..8 sizes"}
+    local t = blua.tensor{{1, 2}, {3, 4}}
+    local checked = 0
+    for name, f in pairs(blua.Tensor) do
+      local err = fails_with(function() return f(t, 1, 1, 1, 1, 1, 1, 1, 1, 1) end)
+      if variadic[name] then
+        assert.is_truthy(tostring(err):find("9 sizes given", 1, true), name .. ": " .. tostring(err))
+      else
+        assert.is_truthy(tostring(err):find("t:" .. name .. ": (", 1, true), name .. ": " .. tostring(err))
+        assert.is_truthy(tostring(err):find("expected, got %d more argument"), name .. ": " .. tostring(err))
+        checked = checked + 1
+      end
+    end
+    assert.is_true(checked >= 60, checked)
+    assert.are.same({{1, 2}, {3, 4}}, t:totable())
+  end)
+
   it("an argument past the last a network or progress-bar method takes is refused, not ignored", function()
     local d, n = classes(8), net{4, 3, 2}
     local calls = {
