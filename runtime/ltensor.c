@@ -143,6 +143,16 @@ int64_t lblua_checksize(lua_State *L, int arg, const char *fname) {
   return (int64_t)n;
 }
 
+/* Lua drops arguments past a function's last without a word, and a Torch habit there would give
+ * another result in silence (t:norm(1) for the L1 norm, blua.eye(2, 3) for a 2x3 one): refuse it.
+ * `most` is how many arguments follow the first (self for a method), `who` names the function as
+ * it is called ("t:get"), `usage` lists its arguments. */
+static void no_extra(lua_State *L, int most, const char *who, const char *usage) {
+  int extra = lua_gettop(L) - 1 - most;
+  if (extra > 0)
+    luaL_error(L, "%s: (%s) expected, got %d more argument%s", who, usage, extra, extra > 1 ? "s" : "");
+}
+
 /* Sizes given as arguments first.. (up to the last non-nil) or as one table {n1, n2, ...}.
  * allow_infer lets one size be -1 (view, reshape). Returns the dimension count. */
 static int read_sizes(lua_State *L, int first, int64_t *size, int allow_infer, const char *fname) {
@@ -292,6 +302,7 @@ static int l_tensor(lua_State *L) {
   }
   int64_t size[BLUA_MAX_DIM];
   int dim = 0;
+  no_extra(L, 0, "blua.tensor", "{...} | n1, n2, ...");
   lua_settop(L, 1);
   lua_pushvalue(L, 1);
   for (;;) {
@@ -477,15 +488,6 @@ static int l_cat(lua_State *L) {
 
 /* ---- size and element access ---- */
 
-/* Lua drops arguments past a method's last without a word, so the methods whose extra argument
- * is a Torch habit that would change the result (t:norm(1) for the L1 norm, t:sum(2, true)) refuse
- * it: `most` is how many arguments follow self, `usage` lists them. */
-static void no_extra(lua_State *L, int most, const char *fname, const char *usage) {
-  int extra = lua_gettop(L) - 1 - most;
-  if (extra > 0)
-    luaL_error(L, "t:%s: (%s) expected, got %d more argument%s", fname, usage, extra, extra > 1 ? "s" : "");
-}
-
 
 static int t_size(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
@@ -534,7 +536,7 @@ static float *element(lua_State *L, blua_tensor *t, const char *fname, int *next
 static int t_get(lua_State *L) {
   int next;
   blua_tensor *t = lblua_checktensor(L, 1);
-  no_extra(L, t->dim, "get", "one index per dimension");
+  no_extra(L, t->dim, "t:get", "one index per dimension");
   push_value(L, *element(L, t, "get", &next));
   return 1;
 }
@@ -542,7 +544,7 @@ static int t_get(lua_State *L) {
 static int t_set(lua_State *L) {
   int next;
   blua_tensor *t = lblua_checktensor(L, 1);
-  no_extra(L, t->dim + 1, "set", "one index per dimension, v");
+  no_extra(L, t->dim + 1, "t:set", "one index per dimension, v");
   float v = (float)luaL_checknumber(L, 2 + t->dim);
   *element(L, t, "set", &next) = v;
   lua_settop(L, 1);
@@ -1320,11 +1322,12 @@ static const luaL_Reg tensor_methods[] = {
  * t:clamp(lo, hi, x)) would give a wrong result in silence. get and set check their own count
  * (one index per dimension); view and reshape take up to BLUA_MAX_DIM sizes, which read_sizes
  * counts. The spec "every tensor method refuses an argument past its last" keeps this complete. */
-static const struct {
+struct arity {
   const char *name;
   int most;
   const char *usage;
-} tensor_arity[] = {
+};
+static const struct arity tensor_arity[] = {
     {"size", 1, "[d]"}, {"dim", 0, ""}, {"nDimension", 0, ""}, {"nElement", 0, ""}, {"numel", 0, ""},
     {"stride", 1, "[d]"}, {"totable", 0, ""}, {"narrow", 3, "dim, first, len"}, {"t", 0, ""},
     {"transpose", 2, "d1, d2"}, {"select", 2, "d, i"}, {"squeeze", 1, "[d]"}, {"unsqueeze", 1, "d"},
@@ -1341,7 +1344,15 @@ static const struct {
     {"dot", 1, "u"}, {"allFinite", 0, ""}, {"argmax", 1, "[dim]"},
 };
 
-/* The method (upvalue 1) after the count check; a closed tensor among the arguments is reported
+/* The same for the module's functions, counting every argument (there is no self); blua.tensor and the size-list constructors count their
+ * own arguments (read_sizes), the internal ones (_sgemm, ...) are left as they are. */
+static const struct arity module_arity[] = {
+    {"eye", 1, "n"}, {"isTensor", 1, "x"}, {"setNumThreads", 1, "n"}, {"getNumThreads", 0, ""},
+    {"cat", 2, "{t1, t2, ...} [, d]"}, {"manualSeed", 1, "n"}, {"initialSeed", 0, ""}, {"randperm", 1, "n"},
+    {"clock", 0, ""}, {"blasInfo", 0, ""},
+};
+
+/* The function (upvalue 1) after the count check; a closed tensor among the arguments is reported
  * first, as the method itself would. */
 static int arity_checked(lua_State *L) {
   int most = (int)lua_tointeger(L, lua_upvalueindex(2));
@@ -1353,16 +1364,17 @@ static int arity_checked(lua_State *L) {
   return lua_tocfunction(L, lua_upvalueindex(1))(L);
 }
 
-/* Wraps each method of the table on top in its count check. */
-static void check_arity(lua_State *L) {
-  for (size_t k = 0; k < sizeof tensor_arity / sizeof tensor_arity[0]; k++) {
-    lua_getfield(L, -1, tensor_arity[k].name);
-    if (!lua_tocfunction(L, -1)) luaL_error(L, "tensor_arity names '%s', not a method", tensor_arity[k].name);
-    lua_pushinteger(L, tensor_arity[k].most);
-    lua_pushstring(L, tensor_arity[k].name);
-    lua_pushstring(L, tensor_arity[k].usage);
+/* Wraps each function of the table on top named in a[0..n) in its count check; errors name it
+ * prefix .. name ("t:norm", "blua.eye"). Methods count their arguments after self. */
+static void check_arity(lua_State *L, const struct arity *a, size_t n, const char *prefix, int methods) {
+  for (size_t k = 0; k < n; k++) {
+    lua_getfield(L, -1, a[k].name);
+    if (!lua_tocfunction(L, -1)) luaL_error(L, "arity table names '%s', not a C function", a[k].name);
+    lua_pushinteger(L, methods ? a[k].most : a[k].most - 1); /* arity_checked counts after the first */
+    lua_pushfstring(L, "%s%s", prefix, a[k].name);
+    lua_pushstring(L, a[k].usage);
     lua_pushcclosure(L, arity_checked, 4);
-    lua_setfield(L, -2, tensor_arity[k].name);
+    lua_setfield(L, -2, a[k].name);
   }
 }
 
@@ -1385,7 +1397,7 @@ void lblua_open_tensor(lua_State *L) {
     lua_pushliteral(L, "blua.Tensor");
     lua_setfield(L, -2, "__name");
     luaL_newlib(L, tensor_methods);
-    check_arity(L);
+    check_arity(L, tensor_arity, sizeof tensor_arity / sizeof tensor_arity[0], "t:", 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");
     lua_pushvalue(L, -1);
@@ -1398,4 +1410,5 @@ void lblua_open_tensor(lua_State *L) {
   lua_setfield(L, -3, "Tensor"); /* blua.Tensor: the method table, for extension from Lua */
   lua_pop(L, 1);
   luaL_setfuncs(L, module_funcs, 0);
+  check_arity(L, module_arity, sizeof module_arity / sizeof module_arity[0], "blua.", 0);
 }

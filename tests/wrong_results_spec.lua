@@ -426,6 +426,28 @@ describe("other silently wrong inputs", function()
     assert.are.equal(4, t:get(2, 2))
   end)
 
+  it("the module's tensor functions refuse an argument past their last", function()
+    local t = blua.tensor{1, 2}
+    local calls = {
+      -- Torch's torch.eye(n, m) is n x m; ignoring m would have returned n x n
+      {function() return blua.eye(2, 3) end, "blua.eye: (n) expected, got 1 more argument"},
+      {function() return blua.cat({t, t}, 1, 2) end, "blua.cat: ({t1, t2, ...} [, d]) expected, got 1 more"},
+      {function() return blua.randperm(4, 2) end, "blua.randperm: (n) expected, got 1 more"},
+      {function() return blua.isTensor(t, 1) end, "blua.isTensor: (x) expected, got 1 more"},
+      {function() return blua.manualSeed(1, 2) end, "blua.manualSeed: (n) expected, got 1 more"},
+      {function() return blua.setNumThreads(1, 2) end, "blua.setNumThreads: (n) expected, got 1 more"},
+      {function() return blua.getNumThreads(1) end, "blua.getNumThreads: () expected, got 1 more"},
+      {function() return blua.initialSeed(1) end, "blua.initialSeed: () expected, got 1 more"},
+      {function() return blua.clock(1) end, "blua.clock: () expected, got 1 more"},
+      {function() return blua.blasInfo(1) end, "blua.blasInfo: () expected, got 1 more"},
+      {function() return blua.tensor({1, 2}, 3) end, "blua.tensor: ({...} | n1, n2, ...) expected, got 1 more"},
+    }
+    for _, c in ipairs(calls) do fails_with(c[1], c[2]) end
+    assert.are.same({2, 2}, {blua.eye(2):size()})
+    assert.are.same({4}, {blua.cat({t, t}, 1):size()})
+    assert.are.same({2, 3}, {blua.tensor(2, 3):size()})
+  end)
+
   it("every tensor method refuses an argument past its last", function()
     -- view and reshape take 1 to 8 sizes (or one table), counted by the size reader itself
     local variadic = {view = "1..8 sizes", reshape = "1..8 sizes"}
