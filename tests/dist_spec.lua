@@ -31,6 +31,7 @@ describe("blua.dist without mpirun", function()
     assert.has_error(function() dist.segment(10, 2, 2) end, "bad argument #2 to 'dist.segment' (rank 2 out of range 0..1)")
     assert.has_error(function() dist.segment(-1) end, "bad argument #1 to 'dist.segment' (total -1 is negative)")
     assert.has_error(function() dist.segment(2^31) end, "bad argument #1 to 'dist.segment' (integer expected, got float)")
+    assert.has_error(function() dist.segment() end, "bad argument #1 to 'dist.segment' (integer expected, got nil)")
   end)
 
   it("checks its arguments as it would under mpirun", function()

@@ -120,7 +120,9 @@ end
 function dist.segment(total, rank, size)
   size = size or dist.size()
   rank = rank or dist.rank()
-  for i, v in ipairs{total, rank, size} do
+  local args = {total, rank, size}
+  for i = 1, 3 do -- (not ipairs: it would stop at a missing total and check nothing)
+    local v = args[i]
     if math.type(v) ~= "integer" then
       error(string.format("bad argument #%d to 'dist.segment' (integer expected, got %s)", i, math.type(v) or type(v)), 2)
     end
