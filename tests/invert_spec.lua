@@ -76,6 +76,20 @@ describe("blua.invert", function()
     assert.has_error(function() blua.invert(net, y, {steps = 3}) end)
   end)
 
+  it("refuses non-finite steps, data and operators, a non-tensor A and softmax under 'gradient'", function()
+    local net = small_net{5, 20, 20}
+    local y = blua.zeros(3, 20)
+    assert.has_error(function() blua.invert(net, y, {mu = 0 / 0}) end, "blua.invert: mu must be a positive finite number, got " .. tostring(0 / 0))
+    assert.has_error(function() blua.invert(net, y, {beta = blua.ones(1)}) end, "blua.invert: beta must be a positive finite number, got a tensor")
+    assert.has_error(function() blua.invert(net, y, {lr = -1}) end, "blua.invert: lr must be a positive finite number, got -1")
+    assert.has_error(function() blua.invert(net, y, {A = {}}) end, "size mismatch in 'blua.invert': A must be m x 20 (the network's outputs)")
+    assert.has_error(function() blua.invert(net, y:clone():fill(1 / 0)) end, "blua.invert: y, A and x0 must hold finite numbers (NaN or Inf found)")
+    assert.has_error(function() blua.invert(net, y, {x0 = blua.zeros(3)}) end, "size mismatch in 'blua.invert': x0 must be 3x5")
+    local cls = blua.nn.mlp{5, 6, 3}
+    assert.has_error(function() blua.invert(cls, blua.zeros(2, 3), {method = "gradient"}) end,
+      "blua.invert: method 'gradient' needs elementwise activations, layer 2 is softmax (use method 'bregman')")
+  end)
+
   it("refuses a convolution block with a message naming it", function()
     local nn = blua.nn
     local cnn = nn.Sequential():add(nn.Reshape(1, 4, 4)):add(nn.Conv2d(1, 2, 3, {padding = 1})):add("relu")

@@ -66,4 +66,12 @@ describe("blua.metrics", function()
   it("refuses things that are not data sets", function()
     assert.has_error(function() blua.metrics.accuracy(known_net(), {}) end, "blua.metrics.accuracy: a data set {x =, y =} expected")
   end)
+
+  it("refuses things that are not networks, naming the metric", function()
+    for _, name in ipairs{"accuracy", "topk", "energy", "sparsity", "confusion"} do
+      assert.has_error(function() blua.metrics[name]({}, data) end, "blua.metrics." .. name .. ": a blua.nn network expected, got table")
+      assert.has_error(function() blua.metrics[name](blua.zeros(2, 2), data) end,
+        "blua.metrics." .. name .. ": a blua.nn network expected, got a tensor")
+    end
+  end)
 end)

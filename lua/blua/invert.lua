@@ -55,17 +55,37 @@ local function options(net, y, opts)
         l, net.ops[l][1].kind, o.from, L), 3)
     end
   end
+  -- the step sizes and the rate: a NaN, an infinity or a tensor here would only fail deep in a kernel
+  for _, k in ipairs{"mu", "beta", "lr"} do
+    local v = o[k]
+    if type(v) ~= "number" or not (v > 0 and v < math.huge) then
+      error(string.format("blua.invert: %s must be a positive finite number, got %s", k,
+        type(v) == "number" and tostring(v) or blua.isTensor(v) and "a tensor" or type(v)), 3)
+    end
+  end
+  if o.method == "gradient" then
+    for l = o.from, L do -- back-propagation to u needs each layer's derivative entry by entry
+      local act = net:activation(l)
+      if not act.elementwise then
+        error(string.format("blua.invert: method 'gradient' needs elementwise activations, layer %d is %s (use method 'bregman')",
+          l, act.name), 3)
+      end
+    end
+  end
   local out = net.sizes[L + 1]
   if not blua.isTensor(y) or y:dim() ~= 2 then error("blua.invert: y must be a matrix (one row per sample)", 3) end
-  local m = o.A and o.A:size(1) or out
   if o.A and (not blua.isTensor(o.A) or o.A:dim() ~= 2 or o.A:size(2) ~= out) then
     error(string.format("size mismatch in 'blua.invert': A must be m x %d (the network's outputs)", out), 3)
   end
+  if not y:allFinite() or (o.A and not o.A:allFinite()) or (blua.isTensor(o.x0) and not o.x0:allFinite()) then
+    error("blua.invert: y, A and x0 must hold finite numbers (NaN or Inf found)", 3)
+  end
+  local m = o.A and o.A:size(1) or out
   if y:size(2) ~= m then
     error(string.format("size mismatch in 'blua.invert': y is %dx%d, the measurements have %d entries", y:size(1), y:size(2), m), 3)
   end
   local n_in = net.sizes[o.from]
-  if o.x0 and (not blua.isTensor(o.x0) or o.x0:size(1) ~= y:size(1) or o.x0:size(2) ~= n_in) then
+  if o.x0 and (not blua.isTensor(o.x0) or o.x0:dim() ~= 2 or o.x0:size(1) ~= y:size(1) or o.x0:size(2) ~= n_in) then
     error(string.format("size mismatch in 'blua.invert': x0 must be %dx%d", y:size(1), n_in), 3)
   end
   return o

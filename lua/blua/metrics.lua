@@ -23,6 +23,10 @@ end
 -- the network and have rows (a mean over no samples is no number), y as many rows. A 1-D y of
 -- N labels is taken as N x 1.
 local function check(net, data, fname)
+  if type(net) ~= "table" or type(net.sizes) ~= "table" or math.type(net.sizes[1]) ~= "integer" then
+    error(string.format("blua.metrics.%s: a blua.nn network expected, got %s", fname,
+      blua.isTensor(net) and "a tensor" or type(net)), 3)
+  end
   if type(data) ~= "table" or not blua.isTensor(data.x) or not blua.isTensor(data.y) then
     error(string.format("blua.metrics.%s: a data set {x =, y =} expected", fname), 3)
   end
