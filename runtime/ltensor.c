@@ -1013,6 +1013,53 @@ static void reduced(const blua_tensor *t, int d, int64_t *size) {
   size[d] = 1;
 }
 
+/* t:round() and t:ceil(): in place, like floor. */
+#define UNARY_NOARG(name, op)                                     \
+  static int t_##name(lua_State *L) {                             \
+    map_or_raise(L, lblua_checktensor(L, 1), op, 0.0f, 0.0f, #name); \
+    lua_settop(L, 1);                                             \
+    return 1;                                                     \
+  }
+UNARY_NOARG(round, BLUA_MAP_ROUND)
+UNARY_NOARG(ceil, BLUA_MAP_CEIL)
+
+/* The optional number at arg (def when absent or nil); a NaN or an infinity is refused. */
+static double finite_opt(lua_State *L, int arg, double def, const char *fname) {
+  double v = luaL_optnumber(L, arg, def);
+  if (!isfinite(v)) luaL_error(L, "t:%s: argument #%d must be finite, got %f", fname, arg - 1, v);
+  return v;
+}
+
+/* In-place random fills from the generator blua.manualSeed reseeds, drawn in row-major order
+ * on one thread (the same numbers whatever the thread count and the view's layout). */
+static int t_uniform(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  double a = finite_opt(L, 2, 0.0, "uniform"), b = finite_opt(L, 3, 1.0, "uniform");
+  if (a > b) return luaL_error(L, "t:uniform: bounds a > b (%f > %f)", a, b);
+  if (!isfinite(b - a)) return luaL_error(L, "t:uniform: b - a overflows (%f, %f)", a, b);
+  blua_tensor_uniform(t, a, b);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_normal(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  double mean = finite_opt(L, 2, 0.0, "normal"), std = finite_opt(L, 3, 1.0, "normal");
+  if (std < 0) return luaL_error(L, "t:normal: std must be >= 0, got %f", std);
+  blua_tensor_normal(t, mean, std);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_bernoulli(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  double p = luaL_optnumber(L, 2, 0.5);
+  if (!(p >= 0 && p <= 1)) return luaL_error(L, "t:bernoulli: p must be in [0, 1], got %f", p);
+  blua_tensor_bernoulli(t, p);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int sum_or_mean(lua_State *L, int mean, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
   if (lua_isnoneornil(L, 2)) {
@@ -1311,7 +1358,8 @@ static const luaL_Reg tensor_methods[] = {
     {"addRow", t_addRow}, {"sumRows", t_sumRows}, {"mm", t_mm}, {"addmm", t_addmm},
     {"abs", t_abs}, {"exp", t_exp}, {"log", t_log}, {"sqrt", t_sqrt}, {"tanh", t_tanh},
     {"sigmoid", t_sigmoid}, {"sign", t_sign}, {"neg", t_neg}, {"square", t_square}, {"log1p", t_log1p},
-    {"floor", t_floor}, {"clamp", t_clamp}, {"gt", t_gt}, {"ge", t_ge}, {"lt", t_lt}, {"le", t_le}, {"eq", t_eq}, {"ne", t_ne},
+    {"floor", t_floor}, {"round", t_round}, {"ceil", t_ceil}, {"uniform", t_uniform}, {"normal", t_normal},
+    {"bernoulli", t_bernoulli}, {"clamp", t_clamp}, {"gt", t_gt}, {"ge", t_ge}, {"lt", t_lt}, {"le", t_le}, {"eq", t_eq}, {"ne", t_ne},
     {"pow", t_pow}, {"cmax", t_cmax}, {"cmin", t_cmin}, {"map", t_map},
     {"sum", t_sum}, {"mean", t_mean}, {"max", t_max}, {"min", t_min}, {"norm", t_norm}, {"dot", t_dot},
     {"argmax", t_argmax}, {"allFinite", t_allFinite},
@@ -1337,7 +1385,8 @@ static const struct arity tensor_arity[] = {
     {"div", 1, "a"}, {"addRow", 2, "v [, alpha]"}, {"sumRows", 0, ""}, {"mm", 1, "u"},
     {"addmm", 4, "beta, alpha, a, b"}, {"abs", 0, ""}, {"exp", 0, ""}, {"log", 0, ""}, {"sqrt", 0, ""},
     {"tanh", 0, ""}, {"sigmoid", 0, ""}, {"sign", 0, ""}, {"neg", 0, ""}, {"square", 0, ""},
-    {"log1p", 0, ""}, {"floor", 0, ""}, {"clamp", 2, "[lo [, hi]]"}, {"gt", 1, "a"}, {"ge", 1, "a"},
+    {"log1p", 0, ""}, {"floor", 0, ""}, {"round", 0, ""}, {"ceil", 0, ""},
+    {"uniform", 2, "[a, b]"}, {"normal", 2, "[mean, std]"}, {"bernoulli", 1, "[p]"}, {"clamp", 2, "[lo [, hi]]"}, {"gt", 1, "a"}, {"ge", 1, "a"},
     {"lt", 1, "a"}, {"le", 1, "a"}, {"eq", 1, "a"}, {"ne", 1, "a"}, {"pow", 1, "a"}, {"cmax", 1, "u | a"}, {"cmin", 1, "u | a"},
     {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
     {"norm", 0, ""}, /* the L2 norm only: t:norm(1) must not return it */

@@ -1245,3 +1245,12 @@ void blua_tensor_normal(blua_tensor *t, double mean, double std) {
     for (int64_t j = 0; j < len; j++) p[j * s] = (float)(mean + std * blua_rng_normal(r));
   }
 }
+
+void blua_tensor_bernoulli(blua_tensor *t, double prob) {
+  blua_rng *r = blua_default_rng();
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
+  for (int64_t i = 0; i < runs; i++) {
+    float *p = RUN(t, i);
+    for (int64_t j = 0; j < len; j++) p[j * s] = blua_rng_uniform(r) < prob ? 1.0f : 0.0f;
+  }
+}

@@ -1,7 +1,7 @@
 /* Elementwise maps in place (blua/tensor_map.h). The op is chosen once per run of entries, not
- * per entry: each op has its own loop, so the cheap ones (abs, neg, square, sqrt, floor, sign,
- * the comparisons, clamp, max, min) become vector loops, compiled for AVX-512 and AVX2 as well
- * as the baseline. Every op is the same scalar expression at every width (no reassociation, no
+ * per entry: each op has its own loop, so the cheap ones (abs, neg, square, sqrt, floor, ceil,
+ * round, sign, the comparisons, clamp, max, min) become vector loops, compiled for AVX-512 and
+ * AVX2 as well as the baseline. Every op is the same scalar expression at every width (no reassociation, no
  * fused multiply-add, IEEE min/max order kept), so the bits do not depend on the clone chosen.
  * exp, log, log1p, tanh and sigmoid are vector loops too, over the double-precision routines
  * of vmath.h rounded to float (the correctly rounded float but for a handful of the 2^32
@@ -28,6 +28,8 @@
  * came: the baseline compilation of floorf (an SSE2 sequence, no libm call) returns even a
  * signalling NaN unchanged, where the AVX round instructions would quieten it. */
 static inline float floor_of(float x) { return fabsf(x) < 0x1p23f ? floorf(x) : x; }
+static inline float ceil_of(float x) { return fabsf(x) < 0x1p23f ? ceilf(x) : x; }
+static inline float round_of(float x) { return fabsf(x) < 0x1p23f ? roundf(x) : x; }
 
 /* p[k * step] = E(x) for k < n, x the old entry. VEC: a loop the compiler is told to vectorise
  * where the entries are adjacent; CALL: a libm call per entry (pow), left scalar. */
@@ -69,6 +71,8 @@ MAP_CLONES static void map_run(float *p, int64_t n, int64_t step, blua_map_op op
     case BLUA_MAP_SQUARE: VEC(x * x); break;
     case BLUA_MAP_LOG1P: VEC(vm_log1pf(x)); break;
     case BLUA_MAP_FLOOR: VEC(floor_of(x)); break;
+    case BLUA_MAP_CEIL: VEC(ceil_of(x)); break;
+    case BLUA_MAP_ROUND: VEC(round_of(x)); break;
     case BLUA_MAP_CLAMP: VEC(x < a ? a : (x > b ? b : x)); break;
     case BLUA_MAP_GT: VEC((float)(x > a)); break;
     case BLUA_MAP_GE: VEC((float)(x >= a)); break;

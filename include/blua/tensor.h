@@ -202,6 +202,8 @@ int blua_tensor_all_finite(const blua_tensor *t);
 /* Random fills from the process-wide seeded generator (blua/random.h), in row-major order. */
 void blua_tensor_uniform(blua_tensor *t, double lo, double hi);
 void blua_tensor_normal(blua_tensor *t, double mean, double std);
+/* 1 with probability p (a uniform draw below p), else 0; one draw per entry. */
+void blua_tensor_bernoulli(blua_tensor *t, double p);
 
 /* Elementwise loops go parallel above this many elements. */
 #define BLUA_OMP_THRESHOLD 32768

@@ -24,6 +24,8 @@ typedef enum {
   BLUA_MAP_SQUARE,  /* x * x */
   BLUA_MAP_LOG1P,   /* log(1 + x): -inf at -1, NaN below */
   BLUA_MAP_FLOOR,   /* floorf(x); a NaN comes back unchanged, a signalling one too */
+  BLUA_MAP_CEIL,    /* ceilf(x); NaN as floor */
+  BLUA_MAP_ROUND,   /* roundf(x): the nearest integer, halves away from zero; NaN as floor */
   /* with the scalars a (and b) */
   BLUA_MAP_CLAMP, /* x < a ? a : (x > b ? b : x): NaN stays NaN; needs a <= b */
   BLUA_MAP_GT,    /* x > a as 1 or 0 (0 when either is NaN); likewise the next three */

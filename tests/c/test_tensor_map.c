@@ -32,6 +32,8 @@ static float reference(blua_map_op op, float x, float a, float b) {
     /* floorf compiled inline (Release) returns a signalling NaN as it is, libm's quietens it:
      * the map promises the former. */
     case BLUA_MAP_FLOOR: return isnan(x) ? x : floorf(x);
+    case BLUA_MAP_CEIL: return isnan(x) ? x : ceilf(x);
+    case BLUA_MAP_ROUND: return isnan(x) ? x : roundf(x);
     case BLUA_MAP_CLAMP: return x < a ? a : (x > b ? b : x);
     case BLUA_MAP_GT: return x > a;
     case BLUA_MAP_GE: return x >= a;
@@ -48,7 +50,7 @@ static float reference(blua_map_op op, float x, float a, float b) {
 }
 
 static const char *op_name[BLUA_MAP_COUNT] = {"abs", "exp", "log", "sqrt", "tanh", "sigmoid", "sign",
-                                              "neg", "square", "log1p", "floor", "clamp", "gt", "ge",
+                                              "neg", "square", "log1p", "floor", "ceil", "round", "clamp", "gt", "ge",
                                               "lt", "le", "eq", "ne", "pow", "max", "min"};
 
 static float special(int i) {

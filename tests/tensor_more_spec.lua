@@ -1,0 +1,163 @@
+-- Torch7 tensor methods beyond the basics: the in-place random fills (uniform, normal,
+-- bernoulli) and the rounding maps (round, ceil). Exact values, views against contiguous
+-- copies, empty tensors, NaN, refused arguments, reproducibility and draw statistics.
+local blua = require "blua"
+
+local function nan() return 0 / 0 end
+
+-- A 3x4 tensor's transpose, and a narrowed view of a wider tensor, both 4x3 / 3x2 views.
+local function views(values)
+  local base = blua.tensor(values)
+  local wide = blua.zeros(base:size(1), base:size(2) + 3)
+  local narrow = wide:narrow(2, 2, base:size(2))
+  narrow:copy(base)
+  local tr = base:t():contiguous():t() -- same values, transposed strides
+  return base, narrow, tr, wide
+end
+
+describe("t:round and t:ceil", function()
+  it("round halves away from zero, ceil up, in place, returning t", function()
+    local t = blua.tensor{1.5, -1.5, 2.5, -2.5, 0.4, -0.6, 7}
+    assert.equal(t, t:round())
+    assert.same({2, -2, 3, -3, 0, -1, 7}, t:totable())
+    local c = blua.tensor{1.5, -1.5, 0.1, -0.9, 3}
+    assert.equal(c, c:ceil())
+    assert.same({2, -1, 1, 0, 3}, c:totable())
+  end)
+
+  it("keeps NaN, infinities and large floats", function()
+    local t = blua.tensor{nan(), math.huge, -math.huge, 2 ^ 24 + 2}
+    for _, m in ipairs{"round", "ceil"} do
+      local v = t:clone()[m](t:clone())
+      local got = v:totable()
+      assert.is_true(got[1] ~= got[1])
+      assert.same({math.huge, -math.huge, 2 ^ 24 + 2}, {got[2], got[3], got[4]})
+    end
+  end)
+
+  it("gives a view the values of its contiguous copy, the rest untouched", function()
+    for _, m in ipairs{"round", "ceil"} do
+      local base, narrow, tr, wide = views{{0.5, -0.5, 1.2}, {-2.7, 3.5, 4.49}}
+      local want = base:clone()[m](base:clone()):totable()
+      assert.same(want, narrow[m](narrow):totable())
+      assert.same(want, tr[m](tr):totable())
+      assert.same({0, 0}, {wide:get(1, 1), wide:get(2, 5)})
+    end
+  end)
+
+  it("accepts empty tensors and refuses extra arguments", function()
+    assert.equal(0, blua.zeros(0, 3):round():nElement())
+    assert.equal(0, blua.zeros(0):ceil():nElement())
+    assert.has_error(function() blua.zeros(2):round(1) end, "t:round: () expected, got 1 more argument")
+    assert.has_error(function() blua.zeros(2):ceil(0) end, "t:ceil: () expected, got 1 more argument")
+  end)
+end)
+
+describe("random fills", function()
+  after_each(function() blua.setNumThreads(1) end)
+
+  it("fill in place and return t, with Torch's defaults", function()
+    blua.manualSeed(5)
+    local t = blua.zeros(1000)
+    assert.equal(t, t:uniform())
+    assert.is_true(t:min() >= 0 and t:max() < 1)
+    t:uniform(-3, -2)
+    assert.is_true(t:min() >= -3 and t:max() <= -2)
+    t:uniform(4, 4)
+    assert.same(4, t:min())
+    assert.same(4, t:max())
+    assert.equal(t, t:bernoulli())
+    for _, v in ipairs(t:totable()) do assert.is_true(v == 0 or v == 1) end
+    assert.equal(0, t:bernoulli(0):sum())
+    assert.equal(1000, t:bernoulli(1):sum())
+    assert.equal(t, t:normal(5, 0))
+    assert.equal(5, t:min())
+    assert.equal(5, t:max())
+  end)
+
+  it("are reproducible under blua.manualSeed at one and two threads", function()
+    local function draw(threads)
+      blua.setNumThreads(threads)
+      blua.manualSeed(42)
+      local a = blua.zeros(300, 300):uniform(-1, 2)
+      local b = blua.zeros(300, 300):normal(1, 2)
+      local c = blua.zeros(300, 300):bernoulli(0.25)
+      return a, b, c
+    end
+    local a1, b1, c1 = draw(1)
+    local a2, b2, c2 = draw(2)
+    assert.equal(0, (a1 - a2):abs():max())
+    assert.equal(0, (b1 - b2):abs():max())
+    assert.equal(0, (c1 - c2):abs():max())
+    blua.manualSeed(43)
+    assert.is_true((blua.zeros(300, 300):uniform(-1, 2) - a1):abs():max() > 0)
+  end)
+
+  it("draw a view's entries in row-major order, as for a contiguous tensor", function()
+    for _, fill in ipairs{{"uniform", 1, 3}, {"normal", 0, 1}, {"bernoulli", 0.5}} do
+      local m, args = fill[1], {table.unpack(fill, 2)}
+      blua.manualSeed(7)
+      local want = blua.zeros(3, 4)
+      want[m](want, table.unpack(args))
+      blua.manualSeed(7)
+      local wide = blua.zeros(3, 6)
+      local narrow = wide:narrow(2, 2, 4)
+      narrow[m](narrow, table.unpack(args))
+      assert.same(want:totable(), narrow:totable())
+      assert.same({0, 0, 0}, wide:select(2, 1):totable())
+      assert.same({0, 0, 0}, wide:select(2, 6):totable())
+      blua.manualSeed(7)
+      local tr = blua.zeros(4, 3):t()
+      tr[m](tr, table.unpack(args))
+      assert.same(want:totable(), tr:totable())
+    end
+  end)
+
+  it("have the mean and spread of their distribution (100 000 draws)", function()
+    blua.manualSeed(11)
+    local n = 100000
+    local function moments(t)
+      local mean = t:mean()
+      local var = (t - mean):square():sum() / (n - 1)
+      return mean, math.sqrt(var)
+    end
+    -- within 5 standard errors: the mean's is sd/sqrt(n), the sd's about sd/sqrt(2n)
+    local u = blua.zeros(n):uniform(2, 5)
+    local mu, su = moments(u)
+    local sd = 3 / math.sqrt(12)
+    assert.is_true(math.abs(mu - 3.5) < 5 * sd / math.sqrt(n))
+    assert.is_true(math.abs(su - sd) < 5 * sd / math.sqrt(2 * n))
+    local g = blua.zeros(n):normal(-1, 2)
+    local mg, sg = moments(g)
+    assert.is_true(math.abs(mg + 1) < 5 * 2 / math.sqrt(n))
+    assert.is_true(math.abs(sg - 2) < 5 * 2 / math.sqrt(2 * n))
+    local b = blua.zeros(n):bernoulli(0.3)
+    assert.is_true(math.abs(b:mean() - 0.3) < 5 * math.sqrt(0.3 * 0.7 / n))
+  end)
+
+  it("accept empty tensors", function()
+    assert.equal(0, blua.zeros(0, 4):uniform():nElement())
+    assert.equal(0, blua.zeros(0):normal():nElement())
+    assert.equal(0, blua.zeros(3, 0):bernoulli():nElement())
+  end)
+
+  it("refuse bad parameters and extra arguments", function()
+    local t = blua.zeros(2)
+    assert.has_error(function() t:uniform(2, 1) end, "t:uniform: bounds a > b (2.0 > 1.0)")
+    assert.has_error(function() t:uniform(nan(), 1) end)
+    assert.has_error(function() t:uniform(0, math.huge) end)
+    assert.has_error(function() t:uniform(-1e308, 1e308) end, "t:uniform: b - a overflows (-1e+308, 1e+308)")
+    assert.has_error(function() t:uniform(0, 1, 2) end, "t:uniform: ([a, b]) expected, got 1 more argument")
+    assert.has_error(function() t:normal(0, -1) end, "t:normal: std must be >= 0, got -1.0")
+    assert.has_error(function() t:normal(nan()) end)
+    assert.has_error(function() t:normal(0, math.huge) end)
+    assert.has_error(function() t:normal(0, 1, 2) end, "t:normal: ([mean, std]) expected, got 1 more argument")
+    assert.has_error(function() t:bernoulli(1.5) end, "t:bernoulli: p must be in [0, 1], got 1.5")
+    assert.has_error(function() t:bernoulli(-0.1) end)
+    assert.has_error(function() t:bernoulli(nan()) end)
+    assert.has_error(function() t:bernoulli(math.maxinteger) end)
+    assert.has_error(function() t:bernoulli(0.5, 1) end, "t:bernoulli: ([p]) expected, got 1 more argument")
+    assert.has_error(function() t:uniform("x") end)
+    assert.same({0, 0}, t:totable())
+  end)
+end)
