@@ -222,6 +222,18 @@ describe("convolutional networks", function()
     end
   end)
 
+  it("takes a transposed or strided input as its contiguous copy (forward, metrics)", function()
+    local net = small_cnn(3)
+    local data = blobs(12, 5)
+    local xt = data.x:t():contiguous():t() -- the same values, stored column by column
+    assert.is_false(xt:isContiguous())
+    assert.equal(0, max_abs(net:forward(xt) - net:forward(data.x)))
+    local wide = blua.zeros(12, 80)
+    wide:narrow(2, 9, 64):copy(data.x)
+    assert.equal(0, max_abs(net:forward(wide:narrow(2, 9, 64)) - net:forward(data.x)))
+    assert.equal(blua.metrics.accuracy(net, data), blua.metrics.accuracy(net, {x = xt, y = data.y}))
+  end)
+
   it("saves, loads and clones a CNN", function()
     local net = small_cnn(7)
     local path = os.tmpname()
