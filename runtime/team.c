@@ -72,7 +72,8 @@ static int run_tasks(uint32_t g) {
   int n = atomic_load(&team.n), ran = 0;
   uint64_t s = atomic_load(&team.slot);
   while (gen_of(s) == g && (uint32_t)s < (uint32_t)n) {
-    /* success proves generation g is still current, so task and ctx are still its own */
+    /* success proves generation g is still current, so task, ctx and n are still its own
+     * (start_batch closes g's slot before it writes the next batch's) */
     if (atomic_compare_exchange_weak(&team.slot, &s, s + 1)) {
       task(ctx, (int)(uint32_t)s);
       ran++;
@@ -169,13 +170,16 @@ static void adapt(int others) {
 }
 
 /* Publishes a batch of n tasks as the next generation and wakes the sleepers; returns the
- * generation. */
+ * generation. The finished generation's slot is closed first (its next task set past any n):
+ * a thread that read that slot late would otherwise claim an index of it against the new
+ * batch's task, n and ctx, running a task of the new batch twice and counting it done early. */
 static uint32_t start_batch(int n, task_fn task, void *ctx) {
+  uint32_t g = gen_of(atomic_load(&team.slot)) + 1;
+  atomic_store(&team.slot, (uint64_t)(g - 1) << 32 | UINT32_MAX);
   atomic_store(&team.task, task);
   atomic_store(&team.ctx, ctx);
   atomic_store(&team.n, n);
   atomic_store(&team.done, 0);
-  uint32_t g = gen_of(atomic_load(&team.slot)) + 1;
   atomic_store(&team.slot, (uint64_t)g << 32);
   wake_all();
   return g;

@@ -24,10 +24,19 @@ static void count_task(void *ctx, int i) {
   atomic_fetch_add(&runs[i], 1);
 }
 
+static void tick_task(void *ctx, int i) {
+  (void)ctx;
+  atomic_fetch_add(&runs[i], 1);
+}
+
 static int all_once(int n) {
   for (int i = 0; i < n; i++)
     if (atomic_load(&runs[i]) != 1) return 0;
   return 1;
+}
+
+static void reset_first(int n) {
+  for (int i = 0; i < n; i++) atomic_store(&runs[i], 0);
 }
 
 static void reset(void) {
@@ -60,6 +69,17 @@ static int body(void *ctx) {
     reset();
     blua_team_for(n, 1, count_task, NULL);
     ok = ok && all_once(n);
+  }
+  CHECK(ok);
+  /* batches of tasks that take no time, of changing sizes: a thread that reads a finished
+   * batch's slot late must not claim an index of the next batch (each index ran twice, or one
+   * was still running when the batch was taken for done) */
+  ok = 1;
+  for (int r = 0; r < 20 * *rounds && ok; r++) {
+    int n = 1 + (r * 7) % 13;
+    reset_first(13);
+    blua_team_for(n, 1, tick_task, NULL);
+    ok = all_once(n) && atomic_load(&runs[n]) == 0;
   }
   CHECK(ok);
   /* a batch larger than the team */
