@@ -79,4 +79,42 @@ describe("a resumed run", function()
     assert.equal(2, #h)
     assert.is_table(state.power) -- kept from now on
   end)
+
+  it("refuses a malformed optimiser state, naming the entry, before any step", function()
+    local net, state = fresh(), {}
+    blua.train.bregman(net, d, run_opts{optim_state = state, on_epoch = function(e) return e < 1 end})
+    local before = net:clone()
+    local function try(method, edit, want)
+      local copy = {power = {}}
+      for k, s in pairs(state) do
+        if type(k) == "number" then copy[k] = {t = s.t, m = s.m and {table.unpack(s.m)}, v = s.v and {table.unpack(s.v)}} end
+      end
+      for k, v in pairs(state.power) do copy.power[k] = v end
+      edit(copy)
+      local ok, err = pcall(function()
+        local h = blua.train[method](net, d, run_opts{optim_state = copy, start_epoch = 2})
+        return h
+      end)
+      assert.is_false(ok)
+      assert.is_truthy(err:find(want, 1, true), err)
+      assert.is_truthy(err:find("resume_spec.lua", 1, true), err) -- at the caller's line
+      assert.is_true(bits_equal(net, before))
+    end
+    try("bregman", function(c) c[1] = 5 end, "blua.train.bregman: optim_state[1] must be a table (block 1's state), got number")
+    try("bregman", function(c) c[2].t = -1 end, "optim_state[2].t must be a step count (an integer >= 0), got -1")
+    try("bregman", function(c) c[2].t = 0.5 end, "optim_state[2].t must be a step count (an integer >= 0), got 0.5")
+    try("backprop", function(c) c[1].m = "x" end, "blua.train.backprop: optim_state[1].m must be a list of tensors, got string")
+    try("bregman", function(c) c[1].m[1] = blua.zeros(3, 3) end,
+      "optim_state[1].m[1] must be a tensor of its parameter's shape 5x12, got 3x3")
+    try("lifted", function(c) c[3].v[2] = nil end, "optim_state[3].v[2] must be a tensor of its parameter's shape 1x2, got nil")
+    try("bregman", function(c)
+      local t = blua.zeros(1, 12)
+      getmetatable(t).__close(t)
+      c[1].v[2] = t
+    end, "optim_state[1].v[2] must be a tensor of its parameter's shape 1x12, got a closed tensor")
+    try("bregman", function(c) c.power = 1 end, "blua.train.bregman: optim_state.power must be a table, got number")
+    try("bregman", function(c) c.power[7] = blua.zeros(1, 12) end,
+      "optim_state.power has the key 7; it keeps one vector per hidden layer (1..2)")
+    try("bregman", function(c) c.power[1] = blua.zeros(1, 5) end, "optim_state.power[1] must be a live 1x12 tensor, got 1x5")
+  end)
 end)

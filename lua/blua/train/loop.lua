@@ -339,6 +339,22 @@ local function team_pays(method, net, o, dist)
   return lifted.c_batch_path(net, o) ~= nil
 end
 
+-- The power-iteration warm starts of a resumed run (optim_state.power[l], 1 x the width of
+-- layer l + 1's output), checked before the X-steps use them.
+local function check_power(method, net, power)
+  local function fail(what) error(string.format("blua.train.%s: optim_state.power%s", method, what), 4) end
+  if type(power) ~= "table" then fail(" must be a table, got " .. type(power)) end
+  for l, v in pairs(power) do
+    if math.type(l) ~= "integer" or l < 1 or l > net:nLayers() - 1 then
+      fail(string.format(" has the key %s; it keeps one vector per hidden layer (1..%d)", tostring(l), net:nLayers() - 1))
+    end
+    if not (blua.isTensor(v) and v:dim() == 2 and v:size(1) == 1 and v:size(2) == net.sizes[l + 2]) then
+      fail(string.format("[%d] must be a live 1x%d tensor, got %s", l, net.sizes[l + 2],
+        blua.isTensor(v) and table.concat({v:size()}, "x") or type(v)))
+    end
+  end
+end
+
 -- A whole training run of `method`; returns the per-epoch history.
 function loop.run(method, net, data, opts)
   local o = options.check(method, opts, net)
@@ -359,7 +375,7 @@ function loop.run(method, net, data, opts)
   end
   local blocks = dist and dist.mode == "layer" and layers.param_blocks(net, dist) or loop.param_blocks(net)
   local state = {
-    power = {}, stepper = stepper.new(blocks, o),
+    power = {}, stepper = stepper.new(blocks, o, "blua.train." .. method),
     schedule = blua.optim.schedules[o.schedule], dist = dist,
   }
   -- The power-iteration warm starts of the X-step sizes are part of the run's state: kept in
@@ -367,6 +383,7 @@ function loop.run(method, net, data, opts)
   if o.optim_state then
     o.optim_state.power = o.optim_state.power or {}
     state.power = o.optim_state.power
+    check_power(method, net, state.power)
   end
   state.caches = {power = state.power} -- scratch space per batch size (loop.workspace)
   -- (layer-parallel ranks keep the optimiser state of their own layers only)

@@ -23,6 +23,39 @@ local function per_block_state(state, blocks)
   return state
 end
 
+local function shape_of(t)
+  if blua.isTensor(t) then return table.concat({t:size()}, "x") end
+  local mt = type(t) == "userdata" and getmetatable(t)
+  return type(mt) == "table" and mt.__name == "blua.Tensor" and "a closed tensor" or type(t)
+end
+
+-- A resumed run's optimiser state, checked against the blocks before a step uses it: a
+-- malformed one (a hand-made table, a checkpoint of another network) would otherwise fail
+-- deep in the optimiser with a bare index error. Errors point at the trainer's caller.
+local function check_state(state, blocks, who)
+  local function fail(fmt, ...) error(string.format("%s: optim_state" .. fmt, who, ...), 5) end
+  for k, block in ipairs(blocks) do
+    local s = state[k]
+    if s ~= nil and type(s) ~= "table" then fail("[%d] must be a table (block %d's state), got %s", k, k, type(s)) end
+    if s ~= nil then
+      local t = s.t
+      if t ~= nil and not (math.tointeger(t) and t >= 0) then
+        fail("[%d].t must be a step count (an integer >= 0), got %s", k, tostring(t))
+      end
+      for _, key in ipairs{"m", "v", "buf"} do
+        local list = s[key]
+        if list ~= nil and type(list) ~= "table" then fail("[%d].%s must be a list of tensors, got %s", k, key, type(list)) end
+        for j, p in ipairs(list and block.params or {}) do
+          if shape_of(list[j]) ~= shape_of(p) then
+            fail("[%d].%s[%d] must be a tensor of its parameter's shape %s, got %s", k, key, j, shape_of(p),
+              shape_of(list[j]))
+          end
+        end
+      end
+    end
+  end
+end
+
 -- blocks: a list of {params = {tensors}}, in the order of net:parameters(). Returns
 -- {params =, grads = (flat lists), blocks =, block_grads = (grads per block),
 -- step = function(lr, lipschitz, anchor)}.
@@ -32,7 +65,7 @@ end
 -- optimiser on each block with that block's own state. With o.shard (a data-parallel run
 -- without an on_gradients hook) the step is sharded over the ranks, see stepper.sharded, and
 -- the stepper has sync().
-function stepper.new(blocks, o)
+function stepper.new(blocks, o, who)
   local params, grads = {}, {}
   for _, block in ipairs(blocks) do
     block.grads, block.index = {}, {}
@@ -43,6 +76,7 @@ function stepper.new(blocks, o)
     end
   end
   local state = per_block_state(o.optim_state or {}, blocks)
+  check_state(state, blocks, who)
   for k in ipairs(blocks) do state[k] = state[k] or {} end
   local hook = o.on_gradients
   local function ready(anchor)
