@@ -822,7 +822,7 @@ static int t_add(lua_State *L) {
     lblua_check(L, blua_tensor_add(t, t, (float)lua_tonumber(L, 2), lblua_checktensor(L, 3), &err), "add", &err);
   } else {
     if (!lua_isnoneornil(L, 3)) /* t:add(u, a) would add u and drop a: the scale goes first */
-      luaL_error(L, "t:add: (u | a, u | a) expected, got a %s after the tensor",
+      luaL_error(L, "t:add: (u | a | a, u) expected, got a %s after the tensor",
                  luaL_testudata(L, 3, LBLUA_TENSOR_MT) ? "tensor" : luaL_typename(L, 3));
     lblua_check(L, blua_tensor_add(t, t, 1.0f, lblua_checktensor(L, 2), &err), "add", &err);
   }
@@ -939,6 +939,8 @@ UNARY(neg, BLUA_MAP_NEG)
 UNARY(square, BLUA_MAP_SQUARE)
 UNARY(log1p, BLUA_MAP_LOG1P)
 UNARY(floor, BLUA_MAP_FLOOR)
+UNARY(round, BLUA_MAP_ROUND)
+UNARY(ceil, BLUA_MAP_CEIL)
 
 /* Scalar comparisons and clamps, in place. */
 static int t_clamp(lua_State *L) {
@@ -1012,16 +1014,6 @@ static void reduced(const blua_tensor *t, int d, int64_t *size) {
   memcpy(size, t->size, sizeof t->size);
   size[d] = 1;
 }
-
-/* t:round() and t:ceil(): in place, like floor. */
-#define UNARY_NOARG(name, op)                                     \
-  static int t_##name(lua_State *L) {                             \
-    map_or_raise(L, lblua_checktensor(L, 1), op, 0.0f, 0.0f, #name); \
-    lua_settop(L, 1);                                             \
-    return 1;                                                     \
-  }
-UNARY_NOARG(round, BLUA_MAP_ROUND)
-UNARY_NOARG(ceil, BLUA_MAP_CEIL)
 
 /* The optional number at arg (def when absent or nil); a NaN or an infinity is refused. */
 static double finite_opt(lua_State *L, int arg, double def, const char *fname) {
@@ -1381,7 +1373,7 @@ static const struct arity tensor_arity[] = {
     {"transpose", 2, "d1, d2"}, {"select", 2, "d, i"}, {"squeeze", 1, "[d]"}, {"unsqueeze", 1, "d"},
     {"index", 2, "d, indices"}, {"clone", 0, ""}, {"contiguous", 0, ""}, {"isContiguous", 0, ""},
     {"copy", 1, "u"}, {"fill", 1, "v"}, {"zero", 0, ""}, {"indexRows", 2, "rows [, out]"},
-    {"add", 2, "u | a, u | a"}, {"sub", 1, "u | a"}, {"cmul", 1, "u"}, {"cdiv", 1, "u"}, {"mul", 1, "a"},
+    {"add", 2, "u | a | a, u"}, {"sub", 1, "u | a"}, {"cmul", 1, "u"}, {"cdiv", 1, "u"}, {"mul", 1, "a"},
     {"div", 1, "a"}, {"addRow", 2, "v [, alpha]"}, {"sumRows", 0, ""}, {"mm", 1, "u"},
     {"addmm", 4, "beta, alpha, a, b"}, {"abs", 0, ""}, {"exp", 0, ""}, {"log", 0, ""}, {"sqrt", 0, ""},
     {"tanh", 0, ""}, {"sigmoid", 0, ""}, {"sign", 0, ""}, {"neg", 0, ""}, {"square", 0, ""},

@@ -404,9 +404,9 @@ describe("other silently wrong inputs", function()
       -- Torch's c:mm(a, b) puts a*b in c; ignoring b would have returned c*a
       {function() return t:mm(u, u) end, "t:mm: (u) expected, got 1 more argument"},
       -- Torch's c:add(a, b) and c:cmul(a, b) write a+b, a.*b into c; t:add(u, 2) would have added u alone
-      {function() return t:add(u, u) end, "t:add: (u | a, u | a) expected, got a tensor after the tensor"},
-      {function() return t:add(u, 2) end, "t:add: (u | a, u | a) expected, got a number after the tensor"},
-      {function() return t:add(2, u, u) end, "t:add: (u | a, u | a) expected, got 1 more argument"},
+      {function() return t:add(u, u) end, "t:add: (u | a | a, u) expected, got a tensor after the tensor"},
+      {function() return t:add(u, 2) end, "t:add: (u | a | a, u) expected, got a number after the tensor"},
+      {function() return t:add(2, u, u) end, "t:add: (u | a | a, u) expected, got 1 more argument"},
       {function() return t:cmul(u, u) end, "t:cmul: (u) expected, got 1 more argument"},
       {function() return t:clamp(0, 1, 2) end, "t:clamp: ([lo [, hi]]) expected, got 1 more argument"},
       {function() return t:narrow(1, 1, 1, 2) end, "t:narrow: (dim, first, len) expected, got 1 more argument"},

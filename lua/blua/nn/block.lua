@@ -92,7 +92,7 @@ function Chain:forward(x, z)
   local op, be = self:handle()
   -- the operators read rows of the input in place; a transposed or strided view (a user's
   -- data set) is copied once here, as the dense layers' BLAS path takes it as it is
-  be.forward(op, self:params(), x:isContiguous() and x or x:contiguous(), z)
+  be.forward(op, self:params(), x:contiguous(), z)
   return z
 end
 
