@@ -1126,6 +1126,56 @@ int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean,
   return BLUA_OK;
 }
 
+/* Spread and product of len floats s apart, in double. The variance takes two passes (the mean,
+ * then the squared deviations) and divides by len - 1, so one entry gives 0/0 = NaN, as Torch. */
+static double stat_run(const float *p, int64_t len, int64_t s, blua_stat kind) {
+  if (kind == BLUA_STAT_PROD) {
+    double acc = 1.0;
+    for (int64_t j = 0; j < len; j++) acc *= p[j * s];
+    return acc;
+  }
+  if (len == 0) return NAN;
+  double mean = 0.0, ss = 0.0;
+  for (int64_t j = 0; j < len; j++) mean += p[j * s];
+  mean /= (double)len;
+  for (int64_t j = 0; j < len; j++) ss += ((double)p[j * s] - mean) * ((double)p[j * s] - mean);
+  double var = ss / (double)(len - 1);
+  return kind == BLUA_STAT_STD ? sqrt(var) : var;
+}
+
+double blua_tensor_stat(const blua_tensor *t, blua_stat kind) {
+  int64_t runs = blua_tensor_runs(t), len = t->size[LAST(t)], s = t->stride[LAST(t)];
+  int64_t n = blua_tensor_nelement(t);
+  if (kind == BLUA_STAT_PROD) {
+    double acc = 1.0;
+    for (int64_t i = 0; i < runs; i++) acc *= stat_run(RUN(t, i), len, s, kind);
+    return acc;
+  }
+  if (n == 0) return NAN;
+  double mean = 0.0, ss = 0.0;
+  for (int64_t i = 0; i < runs; i++)
+    for (int64_t j = 0; j < len; j++) mean += RUN(t, i)[j * s];
+  mean /= (double)n;
+  for (int64_t i = 0; i < runs; i++) {
+    const float *p = RUN(t, i);
+    for (int64_t j = 0; j < len; j++) ss += ((double)p[j * s] - mean) * ((double)p[j * s] - mean);
+  }
+  double var = ss / (double)(n - 1);
+  return kind == BLUA_STAT_STD ? sqrt(var) : var;
+}
+
+int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_stat kind, blua_err *err) {
+  if (reduced_shape_ok(out, t, d, err)) return BLUA_ERROR;
+  blua_tensor tv = moved_last(t, d), ov = moved_last(out, d);
+  int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
+  float *po = blua_tensor_data(out);
+  const float *pt = blua_tensor_data(t);
+  BLUA_PAR(BIG(runs * len), "omp parallel for",
+  for (int64_t i = 0; i < runs; i++)
+    po[blua_tensor_run_offset(&ov, i)] = (float)stat_run(pt + blua_tensor_run_offset(&tv, i), len, s, kind););
+  return BLUA_OK;
+}
+
 int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tensor *t, int d, int want_max,
                             blua_err *err) {
   if (reduced_shape_ok(out, t, d, err) || (idx && reduced_shape_ok(idx, t, d, err))) return BLUA_ERROR;

@@ -161,3 +161,66 @@ describe("random fills", function()
     assert.same({0, 0}, t:totable())
   end)
 end)
+
+describe("t:var, t:std and t:prod", function()
+  local function close(a, b) return math.abs(a - b) <= 1e-5 * math.max(1, math.abs(b)) end
+
+  it("give exact values over all entries and along a dimension", function()
+    local t = blua.tensor{{1, 2, 3, 4}, {2, 4, 6, 8}}
+    assert.is_true(close(t:var(), 37.5 / 7)) -- mean 3.75, squared deviations sum to 37.5
+    assert.is_true(close(t:std(), math.sqrt(37.5 / 7)))
+    assert.equal(9216, t:prod())
+    local v = t:var(2)
+    assert.same({2, 1}, {v:size(1), v:size(2)})
+    assert.is_true(close(v:get(1, 1), 5 / 3) and close(v:get(2, 1), 20 / 3))
+    assert.same({{0.5, 2, 4.5, 8}}, t:var(1):totable())
+    local sd = t:std(1):totable()[1]
+    for j, w in ipairs{0.5, 2, 4.5, 8} do assert.is_true(close(sd[j], math.sqrt(w))) end
+    assert.same({{24}, {384}}, t:prod(2):totable())
+    assert.same({{2, 8, 18, 32}}, t:prod(1):totable())
+  end)
+
+  it("give a view the values of its contiguous copy", function()
+    for _, m in ipairs{"var", "std", "prod"} do
+      local base, narrow, tr = views{{0.5, -1.5, 1.25}, {-2.75, 3.5, 4}}
+      for _, d in ipairs{1, 2} do
+        local want = base[m](base, d):totable()
+        assert.same(want, narrow[m](narrow, d):totable())
+        assert.same(want, tr[m](tr, d):totable())
+      end
+      assert.equal(base[m](base), narrow[m](narrow))
+      assert.equal(base[m](base), tr[m](tr))
+      local bt = base:t()
+      assert.same(bt:contiguous()[m](bt:contiguous(), 1):totable(), bt[m](bt, 1):totable())
+    end
+  end)
+
+  it("give NaN for one entry (n - 1 = 0) and for none, prod 1 for none", function()
+    local one = blua.tensor{3}
+    assert.is_true(one:var() ~= one:var())
+    assert.is_true(one:std() ~= one:std())
+    local col = blua.tensor{{1, 2, 3}}:var(1):totable()[1]
+    for _, x in ipairs(col) do assert.is_true(x ~= x) end
+    local e = blua.zeros(0, 3)
+    assert.is_true(e:var() ~= e:var())
+    assert.equal(1, e:prod())
+    assert.same({{1, 1, 1}}, e:prod(1):totable())
+    local ev = e:std(1):totable()[1]
+    for _, x in ipairs(ev) do assert.is_true(x ~= x) end
+    assert.same({0, 1}, {e:var(2):size(1), e:var(2):size(2)})
+    local n = blua.tensor{1, nan(), 3}
+    assert.is_true(n:var() ~= n:var())
+    assert.is_true(n:prod() ~= n:prod())
+  end)
+
+  it("refuse a bad dimension and extra arguments", function()
+    local t = blua.zeros(2, 3)
+    for _, m in ipairs{"var", "std", "prod"} do
+      assert.has_error(function() t[m](t, 3) end)
+      assert.has_error(function() t[m](t, 0) end)
+      assert.has_error(function() t[m](t, math.maxinteger) end)
+      assert.has_error(function() t[m](t, nan()) end)
+      assert.has_error(function() t[m](t, 1, true) end, "t:" .. m .. ": ([dim]) expected, got 1 more argument")
+    end
+  end)
+end)

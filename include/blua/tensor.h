@@ -188,6 +188,11 @@ double blua_tensor_dot(const blua_tensor *a, const blua_tensor *b); /* shapes mu
  * by the size of d. For max/min, idx (same shape as out, may be NULL) gets 1-based positions;
  * NaN wins, as in the whole-tensor max. */
 int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean, blua_err *err);
+/* Unbiased variance (divides by n - 1: one element gives NaN, as in Torch), its square root,
+ * or the product; two passes in double. Whole tensor, or along d into out as sum_dim. */
+typedef enum { BLUA_STAT_VAR, BLUA_STAT_STD, BLUA_STAT_PROD } blua_stat;
+double blua_tensor_stat(const blua_tensor *t, blua_stat kind);
+int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_stat kind, blua_err *err);
 int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tensor *t, int d, int want_max,
                             blua_err *err);
 /* 0-based index of the largest entry of each row (out has rows entries); t as a matrix. */
