@@ -1091,6 +1091,16 @@ static int t_var(lua_State *L) { return stat(L, BLUA_STAT_VAR, "var"); }
 static int t_std(lua_State *L) { return stat(L, BLUA_STAT_STD, "std"); }
 static int t_prod(lua_State *L) { return stat(L, BLUA_STAT_PROD, "prod"); }
 
+/* t:cumsum(d): a new tensor of t's shape. */
+static int t_cumsum(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  int d = lblua_checkdim(L, 2, t, "cumsum");
+  blua_tensor *r = new_nd(L, t->dim, t->size, 0, "cumsum");
+  blua_err err;
+  lblua_check(L, blua_tensor_cumsum(r, t, d, &err), "cumsum", &err);
+  return 1;
+}
+
 /* t:max() -> number; t:max(d) -> values, indices (1-based), both with size 1 at d. */
 static int extreme(lua_State *L, int want_max, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
@@ -1373,7 +1383,7 @@ static const luaL_Reg tensor_methods[] = {
     {"floor", t_floor}, {"round", t_round}, {"ceil", t_ceil}, {"uniform", t_uniform}, {"normal", t_normal},
     {"bernoulli", t_bernoulli}, {"clamp", t_clamp}, {"gt", t_gt}, {"ge", t_ge}, {"lt", t_lt}, {"le", t_le}, {"eq", t_eq}, {"ne", t_ne},
     {"pow", t_pow}, {"cmax", t_cmax}, {"cmin", t_cmin}, {"map", t_map},
-    {"sum", t_sum}, {"mean", t_mean}, {"var", t_var}, {"std", t_std}, {"prod", t_prod}, {"max", t_max}, {"min", t_min}, {"norm", t_norm}, {"dot", t_dot},
+    {"sum", t_sum}, {"mean", t_mean}, {"var", t_var}, {"std", t_std}, {"prod", t_prod}, {"cumsum", t_cumsum}, {"max", t_max}, {"min", t_min}, {"norm", t_norm}, {"dot", t_dot},
     {"argmax", t_argmax}, {"allFinite", t_allFinite},
     {NULL, NULL}};
 
@@ -1400,7 +1410,7 @@ static const struct arity tensor_arity[] = {
     {"log1p", 0, ""}, {"floor", 0, ""}, {"round", 0, ""}, {"ceil", 0, ""},
     {"uniform", 2, "[a, b]"}, {"normal", 2, "[mean, std]"}, {"bernoulli", 1, "[p]"}, {"clamp", 2, "[lo [, hi]]"}, {"gt", 1, "a"}, {"ge", 1, "a"},
     {"lt", 1, "a"}, {"le", 1, "a"}, {"eq", 1, "a"}, {"ne", 1, "a"}, {"pow", 1, "a"}, {"cmax", 1, "u | a"}, {"cmin", 1, "u | a"},
-    {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"var", 1, "[dim]"}, {"std", 1, "[dim]"}, {"prod", 1, "[dim]"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
+    {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"var", 1, "[dim]"}, {"std", 1, "[dim]"}, {"prod", 1, "[dim]"}, {"cumsum", 1, "dim"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
     {"norm", 0, ""}, /* the L2 norm only: t:norm(1) must not return it */
     {"dot", 1, "u"}, {"allFinite", 0, ""}, {"argmax", 1, "[dim]"},
 };

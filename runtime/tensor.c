@@ -1176,6 +1176,28 @@ int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_sta
   return BLUA_OK;
 }
 
+int blua_tensor_cumsum(blua_tensor *out, const blua_tensor *t, int d, blua_err *err) {
+  char s1[160], s2[160];
+  if (d < 0 || d >= t->dim) return blua_fail(err, "dimension %d out of range for %s", d + 1, blua_tensor_shape(t, s1, sizeof s1));
+  if (!blua_tensor_same_shape(out, t))
+    return blua_fail(err, "size mismatch: %s and %s", blua_tensor_shape(out, s1, sizeof s1), blua_tensor_shape(t, s2, sizeof s2));
+  blua_tensor tv = moved_last(t, d), ov = moved_last(out, d);
+  int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d], os = out->stride[d];
+  float *po = blua_tensor_data(out);
+  const float *pt = blua_tensor_data(t);
+  BLUA_PAR(BIG(runs * len), "omp parallel for",
+  for (int64_t i = 0; i < runs; i++) {
+    const float *p = pt + blua_tensor_run_offset(&tv, i);
+    float *o = po + blua_tensor_run_offset(&ov, i);
+    double acc = 0.0;
+    for (int64_t j = 0; j < len; j++) {
+      acc += p[j * s];
+      o[j * os] = (float)acc;
+    }
+  });
+  return BLUA_OK;
+}
+
 int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tensor *t, int d, int want_max,
                             blua_err *err) {
   if (reduced_shape_ok(out, t, d, err) || (idx && reduced_shape_ok(idx, t, d, err))) return BLUA_ERROR;

@@ -224,3 +224,36 @@ describe("t:var, t:std and t:prod", function()
     end
   end)
 end)
+
+describe("t:cumsum", function()
+  it("gives running sums along d as a new tensor", function()
+    local t = blua.tensor{{1, 2, 3}, {4, 5, 6}}
+    assert.same({{1, 3, 6}, {4, 9, 15}}, t:cumsum(2):totable())
+    assert.same({{1, 2, 3}, {5, 7, 9}}, t:cumsum(1):totable())
+    assert.same({{1, 2, 3}, {4, 5, 6}}, t:totable())
+    -- the running sum stays in double: 1 + 2^24 rounds to 2^24 in float, the next + 1 does not
+    assert.same({1, 2 ^ 24, 2 + 2 ^ 24}, blua.tensor{1, 2 ^ 24, 1}:cumsum(1):totable())
+  end)
+
+  it("gives a view the values of its contiguous copy", function()
+    local base, narrow, tr = views{{0.5, -1.5, 1.25}, {-2.75, 3.5, 4}}
+    for _, d in ipairs{1, 2} do
+      local want = base:cumsum(d):totable()
+      assert.same(want, narrow:cumsum(d):totable())
+      assert.same(want, tr:cumsum(d):totable())
+    end
+  end)
+
+  it("accepts empty tensors, carries NaN, refuses bad dimensions and extra arguments", function()
+    assert.same({0, 3}, {blua.zeros(0, 3):cumsum(1):size(1), blua.zeros(0, 3):cumsum(2):size(2)})
+    local n = blua.tensor{1, nan(), 3}:cumsum(1):totable()
+    assert.equal(1, n[1])
+    assert.is_true(n[2] ~= n[2] and n[3] ~= n[3])
+    local t = blua.zeros(2, 3)
+    assert.has_error(function() t:cumsum() end)
+    assert.has_error(function() t:cumsum(3) end)
+    assert.has_error(function() t:cumsum(math.maxinteger) end)
+    assert.has_error(function() t:cumsum(nan()) end)
+    assert.has_error(function() t:cumsum(1, 2) end, "t:cumsum: (dim) expected, got 1 more argument")
+  end)
+end)

@@ -193,6 +193,8 @@ int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean,
 typedef enum { BLUA_STAT_VAR, BLUA_STAT_STD, BLUA_STAT_PROD } blua_stat;
 double blua_tensor_stat(const blua_tensor *t, blua_stat kind);
 int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_stat kind, blua_err *err);
+/* out (t's shape, distinct from t) = running sums of t along d, accumulated in double. */
+int blua_tensor_cumsum(blua_tensor *out, const blua_tensor *t, int d, blua_err *err);
 int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tensor *t, int d, int want_max,
                             blua_err *err);
 /* 0-based index of the largest entry of each row (out has rows entries); t as a matrix. */
