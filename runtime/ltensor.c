@@ -1101,6 +1101,41 @@ static int t_cumsum(lua_State *L) {
   return 1;
 }
 
+/* Values and 1-based indices of the first k of each line along d, sorted. */
+static int sorted_first(lua_State *L, blua_tensor *t, int d, int64_t k, int descending, const char *fname) {
+  int64_t size[BLUA_MAX_DIM];
+  memcpy(size, t->size, sizeof t->size);
+  size[d] = k;
+  blua_tensor *v = new_nd(L, t->dim, size, 0, fname);
+  blua_tensor *i = new_nd(L, t->dim, size, 0, fname);
+  blua_err err;
+  lblua_check(L, blua_tensor_sort(v, i, t, d, descending, &err), fname, &err);
+  return 2;
+}
+
+/* t:sort([d [, descending]]): d defaults to the last dimension. */
+static int t_sort(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  if (t->dim == 0) return luaL_error(L, "t:sort: a tensor without dimensions");
+  int d = lua_isnoneornil(L, 2) ? t->dim - 1 : lblua_checkdim(L, 2, t, "sort");
+  int descending = lua_toboolean(L, 3);
+  return sorted_first(L, t, d, t->size[d], descending, "sort");
+}
+
+/* t:topk(k [, d [, largest]]): the k smallest by default, as Torch7. */
+static int t_topk(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  if (t->dim == 0) return luaL_error(L, "t:topk: a tensor without dimensions");
+  int d = lua_isnoneornil(L, 3) ? t->dim - 1 : lblua_checkdim(L, 3, t, "topk");
+  int isint = 0;
+  lua_Integer k = lua_tointegerx(L, 2, &isint);
+  char sh[SHAPE_LEN];
+  if (!isint || k < 0 || k > t->size[d])
+    return luaL_error(L, "t:topk: k must be an integer in 0..%d for dimension %d of %s, got %s", (int)t->size[d], d + 1,
+                      shape(t, sh), luaL_tolstring(L, 2, NULL));
+  return sorted_first(L, t, d, k, lua_toboolean(L, 4), "topk");
+}
+
 /* t:max() -> number; t:max(d) -> values, indices (1-based), both with size 1 at d. */
 static int extreme(lua_State *L, int want_max, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
@@ -1383,7 +1418,7 @@ static const luaL_Reg tensor_methods[] = {
     {"floor", t_floor}, {"round", t_round}, {"ceil", t_ceil}, {"uniform", t_uniform}, {"normal", t_normal},
     {"bernoulli", t_bernoulli}, {"clamp", t_clamp}, {"gt", t_gt}, {"ge", t_ge}, {"lt", t_lt}, {"le", t_le}, {"eq", t_eq}, {"ne", t_ne},
     {"pow", t_pow}, {"cmax", t_cmax}, {"cmin", t_cmin}, {"map", t_map},
-    {"sum", t_sum}, {"mean", t_mean}, {"var", t_var}, {"std", t_std}, {"prod", t_prod}, {"cumsum", t_cumsum}, {"max", t_max}, {"min", t_min}, {"norm", t_norm}, {"dot", t_dot},
+    {"sum", t_sum}, {"mean", t_mean}, {"var", t_var}, {"std", t_std}, {"prod", t_prod}, {"cumsum", t_cumsum}, {"sort", t_sort}, {"topk", t_topk}, {"max", t_max}, {"min", t_min}, {"norm", t_norm}, {"dot", t_dot},
     {"argmax", t_argmax}, {"allFinite", t_allFinite},
     {NULL, NULL}};
 
@@ -1410,7 +1445,7 @@ static const struct arity tensor_arity[] = {
     {"log1p", 0, ""}, {"floor", 0, ""}, {"round", 0, ""}, {"ceil", 0, ""},
     {"uniform", 2, "[a, b]"}, {"normal", 2, "[mean, std]"}, {"bernoulli", 1, "[p]"}, {"clamp", 2, "[lo [, hi]]"}, {"gt", 1, "a"}, {"ge", 1, "a"},
     {"lt", 1, "a"}, {"le", 1, "a"}, {"eq", 1, "a"}, {"ne", 1, "a"}, {"pow", 1, "a"}, {"cmax", 1, "u | a"}, {"cmin", 1, "u | a"},
-    {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"var", 1, "[dim]"}, {"std", 1, "[dim]"}, {"prod", 1, "[dim]"}, {"cumsum", 1, "dim"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
+    {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"var", 1, "[dim]"}, {"std", 1, "[dim]"}, {"prod", 1, "[dim]"}, {"cumsum", 1, "dim"}, {"sort", 2, "[d [, descending]]"}, {"topk", 3, "k [, d [, largest]]"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
     {"norm", 0, ""}, /* the L2 norm only: t:norm(1) must not return it */
     {"dot", 1, "u"}, {"allFinite", 0, ""}, {"argmax", 1, "[dim]"},
 };

@@ -1198,6 +1198,53 @@ int blua_tensor_cumsum(blua_tensor *out, const blua_tensor *t, int d, blua_err *
   return BLUA_OK;
 }
 
+/* Whether x goes before y: by value (descending or not), NaN after every number. */
+static int sorts_before(float x, float y, int descending) {
+  if (isnan(x)) return 0;
+  if (isnan(y)) return 1;
+  return descending ? x > y : x < y;
+}
+
+/* Stable merge sort of the positions ix[0..n) of the floats p (s apart), tmp as scratch. */
+static void merge_sort(int64_t *ix, int64_t *tmp, int64_t n, const float *p, int64_t s, int descending) {
+  for (int64_t w = 1; w < n; w *= 2) {
+    for (int64_t lo = 0; lo < n; lo += 2 * w) {
+      int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, a = lo, b = mid, o = lo;
+      while (a < mid && b < hi) tmp[o++] = sorts_before(p[ix[b] * s], p[ix[a] * s], descending) ? ix[b++] : ix[a++];
+      while (a < mid) tmp[o++] = ix[a++];
+      while (b < hi) tmp[o++] = ix[b++];
+    }
+    memcpy(ix, tmp, (size_t)n * sizeof *ix);
+  }
+}
+
+int blua_tensor_sort(blua_tensor *vals, blua_tensor *idx, const blua_tensor *t, int d, int descending, blua_err *err) {
+  char s1[160], s2[160];
+  if (d < 0 || d >= t->dim) return blua_fail(err, "dimension %d out of range for %s", d + 1, blua_tensor_shape(t, s1, sizeof s1));
+  int64_t len = t->size[d], k = vals->size[d];
+  int bad = vals->dim != t->dim || !blua_tensor_same_shape(vals, idx) || k > len;
+  for (int i = 0; !bad && i < t->dim; i++) bad = i != d && vals->size[i] != t->size[i];
+  if (bad) return blua_fail(err, "size mismatch: %s from %s", blua_tensor_shape(vals, s1, sizeof s1), blua_tensor_shape(t, s2, sizeof s2));
+  int64_t *ix = malloc((size_t)(len ? 2 * len : 1) * sizeof *ix);
+  if (!ix) return blua_fail(err, "out of memory: sorting %lld entries", (long long)len);
+  blua_tensor tv = moved_last(t, d), vv = moved_last(vals, d), iv = moved_last(idx, d);
+  int64_t runs = blua_tensor_runs(&tv), s = t->stride[d], vs = vals->stride[d], is = idx->stride[d];
+  const float *pt = blua_tensor_data(t);
+  float *pv = blua_tensor_data(vals), *pi = blua_tensor_data(idx);
+  for (int64_t i = 0; len && i < runs; i++) {
+    const float *p = pt + blua_tensor_run_offset(&tv, i);
+    for (int64_t j = 0; j < len; j++) ix[j] = j;
+    merge_sort(ix, ix + len, len, p, s, descending);
+    float *ov = pv + blua_tensor_run_offset(&vv, i), *oi = pi + blua_tensor_run_offset(&iv, i);
+    for (int64_t j = 0; j < k; j++) {
+      ov[j * vs] = p[ix[j] * s];
+      oi[j * is] = (float)(ix[j] + 1);
+    }
+  }
+  free(ix);
+  return BLUA_OK;
+}
+
 int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tensor *t, int d, int want_max,
                             blua_err *err) {
   if (reduced_shape_ok(out, t, d, err) || (idx && reduced_shape_ok(idx, t, d, err))) return BLUA_ERROR;

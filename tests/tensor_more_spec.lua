@@ -257,3 +257,77 @@ describe("t:cumsum", function()
     assert.has_error(function() t:cumsum(1, 2) end, "t:cumsum: (dim) expected, got 1 more argument")
   end)
 end)
+
+describe("t:sort and t:topk", function()
+  it("sort along the last dimension by default, stable, NaN last", function()
+    local t = blua.tensor{{3, 1, 2, 1}, {0, -1, 5, 4}}
+    local v, i = t:sort()
+    assert.same({{1, 1, 2, 3}, {-1, 0, 4, 5}}, v:totable())
+    assert.same({{2, 4, 3, 1}, {2, 1, 4, 3}}, i:totable())
+    v, i = t:sort(2, true)
+    assert.same({{3, 2, 1, 1}, {5, 4, 0, -1}}, v:totable())
+    assert.same({{1, 3, 2, 4}, {3, 4, 1, 2}}, i:totable())
+    v, i = t:sort(1)
+    assert.same({{0, -1, 2, 1}, {3, 1, 5, 4}}, v:totable())
+    assert.same({{2, 2, 1, 1}, {1, 1, 2, 2}}, i:totable())
+    for _, desc in ipairs{false, true} do
+      local nv, ni = blua.tensor{2, nan(), 1}:sort(1, desc)
+      local got = nv:totable()
+      assert.is_true(got[3] ~= got[3])
+      assert.equal(2, ni:get(3))
+    end
+  end)
+
+  it("topk gives the k smallest by default, the k largest on request", function()
+    local t = blua.tensor{{4, 1, 3, 2}, {8, 6, 7, 5}}
+    local v, i = t:topk(2)
+    assert.same({{1, 2}, {5, 6}}, v:totable())
+    assert.same({{2, 4}, {4, 2}}, i:totable())
+    v, i = t:topk(1, 2, true)
+    assert.same({{4}, {8}}, v:totable())
+    assert.same({{1}, {1}}, i:totable())
+    v, i = t:topk(1, 1, true)
+    assert.same({{8, 6, 7, 5}}, v:totable())
+    assert.same({{2, 2, 2, 2}}, i:totable())
+    assert.same({2, 0}, {t:topk(0):size(1), t:topk(0):size(2)})
+  end)
+
+  it("give a view the values of its contiguous copy", function()
+    local base, narrow, tr = views{{0.5, -1.5, 1.25}, {-2.75, 3.5, 4}}
+    for _, d in ipairs{1, 2} do
+      for _, desc in ipairs{false, true} do
+        local wv, wi = base:sort(d, desc)
+        for _, view in ipairs{narrow, tr} do
+          local v, i = view:sort(d, desc)
+          assert.same(wv:totable(), v:totable())
+          assert.same(wi:totable(), i:totable())
+          local tv, ti = view:topk(1, d, desc)
+          local bv, bi = base:topk(1, d, desc)
+          assert.same(bv:totable(), tv:totable())
+          assert.same(bi:totable(), ti:totable())
+        end
+      end
+    end
+  end)
+
+  it("accept empty tensors and refuse bad arguments", function()
+    local v, i = blua.zeros(0, 3):sort(1)
+    assert.same({0, 3}, {v:size(1), i:size(2)})
+    v = blua.zeros(2, 0):topk(0)
+    assert.same({2, 0}, {v:size(1), v:size(2)})
+    local t = blua.zeros(2, 3)
+    assert.has_error(function() t:sort(3) end)
+    assert.has_error(function() t:sort(math.maxinteger) end)
+    assert.has_error(function() t:sort(nan()) end)
+    assert.has_error(function() t:topk(4) end)
+    assert.has_error(function() t:topk(-1) end)
+    assert.has_error(function() t:topk(math.maxinteger) end)
+    assert.has_error(function() t:topk(nan()) end)
+    assert.has_error(function() t:topk(1.5) end)
+    assert.has_error(function() t:topk() end)
+    assert.has_error(function() t:topk(1, 3) end)
+    assert.has_error(function() t:sort(1, true, 1) end, "t:sort: ([d [, descending]]) expected, got 1 more argument")
+    assert.has_error(function() t:topk(1, 1, true, true) end,
+      "t:topk: (k [, d [, largest]]) expected, got 1 more argument")
+  end)
+end)

@@ -195,6 +195,10 @@ double blua_tensor_stat(const blua_tensor *t, blua_stat kind);
 int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_stat kind, blua_err *err);
 /* out (t's shape, distinct from t) = running sums of t along d, accumulated in double. */
 int blua_tensor_cumsum(blua_tensor *out, const blua_tensor *t, int d, blua_err *err);
+/* Sorts each line of t along d (stable, ascending or descending, NaN after every number) and
+ * writes its first vals->size[d] entries (at most t's) to vals, their 1-based positions to idx;
+ * vals and idx have t's shape elsewhere. */
+int blua_tensor_sort(blua_tensor *vals, blua_tensor *idx, const blua_tensor *t, int d, int descending, blua_err *err);
 int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tensor *t, int d, int want_max,
                             blua_err *err);
 /* 0-based index of the largest entry of each row (out has rows entries); t as a matrix. */
