@@ -1052,44 +1052,49 @@ static int t_bernoulli(lua_State *L) {
   return 1;
 }
 
-static int sum_or_mean(lua_State *L, int mean, const char *fname) {
+/* The reductions of one kind (sum or mean, var, std, prod): a number for the whole tensor, or
+ * with d a new tensor of t's shape with size 1 at d. */
+typedef struct {
+  const char *name;
+  double (*whole)(const blua_tensor *t, int kind);
+  int (*along)(blua_tensor *out, const blua_tensor *t, int d, int kind, blua_err *err);
+  int kind;
+} reduction;
+
+static int reduce(lua_State *L, const reduction *how) {
   blua_tensor *t = lblua_checktensor(L, 1);
   if (lua_isnoneornil(L, 2)) {
-    int64_t n = blua_tensor_nelement(t);
-    push_value(L, !mean ? blua_tensor_sum(t) : n ? blua_tensor_sum(t) / (double)n : NAN);
+    push_value(L, how->whole(t, how->kind));
     return 1;
   }
-  int d = lblua_checkdim(L, 2, t, fname);
+  int d = lblua_checkdim(L, 2, t, how->name);
   int64_t size[BLUA_MAX_DIM];
   reduced(t, d, size);
-  blua_tensor *r = new_nd(L, t->dim, size, 0, fname);
+  blua_tensor *r = new_nd(L, t->dim, size, 0, how->name);
   blua_err err;
-  lblua_check(L, blua_tensor_sum_dim(r, t, d, mean, &err), fname, &err);
+  lblua_check(L, how->along(r, t, d, how->kind, &err), how->name, &err);
   return 1;
 }
 
-static int t_sum(lua_State *L) { return sum_or_mean(L, 0, "sum"); }
-static int t_mean(lua_State *L) { return sum_or_mean(L, 1, "mean"); }
-
-/* t:var, t:std, t:prod: a number for the whole tensor, or a new tensor with size 1 at d. */
-static int stat(lua_State *L, blua_stat kind, const char *fname) {
-  blua_tensor *t = lblua_checktensor(L, 1);
-  if (lua_isnoneornil(L, 2)) {
-    push_value(L, blua_tensor_stat(t, kind));
-    return 1;
-  }
-  int d = lblua_checkdim(L, 2, t, fname);
-  int64_t size[BLUA_MAX_DIM];
-  reduced(t, d, size);
-  blua_tensor *r = new_nd(L, t->dim, size, 0, fname);
-  blua_err err;
-  lblua_check(L, blua_tensor_stat_dim(r, t, d, kind, &err), fname, &err);
-  return 1;
+static double whole_sum(const blua_tensor *t, int mean) {
+  int64_t n = blua_tensor_nelement(t);
+  return !mean ? blua_tensor_sum(t) : n ? blua_tensor_sum(t) / (double)n : NAN;
+}
+static double whole_stat(const blua_tensor *t, int kind) { return blua_tensor_stat(t, (blua_stat)kind); }
+static int along_stat(blua_tensor *out, const blua_tensor *t, int d, int kind, blua_err *err) {
+  return blua_tensor_stat_dim(out, t, d, (blua_stat)kind, err);
 }
 
-static int t_var(lua_State *L) { return stat(L, BLUA_STAT_VAR, "var"); }
-static int t_std(lua_State *L) { return stat(L, BLUA_STAT_STD, "std"); }
-static int t_prod(lua_State *L) { return stat(L, BLUA_STAT_PROD, "prod"); }
+#define REDUCTION(name, whole, along, kind)                          \
+  static int t_##name(lua_State *L) {                                \
+    static const reduction how = {#name, whole, along, kind};        \
+    return reduce(L, &how);                                          \
+  }
+REDUCTION(sum, whole_sum, blua_tensor_sum_dim, 0)
+REDUCTION(mean, whole_sum, blua_tensor_sum_dim, 1)
+REDUCTION(var, whole_stat, along_stat, BLUA_STAT_VAR)   /* unbiased, as Torch7 */
+REDUCTION(std, whole_stat, along_stat, BLUA_STAT_STD)
+REDUCTION(prod, whole_stat, along_stat, BLUA_STAT_PROD)
 
 /* t:cumsum(d): a new tensor of t's shape. */
 static int t_cumsum(lua_State *L) {
