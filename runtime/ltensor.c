@@ -607,6 +607,17 @@ static int t_transpose(lua_State *L) {
   return 1;
 }
 
+/* t:permute(p1, ..., pn): a view whose dimension i is t's dimension p_i, one per dimension. */
+static int t_permute(lua_State *L) {
+  blua_tensor *t = lblua_checktensor(L, 1);
+  no_extra(L, t->dim, "t:permute", "one dimension per dimension of t");
+  int order[BLUA_MAX_DIM];
+  for (int i = 0; i < t->dim; i++) order[i] = lblua_checkdim(L, i + 2, t, "permute");
+  blua_err err;
+  lblua_pushresult(L, blua_tensor_permute(t, order, &err), "permute", &err);
+  return 1;
+}
+
 static int view_or_reshape(lua_State *L, int copy, const char *fname) {
   blua_tensor *t = lblua_checktensor(L, 1);
   int64_t size[BLUA_MAX_DIM];
@@ -1412,7 +1423,7 @@ static int m_fields(lua_State *L) {
 static const luaL_Reg tensor_methods[] = {
     {"size", t_size}, {"dim", t_dim}, {"nDimension", t_dim}, {"nElement", t_nElement}, {"numel", t_nElement},
     {"stride", t_stride}, {"get", t_get}, {"set", t_set}, {"totable", t_totable},
-    {"narrow", t_narrow}, {"t", t_transpose}, {"transpose", t_transpose}, {"view", t_view}, {"reshape", t_reshape},
+    {"narrow", t_narrow}, {"t", t_transpose}, {"transpose", t_transpose}, {"permute", t_permute}, {"view", t_view}, {"reshape", t_reshape},
     {"select", t_select}, {"squeeze", t_squeeze}, {"unsqueeze", t_unsqueeze}, {"index", t_index},
     {"clone", t_clone}, {"contiguous", t_contiguous}, {"isContiguous", t_isContiguous},
     {"copy", t_copy}, {"fill", t_fill}, {"zero", t_zero}, {"indexRows", t_indexRows},

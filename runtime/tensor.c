@@ -303,6 +303,29 @@ blua_tensor *blua_tensor_transpose_dims(blua_tensor *t, int d1, int d2, blua_err
   return v;
 }
 
+blua_tensor *blua_tensor_permute(blua_tensor *t, const int *order, blua_err *err) {
+  int seen[BLUA_MAX_DIM] = {0};
+  for (int i = 0; i < t->dim; i++) {
+    if (order[i] < 0 || order[i] >= t->dim) {
+      bad_dim(err, t, order[i]);
+      return NULL;
+    }
+    if (seen[order[i]]++) {
+      char s[160];
+      blua_fail(err, "bad permutation: dimension %d given twice for a %d-D tensor of size %s", order[i] + 1, t->dim,
+                blua_tensor_shape(t, s, sizeof s));
+      return NULL;
+    }
+  }
+  blua_tensor *v = view_of(t, err);
+  if (!v) return NULL;
+  for (int i = 0; i < t->dim; i++) {
+    v->size[i] = t->size[order[i]];
+    v->stride[i] = t->stride[order[i]];
+  }
+  return v;
+}
+
 blua_tensor *blua_tensor_transpose(blua_tensor *t, blua_err *err) {
   if (t->dim > 2) {
     char s[160];

@@ -330,4 +330,29 @@ describe("t:sort and t:topk", function()
     assert.has_error(function() t:topk(1, 1, true, true) end,
       "t:topk: (k [, d [, largest]]) expected, got 1 more argument")
   end)
+
+  it("permutes dimensions as a view (t:permute)", function()
+    local t = blua.zeros(2, 3, 4)
+    for i = 1, 2 do for j = 1, 3 do for k = 1, 4 do t:set(i, j, k, 100 * i + 10 * j + k) end end end
+    local p = t:permute(2, 3, 1)
+    assert.are.same({3, 4, 2}, {p:size()})
+    for i = 1, 2 do for j = 1, 3 do for k = 1, 4 do assert.are.equal(t:get(i, j, k), p:get(j, k, i)) end end end
+    -- a view: writes go through, and kernels walk its strides (sum along a dimension, a copy)
+    p:set(1, 1, 2, -5)
+    assert.are.equal(-5, t:get(2, 1, 1))
+    assert.are.same(p:contiguous():sum(3):totable(), p:sum(3):totable())
+    assert.are.equal(t:sum(), p:sum())
+    -- the identity and a transpose are permutations too; 2-D permute(2, 1) is t()
+    assert.are.same(t:totable(), t:permute(1, 2, 3):totable())
+    local m = blua.tensor{{1, 2, 3}, {4, 5, 6}}
+    assert.are.same(m:t():totable(), m:permute(2, 1):totable())
+    -- one dimension per dimension, each once
+    assert.has_error(function() t:permute(1, 1, 2) end,
+      "bad permutation in 'permute': dimension 1 given twice for a 3-D tensor of size 2x3x4")
+    assert.has_error(function() t:permute(1, 2) end)
+    assert.has_error(function() t:permute(1, 2, 4) end)
+    assert.has_error(function() t:permute(1, 2, 0 / 0) end)
+    assert.has_error(function() t:permute(1, 2, math.maxinteger) end)
+    assert.has_error(function() t:permute(1, 2, 3, 1) end, "t:permute: (one dimension per dimension of t) expected, got 1 more argument")
+  end)
 end)

@@ -102,6 +102,9 @@ blua_tensor *blua_tensor_narrow(blua_tensor *t, int dim, int64_t first, int64_t 
 blua_tensor *blua_tensor_transpose(blua_tensor *t, blua_err *err);
 /* Any dim: swaps dimensions d1 and d2. */
 blua_tensor *blua_tensor_transpose_dims(blua_tensor *t, int d1, int d2, blua_err *err);
+/* Dimension i of the view is dimension order[i] of t; order (t->dim entries) must name every
+ * dimension once. */
+blua_tensor *blua_tensor_permute(blua_tensor *t, const int *order, blua_err *err);
 /* A rows x cols (dim 2) or rows (dim 1) view of a contiguous tensor with the same count. */
 blua_tensor *blua_tensor_view(blua_tensor *t, int dim, int64_t rows, int64_t cols, blua_err *err);
 blua_tensor *blua_tensor_view_nd(blua_tensor *t, int dim, const int64_t *size, blua_err *err);

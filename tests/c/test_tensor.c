@@ -415,6 +415,13 @@ static void test_nd(void) {
   CHECK(c && blua_tensor_is_contiguous(c) && blua_tensor_sum(c) == 300.0);
   CHECK(blua_tensor_data(c)[1] == 5.0f); /* row-major order of the view */
   blua_tensor_release(c);
+  /* Permuted: dimension i of the view is order[i] of t; a repeated or missing one is refused. */
+  int order[3] = {2, 0, 1}, twice[3] = {0, 0, 1}, outside[3] = {0, 1, 3};
+  blua_tensor *pm = blua_tensor_permute(t, order, &err);
+  CHECK(pm && pm->size[0] == 4 && pm->size[1] == 2 && pm->size[2] == 3 && pm->stride[0] == 1 && pm->stride[1] == 12);
+  blua_tensor_release(pm);
+  CHECK(blua_tensor_permute(t, twice, &err) == NULL && strstr(err.msg, "given twice"));
+  CHECK(blua_tensor_permute(t, outside, &err) == NULL && strstr(err.msg, "bad dimension"));
   blua_tensor *s = blua_tensor_select(t, 2, 3, &err);
   CHECK(s && s->dim == 2 && s->size[0] == 2 && s->size[1] == 3 && *blua_tensor_at(s, 1, 2) == 24.0f);
   CHECK(blua_tensor_select(t, 2, 4, &err) == NULL);
