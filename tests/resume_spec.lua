@@ -101,8 +101,11 @@ describe("a resumed run", function()
       assert.is_true(bits_equal(net, before))
     end
     try("bregman", function(c) c[1] = 5 end, "blua.train.bregman: optim_state[1] must be a table (block 1's state), got number")
-    try("bregman", function(c) c[2].t = -1 end, "optim_state[2].t must be a step count (an integer >= 0), got -1")
-    try("bregman", function(c) c[2].t = 0.5 end, "optim_state[2].t must be a step count (an integer >= 0), got 0.5")
+    try("bregman", function(c) c[2].t = -1 end, "optim_state[2].t must be a step count (an integer in 0..2^62 - 1), got -1")
+    try("bregman", function(c) c[2].t = 0.5 end, "optim_state[2].t must be a step count (an integer in 0..2^62 - 1), got 0.5")
+    try("bregman", function(c) c[2].t = math.maxinteger end,
+      "optim_state[2].t must be a step count (an integer in 0..2^62 - 1), got 9223372036854775807")
+    try("backprop", function(c) c[1].t = 0 / 0 end, "optim_state[1].t must be a step count")
     try("backprop", function(c) c[1].m = "x" end, "blua.train.backprop: optim_state[1].m must be a list of tensors, got string")
     try("bregman", function(c) c[1].m[1] = blua.zeros(3, 3) end,
       "optim_state[1].m[1] must be a tensor of its parameter's shape 5x12, got 3x3")

@@ -23,6 +23,10 @@ local function per_block_state(state, blocks)
   return state
 end
 
+-- The most steps a state may count (the C epochs take the count in 0..2^62 - 1, room for the
+-- steps still to come).
+local MAX_STEPS = (1 << 62) - 1
+
 local function shape_of(t)
   if blua.isTensor(t) then return table.concat({t:size()}, "x") end
   local mt = type(t) == "userdata" and getmetatable(t)
@@ -39,8 +43,8 @@ local function check_state(state, blocks, who)
     if s ~= nil and type(s) ~= "table" then fail("[%d] must be a table (block %d's state), got %s", k, k, type(s)) end
     if s ~= nil then
       local t = s.t
-      if t ~= nil and not (math.tointeger(t) and t >= 0) then
-        fail("[%d].t must be a step count (an integer >= 0), got %s", k, tostring(t))
+      if t ~= nil and not (math.tointeger(t) and t >= 0 and t <= MAX_STEPS) then
+        fail("[%d].t must be a step count (an integer in 0..2^62 - 1), got %s", k, tostring(t))
       end
       for _, key in ipairs{"m", "v", "buf"} do
         local list = s[key]
