@@ -1070,12 +1070,14 @@ typedef struct {
   double (*whole)(const blua_tensor *t, int kind);
   int (*along)(blua_tensor *out, const blua_tensor *t, int d, int kind, blua_err *err);
   int kind;
+  int biased; /* the kind when the third argument is true (var, std), else -1 */
 } reduction;
 
 static int reduce(lua_State *L, const reduction *how) {
   blua_tensor *t = lblua_checktensor(L, 1);
+  int kind = how->biased >= 0 && lua_toboolean(L, 3) ? how->biased : how->kind; /* Torch's flag */
   if (lua_isnoneornil(L, 2)) {
-    push_value(L, how->whole(t, how->kind));
+    push_value(L, how->whole(t, kind));
     return 1;
   }
   int d = lblua_checkdim(L, 2, t, how->name);
@@ -1083,7 +1085,7 @@ static int reduce(lua_State *L, const reduction *how) {
   reduced(t, d, size);
   blua_tensor *r = new_nd(L, t->dim, size, 0, how->name);
   blua_err err;
-  lblua_check(L, how->along(r, t, d, how->kind, &err), how->name, &err);
+  lblua_check(L, how->along(r, t, d, kind, &err), how->name, &err);
   return 1;
 }
 
@@ -1096,16 +1098,16 @@ static int along_stat(blua_tensor *out, const blua_tensor *t, int d, int kind, b
   return blua_tensor_stat_dim(out, t, d, (blua_stat)kind, err);
 }
 
-#define REDUCTION(name, whole, along, kind)                          \
+#define REDUCTION(name, whole, along, kind, biased)                  \
   static int t_##name(lua_State *L) {                                \
-    static const reduction how = {#name, whole, along, kind};        \
+    static const reduction how = {#name, whole, along, kind, biased}; \
     return reduce(L, &how);                                          \
   }
-REDUCTION(sum, whole_sum, blua_tensor_sum_dim, 0)
-REDUCTION(mean, whole_sum, blua_tensor_sum_dim, 1)
-REDUCTION(var, whole_stat, along_stat, BLUA_STAT_VAR)   /* unbiased, as Torch7 */
-REDUCTION(std, whole_stat, along_stat, BLUA_STAT_STD)
-REDUCTION(prod, whole_stat, along_stat, BLUA_STAT_PROD)
+REDUCTION(sum, whole_sum, blua_tensor_sum_dim, 0, -1)
+REDUCTION(mean, whole_sum, blua_tensor_sum_dim, 1, -1)
+REDUCTION(var, whole_stat, along_stat, BLUA_STAT_VAR, BLUA_STAT_VAR_BIASED) /* unbiased unless flagged, as Torch7 */
+REDUCTION(std, whole_stat, along_stat, BLUA_STAT_STD, BLUA_STAT_STD_BIASED)
+REDUCTION(prod, whole_stat, along_stat, BLUA_STAT_PROD, -1)
 
 /* t:cumsum(d): a new tensor of t's shape. */
 static int t_cumsum(lua_State *L) {
@@ -1461,7 +1463,7 @@ static const struct arity tensor_arity[] = {
     {"log1p", 0, ""}, {"floor", 0, ""}, {"round", 0, ""}, {"ceil", 0, ""},
     {"uniform", 2, "[a, b]"}, {"normal", 2, "[mean, std]"}, {"bernoulli", 1, "[p]"}, {"clamp", 2, "[lo [, hi]]"}, {"gt", 1, "a"}, {"ge", 1, "a"},
     {"lt", 1, "a"}, {"le", 1, "a"}, {"eq", 1, "a"}, {"ne", 1, "a"}, {"pow", 1, "a"}, {"cmax", 1, "u | a"}, {"cmin", 1, "u | a"},
-    {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"var", 1, "[dim]"}, {"std", 1, "[dim]"}, {"prod", 1, "[dim]"}, {"cumsum", 1, "dim"}, {"sort", 2, "[d [, descending]]"}, {"topk", 3, "k [, d [, largest]]"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
+    {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"var", 2, "[dim [, biased]]"}, {"std", 2, "[dim [, biased]]"}, {"prod", 1, "[dim]"}, {"cumsum", 1, "dim"}, {"sort", 2, "[d [, descending]]"}, {"topk", 3, "k [, d [, largest]]"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
     {"norm", 0, ""}, /* the L2 norm only: t:norm(1) must not return it */
     {"dot", 1, "u"}, {"allFinite", 0, ""}, {"argmax", 1, "[dim]"},
 };

@@ -1149,8 +1149,16 @@ int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean,
   return BLUA_OK;
 }
 
+/* The variance or standard deviation from n entries' sum of squared deviations ss: divided by
+ * n - 1 (one entry gives 0/0 = NaN, as Torch) or, biased, by n. */
+static double spread(double ss, int64_t n, blua_stat kind) {
+  int biased = kind == BLUA_STAT_VAR_BIASED || kind == BLUA_STAT_STD_BIASED;
+  double var = ss / (double)(biased ? n : n - 1);
+  return kind == BLUA_STAT_STD || kind == BLUA_STAT_STD_BIASED ? sqrt(var) : var;
+}
+
 /* Spread and product of len floats s apart, in double. The variance takes two passes (the mean,
- * then the squared deviations) and divides by len - 1, so one entry gives 0/0 = NaN, as Torch. */
+ * then the squared deviations). */
 static double stat_run(const float *p, int64_t len, int64_t s, blua_stat kind) {
   if (kind == BLUA_STAT_PROD) {
     double acc = 1.0;
@@ -1162,8 +1170,7 @@ static double stat_run(const float *p, int64_t len, int64_t s, blua_stat kind) {
   for (int64_t j = 0; j < len; j++) mean += p[j * s];
   mean /= (double)len;
   for (int64_t j = 0; j < len; j++) ss += ((double)p[j * s] - mean) * ((double)p[j * s] - mean);
-  double var = ss / (double)(len - 1);
-  return kind == BLUA_STAT_STD ? sqrt(var) : var;
+  return spread(ss, len, kind);
 }
 
 double blua_tensor_stat(const blua_tensor *t, blua_stat kind) {
@@ -1183,8 +1190,7 @@ double blua_tensor_stat(const blua_tensor *t, blua_stat kind) {
     const float *p = RUN(t, i);
     for (int64_t j = 0; j < len; j++) ss += ((double)p[j * s] - mean) * ((double)p[j * s] - mean);
   }
-  double var = ss / (double)(n - 1);
-  return kind == BLUA_STAT_STD ? sqrt(var) : var;
+  return spread(ss, n, kind);
 }
 
 int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_stat kind, blua_err *err) {

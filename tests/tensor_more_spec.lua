@@ -220,8 +220,30 @@ describe("t:var, t:std and t:prod", function()
       assert.has_error(function() t[m](t, 0) end)
       assert.has_error(function() t[m](t, math.maxinteger) end)
       assert.has_error(function() t[m](t, nan()) end)
-      assert.has_error(function() t[m](t, 1, true) end, "t:" .. m .. ": ([dim]) expected, got 1 more argument")
     end
+    assert.has_error(function() t:prod(1, true) end, "t:prod: ([dim]) expected, got 1 more argument")
+    assert.has_error(function() t:var(1, true, 1) end, "t:var: ([dim [, biased]]) expected, got 1 more argument")
+    assert.has_error(function() t:std(nil, false, 1) end, "t:std: ([dim [, biased]]) expected, got 1 more argument")
+  end)
+
+  it("divide by n with Torch7's biased flag, by n - 1 without it", function()
+    local t = blua.tensor{{1, 2, 3, 4}, {2, 4, 6, 8}}
+    assert.is_true(close(t:var(nil, true), 37.5 / 8))
+    assert.is_true(close(t:std(nil, true), math.sqrt(37.5 / 8)))
+    assert.is_true(close(t:var(nil, false), 37.5 / 7))
+    local v = t:var(2, true)
+    assert.is_true(close(v:get(1, 1), 5 / 4) and close(v:get(2, 1), 20 / 4))
+    assert.same({{0.25, 1, 2.25, 4}}, t:var(1, true):totable())
+    assert.same({{0.5, 1, 1.5, 2}}, t:std(1, true):totable())
+    assert.same(t:var(2):totable(), t:var(2, false):totable())
+    -- one entry: 0 biased (0/1), NaN unbiased (0/0); none: NaN either way
+    assert.equal(0, blua.tensor{3}:var(nil, true))
+    assert.same({{0, 0, 0}}, blua.tensor{{1, 2, 3}}:std(1, true):totable())
+    local e = blua.zeros(0, 3)
+    assert.is_true(e:var(nil, true) ~= e:var(nil, true))
+    -- a transposed view gives its contiguous copy's values
+    local tr = t:t()
+    assert.same(tr:contiguous():var(1, true):totable(), tr:var(1, true):totable())
   end)
 end)
 

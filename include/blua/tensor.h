@@ -192,8 +192,9 @@ double blua_tensor_dot(const blua_tensor *a, const blua_tensor *b); /* shapes mu
  * NaN wins, as in the whole-tensor max. */
 int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean, blua_err *err);
 /* Unbiased variance (divides by n - 1: one element gives NaN, as in Torch), its square root,
- * or the product; two passes in double. Whole tensor, or along d into out as sum_dim. */
-typedef enum { BLUA_STAT_VAR, BLUA_STAT_STD, BLUA_STAT_PROD } blua_stat;
+ * the biased ones (divide by n, Torch's flag = true), or the product; two passes in double.
+ * Whole tensor, or along d into out as sum_dim. */
+typedef enum { BLUA_STAT_VAR, BLUA_STAT_STD, BLUA_STAT_VAR_BIASED, BLUA_STAT_STD_BIASED, BLUA_STAT_PROD } blua_stat;
 double blua_tensor_stat(const blua_tensor *t, blua_stat kind);
 int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_stat kind, blua_err *err);
 /* out (t's shape, distinct from t) = running sums of t along d, accumulated in double. */

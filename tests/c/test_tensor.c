@@ -447,6 +447,56 @@ static void test_nd(void) {
   blua_tensor_release(g);
 }
 
+/* var/std (both divisors), prod, cumsum and sort through the core, on a matrix and along each
+ * dimension of its transposed view; bad shapes refused with a message. */
+static void test_stats_and_sort(void) {
+  blua_err err;
+  blua_tensor *t = blua_tensor_new2d(2, 4, &err);
+  float v[] = {1, 2, 3, 4, 2, 4, 6, 8}; /* mean 3.75, squared deviations 37.5 */
+  memcpy(blua_tensor_data(t), v, sizeof v);
+  CHECK_NEAR(blua_tensor_stat(t, BLUA_STAT_VAR), 37.5 / 7, 1e-12);
+  CHECK_NEAR(blua_tensor_stat(t, BLUA_STAT_VAR_BIASED), 37.5 / 8, 1e-12);
+  CHECK_NEAR(blua_tensor_stat(t, BLUA_STAT_STD), sqrt(37.5 / 7), 1e-12);
+  CHECK_NEAR(blua_tensor_stat(t, BLUA_STAT_STD_BIASED), sqrt(37.5 / 8), 1e-12);
+  CHECK(blua_tensor_stat(t, BLUA_STAT_PROD) == 9216.0);
+  blua_tensor *row = blua_tensor_new2d(1, 4, &err), *col = blua_tensor_new2d(2, 1, &err);
+  CHECK(blua_tensor_stat_dim(row, t, 0, BLUA_STAT_VAR_BIASED, &err) == BLUA_OK);
+  CHECK(blua_tensor_data(row)[0] == 0.25f && blua_tensor_data(row)[3] == 4.0f);
+  CHECK(blua_tensor_stat_dim(col, t, 1, BLUA_STAT_STD, &err) == BLUA_OK);
+  CHECK_NEAR(blua_tensor_data(col)[1], sqrt(20.0 / 3), 1e-6);
+  CHECK(blua_tensor_stat_dim(col, t, 0, BLUA_STAT_VAR, &err) == BLUA_ERROR && strstr(err.msg, "size mismatch"));
+  /* the transposed view (4 x 2, row stride 1) gives the values of its contiguous copy */
+  blua_tensor *tr = blua_tensor_transpose(t, &err), *trc = blua_tensor_clone(tr, &err);
+  blua_tensor *a = blua_tensor_new2d(4, 1, &err), *b = blua_tensor_new2d(4, 1, &err);
+  CHECK(blua_tensor_stat_dim(a, tr, 1, BLUA_STAT_VAR, &err) == BLUA_OK);
+  CHECK(blua_tensor_stat_dim(b, trc, 1, BLUA_STAT_VAR, &err) == BLUA_OK);
+  CHECK(memcmp(blua_tensor_data(a), blua_tensor_data(b), 4 * sizeof(float)) == 0);
+  /* running sums along each dimension; out must have t's shape and not be t */
+  blua_tensor *cs = blua_tensor_new2d(2, 4, &err);
+  CHECK(blua_tensor_cumsum(cs, t, 1, &err) == BLUA_OK);
+  CHECK(blua_tensor_data(cs)[3] == 10.0f && blua_tensor_data(cs)[7] == 20.0f);
+  CHECK(blua_tensor_cumsum(cs, t, 0, &err) == BLUA_OK);
+  CHECK(blua_tensor_data(cs)[0] == 1.0f && blua_tensor_data(cs)[4] == 3.0f && blua_tensor_data(cs)[7] == 12.0f);
+  CHECK(blua_tensor_cumsum(row, t, 1, &err) == BLUA_ERROR);
+  /* sort: stable, NaN after every number, 1-based positions; the first k only */
+  blua_tensor *u = blua_tensor_new1d(5, &err), *sv = blua_tensor_new1d(5, &err), *si = blua_tensor_new1d(5, &err);
+  float uv[] = {3, NAN, -1, 3, 0};
+  memcpy(blua_tensor_data(u), uv, sizeof uv);
+  CHECK(blua_tensor_sort(sv, si, u, 0, 0, &err) == BLUA_OK);
+  const float *ps = blua_tensor_data(sv), *pi = blua_tensor_data(si);
+  CHECK(ps[0] == -1 && ps[1] == 0 && ps[2] == 3 && ps[3] == 3 && isnan(ps[4]));
+  CHECK(pi[0] == 3 && pi[1] == 5 && pi[2] == 1 && pi[3] == 4 && pi[4] == 2);
+  CHECK(blua_tensor_sort(sv, si, u, 0, 1, &err) == BLUA_OK); /* descending: NaN still last */
+  CHECK(ps[0] == 3 && pi[0] == 1 && pi[1] == 4 && ps[3] == -1 && isnan(ps[4]));
+  blua_tensor *k2 = blua_tensor_new1d(2, &err), *k2i = blua_tensor_new1d(2, &err);
+  CHECK(blua_tensor_sort(k2, k2i, u, 0, 0, &err) == BLUA_OK);
+  CHECK(blua_tensor_data(k2)[1] == 0 && blua_tensor_data(k2i)[1] == 5);
+  blua_tensor *k6 = blua_tensor_new1d(6, &err), *k6i = blua_tensor_new1d(6, &err);
+  CHECK(blua_tensor_sort(k6, k6i, u, 0, 0, &err) == BLUA_ERROR);
+  blua_tensor *all[] = {t, row, col, tr, trc, a, b, cs, u, sv, si, k2, k2i, k6, k6i};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) blua_tensor_release(all[i]);
+}
+
 int main(void) {
   test_create_and_release();
   test_views_share_storage();
@@ -458,5 +508,6 @@ int main(void) {
   test_reductions();
   test_random();
   test_nd();
+  test_stats_and_sort();
   return check_summary();
 }
