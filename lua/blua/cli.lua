@@ -7,7 +7,50 @@
 --   }, {usage = "blua train_mnist.lua [options]"})
 -- --help (or -h) prints the usage and exits 0; a bad option raises an error without a position,
 -- which the blua command prints as one line "blua: message" before exiting with status 1.
+local blua = require "blua"
+
 local cli = {}
+
+local kinds = {integer = true, number = true, string = true, flag = true}
+
+local function kind_name_plain(kind)
+  return type(kind) == "table" and "one of " .. table.concat(kind, ", ") or kind
+end
+
+-- A spec entry is {name, kind, default, help}: kind "integer", "number", "string", "flag" or a
+-- list of the allowed strings; the default (nil, or of that kind) and help are optional. A
+-- mistake here (a kind spelt "int") would otherwise turn every value into a string unnoticed.
+local function check_spec(who, spec)
+  if type(spec) ~= "table" then error(string.format("%s: spec must be a table, got %s", who, type(spec)), 3) end
+  local seen = {}
+  for i, s in ipairs(spec) do
+    local function bad(what) error(string.format("%s: spec[%d] %s", who, i, what), 4) end
+    if type(s) ~= "table" then bad("must be a table {name, kind, default, help}, got " .. type(s)) end
+    local name, kind, default, help = s[1], s[2], s[3], s[4]
+    if type(name) ~= "string" or not name:match("^%w[%w_-]*$") then
+      bad("needs a name of letters, digits, '-' and '_', got " .. tostring(name))
+    end
+    if name == "help" or seen[name] then bad("names --" .. name .. (seen[name] and " twice" or ", which blua.cli keeps for itself")) end
+    seen[name] = true
+    if type(kind) == "table" then
+      if #kind == 0 then bad("(--" .. name .. ") lists no allowed values") end
+      for _, k in ipairs(kind) do
+        if type(k) ~= "string" then bad("(--" .. name .. ") lists a " .. type(k) .. " among its values") end
+      end
+    elseif not kinds[kind] then
+      bad(string.format("(--%s) has kind %s; expected integer, number, string, flag or a list of strings", name, tostring(kind)))
+    end
+    if default ~= nil then
+      local ok
+      if kind == "integer" then ok = math.type(default) == "integer"
+      elseif kind == "number" then ok = type(default) == "number"
+      elseif kind == "flag" then ok = type(default) == "boolean"
+      else ok = type(default) == "string" end
+      if not ok then bad(string.format("(--%s) has a default of type %s that is no %s", name, math.type(default) or type(default), kind_name_plain(kind))) end
+    end
+    if help ~= nil and type(help) ~= "string" then bad("(--" .. name .. ") has a help of type " .. type(help)) end
+  end
+end
 
 local function kind_name(kind)
   if type(kind) == "table" then return table.concat(kind, "|") end
@@ -15,6 +58,7 @@ local function kind_name(kind)
 end
 
 function cli.usage(spec, info)
+  check_spec("blua.cli.usage", spec)
   local lines = {"usage: " .. (info and info.usage or "blua SCRIPT [options]")}
   if info and info.about then lines[#lines + 1] = info.about end
   lines[#lines + 1] = ""
@@ -47,6 +91,11 @@ end
 
 -- Parses without exiting: returns opts, or nil and a message; opts.help is set for --help.
 function cli.try_parse(args, spec)
+  if type(args) ~= "table" then error("blua.cli.try_parse: args must be a table, got " .. type(args), 2) end
+  check_spec("blua.cli.try_parse", spec)
+  for i = 1, #args do
+    if type(args[i]) ~= "string" then return nil, string.format("argument %d is a %s, not a string", i, type(args[i])) end
+  end
   local by_name, opts = {}, {}
   for _, s in ipairs(spec) do
     by_name[s[1]] = s
@@ -87,6 +136,8 @@ function cli.try_parse(args, spec)
 end
 
 function cli.parse(args, spec, info)
+  if info ~= nil and type(info) ~= "table" then error("blua.cli.parse: info must be a table, got " .. type(info), 2) end
+  check_spec("blua.cli.parse", spec)
   local opts, err = cli.try_parse(args or {}, spec)
   if not opts then
     error(err, 0)
@@ -97,5 +148,7 @@ function cli.parse(args, spec, info)
   end
   return opts
 end
+
+blua._refuseExtra(cli, "blua.cli.", {usage = "spec [, info]", try_parse = "args, spec", parse = "args, spec [, info]"})
 
 return cli
