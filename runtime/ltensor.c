@@ -780,11 +780,8 @@ static int l_gatherRows(lua_State *L) {
   int64_t *idx = read_indices(L, 3, &n, "_gatherRows");
   blua_tensor *dst[BLUA_GATHER_MAX], *src[BLUA_GATHER_MAX];
   for (int k = 0; k < (int)count; k++) { /* (read after the allocation above, which may run finalizers) */
-    lua_rawgeti(L, 1, k + 1);
-    lua_rawgeti(L, 2, k + 1);
-    dst[k] = lblua_checktensor(L, -2);
-    src[k] = lblua_checktensor(L, -1);
-    lua_pop(L, 2);
+    dst[k] = lblua_listtensor(L, 1, k + 1, "destinations", "_gatherRows");
+    src[k] = lblua_listtensor(L, 2, k + 1, "sources", "_gatherRows");
   }
   blua_err err;
   int posted = blua_tensor_gather_rows_post((int)count, dst, (const blua_tensor *const *)src, idx, n, &err);

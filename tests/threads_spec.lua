@@ -161,6 +161,8 @@ describe("the epoch's thread team", function()
       assert.has_error(function() blua._gatherRows({blua.zeros(3, 300)}, {src}, {1, 2}) end)
       assert.has_error(function() blua._gatherRows({dx, dy}, {src}, rows) end)
       assert.has_error(function() blua._gatherRows({src}, {src}, rows) end)
+      assert.has_error(function() blua._gatherRows({dx}, {5}, {1}) end, "bad argument #2 to '_gatherRows' (sources[1] must be a live tensor)")
+      assert.has_error(function() blua._gatherRows({"x"}, {src}, {1}) end, "bad argument #1 to '_gatherRows' (destinations[1] must be a live tensor)")
     end)
     -- training: the next batch's rows are gathered on the team (over 32 768 entries a batch),
     -- and the result is the 1-thread one
