@@ -44,6 +44,31 @@ int lblua_terminal_width(void);
 #define lblua_check(L, status, fname, err) \
   do { if ((status) != BLUA_OK) lblua_error((L), (fname), (err)); } while (0)
 
+/* 0-based positions from the 1-based indices at arg (a list of integers or a tensor of
+ * integral values), in a new userdata pushed on the stack; *count gets their number. Reading
+ * them may run a finalizer: fetch the call's tensors again afterwards. */
+int64_t *lblua_readindices(lua_State *L, int arg, int64_t *count, const char *fname);
+
+/* A group of tensor methods kept in its own file (runtime/ltensor_*.c): each takes at most
+ * `most` arguments after self, listed in `usage` for the error ("t:name: (usage) expected, got
+ * 1 more argument"). lblua_tensor_extend adds the group to the tensor method table on top of
+ * the stack, each method wrapped in its argument-count check. */
+typedef struct {
+  const char *name;
+  lua_CFunction f;
+  int most;
+  const char *usage;
+} lblua_method;
+void lblua_tensor_extend(lua_State *L, const lblua_method *methods);
+/* The same for functions of the blua table on top of the stack ("blua.name: ..."); `most`
+ * counts every argument. */
+void lblua_module_extend(lua_State *L, const lblua_method *funcs);
+
+/* The method and function groups of the tensor files, each list ended by {NULL}. */
+extern const lblua_method lblua_index_methods[], lblua_index_funcs[];   /* ltensor_index.c */
+extern const lblua_method lblua_shape_methods[], lblua_shape_funcs[];   /* ltensor_shape.c */
+extern const lblua_method lblua_math_methods[], lblua_math_funcs[];     /* ltensor_math.c */
+
 /* The C descriptor inside a built-in activation's `kernel` userdata (blua.Act), or a Lua error. */
 blua_act *lblua_checkact(lua_State *L, int idx);
 

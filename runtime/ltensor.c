@@ -709,10 +709,10 @@ static int t_zero(lua_State *L) {
 }
 
 /* 0-based positions from the 1-based indices at arg (a list or a tensor), into a new
- * userdata pushed on the stack. A list is read raw (its own length and entries, no __len or
+ * userdata pushed on the stack (see lblua.h). A list is read raw (its own length and entries, no __len or
  * __index), so no code of the caller's runs and a lying __len cannot size the buffer. Making the
  * buffer may run a finalizer, so the caller fetches its tensors only afterwards. */
-static int64_t *read_indices(lua_State *L, int arg, int64_t *count, const char *fname) {
+int64_t *lblua_readindices(lua_State *L, int arg, int64_t *count, const char *fname) {
   blua_tensor *it = lblua_totensor(L, arg);
   lua_Integer n;
   if (it) {
@@ -757,7 +757,7 @@ static int t_index(lua_State *L) {
   lua_settop(L, 3);
   int d = lblua_checkdim(L, 2, lblua_checktensor(L, 1), "index");
   int64_t n;
-  int64_t *idx = read_indices(L, 3, &n, "index");
+  int64_t *idx = lblua_readindices(L, 3, &n, "index");
   blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
   lblua_pushresult(L, blua_tensor_index(t, d, idx, n, &err), "index", &err);
@@ -777,7 +777,7 @@ static int l_gatherRows(lua_State *L) {
     return luaL_error(L, "bad argument in '_gatherRows': %I destinations and %I sources (at most %d pairs)",
                       (LUAI_UACINT)count, (LUAI_UACINT)lua_rawlen(L, 2), (int)BLUA_GATHER_MAX);
   int64_t n;
-  int64_t *idx = read_indices(L, 3, &n, "_gatherRows");
+  int64_t *idx = lblua_readindices(L, 3, &n, "_gatherRows");
   blua_tensor *dst[BLUA_GATHER_MAX], *src[BLUA_GATHER_MAX];
   for (int k = 0; k < (int)count; k++) { /* (read after the allocation above, which may run finalizers) */
     dst[k] = lblua_listtensor(L, 1, k + 1, "destinations", "_gatherRows");
@@ -799,7 +799,7 @@ static int t_indexRows(lua_State *L) {
   int into = !lua_isnil(L, 3);
   if (into) lblua_checktensor(L, 3);
   int64_t n;
-  int64_t *idx = read_indices(L, 2, &n, "indexRows");
+  int64_t *idx = lblua_readindices(L, 2, &n, "indexRows");
   blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
   if (into) {
@@ -1499,6 +1499,19 @@ static void check_arity(lua_State *L, const struct arity *a, size_t n, const cha
   }
 }
 
+static void extend(lua_State *L, const lblua_method *list, const char *prefix, int methods) {
+  for (const lblua_method *m = list; m->name; m++) {
+    lua_pushcfunction(L, m->f);
+    lua_pushinteger(L, methods ? m->most : m->most - 1); /* arity_checked counts after the first */
+    lua_pushfstring(L, "%s%s", prefix, m->name);
+    lua_pushstring(L, m->usage);
+    lua_pushcclosure(L, arity_checked, 4);
+    lua_setfield(L, -2, m->name);
+  }
+}
+void lblua_tensor_extend(lua_State *L, const lblua_method *methods) { extend(L, methods, "t:", 1); }
+void lblua_module_extend(lua_State *L, const lblua_method *funcs) { extend(L, funcs, "blua.", 0); }
+
 static const luaL_Reg tensor_meta[] = {
     {"__gc", t_gc}, {"__close", t_gc}, {"__tostring", m_tostring}, {"__len", t_len},
     {"__add", m_add}, {"__sub", m_sub}, {"__mul", m_mul}, {"__div", m_div}, {"__unm", m_unm},
@@ -1519,6 +1532,9 @@ void lblua_open_tensor(lua_State *L) {
     lua_setfield(L, -2, "__name");
     luaL_newlib(L, tensor_methods);
     check_arity(L, tensor_arity, sizeof tensor_arity / sizeof tensor_arity[0], "t:", 1);
+    lblua_tensor_extend(L, lblua_index_methods);
+    lblua_tensor_extend(L, lblua_shape_methods);
+    lblua_tensor_extend(L, lblua_math_methods);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");
     lua_pushvalue(L, -1);
@@ -1532,4 +1548,7 @@ void lblua_open_tensor(lua_State *L) {
   lua_pop(L, 1);
   luaL_setfuncs(L, module_funcs, 0);
   check_arity(L, module_arity, sizeof module_arity / sizeof module_arity[0], "blua.", 0);
+  lblua_module_extend(L, lblua_index_funcs);
+  lblua_module_extend(L, lblua_shape_funcs);
+  lblua_module_extend(L, lblua_math_funcs);
 }

@@ -12,7 +12,10 @@
 #include "blua/prox.h"
 #include "blua/random.h"
 #include "blua/tensor.h"
+#include "blua/tensor_index.h"
 #include "blua/tensor_map.h"
+#include "blua/tensor_math.h"
+#include "blua/tensor_shape.h"
 #include "blua/team.h"
 #include "blua/threads.h"
 
