@@ -602,3 +602,34 @@ describe("t:gather and t:scatter", function()
     assert.same({{1, 2}, {3, 4}}, t:totable())
   end)
 end)
+
+describe("indexing and masking under the collector", function()
+  local function close(t) getmetatable(t).__close(t) end
+
+  it("an index list is read raw: no __len or __index of the caller's runs", function()
+    local t = blua.zeros(3, 2)
+    local ran = false
+    local idx = setmetatable({2}, {__len = function() ran = true return math.maxinteger end,
+                                   __index = function() ran = true close(t) return 1 end})
+    t:indexFill(1, idx, 4)
+    assert.same({{0, 0}, {4, 4}, {0, 0}}, t:totable())
+    assert.is_false(ran)
+  end)
+
+  it("finalizers that close arguments during a call give errors, not crashes", function()
+    for round = 1, 160 do
+      local t, src, m = blua.ones(16, 16), blua.ones(2, 16), blua.ones(16, 16)
+      local index = blua.ones(16, 16)
+      local victims = {t, src, m, index}
+      local victim = victims[round % #victims + 1]
+      for _ = 1, 20 do setmetatable({}, {__gc = function() close(victim) end}) end
+      local ops = {function() return t:indexCopy(1, {1, 2}, src) end, function() return t:indexAdd(1, {3, 3}, src) end,
+                   function() return t:indexFill(2, {1, 16}, 2) end, function() return t:maskedSelect(m) end,
+                   function() return t:maskedFill(m, 1) end, function() return t:maskedCopy(m, index) end,
+                   function() return t:gather(1, index) end, function() return t:scatter(2, index, m) end}
+      local ok, err = pcall(ops[round % #ops + 1])
+      if not ok then assert.truthy(tostring(err):find("closed"), err) end
+      collectgarbage()
+    end
+  end)
+end)
