@@ -22,11 +22,14 @@ static void push_value(lua_State *L, double v) {
     lua_pushnumber(L, v);
 }
 
+/* A tensor, open or closed (a closed one is refused when it is fetched). */
+static int is_tensor(lua_State *L, int i) { return luaL_testudata(L, i, LBLUA_TENSOR_MT) != NULL; }
+
 /* A number argument; strings and other values are errors naming what it is. */
 static double checknum(lua_State *L, int arg, const char *what, const char *fname) {
   if (lua_type(L, arg) != LUA_TNUMBER)
     luaL_error(L, "bad %s in '%s': number expected, got %s", what, fname,
-               lblua_totensor(L, arg) ? "a tensor" : luaL_typename(L, arg));
+               is_tensor(L, arg) ? "a tensor" : luaL_typename(L, arg));
   return lua_tonumber(L, arg);
 }
 
@@ -34,7 +37,7 @@ static double checknum(lua_State *L, int arg, const char *what, const char *fnam
 static const char *kinds(lua_State *L, int from, int top, char *buf, size_t len) {
   buf[0] = 0;
   for (int i = from; i <= top; i++) {
-    const char *k = luaL_testudata(L, i, LBLUA_TENSOR_MT) ? "tensor" : luaL_typename(L, i);
+    const char *k = is_tensor(L, i) ? "tensor" : luaL_typename(L, i);
     size_t used = strlen(buf);
     snprintf(buf + used, len - used, "%s%s", i > from ? ", " : "", k);
   }
@@ -49,9 +52,9 @@ static int scaled_pair(lua_State *L, int most_numbers, const char *fname, const 
   int top = lua_gettop(L), nnum = 0;
   while (2 + nnum <= top && lua_type(L, 2 + nnum) == LUA_TNUMBER) nnum++;
   int u = 2 + nnum;
-  if (nnum > most_numbers || top != u + 1 || !lblua_totensor(L, u) || !lblua_totensor(L, u + 1)) {
+  if (nnum > most_numbers || top != u + 1 || !is_tensor(L, u) || !is_tensor(L, u + 1)) {
     char got[128];
-    int source = top >= 4 && lblua_totensor(L, 2) && lblua_totensor(L, top) && lblua_totensor(L, top - 1);
+    int source = top >= 4 && is_tensor(L, 2) && is_tensor(L, top) && is_tensor(L, top - 1);
     luaL_error(L, "t:%s: (%s) expected, got (%s)%s", fname, usage, kinds(L, 2, top, got, sizeof got),
                source ? "; Torch7's form with a source tensor first is not taken (copy it into t first)" : "");
   }
@@ -154,7 +157,7 @@ static int l_logspace(lua_State *L) { return spaced(L, 1, "logspace"); }
 /* The diagonal number k at arg (default 0); a tensor there is Torch7's y:name(x) form. */
 static int64_t checkdiagonal(lua_State *L, int arg, const char *fname, const char *who) {
   if (lua_isnoneornil(L, arg)) return 0;
-  if (lblua_totensor(L, arg))
+  if (is_tensor(L, arg))
     luaL_error(L, "%s: ([k]) expected, got a tensor (Torch7's y:%s(x) form is not taken: x:%s() makes a new tensor)",
                who, fname, fname);
   return (int64_t)lblua_checkint(L, arg, "diagonal", fname);

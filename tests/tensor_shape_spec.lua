@@ -111,6 +111,9 @@ describe("t:addcmul and t:addcdiv", function()
     local head, tail = u:narrow(1, 1, 3), u:narrow(1, 2, 3)
     head:addcmul(tail, blua.ones(3)) -- head[i] += tail[i] with tail read before any write
     same_values({3, 5, 7, 4}, u)
+    local sq = blua.tensor{{1, 2}, {3, 4}}
+    sq:addcmul(sq:t(), blua.ones(2, 2)) -- sq + sqᵀ from the values before the call
+    same_values({{2, 5}, {5, 8}}, sq)
     local w = blua.tensor{8, 6, 4, 2}
     w:narrow(1, 2, 3):addcdiv(2, w:narrow(1, 1, 3), blua.tensor{2, 2, 2})
     same_values({8, 14, 10, 6}, w)
@@ -570,5 +573,38 @@ describe("t:equal and t:isSameSizeAs", function()
     refuses(function() blua.zeros(2):equal({1, 2}) end, "blua.Tensor expected")
     refuses(function() blua.zeros(2):equal(blua.zeros(2), true) end, "t:equal: (u) expected, got 1 more argument")
     refuses(function() blua.zeros(2):isSameSizeAs(blua.zeros(2), 1) end, "t:isSameSizeAs: (u) expected, got 1 more argument")
+  end)
+end)
+
+describe("the shape methods and finalizers", function()
+  local function close(t) getmetatable(t).__close(t) end
+
+  it("a finalizer that closes an argument during a call gives an error, not a crash", function()
+    for round = 1, 180 do
+      local t, a, b = blua.ones(8, 8), blua.ones(8, 8), blua.ones(8, 8)
+      local x, y = blua.ones(8), blua.ones(8)
+      local victims = {t, a, b, x, y}
+      local victim = victims[round % #victims + 1]
+      for _ = 1, 20 do setmetatable({}, {__gc = function() close(victim) end}) end
+      local ops = {function() return t:addcmul(2, a, b) end, function() return t:addcdiv(a, b) end,
+                   function() return blua.mv(a, x) end, function() return a:mv(x) end, function() return y:mv(a, x) end,
+                   function() return y:addmv(2, 3, a, x) end, function() return t:addr(x, y) end,
+                   function() return t:diag(1) end, function() return blua.diag(x, -1) end, function() return t:trace() end,
+                   function() return t:tril(1) end, function() return t:triu() end, function() return a:repeatTensor(2, 1, 2) end,
+                   function() return t:split(3, 2) end, function() return b:chunk(8) end, function() return t:equal(a) end,
+                   function() return x:isSameSizeAs(y) end}
+      local ok, err = pcall(ops[round % #ops + 1])
+      if not ok then assert.truthy(tostring(err):find("closed"), err) end
+      collectgarbage()
+    end
+  end)
+
+  it("a closed tensor as an argument is refused", function()
+    local m, x = blua.ones(2, 2), blua.ones(2)
+    close(x)
+    refuses(function() return blua.mv(m, x) end, "tensor was closed")
+    refuses(function() return m:addmv(1, 2, m, x) end, "tensor was closed")
+    refuses(function() return x:split(1) end, "tensor was closed")
+    refuses(function() return m:equal(x) end, "tensor was closed")
   end)
 end)
