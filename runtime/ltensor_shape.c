@@ -99,6 +99,10 @@ static int t_mv(lua_State *L) {
   lblua_checktensor(L, 1);
   if (lua_isnoneornil(L, 3)) return new_mv(L, 1, 2);
   blua_tensor *y = lblua_checktensor(L, 1), *m = lblua_checktensor(L, 2), *x = lblua_checktensor(L, 3);
+  char sy[SHAPE_LEN], sm[SHAPE_LEN], sx[SHAPE_LEN];
+  if (m->dim != 2 || x->dim != 1 || y->dim != 1 || m->size[1] != x->size[0] || y->size[0] != m->size[0])
+    return luaL_error(L, "size mismatch in 'mv': %s * %s -> %s (a matrix times a vector into a vector)", shape(m, sm),
+                      shape(x, sx), shape(y, sy));
   blua_err err;
   lblua_check(L, blua_addmv(y, 0.0f, 1.0f, m, x, &err), "mv", &err);
   lua_settop(L, 1);
