@@ -903,6 +903,13 @@ static int t_sumRows(lua_State *L) {
 
 /* t:mm(u) returns the new product t u. */
 static int t_mm(lua_State *L) {
+  if (lua_gettop(L) >= 3) { /* c:mm(a, b), Torch's form: c = a b, in place */
+    blua_tensor *c = lblua_checktensor(L, 1);
+    blua_err err;
+    lblua_check(L, blua_mm(c, 0.0f, 1.0f, lblua_checktensor(L, 2), lblua_checktensor(L, 3), &err), "mm", &err);
+    lua_settop(L, 1);
+    return 1;
+  }
   blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
   char sa[SHAPE_LEN], sb[SHAPE_LEN];
   if (a->dim != 2 || b->dim != 2 || a->size[1] != b->size[0])
@@ -913,12 +920,18 @@ static int t_mm(lua_State *L) {
   return 1;
 }
 
-/* c:addmm(beta, alpha, a, b): c = beta c + alpha a b, in place. */
+/* c:addmm([beta,] [alpha,] a, b): c = beta c + alpha a b, in place; as Torch7's method, one
+ * number is alpha and two are beta, alpha (both default 1). */
 static int t_addmm(lua_State *L) {
   blua_tensor *c = lblua_checktensor(L, 1);
-  float beta = (float)luaL_checknumber(L, 2), alpha = (float)luaL_checknumber(L, 3);
+  int top = lua_gettop(L), first = top - 1; /* a, b are the last two */
+  if (top < 3 || top > 5 || lua_type(L, first) != LUA_TUSERDATA || lua_type(L, top) != LUA_TUSERDATA)
+    return luaL_error(L, "t:addmm: ([beta,] [alpha,] a, b) expected");
+  float beta = 1.0f, alpha = 1.0f;
+  if (top == 4) alpha = (float)luaL_checknumber(L, 2);
+  if (top == 5) beta = (float)luaL_checknumber(L, 2), alpha = (float)luaL_checknumber(L, 3);
   blua_err err;
-  lblua_check(L, blua_mm(c, beta, alpha, lblua_checktensor(L, 4), lblua_checktensor(L, 5), &err), "addmm", &err);
+  lblua_check(L, blua_mm(c, beta, alpha, lblua_checktensor(L, first), lblua_checktensor(L, top), &err), "addmm", &err);
   lua_settop(L, 1);
   return 1;
 }
@@ -1454,8 +1467,8 @@ static const struct arity tensor_arity[] = {
     {"index", 2, "d, indices"}, {"clone", 0, ""}, {"contiguous", 0, ""}, {"isContiguous", 0, ""},
     {"copy", 1, "u"}, {"fill", 1, "v"}, {"zero", 0, ""}, {"indexRows", 2, "rows [, out]"},
     {"add", 2, "u | a | a, u"}, {"sub", 1, "u | a"}, {"cmul", 1, "u"}, {"cdiv", 1, "u"}, {"mul", 1, "a"},
-    {"div", 1, "a"}, {"addRow", 2, "v [, alpha]"}, {"sumRows", 0, ""}, {"mm", 1, "u"},
-    {"addmm", 4, "beta, alpha, a, b"}, {"abs", 0, ""}, {"exp", 0, ""}, {"log", 0, ""}, {"sqrt", 0, ""},
+    {"div", 1, "a"}, {"addRow", 2, "v [, alpha]"}, {"sumRows", 0, ""}, {"mm", 2, "u | a, b"},
+    {"addmm", 4, "[beta,] [alpha,] a, b"}, {"abs", 0, ""}, {"exp", 0, ""}, {"log", 0, ""}, {"sqrt", 0, ""},
     {"tanh", 0, ""}, {"sigmoid", 0, ""}, {"sign", 0, ""}, {"neg", 0, ""}, {"square", 0, ""},
     {"log1p", 0, ""}, {"floor", 0, ""}, {"round", 0, ""}, {"ceil", 0, ""},
     {"uniform", 2, "[a, b]"}, {"normal", 2, "[mean, std]"}, {"bernoulli", 1, "[p]"}, {"clamp", 2, "[lo [, hi]]"}, {"gt", 1, "a"}, {"ge", 1, "a"},

@@ -266,6 +266,24 @@ describe("matrix product", function()
     assert.same({{3, 4}, {5, 6}}, c:totable())
   end)
 
+  it("takes Torch7's c:mm(a, b) and c:addmm([beta,] [alpha,] a, b) forms", function()
+    local a, b = blua.tensor{{1, 2}, {3, 4}}, blua.tensor{{0, 1}, {1, 0}}
+    local c = blua.zeros(2, 2):fill(0 / 0) -- the old entries are not read
+    assert.equal(c, c:mm(a, b))
+    assert.same({{2, 1}, {4, 3}}, c:totable())
+    assert.same({{4, 2}, {8, 6}}, c:addmm(a, b):totable())          -- c + a b
+    assert.same({{8, 4}, {16, 12}}, c:addmm(2, a, b):totable())     -- c + 2 a b
+    assert.same({{18, 9}, {36, 27}}, c:addmm(2, 1, a, b):totable()) -- 2 c + a b
+    -- c sharing memory with an operand, and a transposed c: the product is made aside
+    local s = blua.tensor{{1, 2}, {3, 4}}
+    assert.same({{7, 10}, {15, 22}}, s:mm(s, s):totable())
+    local t = blua.zeros(2, 2)
+    t:t():mm(a, b)
+    assert.same({{2, 4}, {1, 3}}, t:totable())
+    assert.has_error(function() blua.zeros(3, 2):mm(a, b) end, "size mismatch in 'mm': 2x2 * 2x2 -> 3x2")
+    assert.has_error(function() c:addmm(1, a) end, "t:addmm: ([beta,] [alpha,] a, b) expected")
+  end)
+
   it("names both shapes on a mismatch", function()
     assert.has_error(function() blua.zeros(2, 3):mm(blua.zeros(2, 3)) end, "size mismatch in 'mm': 2x3 * 2x3")
     assert.has_error(function() return blua.zeros(2, 3) * blua.zeros(2, 3) end, "size mismatch in 'mm': 2x3 * 2x3")

@@ -401,8 +401,10 @@ describe("other silently wrong inputs", function()
   it("Torch forms blua does not take are errors, not results of another form", function()
     local t, u = blua.tensor{{1, -2}, {3, 4}}, blua.tensor{{1, 1}, {1, 1}}
     local calls = {
-      -- Torch's c:mm(a, b) puts a*b in c; ignoring b would have returned c*a
-      {function() return t:mm(u, u) end, "t:mm: (u) expected, got 1 more argument"},
+      -- Torch's c:mm(a, b) puts a*b in c (blua takes it, below); a third argument is not ignored
+      {function() return t:mm(u, u, u) end, "t:mm: (u | a, b) expected, got 1 more argument"},
+      {function() return t:addmm(2, 1, 1, u, u) end, "t:addmm: ([beta,] [alpha,] a, b) expected, got 1 more argument"},
+      {function() return t:addmm(u, 2) end, "t:addmm: ([beta,] [alpha,] a, b) expected"},
       -- Torch's c:add(a, b) and c:cmul(a, b) write a+b, a.*b into c; t:add(u, 2) would have added u alone
       {function() return t:add(u, u) end, "t:add: (u | a | a, u) expected, got a tensor after the tensor"},
       {function() return t:add(u, 2) end, "t:add: (u | a | a, u) expected, got a number after the tensor"},

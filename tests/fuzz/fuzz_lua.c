@@ -65,7 +65,7 @@ static const char *const templates[] = {
     "for _ = 1, 4 do setmetatable({}, {__gc = function() close(S[B]) close(S[C]) end}) end",
     "collectgarbage()", "collectgarbage('step', 0)", "close(S[B])",
     "S[A] = S[B]:clone()", "S[A] = S[B]:contiguous()", "S[B]:isContiguous()", "tostring(S[B])", "S[B]:totable()",
-    "S[B]:addRow(S[C])", "S[A] = S[B]:sumRows()", "S[C]:addmm(I, I, S[A], S[B])", "S[A] = S[B]:mm(S[C])",
+    "S[B]:addRow(S[C])", "S[A] = S[B]:sumRows()", "S[C]:addmm(I, I, S[A], S[B])", "S[A] = S[B]:mm(S[C])", "S[C]:mm(S[A], S[B])", "S[C]:addmm(I, S[A], S[B])",
     "blua.save(P, {S[B], S[C], S[B]}) local v = blua.load(P) S[A] = v[1]",
     "S[A] = blua.activation.get('relu'):forward(S[B])", "S[A] = blua.activation.get('sigmoid'):prox(S[B], I)",
     "S[A] = blua.activation.get('softmax'):forward(S[B])", "blua.spectralNorm(S[B], I, S[C])",
