@@ -1,4 +1,4 @@
-/* Lua binding of the tensor methods for shapes and linear algebra (repeatTensor, chunk, split, tril, triu, diag, trace, mv, addmv, addr, addcmul, addcdiv, range, linspace, ...); their core is
+/* Lua binding of the tensor methods for shapes and linear algebra (repeatTensor, chunk, split, tril, triu, diag, trace, mv, addmv, addr, bmm, baddbmm, addbmm, addcmul, addcdiv, range, linspace, ...); their core is
  * runtime/tensor_shape.c. Torch7's names and argument orders; where a Torch7 form would be read
  * two ways, or writes into a tensor blua does not take as a destination, it is refused with an
  * error rather than guessed. */
@@ -134,6 +134,51 @@ static int t_addr(lua_State *L) {
   lua_settop(L, 1);
   return 1;
 }
+
+/* ---- batched matrix products ---- */
+
+/* A new a·b for each batch entry, from the 3-D tensors at arguments ia and ib. */
+static int new_bmm(lua_State *L, int ia, int ib) {
+  blua_tensor *a = lblua_checktensor(L, ia), *b = lblua_checktensor(L, ib);
+  char sa[SHAPE_LEN], sb[SHAPE_LEN];
+  if (a->dim != 3 || b->dim != 3 || a->size[0] != b->size[0] || a->size[2] != b->size[1])
+    return luaL_error(L, "size mismatch in 'bmm': %s * %s (n x p x q * n x q x r expected)", shape(a, sa),
+                      shape(b, sb));
+  int64_t size[3] = {a->size[0], a->size[1], b->size[2]};
+  blua_err err;
+  blua_tensor *c = lblua_pushresult(L, blua_tensor_empty_nd(3, size, &err), "bmm", &err);
+  lblua_check(L, blua_baddbmm(c, 0.0f, 1.0f, a, b, 0, &err), "bmm", &err);
+  return 1;
+}
+
+/* a:bmm(b): a new batched product (as t:mm(u)); c:bmm(a, b): written into c (Torch7). */
+static int t_bmm(lua_State *L) {
+  lblua_checktensor(L, 1);
+  if (lua_isnoneornil(L, 3)) return new_bmm(L, 1, 2);
+  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_checktensor(L, 2), *b = lblua_checktensor(L, 3);
+  blua_err err;
+  lblua_check(L, blua_baddbmm(c, 0.0f, 1.0f, a, b, 0, &err), "bmm", &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_bmm(lua_State *L) { return new_bmm(L, 1, 2); }
+
+/* c:baddbmm([beta,] [alpha,] a, b): c[i] = beta·c[i] + alpha·a[i]·b[i]; c:addbmm(...): c =
+ * beta·c + alpha·Σ a[i]·b[i]. One number is alpha, as in Torch7. */
+static int baddbmm(lua_State *L, int sum, const char *fname) {
+  lblua_checktensor(L, 1);
+  double beta, alpha;
+  int u = scaled_pair(L, 2, fname, "[beta,] [alpha,] a, b", &beta, &alpha);
+  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_checktensor(L, u), *b = lblua_checktensor(L, u + 1);
+  blua_err err;
+  lblua_check(L, blua_baddbmm(c, (float)beta, (float)alpha, a, b, sum, &err), fname, &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_baddbmm(lua_State *L) { return baddbmm(L, 0, "baddbmm"); }
+static int t_addbmm(lua_State *L) { return baddbmm(L, 1, "addbmm"); }
 
 /* ---- sequences ---- */
 
@@ -288,6 +333,9 @@ const lblua_method lblua_shape_methods[] = {
     {"mv", t_mv, 2, "x | m, x"},
     {"addmv", t_addmv, 4, "[beta,] [alpha,] m, x"},
     {"addr", t_addr, 4, "[beta,] [alpha,] x, y"},
+    {"bmm", t_bmm, 2, "b | a, b"},
+    {"baddbmm", t_baddbmm, 4, "[beta,] [alpha,] a, b"},
+    {"addbmm", t_addbmm, 4, "[beta,] [alpha,] a, b"},
     {"diag", t_diag, 1, "[k]"},
     {"trace", t_trace, 0, ""},
     {"tril", t_tril, 1, "[k]"},
@@ -301,6 +349,7 @@ const lblua_method lblua_shape_methods[] = {
 
 const lblua_method lblua_shape_funcs[] = {
     {"mv", l_mv, 2, "m, x"},
+    {"bmm", l_bmm, 2, "a, b"},
     {"range", l_range, 3, "a, b [, step]"},
     {"linspace", l_linspace, 3, "a, b [, n]"},
     {"logspace", l_logspace, 3, "a, b [, n]"},

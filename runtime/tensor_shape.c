@@ -108,6 +108,53 @@ int blua_addr(blua_tensor *a, float beta, float alpha, const blua_tensor *x, con
   return blua_mm(a, beta, alpha, &cx, &ry, err);
 }
 
+/* Entry i of t along its first dimension, a view by value (no reference taken: it lives while
+ * t does). */
+static blua_tensor batch_entry(const blua_tensor *t, int64_t i) {
+  blua_tensor v = *t;
+  v.offset += (size_t)(i * t->stride[0]);
+  v.dim = t->dim - 1;
+  for (int d = 0; d < BLUA_MAX_DIM; d++) {
+    v.size[d] = d + 1 < t->dim ? t->size[d + 1] : 1;
+    v.stride[d] = d + 1 < t->dim ? t->stride[d + 1] : 1;
+  }
+  return v;
+}
+
+int blua_baddbmm(blua_tensor *c, float beta, float alpha, const blua_tensor *a, const blua_tensor *b, int sum,
+                 blua_err *err) {
+  char sc[SHAPE_LEN], sa[SHAPE_LEN], sb[SHAPE_LEN];
+  int ok = a->dim == 3 && b->dim == 3 && a->size[0] == b->size[0] && a->size[2] == b->size[1];
+  if (ok && sum) ok = c->dim == 2 && c->size[0] == a->size[1] && c->size[1] == b->size[2];
+  if (ok && !sum) ok = c->dim == 3 && c->size[0] == a->size[0] && c->size[1] == a->size[1] && c->size[2] == b->size[2];
+  if (!ok)
+    return blua_fail(err, "size mismatch: %s * %s -> %s (%s)", blua_tensor_shape(a, sa, sizeof sa),
+                     blua_tensor_shape(b, sb, sizeof sb), blua_tensor_shape(c, sc, sizeof sc),
+                     sum ? "n x p x q * n x q x r summed into p x r" : "n x p x q * n x q x r -> n x p x r");
+  int64_t n = a->size[0];
+  if (blua_tensor_nelement(c) == 0) return BLUA_OK;
+  /* A later batch entry may read what an earlier one wrote when c shares memory with a or b:
+   * then work on a private copy of c. */
+  int aside = c->storage == a->storage || c->storage == b->storage;
+  blua_tensor *out = aside ? blua_tensor_clone(c, err) : c;
+  if (!out) return BLUA_ERROR;
+  int status = BLUA_OK;
+  if (a->size[2] == 0 || n == 0) {
+    status = scale_only(out, beta, err); /* every product is empty (or there is none) */
+  } else {
+    for (int64_t i = 0; i < n && status == BLUA_OK; i++) {
+      blua_tensor ai = batch_entry(a, i), bi = batch_entry(b, i), ci = sum ? *out : batch_entry(out, i);
+      /* The sum: the first product scales c by beta, the later ones add to it. */
+      status = blua_mm(&ci, sum && i > 0 ? 1.0f : beta, alpha, &ai, &bi, err);
+    }
+  }
+  if (aside) {
+    if (status == BLUA_OK) status = blua_tensor_copy(c, out, err);
+    blua_tensor_release(out);
+  }
+  return status;
+}
+
 blua_tensor *blua_tensor_range(double a, double b, double step, blua_err *err) {
   if (!isfinite(a) || !isfinite(b) || !isfinite(step)) {
     blua_fail(err, "bad range: from %g to %g by %g (finite numbers expected)", a, b, step);

@@ -1,5 +1,5 @@
 -- Shapes and small linear algebra (runtime/ltensor_shape.c): addcmul, addcdiv, mv, addmv, addr,
--- range, linspace, logspace, diag, trace, tril, triu, repeatTensor, split, chunk, equal,
+-- bmm, baddbmm, addbmm, range, linspace, logspace, diag, trace, tril, triu, repeatTensor, split, chunk, equal,
 -- isSameSizeAs. Exact values against plain Lua references, views (transposed, narrowed,
 -- permuted) against their contiguous copies, aliasing, and every bad argument's message.
 local blua = require "blua"
@@ -225,6 +225,144 @@ describe("mv and addmv", function()
     refuses(function() blua.zeros(4):addmv(1, m) end, "t:addmv: ([beta,] [alpha,] m, x) expected, got (number, tensor)")
     refuses(function() blua.mv(m, x, x) end, "blua.mv: (m, x) expected, got 1 more argument")
     refuses(function() m:mv(m, x, x) end, "t:mv: (x | m, x) expected, got 1 more argument")
+  end)
+end)
+
+describe("bmm, baddbmm and addbmm", function()
+  -- 2 x 2 x 3 times 2 x 3 x 2; small values, so every product is exact in float.
+  local a0 = {{{1, 2, 3}, {4, 5, 6}}, {{-1, 0.5, 2}, {0, 3, -2}}}
+  local b0 = {{{1, 0}, {2, 1}, {-1, 3}}, {{0, 2}, {1, 1}, {4, -1}}}
+  local c0 = {{{1, 1}, {1, 1}}, {{2, 2}, {2, 2}}}
+  -- beta·c[i] + alpha·a[i]·b[i] per batch entry in plain Lua (c nil: 0).
+  local function ref_bmm(a, b, c, beta, alpha)
+    local r = {}
+    for i = 1, #a do
+      r[i] = {}
+      for j = 1, #a[i] do
+        r[i][j] = {}
+        for l = 1, #b[i][1] do
+          local s = 0
+          for k = 1, #b[i] do s = s + a[i][j][k] * b[i][k][l] end
+          r[i][j][l] = f32((c and beta * c[i][j][l] or 0) + alpha * s)
+        end
+      end
+    end
+    return r
+  end
+  local function ref_addbmm(a, b, c, beta, alpha)
+    local per = ref_bmm(a, b, nil, 0, 1)
+    local r = {}
+    for j = 1, #c do
+      r[j] = {}
+      for l = 1, #c[1] do
+        local s = 0
+        for i = 1, #a do s = s + per[i][j][l] end
+        r[j][l] = f32(beta * c[j][l] + alpha * s)
+      end
+    end
+    return r
+  end
+  -- The same values as a permuted (non-contiguous) 3-D view.
+  local function permuted(values)
+    local t = blua.tensor(values)
+    local p = t:permute(3, 1, 2):contiguous():permute(2, 3, 1)
+    assert.is_false(p:isContiguous())
+    same_values(values, p)
+    return p
+  end
+
+  it("blua.bmm and a:bmm(b) give a new product; c:bmm(a, b) writes into c", function()
+    local want = ref_bmm(a0, b0, nil, 0, 1)
+    local a, b = blua.tensor(a0), blua.tensor(b0)
+    same_values(want, blua.bmm(a, b))
+    local r = a:bmm(b)
+    assert.are_not.equal(a, r)
+    same_values(want, r)
+    same_values(a0, a)
+    local c = blua.zeros(2, 2, 2):fill(nan)
+    assert.equal(c, c:bmm(a, b))
+    same_values(want, c)
+  end)
+
+  it("baddbmm and addbmm take Torch7's forms: one number is alpha, two are beta and alpha", function()
+    local a, b = blua.tensor(a0), blua.tensor(b0)
+    local c = blua.tensor(c0)
+    assert.equal(c, c:baddbmm(a, b))
+    same_values(ref_bmm(a0, b0, c0, 1, 1), c)
+    same_values(ref_bmm(a0, b0, c0, 1, 3), blua.tensor(c0):baddbmm(3, a, b))
+    same_values(ref_bmm(a0, b0, c0, -2, 0.5), blua.tensor(c0):baddbmm(-2, 0.5, a, b))
+    local s0 = {{1, 2}, {3, 4}}
+    local s = blua.tensor(s0)
+    assert.equal(s, s:addbmm(a, b))
+    same_values(ref_addbmm(a0, b0, s0, 1, 1), s)
+    same_values(ref_addbmm(a0, b0, s0, 1, -1), blua.tensor(s0):addbmm(-1, a, b))
+    same_values(ref_addbmm(a0, b0, s0, 0.5, 2), blua.tensor(s0):addbmm(0.5, 2, a, b))
+    -- beta 0 does not read c (NaN there does not come through)
+    same_values(ref_bmm(a0, b0, nil, 0, 2), blua.zeros(2, 2, 2):fill(nan):baddbmm(0, 2, a, b))
+    same_values(ref_addbmm(a0, b0, s0, 0, 1), blua.zeros(2, 2):fill(nan):addbmm(0, 1, a, b))
+  end)
+
+  it("are the same on permuted and narrowed operands and results", function()
+    local a, b = permuted(a0), permuted(b0)
+    same_values(ref_bmm(a0, b0, nil, 0, 1), blua.bmm(a, b))
+    local wide = blua.zeros(3, 4, 5):fill(99)
+    local c = wide:narrow(1, 2, 2):narrow(2, 2, 2):narrow(3, 3, 2)
+    c:copy(blua.tensor(c0))
+    c:baddbmm(2, -1, a, b)
+    same_values(ref_bmm(a0, b0, c0, 2, -1), c)
+    assert.equal(99, wide:get(1, 1, 1))
+    assert.equal(99, wide:get(3, 4, 5))
+    assert.equal(99 * (3 * 4 * 5 - 8), wide:sum() - c:sum())
+    local s = permuted({{{1, 2}, {3, 4}}}):select(1, 1)
+    s:addbmm(1, 1, a, b)
+    same_values(ref_addbmm(a0, b0, {{1, 2}, {3, 4}}, 1, 1), s)
+  end)
+
+  it("give the right product when the result shares memory with a or b", function()
+    local q0 = {{{1, 2}, {3, 4}}, {{5, 6}, {7, 8}}}
+    local q = blua.tensor(q0)
+    q:bmm(q, q) -- every batch entry is read before any is written
+    same_values(ref_bmm(q0, q0, nil, 0, 1), q)
+    q = blua.tensor(q0)
+    q:baddbmm(2, 1, blua.tensor(q0), q)
+    same_values(ref_bmm(q0, q0, q0, 2, 1), q)
+    -- the result is batch entry 1 of a: the sum reads entry 1 after the first product
+    local a = blua.tensor(q0)
+    local s = a:select(1, 1)
+    s:addbmm(1, 1, a, blua.tensor(q0))
+    same_values(ref_addbmm(q0, q0, q0[1], 1, 1), s)
+    same_values(q0[2], a:select(1, 2))
+  end)
+
+  it("handle empty sizes: an empty inner dimension gives beta·c", function()
+    same_values({{{0, 0}}, {{0, 0}}}, blua.bmm(blua.zeros(2, 1, 0), blua.zeros(2, 0, 2)))
+    same_values({{{3, 3}}}, blua.ones(1, 1, 2):baddbmm(3, 5, blua.zeros(1, 1, 0), blua.zeros(1, 0, 2)))
+    same_values({{3, 3}}, blua.ones(1, 2):addbmm(3, 5, blua.zeros(0, 1, 4), blua.zeros(0, 4, 2)))
+    same_values({{0, 0}}, blua.ones(1, 2):fill(nan):addbmm(0, 5, blua.zeros(2, 1, 0), blua.zeros(2, 0, 2)))
+    assert.equal(0, blua.bmm(blua.zeros(0, 2, 3), blua.zeros(0, 3, 4)):size(1))
+  end)
+
+  it("refuse wrong shapes, ambiguous forms and extra arguments", function()
+    local a, b = blua.zeros(2, 2, 3), blua.zeros(2, 3, 4)
+    refuses(function() blua.bmm(a, a) end, "size mismatch in 'bmm': 2x2x3 * 2x2x3 (n x p x q * n x q x r expected)")
+    refuses(function() blua.bmm(a, blua.zeros(3, 3, 4)) end, "size mismatch in 'bmm': 2x2x3 * 3x3x4")
+    refuses(function() blua.bmm(blua.zeros(2, 3), blua.zeros(3, 2)) end, "size mismatch in 'bmm': 2x3 * 3x2")
+    refuses(function() a:bmm(a) end, "size mismatch in 'bmm': 2x2x3 * 2x2x3")
+    refuses(function() blua.zeros(2, 2, 3):bmm(a, b) end,
+      "size mismatch in 'bmm': 2x2x3 * 2x3x4 -> 2x2x3 (n x p x q * n x q x r -> n x p x r)")
+    refuses(function() blua.zeros(4, 2):addbmm(a, b) end,
+      "size mismatch in 'addbmm': 2x2x3 * 2x3x4 -> 4x2 (n x p x q * n x q x r summed into p x r)")
+    refuses(function() blua.zeros(2, 2, 4):addbmm(a, b) end, "size mismatch in 'addbmm': 2x2x3 * 2x3x4 -> 2x2x4")
+    refuses(function() blua.zeros(2, 4):baddbmm(a, b) end, "size mismatch in 'baddbmm': 2x2x3 * 2x3x4 -> 2x4")
+    refuses(function() blua.zeros(2, 2, 4):baddbmm(blua.zeros(2, 2, 4), 2, a, b) end,
+      "got (tensor, number, tensor, tensor); Torch7's form with a source tensor")
+    refuses(function() blua.zeros(2, 2, 4):baddbmm(1, 2, 3, a, b) end,
+      "t:baddbmm: ([beta,] [alpha,] a, b) expected, got 1 more argument")
+    refuses(function() blua.zeros(2, 4):addbmm(1, a) end, "t:addbmm: ([beta,] [alpha,] a, b) expected, got (number, tensor)")
+    refuses(function() blua.zeros(2, 4):addbmm("1", a, b) end, "t:addbmm: ([beta,] [alpha,] a, b) expected, got (string, tensor, tensor)")
+    refuses(function() blua.bmm(a, b, b) end, "blua.bmm: (a, b) expected, got 1 more argument")
+    refuses(function() a:bmm(a, b, b) end, "t:bmm: (b | a, b) expected, got 1 more argument")
+    refuses(function() blua.bmm(a, 2) end, "bad argument #2")
   end)
 end)
 
@@ -593,7 +731,11 @@ describe("the shape methods and finalizers", function()
                    function() return t:diag(1) end, function() return blua.diag(x, -1) end, function() return t:trace() end,
                    function() return t:tril(1) end, function() return t:triu() end, function() return a:repeatTensor(2, 1, 2) end,
                    function() return t:split(3, 2) end, function() return b:chunk(8) end, function() return t:equal(a) end,
-                   function() return x:isSameSizeAs(y) end}
+                   function() return x:isSameSizeAs(y) end,
+                   function() return t:narrow(1, 1, 4):view(2, 4, 4):bmm(a:view(2, 4, 8), b:view(2, 8, 4)) end,
+                   function() return blua.bmm(a:view(2, 4, 8), b:view(2, 8, 4)) end,
+                   function() return t:narrow(1, 1, 4):view(2, 4, 4):baddbmm(2, 3, a:view(2, 4, 8), b:view(2, 8, 4)) end,
+                   function() return t:narrow(1, 1, 4):narrow(2, 1, 4):addbmm(a:view(2, 4, 8), b:view(2, 8, 4)) end}
       local ok, err = pcall(ops[round % #ops + 1])
       if not ok then assert.truthy(tostring(err):find("closed"), err) end
       collectgarbage()

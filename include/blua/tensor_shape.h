@@ -1,5 +1,5 @@
 /* Shapes and small linear algebra on tensors (runtime/tensor_shape.c): Torch7's addcmul,
- * addcdiv, addmv, addr, range, linspace, logspace, diag, trace, tril, triu, repeatTensor and
+ * addcdiv, addmv, addr, bmm, baddbmm, addbmm, range, linspace, logspace, diag, trace, tril, triu, repeatTensor and
  * equal. Every function works on any view (transposed, narrowed, permuted); dimensions and
  * diagonals are 0-based counts here as in the rest of the core. */
 #ifndef BLUA_TENSOR_SHAPE_H
@@ -19,6 +19,13 @@ int blua_tensor_addcmul(blua_tensor *t, double v, const blua_tensor *a, const bl
 int blua_addmv(blua_tensor *y, float beta, float alpha, const blua_tensor *m, const blua_tensor *x, blua_err *err);
 /* a = beta·a + alpha·x·yᵀ for 1-D x (r), y (c) and a 2-D a (r x c); sharing as blua_addmv. */
 int blua_addr(blua_tensor *a, float beta, float alpha, const blua_tensor *x, const blua_tensor *y, blua_err *err);
+
+/* Batched products through blua_mm, one 2-D product per batch entry, for a (n x p x q) and
+ * b (n x q x r). sum = 0 (bmm, baddbmm): c is n x p x r and c[i] = beta·c[i] + alpha·a[i]·b[i].
+ * sum = 1 (addbmm): c is p x r and c = beta·c + alpha·Σ_i a[i]·b[i]. With beta = 0 the old c is
+ * not read. c may share memory with a or b: the products are then made aside and copied. */
+int blua_baddbmm(blua_tensor *c, float beta, float alpha, const blua_tensor *a, const blua_tensor *b, int sum,
+                 blua_err *err);
 
 /* Torch7's range: a, a + step, ... up to and including b, floor((b - a)/step) + 1 entries, the
  * k-th computed in double as a + k·step. step must be non-zero with the sign of b - a (a = b

@@ -1,7 +1,7 @@
 /* Unit tests of the shape and small linear algebra core (blua/tensor_shape.h): addcmul and
  * addcdiv, addmv and addr through BLAS (on transposed and strided operands, and with the
  * result sharing memory with an operand), range and linspace with their limits, diag, trace,
- * tril/triu, repeat and equal; every bad input comes back as a status and a message. */
+ * tril/triu, repeat and equal; batched products (bmm, baddbmm, addbmm) on views and aliases; every bad input comes back as a status and a message. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -203,7 +203,92 @@ static void test_repeat_equal(void) {
   blua_tensor_release(mt);
 }
 
+/* A 3-D tensor of n x p x q entries from v, row-major. */
+static blua_tensor *cube(int64_t n, int64_t p, int64_t q, const float *v) {
+  blua_err err;
+  int64_t size[3] = {n, p, q};
+  blua_tensor *t = blua_tensor_empty_nd(3, size, &err);
+  memcpy(blua_tensor_data(t), v, (size_t)(n * p * q) * sizeof(float));
+  return t;
+}
+
+/* Σ_k a[i][j][k] b[i][k][l] for contiguous a (n x p x q) and b (n x q x r), in double. */
+/* Entry (i, j, l) of any 3-D view. */
+static float *at3(const blua_tensor *t, int64_t i, int64_t j, int64_t l) {
+  return blua_tensor_data(t) + i * t->stride[0] + j * t->stride[1] + l * t->stride[2];
+}
+
+static double product_entry(const float *a, const float *b, int64_t p, int64_t q, int64_t r, int64_t i, int64_t j,
+                            int64_t l) {
+  double s = 0;
+  for (int64_t k = 0; k < q; k++) s += (double)a[(i * p + j) * q + k] * (double)b[(i * q + k) * r + l];
+  return s;
+}
+
+static void test_bmm(void) {
+  blua_err err;
+  const float av[] = {1, 2, 3, 4, 5, 6, -1, 0.5f, 2, 0, 3, -2}; /* 2 x 2 x 3 */
+  const float bv[] = {1, 0, 2, 1, -1, 3, 0, 2, 1, 1, 4, -1};    /* 2 x 3 x 2 */
+  blua_tensor *a = cube(2, 2, 3, av), *b = cube(2, 3, 2, bv);
+  const float cv[] = {1, 1, 1, 1, 2, 2, 2, 2};
+  blua_tensor *c = cube(2, 2, 2, cv);
+  CHECK(blua_baddbmm(c, 0.5f, 2.0f, a, b, 0, &err) == BLUA_OK);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++)
+      for (int l = 0; l < 2; l++)
+        CHECK(*at3(c, i, j, l) ==
+              (float)(0.5 * cv[(i * 2 + j) * 2 + l] + 2.0 * product_entry(av, bv, 2, 3, 2, i, j, l)));
+  /* the sum over the batch into a 2-D c */
+  const float sv[] = {1, 2, 3, 4};
+  blua_tensor *s = matrix(2, 2, sv);
+  CHECK(blua_baddbmm(s, -1.0f, 1.0f, a, b, 1, &err) == BLUA_OK);
+  for (int j = 0; j < 2; j++)
+    for (int l = 0; l < 2; l++)
+      CHECK(*blua_tensor_at(s, j, l) == (float)(-sv[j * 2 + l] + product_entry(av, bv, 2, 3, 2, 0, j, l) +
+                                                  product_entry(av, bv, 2, 3, 2, 1, j, l)));
+  /* permuted operands (b stored as its per-batch transposes) equal contiguous ones */
+  blua_tensor *btt = NULL;
+  int64_t tsize[3] = {2, 2, 3};
+  blua_tensor *store = blua_tensor_empty_nd(3, tsize, &err);
+  for (int i = 0; i < 2; i++)
+    for (int k = 0; k < 3; k++)
+      for (int l = 0; l < 2; l++) *at3(store, i, l, k) = bv[(i * 3 + k) * 2 + l];
+  btt = blua_tensor_transpose_dims(store, 1, 2, &err);
+  CHECK(btt && !blua_tensor_is_contiguous(btt));
+  blua_tensor *c1 = cube(2, 2, 2, cv), *c2 = cube(2, 2, 2, cv);
+  CHECK(blua_baddbmm(c1, 1.0f, 1.0f, a, btt, 0, &err) == BLUA_OK);
+  CHECK(blua_baddbmm(c2, 1.0f, 1.0f, a, b, 0, &err) == BLUA_OK);
+  CHECK(blua_tensor_equal(c1, c2));
+  /* c sharing memory with a: c = a·a for square batches, each read before written */
+  const float qv[] = {1, 2, 3, 4, 5, 6, 7, 8};
+  blua_tensor *q = cube(2, 2, 2, qv);
+  CHECK(blua_baddbmm(q, 0.0f, 1.0f, q, q, 0, &err) == BLUA_OK);
+  const float sq[] = {7, 10, 15, 22, 67, 78, 91, 106};
+  for (int k = 0; k < 8; k++) CHECK(blua_tensor_data(q)[k] == sq[k]);
+  /* beta = 0 does not read NaN in c; an empty inner size scales c */
+  blua_tensor *nanc = cube(2, 2, 2, cv);
+  blua_tensor_fill(nanc, NAN);
+  CHECK(blua_baddbmm(nanc, 0.0f, 1.0f, a, b, 0, &err) == BLUA_OK);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++)
+      for (int l = 0; l < 2; l++) CHECK(*at3(nanc, i, j, l) == (float)product_entry(av, bv, 2, 3, 2, i, j, l));
+  int64_t e1[3] = {2, 2, 0}, e2[3] = {2, 0, 2};
+  blua_tensor *ea = blua_tensor_empty_nd(3, e1, &err), *eb = blua_tensor_empty_nd(3, e2, &err);
+  blua_tensor *ec = cube(2, 2, 2, cv);
+  CHECK(blua_baddbmm(ec, 3.0f, 1.0f, ea, eb, 0, &err) == BLUA_OK);
+  for (int k = 0; k < 8; k++) CHECK(blua_tensor_data(ec)[k] == 3 * cv[k]);
+  /* errors name the shapes */
+  CHECK(blua_baddbmm(c, 1.0f, 1.0f, a, a, 0, &err) == BLUA_ERROR);
+  CHECK(strcmp(err.msg, "size mismatch: 2x2x3 * 2x2x3 -> 2x2x2 (n x p x q * n x q x r -> n x p x r)") == 0);
+  CHECK(blua_baddbmm(c, 1.0f, 1.0f, a, b, 1, &err) == BLUA_ERROR);
+  CHECK(strcmp(err.msg, "size mismatch: 2x2x3 * 2x3x2 -> 2x2x2 (n x p x q * n x q x r summed into p x r)") == 0);
+  CHECK(blua_baddbmm(s, 1.0f, 1.0f, s, s, 1, &err) == BLUA_ERROR);
+  blua_tensor *all[] = {a, b, c, s, store, btt, c1, c2, q, nanc, ea, eb, ec};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) blua_tensor_release(all[i]);
+}
+
 int main(void) {
+  test_bmm();
   test_addcmul();
   test_addmv_addr();
   test_sequences();
