@@ -11,6 +11,16 @@
 
 static const char *shape(const blua_tensor *t, char *buf) { return blua_tensor_shape(t, buf, SHAPE_LEN); }
 
+/* The number argument at arg, named `what` in the error ("bad w in 'lerp': number expected,
+ * got string"); def when absent or nil if has_def. */
+static double number_arg(lua_State *L, int arg, const char *what, int has_def, double def, const char *fname) {
+  if (has_def && lua_isnoneornil(L, arg)) return def;
+  int isnum;
+  double v = lua_tonumberx(L, arg, &isnum);
+  if (!isnum) luaL_error(L, "bad %s in '%s': number expected, got %s", what, fname, luaL_typename(L, arg));
+  return v;
+}
+
 /* ---- elementwise maps, in place ---- */
 
 static int map(lua_State *L, blua_math_op op, float a, const char *fname) {
@@ -37,8 +47,10 @@ UNARY(reciprocal, BLUA_MATH_CINV)
 
 /* The divisor is a number, rounded to float as the tensor's entries are (Torch7 converts it
  * to the tensor's type too). */
-static int t_fmod(lua_State *L) { return map(L, BLUA_MATH_FMOD, (float)luaL_checknumber(L, 2), "fmod"); }
-static int t_remainder(lua_State *L) { return map(L, BLUA_MATH_REMAINDER, (float)luaL_checknumber(L, 2), "remainder"); }
+static int t_fmod(lua_State *L) { return map(L, BLUA_MATH_FMOD, (float)number_arg(L, 2, "a", 0, 0, "fmod"), "fmod"); }
+static int t_remainder(lua_State *L) {
+  return map(L, BLUA_MATH_REMAINDER, (float)number_arg(L, 2, "a", 0, 0, "remainder"), "remainder");
+}
 
 /* t:atan2(u): t = atan2(t, u), in place. */
 static int t_atan2(lua_State *L) {
@@ -52,7 +64,7 @@ static int t_atan2(lua_State *L) {
 /* t:lerp(u, w): t = t + w (u - t), in place. */
 static int t_lerp(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1), *u = lblua_checktensor(L, 2);
-  double w = luaL_checknumber(L, 3);
+  double w = number_arg(L, 3, "w", 0, 0, "lerp");
   blua_err err;
   lblua_check(L, blua_tensor_lerp(t, u, w, &err), "lerp", &err);
   lua_settop(L, 1);
@@ -95,7 +107,7 @@ static int t_cumprod(lua_State *L) {
 /* t:dist(u [, p]): the p-norm of t - u, a number. */
 static int t_dist(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1), *u = lblua_checktensor(L, 2);
-  double p = luaL_optnumber(L, 3, 2.0);
+  double p = number_arg(L, 3, "p", 1, 2.0, "dist");
   if (!(p >= 0)) return luaL_error(L, "bad p in 'dist': %f (must be >= 0)", p);
   blua_err err;
   double r = 0.0;
@@ -107,12 +119,12 @@ static int t_dist(lua_State *L) {
 /* t:renorm(p, d, maxnorm): in place. */
 static int t_renorm(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
-  double p = luaL_checknumber(L, 2);
+  double p = number_arg(L, 2, "p", 0, 0, "renorm");
   char s[SHAPE_LEN];
   if (!(p > 0)) return luaL_error(L, "bad p in 'renorm': %f (must be > 0)", p);
   if (t->dim < 2) return luaL_error(L, "bad tensor in 'renorm': %s has 1 dimension, renorm needs at least 2", shape(t, s));
   int d = lblua_checkdim(L, 3, t, "renorm");
-  double maxnorm = luaL_checknumber(L, 4);
+  double maxnorm = number_arg(L, 4, "maxnorm", 0, 0, "renorm");
   if (!(maxnorm >= 0)) return luaL_error(L, "bad maxnorm in 'renorm': %f (must be >= 0)", maxnorm);
   blua_err err;
   lblua_check(L, blua_tensor_renorm(t, p, d, maxnorm, &err), "renorm", &err);

@@ -498,14 +498,63 @@ describe("arguments", function()
   end)
 
   it("of the wrong type are refused naming the method", function()
-    local t = blua.tensor{1, 2}
-    for _, f in ipairs{
-      function() t:fmod("x") end, function() t:remainder() end, function() t:lerp(t) end,
-      function() t:atan2(2) end, function() t:dist(2) end, function() t:renorm("p", 1, 1) end,
-    } do
+    local t = blua.tensor{{1, 2}, {3, 4}}
+    local cases = {
+      {function() t:fmod("x") end, "bad a in 'fmod': number expected, got string"},
+      {function() t:remainder() end, "bad a in 'remainder': number expected, got no value"},
+      {function() t:lerp(t) end, "bad w in 'lerp': number expected, got no value"},
+      {function() t:lerp(t, {}) end, "bad w in 'lerp': number expected, got table"},
+      {function() t:dist(t, "two") end, "bad p in 'dist': number expected, got string"},
+      {function() t:renorm(true, 1, 1) end, "bad p in 'renorm': number expected, got boolean"},
+      {function() t:renorm(2, 1) end, "bad maxnorm in 'renorm': number expected, got no value"},
+      {function() t:renorm(2, nil, 1) end, "bad dimension in 'renorm': integer expected, got nil"},
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = pcall(c[1])
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find(c[2], 1, true), err)
+    end
+    for _, f in ipairs{function() t:atan2(2) end, function() t:dist(2) end, function() t:lerp(1, 1) end} do
       local ok, err = pcall(f)
       assert.is_false(ok)
-      assert.is_truthy(tostring(err):find("'[%a%d]+'") or tostring(err):find("Tensor"), err)
+      assert.is_truthy(tostring(err):find("blua.Tensor expected", 1, true), err)
+    end
+    assert.same({{1, 2}, {3, 4}}, t:totable())
+  end)
+end)
+
+describe("maps and statistics under the collector", function()
+  local function close(t) getmetatable(t).__close(t) end
+
+  it("a closed tensor as self or argument is refused", function()
+    local ops = {
+      function(t, u) return t:sin() end, function(t, u) return t:fmod(2) end, function(t, u) return t:atan2(u) end,
+      function(t, u) return u:atan2(t) end, function(t, u) return t:lerp(u, 0.5) end, function(t, u) return u:lerp(t, 0.5) end,
+      function(t, u) return u:csub(t) end, function(t, u) return t:cumprod(1) end, function(t, u) return u:dist(t) end,
+      function(t, u) return t:renorm(2, 1, 1) end, function(t, u) return t:median() end,
+      function(t, u) return t:kthvalue(1) end, function(t, u) return t:mode(1) end,
+    }
+    for i, op in ipairs(ops) do
+      local t, u = blua.ones(2, 2), blua.ones(2, 2)
+      close(t)
+      local ok, err = pcall(op, t, u)
+      assert.is_false(ok, i)
+      assert.is_truthy(tostring(err):find("closed"), err)
+    end
+  end)
+
+  it("finalizers that close arguments during a call give errors, not crashes", function()
+    for round = 1, 120 do
+      local t, u = blua.ones(16, 16), blua.ones(16, 16)
+      local victim = round % 2 == 0 and t or u
+      for _ = 1, 20 do setmetatable({}, {__gc = function() close(victim) end}) end
+      local ops = {function() return t:cumprod(2) end, function() return t:median(1) end,
+                   function() return t:kthvalue(3, 2) end, function() return t:mode() end,
+                   function() return t:lerp(u, 0.5) end, function() return u:dist(t, 3) end,
+                   function() return t:renorm(1, 2, 2) end, function() return t:cosh() end}
+      local ok, err = pcall(ops[round % #ops + 1])
+      if not ok then assert.truthy(tostring(err):find("closed"), err) end
+      collectgarbage()
     end
   end)
 end)
