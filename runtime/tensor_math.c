@@ -38,13 +38,21 @@ static inline float remainder_of(float x, float a) {
   return (float)m;
 }
 
-/* p[k * step] = E(x) for k < n, x the old entry (a float). */
-#define EACH(E)                          \
-  do {                                   \
-    for (int64_t k = 0; k < n; k++) {    \
-      float x = p[k * step];             \
-      p[k * step] = (E);                 \
-    }                                    \
+/* p[k * step] = E(x) for k < n, x the old entry (a float). Adjacent entries get a loop of
+ * their own, which the compiler makes a vector loop for the ops without a libm call. */
+#define EACH(E)                            \
+  do {                                     \
+    if (step == 1) {                       \
+      for (int64_t k = 0; k < n; k++) {    \
+        float x = p[k];                    \
+        p[k] = (E);                        \
+      }                                    \
+    } else {                               \
+      for (int64_t k = 0; k < n; k++) {    \
+        float x = p[k * step];             \
+        p[k * step] = (E);                 \
+      }                                    \
+    }                                      \
   } while (0)
 
 static void math_run(float *p, int64_t n, int64_t step, blua_math_op op, float a) {
