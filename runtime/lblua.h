@@ -68,6 +68,7 @@ void lblua_module_extend(lua_State *L, const lblua_method *funcs);
 extern const lblua_method lblua_index_methods[], lblua_index_funcs[];   /* ltensor_index.c */
 extern const lblua_method lblua_shape_methods[], lblua_shape_funcs[];   /* ltensor_shape.c */
 extern const lblua_method lblua_math_methods[], lblua_math_funcs[];     /* ltensor_math.c */
+extern const lblua_method lblua_apply_methods[];                        /* ltensor_apply.c */
 
 /* The C descriptor inside a built-in activation's `kernel` userdata (blua.Act), or a Lua error. */
 blua_act *lblua_checkact(lua_State *L, int idx);

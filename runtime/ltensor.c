@@ -1005,29 +1005,6 @@ static int minmax(lua_State *L, int want_max, const char *fname) {
 static int t_cmax(lua_State *L) { return minmax(L, 1, "cmax"); }
 static int t_cmin(lua_State *L) { return minmax(L, 0, "cmin"); }
 
-/* t:map(fn): every element through fn on the Lua thread, in place, row-major order. The
- * callback may close t, so t is fetched again after every call. */
-static int t_map(lua_State *L) {
-  int64_t n = blua_tensor_nelement(lblua_checktensor(L, 1));
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_settop(L, 2);
-  for (int64_t k = 0; k < n; k++) {
-    blua_tensor *t = lblua_checktensor(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushnumber(L, blua_tensor_data(t)[blua_tensor_offset_of(t, k)]);
-    lua_call(L, 1, 1);
-    int isnum;
-    lua_Number v = lua_tonumberx(L, -1, &isnum);
-    if (!isnum) return luaL_error(L, "bad result in 'map': function returned a %s, number expected", luaL_typename(L, -1));
-    t = lblua_totensor(L, 1);
-    if (!t) return luaL_error(L, "tensor closed in 'map': the function closed the tensor being mapped");
-    blua_tensor_data(t)[blua_tensor_offset_of(t, k)] = (float)v;
-    lua_pop(L, 1);
-  }
-  lua_settop(L, 1);
-  return 1;
-}
-
 /* ---- reductions ---- */
 
 /* Shape of t with size 1 at d. */
@@ -1445,7 +1422,7 @@ static const luaL_Reg tensor_methods[] = {
     {"sigmoid", t_sigmoid}, {"sign", t_sign}, {"neg", t_neg}, {"square", t_square}, {"log1p", t_log1p},
     {"floor", t_floor}, {"round", t_round}, {"ceil", t_ceil}, {"uniform", t_uniform}, {"normal", t_normal},
     {"bernoulli", t_bernoulli}, {"clamp", t_clamp}, {"gt", t_gt}, {"ge", t_ge}, {"lt", t_lt}, {"le", t_le}, {"eq", t_eq}, {"ne", t_ne},
-    {"pow", t_pow}, {"cmax", t_cmax}, {"cmin", t_cmin}, {"map", t_map},
+    {"pow", t_pow}, {"cmax", t_cmax}, {"cmin", t_cmin},
     {"sum", t_sum}, {"mean", t_mean}, {"var", t_var}, {"std", t_std}, {"prod", t_prod}, {"cumsum", t_cumsum}, {"sort", t_sort}, {"topk", t_topk}, {"max", t_max}, {"min", t_min}, {"norm", t_norm}, {"dot", t_dot},
     {"argmax", t_argmax}, {"allFinite", t_allFinite},
     {NULL, NULL}};
@@ -1473,7 +1450,7 @@ static const struct arity tensor_arity[] = {
     {"log1p", 0, ""}, {"floor", 0, ""}, {"round", 0, ""}, {"ceil", 0, ""},
     {"uniform", 2, "[a, b]"}, {"normal", 2, "[mean, std]"}, {"bernoulli", 1, "[p]"}, {"clamp", 2, "[lo [, hi]]"}, {"gt", 1, "a"}, {"ge", 1, "a"},
     {"lt", 1, "a"}, {"le", 1, "a"}, {"eq", 1, "a"}, {"ne", 1, "a"}, {"pow", 1, "a"}, {"cmax", 1, "u | a"}, {"cmin", 1, "u | a"},
-    {"map", 1, "f"}, {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"var", 2, "[dim [, biased]]"}, {"std", 2, "[dim [, biased]]"}, {"prod", 1, "[dim]"}, {"cumsum", 1, "dim"}, {"sort", 2, "[d [, descending]]"}, {"topk", 3, "k [, d [, largest]]"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
+    {"sum", 1, "[dim]"}, {"mean", 1, "[dim]"}, {"var", 2, "[dim [, biased]]"}, {"std", 2, "[dim [, biased]]"}, {"prod", 1, "[dim]"}, {"cumsum", 1, "dim"}, {"sort", 2, "[d [, descending]]"}, {"topk", 3, "k [, d [, largest]]"}, {"max", 1, "[dim]"}, {"min", 1, "[dim]"},
     {"norm", 0, ""}, /* the L2 norm only: t:norm(1) must not return it */
     {"dot", 1, "u"}, {"allFinite", 0, ""}, {"argmax", 1, "[dim]"},
 };
@@ -1548,6 +1525,7 @@ void lblua_open_tensor(lua_State *L) {
     lblua_tensor_extend(L, lblua_index_methods);
     lblua_tensor_extend(L, lblua_shape_methods);
     lblua_tensor_extend(L, lblua_math_methods);
+    lblua_tensor_extend(L, lblua_apply_methods);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");
     lua_pushvalue(L, -1);
