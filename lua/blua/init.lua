@@ -105,5 +105,9 @@ function blua.load(path, ...)
   return v
 end
 
+-- Torch7's functional forms (blua.exp(t), blua.cmul(a, b), blua.sum(t, 2), ...) that return new
+-- tensors, where the name is free (lua/blua/functional.lua).
+require("blua.functional").install(blua, function(name) return rawget(blua, name) ~= nil or submodules[name] ~= nil end)
+
 package.loaded["blua"] = blua
 return blua
