@@ -1,7 +1,8 @@
 -- Torch7's functional forms (lua/blua/functional.lua): every blua.<name> of the list returns
 -- what the method returns (on a clone for in-place methods, copied for views), leaves its
 -- arguments unchanged, shares no memory with them, refuses a non-tensor first argument and an
--- argument past its last, and is the list docs/api.md documents.
+-- argument past its last, and is the list docs/api.md documents; the sums with products take
+-- Torch7's numbers around the summand.
 local blua = require "blua"
 
 local function fails_with(f)
@@ -56,6 +57,14 @@ local cases = {
   {"tril", "new"}, {"triu", "new", function() return 1 end}, {"trace", "new"},
   {"repeatTensor", "new", function() return 2, 1, 2 end}, {"repeatTensor", "new", function() return {1, 2} end},
   {"equal", "new", B},
+  {"addcmul", "inplace", function() return 2, B(), B() end}, {"addcdiv", "inplace", function() return B(), B() end},
+  {"addmm", "inplace", function() return 3, blua.tensor{{1, 2}, {0, -1}}, B() end, scaled = true},
+  {"addr", "inplace", function() return blua.tensor{1, -2}, blua.tensor{3, 0.5, 2} end, scaled = true},
+  {"addbmm", "inplace", function() return -1, blua.ones(2, 2, 4), blua.ones(2, 4, 3) end, scaled = true},
+  {"addmv", "inplace", function() return 2, blua.tensor(A0), blua.tensor{1, 2, 3} end, scaled = true,
+   first = function() return {blua.tensor{1, 2}, blua.tensor{1, 0, 2, 0}:view(2, 2):select(2, 1)} end},
+  {"baddbmm", "inplace", function() return blua.tensor{{{1, 2}}, {{3, 4}}}, blua.tensor{{{1}, {1}}, {{2}, {0}}} end,
+   scaled = true, first = function() return {blua.ones(2, 1, 1), blua.ones(1, 2, 1):permute(2, 1, 3)} end},
   {"t", "view"}, {"transpose", "view", function() return 1, 2 end}, {"squeeze", "view"},
   {"reshape", "view", function() return 3, 2 end}, {"reshape", "view", function() return {1, 6} end},
 }
@@ -127,7 +136,7 @@ describe("functional forms", function()
   it("return the method's result as new tensors and leave the arguments unchanged", function()
     for _, c in ipairs(cases) do
       local name, how, more = c[1], c[2], c[3] or function() end
-      for _, a in ipairs{blua.tensor(A0), strided_A()} do
+      for _, a in ipairs(c.first and c.first() or {blua.tensor(A0), strided_A()}) do
         local args = {a, more()}
         local before = snapshot(args)
         local got = table.pack(blua[name](table.unpack(args)))
@@ -155,9 +164,14 @@ describe("functional forms", function()
   it("refuse a first argument that is not a tensor, and arguments past their last", function()
     for _, c in ipairs(cases) do
       local name, more = c[1], c[3] or function() end
-      refuses(function() return blua[name](2) end,
-        "bad argument #1 to 'blua." .. name .. "' (blua.Tensor expected, got number)")
-      refuses(function() return blua[name]() end, "bad argument #1 to 'blua." .. name .. "' (blua.Tensor expected, got nil)")
+      if c.scaled then -- a number may come first: the form is named instead
+        refuses(function() return blua[name](2) end, "blua." .. name .. ": ([beta,] ")
+        refuses(function() return blua[name](2) end, "expected, got (number)")
+      else
+        refuses(function() return blua[name](2) end,
+          "bad argument #1 to 'blua." .. name .. "' (blua.Tensor expected, got number)")
+        refuses(function() return blua[name]() end, "bad argument #1 to 'blua." .. name .. "' (blua.Tensor expected, got nil)")
+      end
       local args = {blua.tensor(A0), more()}
       while #args < 10 do args[#args + 1] = 1 end
       refuses(function() return blua[name](table.unpack(args)) end, "blua." .. name .. ": (")
@@ -180,6 +194,32 @@ describe("functional forms", function()
     refuses(function() return blua.exp(closed) end, "tensor was closed")
     refuses(function() return blua.sum(closed) end, "tensor was closed")
     refuses(function() return blua.t(closed) end, "tensor was closed")
+  end)
+
+  it("take Torch7's numbers around the summand for the sums with products", function()
+    local m, a = blua.ones(2, 2), blua.tensor{{1, 2}, {3, 4}}
+    local sq = {{7, 10}, {15, 22}}
+    local function values(beta, alpha)
+      return blua.tensor{{beta + alpha * sq[1][1], beta + alpha * sq[1][2]}, {beta + alpha * sq[2][1], beta + alpha * sq[2][2]}}
+    end
+    assert.is_true(blua.addmm(m, a, a):equal(values(1, 1)))
+    assert.is_true(blua.addmm(2, m, a, a):equal(values(2, 1)))     -- a number before M is beta
+    assert.is_true(blua.addmm(m, 3, a, a):equal(values(1, 3)))     -- one after it is alpha
+    assert.is_true(blua.addmm(2, m, 3, a, a):equal(values(2, 3)))
+    assert.is_true(m:equal(blua.ones(2, 2)))
+    local y = blua.tensor{1, 1}
+    assert.is_true(blua.addmv(0.5, y, 2, a, blua.tensor{1, 1}):equal(blua.tensor{0.5 + 6, 0.5 + 14}))
+    assert.is_true(blua.addr(0, blua.zeros(2, 2):fill(0 / 0), blua.tensor{1, 2}, blua.tensor{3, 4}):equal(blua.tensor{{3, 4}, {6, 8}}))
+    local c = blua.ones(2, 1, 1)
+    local ba, bb = blua.tensor{{{1, 2}}, {{3, 4}}}, blua.tensor{{{1}, {1}}, {{2}, {0}}}
+    assert.is_true(blua.baddbmm(-1, c, 2, ba, bb):equal(blua.tensor{{{-1 + 6}}, {{-1 + 12}}}))
+    assert.is_true(blua.addbmm(10, blua.ones(1, 1), ba, bb):equal(blua.tensor{{10 + 3 + 6}}))
+    refuses(function() return blua.addmm(m, m, a, a) end,
+      "blua.addmm: ([beta,] M, [alpha,] a, b) expected, got (tensor, tensor, tensor, tensor); Torch7's form with a result tensor first is not taken")
+    refuses(function() return blua.addmm(1, 2, m, a, a) end, "blua.addmm: ([beta,] M, [alpha,] a, b) expected, got (number, number, tensor, tensor, tensor)")
+    refuses(function() return blua.addmv(y, a, y, y) end, "blua.addmv: ([beta,] y, [alpha,] m, x) expected, got (tensor, tensor, tensor, tensor)")
+    refuses(function() return blua.addmm(m, blua.zeros(3, 3), a) end, "size mismatch in 'blua.addmm': 3x3 * 2x2")
+    refuses(function() return blua.addcmul(m, 2, a, blua.zeros(3)) end, "size mismatch in 'blua.addcmul'")
   end)
 
   it("keep blua's own meaning where a Torch7 name is taken", function()

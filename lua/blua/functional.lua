@@ -5,6 +5,8 @@
 -- blua.<name>. Three ways to get a new result:
 --   copy:  the method works in place, so it runs on a clone (blua.exp(t) is t:clone():exp());
 --   call:  the method already returns new tensors or numbers (blua.sum(t, 2) is t:sum(2));
+--   scaled: Torch7's torch.addmm([beta,] M, [alpha,] a, b) and the like: the numbers stand
+--          around the summand M, which is cloned: M:clone():addmm(beta, alpha, a, b);
 --   view:  the method returns a view, which is copied, so the result never shares memory
 --          with the argument (blua.t(m) is m:t():clone(); Torch7's torch.t shares it).
 -- A name blua already uses for something else (blua.dist, the distributed-runs module) is not
@@ -88,6 +90,14 @@ functional.list = {
   {"trace", "call", 1, "t"},
   {"repeatTensor", "call", 9, "t, n1, n2, ... | t, {n1, n2, ...}"},
   {"equal", "call", 2, "a, b"},
+  -- sums with products, on a clone of the summand; Torch7's numbers around it
+  {"addmm", "scaled", 5, "[beta,] M, [alpha,] a, b"},
+  {"addmv", "scaled", 5, "[beta,] y, [alpha,] m, x"},
+  {"addr", "scaled", 5, "[beta,] M, [alpha,] x, y"},
+  {"baddbmm", "scaled", 5, "[beta,] M, [alpha,] a, b"},
+  {"addbmm", "scaled", 5, "[beta,] M, [alpha,] a, b"},
+  {"addcmul", "copy", 4, "t, [v,] a, b"},
+  {"addcdiv", "copy", 4, "t, [v,] a, b"},
   -- views, copied
   {"t", "view", 1, "t"},
   {"transpose", "view", 3, "t, d1, d2"},
@@ -135,6 +145,26 @@ local function make(blua, tensor_mt, name, way, most, usage)
     return function(t, ...)
       blua._noExtra(who, usage, nil, select(most, ...))
       return finish(pcall(method(first(t)), t, ...))
+    end
+  elseif way == "scaled" then
+    local function is_tensor(v) return blua.isTensor(v) or (v ~= nil and getmetatable(v) == tensor_mt) end
+    return function(...)
+      blua._noExtra(who, usage, nil, select(most + 1, ...))
+      local args = table.pack(...)
+      local i, beta, alpha = 1, 1, 1
+      if type(args[1]) == "number" then beta, i = args[1], 2 end
+      local m = args[i]
+      if type(args[i + 1]) == "number" then alpha, i = args[i + 1], i + 1 end
+      local a, b = args[i + 1], args[i + 2]
+      if i + 2 ~= args.n or not is_tensor(m) or not is_tensor(a) or not is_tensor(b) then
+        local got = {}
+        for k = 1, args.n do got[k] = is_tensor(args[k]) and "tensor" or type(args[k]) end
+        local extra = args.n == 4 and is_tensor(args[1]) and is_tensor(args[4]) and is_tensor(args[2]) and
+          "; Torch7's form with a result tensor first is not taken" or ""
+        error(string.format("%s: (%s) expected, got (%s)%s", who, usage, table.concat(got, ", "), extra), 2)
+      end
+      local r = m:clone()
+      return finish(pcall(r[name], r, beta, alpha, a, b))
     end
   elseif name == "reshape" then -- a view of a private clone is a tensor of its own
     return function(t, ...)
