@@ -340,6 +340,8 @@ describe("bmm, baddbmm and addbmm", function()
     same_values({{3, 3}}, blua.ones(1, 2):addbmm(3, 5, blua.zeros(0, 1, 4), blua.zeros(0, 4, 2)))
     same_values({{0, 0}}, blua.ones(1, 2):fill(nan):addbmm(0, 5, blua.zeros(2, 1, 0), blua.zeros(2, 0, 2)))
     assert.equal(0, blua.bmm(blua.zeros(0, 2, 3), blua.zeros(0, 3, 4)):size(1))
+    refuses(function() blua.bmm(blua.zeros(1, 2^20, 0), blua.zeros(1, 0, 2^20)) end,
+      "tensor too large in 'bmm': 1x1048576x1048576 (at most 2^34 elements)")
   end)
 
   it("refuse wrong shapes, ambiguous forms and extra arguments", function()
