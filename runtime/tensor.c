@@ -1040,7 +1040,7 @@ double blua_tensor_min(const blua_tensor *t) { return extreme(t, 0); }
 
 /* Headers of t and out with dimension d moved last, so each run of the moved t is one line
  * along d and the matching output element sits at the same run offset of the moved out. */
-static blua_tensor moved_last(const blua_tensor *t, int d) {
+blua_tensor blua_tensor_lines_along(const blua_tensor *t, int d) {
   blua_tensor v = *t;
   int last = t->dim - 1;
   v.size[d] = t->size[last];
@@ -1135,7 +1135,7 @@ int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean,
                 mean ? COLSUM_MEAN : COLSUM_SUM, 0.0f, 1.0f);
     return BLUA_OK;
   }
-  blua_tensor tv = moved_last(t, d), ov = moved_last(out, d);
+  blua_tensor tv = blua_tensor_lines_along(t, d), ov = blua_tensor_lines_along(out, d);
   int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
   float *po = blua_tensor_data(out);
   const float *pt = blua_tensor_data(t);
@@ -1195,7 +1195,7 @@ double blua_tensor_stat(const blua_tensor *t, blua_stat kind) {
 
 int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_stat kind, blua_err *err) {
   if (reduced_shape_ok(out, t, d, err)) return BLUA_ERROR;
-  blua_tensor tv = moved_last(t, d), ov = moved_last(out, d);
+  blua_tensor tv = blua_tensor_lines_along(t, d), ov = blua_tensor_lines_along(out, d);
   int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
   float *po = blua_tensor_data(out);
   const float *pt = blua_tensor_data(t);
@@ -1205,12 +1205,15 @@ int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_sta
   return BLUA_OK;
 }
 
-int blua_tensor_cumsum(blua_tensor *out, const blua_tensor *t, int d, blua_err *err) {
+/* Running sums or products of t along d into out (t's shape, not overlapping t), in double. */
+static int running(blua_tensor *out, const blua_tensor *t, int d, int product, blua_err *err) {
   char s1[160], s2[160];
-  if (d < 0 || d >= t->dim) return blua_fail(err, "dimension %d out of range for %s", d + 1, blua_tensor_shape(t, s1, sizeof s1));
+  if (d < 0 || d >= t->dim) return blua_fail(err, "bad dimension: %d for %s", d + 1, blua_tensor_shape(t, s1, sizeof s1));
   if (!blua_tensor_same_shape(out, t))
     return blua_fail(err, "size mismatch: %s and %s", blua_tensor_shape(out, s1, sizeof s1), blua_tensor_shape(t, s2, sizeof s2));
-  blua_tensor tv = moved_last(t, d), ov = moved_last(out, d);
+  blua_named_tensor both[2] = {{out, "out", 0}, {t, "t", 0}};
+  if (blua_tensors_apart(2, both, err)) return BLUA_ERROR;
+  blua_tensor tv = blua_tensor_lines_along(t, d), ov = blua_tensor_lines_along(out, d);
   int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d], os = out->stride[d];
   float *po = blua_tensor_data(out);
   const float *pt = blua_tensor_data(t);
@@ -1218,14 +1221,17 @@ int blua_tensor_cumsum(blua_tensor *out, const blua_tensor *t, int d, blua_err *
   for (int64_t i = 0; i < runs; i++) {
     const float *p = pt + blua_tensor_run_offset(&tv, i);
     float *o = po + blua_tensor_run_offset(&ov, i);
-    double acc = 0.0;
+    double acc = product ? 1.0 : 0.0;
     for (int64_t j = 0; j < len; j++) {
-      acc += p[j * s];
+      acc = product ? acc * p[j * s] : acc + p[j * s];
       o[j * os] = (float)acc;
     }
   });
   return BLUA_OK;
 }
+
+int blua_tensor_cumsum(blua_tensor *out, const blua_tensor *t, int d, blua_err *err) { return running(out, t, d, 0, err); }
+int blua_tensor_cumprod(blua_tensor *out, const blua_tensor *t, int d, blua_err *err) { return running(out, t, d, 1, err); }
 
 /* Whether x goes before y: by value (descending or not), NaN after every number. */
 static int sorts_before(float x, float y, int descending) {
@@ -1256,7 +1262,7 @@ int blua_tensor_sort(blua_tensor *vals, blua_tensor *idx, const blua_tensor *t, 
   if (bad) return blua_fail(err, "size mismatch: %s from %s", blua_tensor_shape(vals, s1, sizeof s1), blua_tensor_shape(t, s2, sizeof s2));
   int64_t *ix = malloc((size_t)(len ? 2 * len : 1) * sizeof *ix);
   if (!ix) return blua_fail(err, "out of memory: sorting %lld entries", (long long)len);
-  blua_tensor tv = moved_last(t, d), vv = moved_last(vals, d), iv = moved_last(idx, d);
+  blua_tensor tv = blua_tensor_lines_along(t, d), vv = blua_tensor_lines_along(vals, d), iv = blua_tensor_lines_along(idx, d);
   int64_t runs = blua_tensor_runs(&tv), s = t->stride[d], vs = vals->stride[d], is = idx->stride[d];
   const float *pt = blua_tensor_data(t);
   float *pv = blua_tensor_data(vals), *pi = blua_tensor_data(idx);
@@ -1295,7 +1301,7 @@ int blua_tensor_extreme_dim(blua_tensor *out, blua_tensor *idx, const blua_tenso
     free(best);
     return BLUA_OK;
   }
-  blua_tensor tv = moved_last(t, d), ov = moved_last(out, d), iv = idx ? moved_last(idx, d) : ov;
+  blua_tensor tv = blua_tensor_lines_along(t, d), ov = blua_tensor_lines_along(out, d), iv = idx ? blua_tensor_lines_along(idx, d) : ov;
   int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d];
   float *po = blua_tensor_data(out), *pi = idx ? blua_tensor_data(idx) : NULL;
   const float *pt = blua_tensor_data(t);

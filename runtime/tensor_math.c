@@ -148,40 +148,6 @@ int blua_tensor_lerp(blua_tensor *t, const blua_tensor *u, double w, blua_err *e
 
 /* ---- along a dimension ---- */
 
-/* t's header with dimension d swapped with the last: each run of it is one line of t along d,
- * and run r of a reduced tensor moved the same way holds that line's result. */
-static blua_tensor line_view(const blua_tensor *t, int d) {
-  blua_tensor v = *t;
-  int last = t->dim - 1;
-  v.size[d] = t->size[last];
-  v.stride[d] = t->stride[last];
-  v.size[last] = t->size[d];
-  v.stride[last] = t->stride[d];
-  return v;
-}
-
-int blua_tensor_cumprod(blua_tensor *out, const blua_tensor *t, int d, blua_err *err) {
-  if (d < 0 || d >= t->dim) return bad_dim(err, t, d);
-  if (!blua_tensor_same_shape(out, t)) return size_mismatch(err, out, t);
-  blua_named_tensor both[2] = {{out, "out", 0}, {t, "t", 0}};
-  if (blua_tensors_apart(2, both, err)) return BLUA_ERROR;
-  blua_tensor tv = line_view(t, d), ov = line_view(out, d);
-  int64_t runs = blua_tensor_runs(&tv), len = t->size[d], s = t->stride[d], os = out->stride[d];
-  float *po = blua_tensor_data(out);
-  const float *pt = blua_tensor_data(t);
-  BLUA_PAR(BIG(runs * len), "omp parallel for",
-  for (int64_t i = 0; i < runs; i++) {
-    const float *p = pt + blua_tensor_run_offset(&tv, i);
-    float *o = po + blua_tensor_run_offset(&ov, i);
-    double acc = 1.0;
-    for (int64_t j = 0; j < len; j++) {
-      acc *= p[j * s];
-      o[j * os] = (float)acc;
-    }
-  });
-  return BLUA_OK;
-}
-
 /* ---- norms ---- */
 
 /* The p-norm's accumulation of one magnitude m (p = 0: a count, +inf: the largest, a NaN
@@ -318,7 +284,7 @@ static int order_stat(blua_tensor *vals, blua_tensor *idx, const blua_tensor *t,
   if (blua_tensors_apart(3, all, err)) return BLUA_ERROR;
   entry *e = malloc((size_t)len * sizeof *e);
   if (!e) return blua_fail(err, "out of memory: ordering %lld entries", (long long)len);
-  blua_tensor tv = line_view(t, d), vv = line_view(vals, d), iv = line_view(idx, d);
+  blua_tensor tv = blua_tensor_lines_along(t, d), vv = blua_tensor_lines_along(vals, d), iv = blua_tensor_lines_along(idx, d);
   int64_t runs = blua_tensor_runs(&tv), step = t->stride[d];
   for (int64_t r = 0; r < runs; r++) {
     const float *p = blua_tensor_data(t) + blua_tensor_run_offset(&tv, r);

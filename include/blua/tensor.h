@@ -197,8 +197,14 @@ int blua_tensor_sum_dim(blua_tensor *out, const blua_tensor *t, int d, int mean,
 typedef enum { BLUA_STAT_VAR, BLUA_STAT_STD, BLUA_STAT_VAR_BIASED, BLUA_STAT_STD_BIASED, BLUA_STAT_PROD } blua_stat;
 double blua_tensor_stat(const blua_tensor *t, blua_stat kind);
 int blua_tensor_stat_dim(blua_tensor *out, const blua_tensor *t, int d, blua_stat kind, blua_err *err);
-/* out (t's shape, distinct from t) = running sums of t along d, accumulated in double. */
+/* t's header with dimension d swapped with the last, sharing t's data: each run of it
+ * (blua_tensor_runs) is one line of t along d, and run r of a reduced tensor swapped the same
+ * way holds that line's result. */
+blua_tensor blua_tensor_lines_along(const blua_tensor *t, int d);
+/* out (t's shape, not sharing memory with t) = running sums or products of t along d,
+ * accumulated in double. */
 int blua_tensor_cumsum(blua_tensor *out, const blua_tensor *t, int d, blua_err *err);
+int blua_tensor_cumprod(blua_tensor *out, const blua_tensor *t, int d, blua_err *err);
 /* Sorts each line of t along d (stable, ascending or descending, NaN after every number) and
  * writes its first vals->size[d] entries (at most t's) to vals, their 1-based positions to idx;
  * vals and idx have t's shape elsewhere. */

@@ -37,9 +37,6 @@ int blua_tensor_atan2(blua_tensor *t, const blua_tensor *u, blua_err *err);
 /* t = t + w (u - t) in double rounded to float, in place; u as for atan2. */
 int blua_tensor_lerp(blua_tensor *t, const blua_tensor *u, double w, blua_err *err);
 
-/* out (t's shape, not sharing memory with t) = running products of t along d, in double. */
-int blua_tensor_cumprod(blua_tensor *out, const blua_tensor *t, int d, blua_err *err);
-
 /* The p-norm of t - u (same shapes), the differences taken in double, into *result: for p = 1
  * Σ|d|, p = 2 sqrt(Σ d²), p = 0 the count of non-zero differences (a NaN counts), p = +inf
  * max |d| (NaN if any difference is NaN), any other p > 0 (Σ|d|^p)^(1/p); the entries are
