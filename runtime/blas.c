@@ -90,8 +90,11 @@ int blua_mm(blua_tensor *c, float beta, float alpha, const blua_tensor *a, const
     if (!direct) blua_tensor_release(out);
     return BLUA_ERROR;
   }
-  if (k == 0) {
-    blua_tensor_affine(out, out, beta, 0.0f, err);
+  if (k == 0) { /* no products: beta·c, where beta 0 gives zeros whatever c held (as BLAS) */
+    if (beta == 0.0f)
+      blua_tensor_fill(out, 0.0f);
+    else
+      blua_tensor_affine(out, out, beta, 0.0f, err);
   } else {
     int saved = blua_mm_serial_begin(m, n, k);
     cblas_sgemm(CblasRowMajor, oa.trans, ob.trans, (int)m, (int)n, (int)k, alpha, oa.data, oa.ld, ob.data, ob.ld,
