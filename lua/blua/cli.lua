@@ -30,8 +30,14 @@ local function check_spec(who, spec)
     if type(name) ~= "string" or not name:match("^%w[%w_-]*$") then
       bad("needs a name of letters, digits, '-' and '_', got " .. tostring(name))
     end
-    if name == "help" or seen[name] then bad("names --" .. name .. (seen[name] and " twice" or ", which blua.cli keeps for itself")) end
-    seen[name] = true
+    -- opts holds each option under its name with '-' as '_', beside opts.help and opts.args
+    -- (the other arguments): two names for one key would overwrite each other in silence.
+    local key = name:gsub("-", "_")
+    if key == "help" or key == "args" then bad("names --" .. name .. ", whose opts." .. key .. " blua.cli keeps for itself") end
+    if seen[key] then
+      bad("names --" .. name .. (seen[key] == name and " twice" or ", which is opts." .. key .. " as --" .. seen[key] .. " is"))
+    end
+    seen[key] = name
     if type(kind) == "table" then
       if #kind == 0 then bad("(--" .. name .. ") lists no allowed values") end
       for _, k in ipairs(kind) do
@@ -47,6 +53,11 @@ local function check_spec(who, spec)
       elseif kind == "flag" then ok = type(default) == "boolean"
       else ok = type(default) == "string" end
       if not ok then bad(string.format("(--%s) has a default of type %s that is no %s", name, math.type(default) or type(default), kind_name_plain(kind))) end
+      if type(kind) == "table" then
+        local listed = false
+        for _, k in ipairs(kind) do listed = listed or k == default end
+        if not listed then bad(string.format("(--%s) has the default '%s', which is not one of %s", name, default, table.concat(kind, ", "))) end
+      end
     end
     if help ~= nil and type(help) ~= "string" then bad("(--" .. name .. ") has a help of type " .. type(help)) end
   end

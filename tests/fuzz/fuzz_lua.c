@@ -83,6 +83,36 @@ static const char *const templates[] = {
     "local s = bpe_ok(8, 4, 2, 0) s.penalty, s.gamma, s.beta, s.inner, s.xsteps = 'quadratic', 1, 1, 1, 1 "
     "s.sweep, s.power, s.mult, s.own, s.coupling = {1}, {blua.zeros(1, 2)}, {1}, {1}, {1} "
     "local e = blua._liftedEpoch(s) close(s.power[1]) e:run(1, Z, 0, {0, 0})",
+    /* Torch7's methods: indexing and masking, shapes and products, maps and statistics,
+     * callbacks (closing, collecting, raising, recursing) and the functional forms; range gets
+     * sizes only (from 0 to 2^31 by 1 is a legal 8 GB tensor, which the fuzzer counts as a leak of memory) */
+    "S[B]:indexFill(I, {I, Z}, I)", "S[B]:indexCopy(I, {Z, I}, S[C])", "S[B]:indexAdd(I, blua.tensor{I, Z}, S[C])",
+    "S[B]:indexAdd(1, S[B]:clone():fill(Z):view(-1), S[B])", "S[B]:maskedFill(S[C]:gt(0), I)",
+    "S[A] = S[B]:maskedSelect(S[C]:ge(I))", "S[B]:maskedCopy(S[C]:lt(I), S[D])", "S[B]:maskedCopy(S[B]:gt(0), S[B])",
+    "S[A] = S[B]:gather(I, S[C]:clone():fill(Z))", "S[B]:scatter(I, S[C]:clone():fill(Z), S[D])",
+    "S[B]:scatter(I, S[C]:clone():fill(Z), I)", "S[B]:scatter(1, S[B]:clone():fill(1), S[B])",
+    "S[B]:indexFill(1, setmetatable({Z}, {__len = function() return I end, __index = function() close(S[B]) return 1 end}), I)",
+    "setmetatable({}, {__gc = function() close(S[C]) end}) S[B]:indexCopy(1, {Z, Z, Z, Z, Z, Z, Z, Z}, S[C])",
+    "S[B]:addcmul(I, S[C], S[D])", "S[B]:addcdiv(S[C], S[D])", "S[B]:addcmul(S[B], S[B])", "S[A] = S[B]:mv(S[C])",
+    "S[A]:mv(S[B], S[C])", "S[A]:addmv(I, I, S[B], S[C])", "S[A]:addr(I, S[B], S[C])", "S[A] = blua.mv(S[B], S[C])",
+    "S[A] = blua.bmm(S[B], S[C])", "S[A]:bmm(S[B], S[C])", "S[A]:baddbmm(I, I, S[B], S[C])", "S[A]:addbmm(I, S[B], S[C])",
+    "S[B]:bmm(S[B], S[B])", "S[A] = blua.range(Z, Z, Z)", "S[A] = blua.linspace(I, I, Z)",
+    "S[A] = blua.logspace(I, I, Z)", "S[A] = S[B]:diag(I)", "S[A] = blua.diag(S[B], Z)", "S[B]:trace()",
+    "S[A] = S[B]:tril(I)", "S[A] = S[B]:triu(I)", "S[A] = S[B]:repeatTensor(Z, Z)", "S[A] = S[B]:repeatTensor{Z, Z, Z}",
+    "S[A] = S[B]:split(I, I)[1]", "S[A] = S[B]:chunk(I, Z)[1]", "S[B]:equal(S[C]) S[B]:isSameSizeAs(S[C])",
+    "S[B]:sin():cos():tan():asin():acos():atan():sinh():cosh():frac():cinv():reciprocal()",
+    "S[B]:fmod(I):remainder(I)", "S[B]:atan2(S[C])", "S[B]:lerp(S[C], I)", "S[B]:csub(S[C])", "S[B]:csub(I)",
+    "S[A] = S[B]:cumprod(I)", "S[B]:dist(S[C], I)", "S[B]:renorm(I, I, I)", "S[A], S[C] = S[B]:median(I)",
+    "S[A], S[C] = S[B]:kthvalue(I, I)", "S[A], S[C] = S[B]:mode()",
+    "S[B]:apply(function(v) close(S[C]) return v end)", "S[B]:apply(function() collectgarbage() end)",
+    "S[B]:map(S[C], function(x, y) collectgarbage() return y end)", "S[B]:map(S[C], function() close(S[C]) end)",
+    "S[B]:map2(S[C], S[D], function(x, y, z) close(S[D]) return x end)", "S[B]:map2(S[B], S[B], function(x) return x + 1 end)",
+    "S[B]:apply(function() S[B]:apply(function() error('inner') end) end)", "S[B]:apply(function() return 'x' end)",
+    "S[B]:all() S[B]:any()", "S[A] = S[B]:viewAs(S[C])", "S[A] = S[B]:cat(S[C], I)", "S[B]:float():type()",
+    "S[A] = S[B]:var(I, true)", "S[A] = S[B]:std(I, false)", "S[B]:var(nil, true)", "S[C]:mm(S[C], S[C])",
+    "S[A] = blua.exp(S[B])", "S[A] = blua.addmm(I, S[B], I, S[C], S[D])", "S[A] = blua.repeatTensor(S[B], Z, Z)",
+    "S[A] = blua.reshape(S[B], Z, -1)", "S[A] = blua.sum(S[B], I)", "S[A] = blua.addcdiv(S[B], I, S[C], S[D])",
+    "S[A] = blua.gather(S[B], I, S[C])", "S[A] = blua.t(S[B])",
 };
 #define NTEMPLATES (sizeof templates / sizeof templates[0])
 
