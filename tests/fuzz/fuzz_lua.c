@@ -85,7 +85,7 @@ static const char *const templates[] = {
     "local e = blua._liftedEpoch(s) close(s.power[1]) e:run(1, Z, 0, {0, 0})",
     /* Torch7's methods: indexing and masking, shapes and products, maps and statistics,
      * callbacks (closing, collecting, raising, recursing) and the functional forms; range gets
-     * sizes only (from 0 to 2^31 by 1 is a legal 8 GB tensor, which the fuzzer counts as a leak of memory) */
+     * sizes only (from 0 to 2^31 by 1 is a legal 8 GB tensor, past the fuzzer's malloc limit) */
     "S[B]:indexFill(I, {I, Z}, I)", "S[B]:indexCopy(I, {Z, I}, S[C])", "S[B]:indexAdd(I, blua.tensor{I, Z}, S[C])",
     "S[B]:indexAdd(1, S[B]:clone():fill(Z):view(-1), S[B])", "S[B]:maskedFill(S[C]:gt(0), I)",
     "S[A] = S[B]:maskedSelect(S[C]:ge(I))", "S[B]:maskedCopy(S[C]:lt(I), S[D])", "S[B]:maskedCopy(S[B]:gt(0), S[B])",
