@@ -97,7 +97,7 @@ static int new_mv(lua_State *L, int im, int ix) {
 /* m:mv(x): a new m·x (as t:mm(u)); y:mv(m, x): m·x written into y (Torch7), returns y. */
 static int t_mv(lua_State *L) {
   lblua_checktensor(L, 1);
-  if (lua_isnoneornil(L, 3)) return new_mv(L, 1, 2);
+  if (lua_isnone(L, 3)) return new_mv(L, 1, 2); /* (y:mv(m, nil), a nil by mistake: not m's product) */
   blua_tensor *y = lblua_checktensor(L, 1), *m = lblua_checktensor(L, 2), *x = lblua_checktensor(L, 3);
   char sy[SHAPE_LEN], sm[SHAPE_LEN], sx[SHAPE_LEN];
   if (m->dim != 2 || x->dim != 1 || y->dim != 1 || m->size[1] != x->size[0] || y->size[0] != m->size[0])
@@ -154,7 +154,7 @@ static int new_bmm(lua_State *L, int ia, int ib) {
 /* a:bmm(b): a new batched product (as t:mm(u)); c:bmm(a, b): written into c (Torch7). */
 static int t_bmm(lua_State *L) {
   lblua_checktensor(L, 1);
-  if (lua_isnoneornil(L, 3)) return new_bmm(L, 1, 2);
+  if (lua_isnone(L, 3)) return new_bmm(L, 1, 2); /* (as t_mv) */
   blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_checktensor(L, 2), *b = lblua_checktensor(L, 3);
   blua_err err;
   lblua_check(L, blua_baddbmm(c, 0.0f, 1.0f, a, b, 0, &err), "bmm", &err);

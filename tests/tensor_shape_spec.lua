@@ -228,6 +228,17 @@ describe("mv and addmv", function()
   end)
 end)
 
+describe("the into forms with a nil by mistake", function()
+  it("c:bmm(a, nil) and y:mv(m, nil) are errors, not the new product c·a or y·m", function()
+    local a, c = blua.ones(2, 3, 3), blua.ones(2, 3, 3)
+    assert.has_error(function() return c:bmm(a, nil) end, "bad argument #2 to 'bmm' (blua.Tensor expected, got nil)")
+    local m, y = blua.ones(3, 3), blua.ones(3)
+    assert.has_error(function() return y:mv(m, nil) end, "bad argument #2 to 'mv' (blua.Tensor expected, got nil)")
+    assert.has_error(function() return c:mm(a, nil) end)
+    assert.same({2, 3, 3}, {c:bmm(a):size(1), c:bmm(a):size(2), c:bmm(a):size(3)})
+  end)
+end)
+
 describe("bmm, baddbmm and addbmm", function()
   -- 2 x 2 x 3 times 2 x 3 x 2; small values, so every product is exact in float.
   local a0 = {{{1, 2, 3}, {4, 5, 6}}, {{-1, 0.5, 2}, {0, 3, -2}}}
