@@ -11,12 +11,22 @@
 
 #define LBLUA_TENSOR_MT "blua.Tensor"
 
-/* The tensor at idx, or a Lua error "bad argument #idx to 'fname' (blua.Tensor expected...)". */
+/* The tensor at idx, or a Lua error "bad argument #idx to 'fname' (blua.Tensor expected...)".
+ * lblua_checktensor also refuses a tensor whose entries overlap (an expanded view, see
+ * blua_tensor_overlapping): it is the fetch for tensors a function may write, and the default.
+ * lblua_readtensor takes any tensor: only for arguments the function never writes, whose core
+ * reads are right for steps of 0. lblua_checkwritable raises the refusal for t, naming fname. */
 blua_tensor *lblua_checktensor(lua_State *L, int idx);
+blua_tensor *lblua_readtensor(lua_State *L, int idx);
+void lblua_checkwritable(lua_State *L, const blua_tensor *t, const char *fname);
+/* A tensor an in-place method reads while it writes dst: any tensor, except an expanded view
+ * on dst's storage (its entries would change under the loop, in no fixed order). */
+blua_tensor *lblua_readsource(lua_State *L, int idx, const blua_tensor *dst, const char *fname);
 /* The tensor at idx, or NULL when the value there is not a live tensor. */
 blua_tensor *lblua_totensor(lua_State *L, int idx);
 /* Entry i (1-based) of the table at idx, which must be a live tensor ("bad argument #idx to
- * 'fname' (what[i] must be a live tensor)" otherwise); the table keeps it alive. */
+ * 'fname' (what[i] must be a live tensor)" otherwise) and not an expanded view (lists are the
+ * training and optimiser state, written in place); the table keeps it alive. */
 blua_tensor *lblua_listtensor(lua_State *L, int idx, int i, const char *what, const char *fname);
 /* Pushes t as a new blua.Tensor userdata; the userdata takes over the caller's reference, also
  * when making it fails (t is released, no leak). Making it may run Lua code (a GC step runs

@@ -80,6 +80,9 @@ static blua_tensor *hold_one(lua_State *L, epoch_ud *u, int idx, const char *nam
   lua_getfield(L, idx, name);
   t = lblua_totensor(L, -1);
   if (!t) luaL_error(L, "bad spec in '_backpropEpoch': '%s' must be a live tensor", name);
+  /* The data x and y are only read (their rows gathered, right for any steps); the rest is
+   * written. */
+  if (strcmp(name, "x") && strcmp(name, "y")) lblua_checkwritable(L, t, "_backpropEpoch");
   blua_tensor_retain(t);
   u->held[u->nheld++] = t;
   lua_pop(L, 1);

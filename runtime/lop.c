@@ -170,6 +170,7 @@ static void check_params(lua_State *L, blua_op *op, int idx, blua_tensor **t, co
     if (type != LUA_TNIL && !(type == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
       t[i] = lblua_totensor(L, -1);
       if (!t[i]) luaL_error(L, "bad %s in '%s': entry %d is not a live blua.Tensor", what, fname, i + 1);
+      lblua_checkwritable(L, t[i], fname);
     }
     lua_pop(L, 1); /* the table keeps it alive */
   }

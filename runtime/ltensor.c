@@ -29,13 +29,47 @@ blua_tensor *lblua_listtensor(lua_State *L, int idx, int i, const char *what, co
   blua_tensor *t = lblua_totensor(L, -1);
   if (!t) luaL_error(L, "bad argument #%d to '%s' (%s[%d] must be a live tensor)", idx, fname, what, i);
   lua_pop(L, 1);
+  lblua_checkwritable(L, t, fname);
+  return t;
+}
+
+void lblua_checkwritable(lua_State *L, const blua_tensor *t, const char *fname) {
+  if (blua_tensor_overlapping(t))
+    luaL_error(L, "cannot write in '%s': the tensor is an expanded view whose entries share memory; clone it first",
+               fname);
+}
+
+blua_tensor *lblua_readtensor(lua_State *L, int idx) {
+  blua_tensor **p = luaL_checkudata(L, idx, LBLUA_TENSOR_MT);
+  if (!*p) luaL_argerror(L, idx, "tensor was closed");
+  return *p;
+}
+
+static int arity_checked(lua_State *L);
+
+blua_tensor *lblua_readsource(lua_State *L, int idx, const blua_tensor *dst, const char *fname) {
+  blua_tensor *t = lblua_readtensor(L, idx);
+  if (blua_tensor_overlapping(t) && t->storage == dst->storage)
+    luaL_error(L, "bad argument in '%s': the source is an expanded view of the destination's memory; clone it first",
+               fname);
   return t;
 }
 
 blua_tensor *lblua_checktensor(lua_State *L, int idx) {
-  blua_tensor **p = luaL_checkudata(L, idx, LBLUA_TENSOR_MT);
-  if (!*p) luaL_argerror(L, idx, "tensor was closed");
-  return *p;
+  blua_tensor *t = lblua_readtensor(L, idx);
+  if (blua_tensor_overlapping(t)) {
+    /* The name the function was called by, as luaL_argerror finds it. */
+    lua_Debug ar;
+    const char *name = lua_getstack(L, 0, &ar) && lua_getinfo(L, "nf", &ar) && ar.name ? ar.name : NULL;
+    /* Called without a name (pcall(t.fill, t, 1)): a wrapped method knows its own. */
+    if (!name && lua_tocfunction(L, -1) == arity_checked && lua_getupvalue(L, -1, 3)) {
+      name = lua_tostring(L, -1);
+      if (name && strchr(name, ':')) name = strchr(name, ':') + 1;
+      if (name && strchr(name, '.')) name = strchr(name, '.') + 1;
+    }
+    lblua_checkwritable(L, t, name ? name : "?");
+  }
+  return t;
 }
 
 /* Bit k-1 set when stack slot k (k <= 64) holds an open tensor. */
@@ -365,7 +399,7 @@ static int l_randperm(lua_State *L) {
 /* blua._sgemm(c, a, b): cblas_sgemm on contiguous row-major tensors with no checks beyond
  * the shapes. A reference for the benchmarks, not part of the API. */
 static int l_sgemm(lua_State *L) {
-  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_checktensor(L, 2), *b = lblua_checktensor(L, 3);
+  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_readtensor(L, 2), *b = lblua_readtensor(L, 3);
   char sa[SHAPE_LEN], sb[SHAPE_LEN];
   if (a->dim != 2 || b->dim != 2 || c->dim != 2 || a->size[1] != b->size[0] || c->size[0] != a->size[0] ||
       c->size[1] != b->size[1] || !blua_tensor_is_contiguous(a) || !blua_tensor_is_contiguous(b) ||
@@ -490,7 +524,7 @@ static int l_cat(lua_State *L) {
 
 
 static int t_size(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     lua_pushinteger(L, t->size[lblua_checkdim(L, 2, t, "size")]);
     return 1;
@@ -501,22 +535,22 @@ static int t_size(lua_State *L) {
 }
 
 static int t_dim(lua_State *L) {
-  lua_pushinteger(L, lblua_checktensor(L, 1)->dim);
+  lua_pushinteger(L, lblua_readtensor(L, 1)->dim);
   return 1;
 }
 
 static int t_nElement(lua_State *L) {
-  lua_pushinteger(L, blua_tensor_nelement(lblua_checktensor(L, 1)));
+  lua_pushinteger(L, blua_tensor_nelement(lblua_readtensor(L, 1)));
   return 1;
 }
 
 static int t_len(lua_State *L) {
-  lua_pushinteger(L, lblua_checktensor(L, 1)->size[0]);
+  lua_pushinteger(L, lblua_readtensor(L, 1)->size[0]);
   return 1;
 }
 
 static int t_stride(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     lua_pushinteger(L, t->stride[lblua_checkdim(L, 2, t, "stride")]);
     return 1;
@@ -535,7 +569,7 @@ static float *element(lua_State *L, blua_tensor *t, const char *fname, int *next
 
 static int t_get(lua_State *L) {
   int next;
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   no_extra(L, t->dim, "t:get", "one index per dimension");
   push_value(L, *element(L, t, "get", &next));
   return 1;
@@ -567,7 +601,7 @@ static void push_nested(lua_State *L, const blua_tensor *t, int d, int64_t off) 
 /* Tables are made while reading, so a finalizer may run and close t: walk a private view
  * held by a userdata of its own, which nothing else can reach. */
 static int t_totable(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   lua_settop(L, 1);
   blua_err err;
   blua_tensor *v = lblua_pushresult(L, blua_tensor_narrow(t, 0, 0, t->size[0], &err), "totable", &err); /* 2 */
@@ -578,7 +612,7 @@ static int t_totable(lua_State *L) {
 /* ---- views ---- */
 
 static int t_narrow(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int d = lblua_checkdim(L, 2, t, "narrow");
   lua_Integer first = lblua_checkint(L, 3, "index", "narrow"), len = lblua_checkint(L, 4, "length", "narrow");
   char s[SHAPE_LEN];
@@ -596,7 +630,7 @@ static int t_narrow(lua_State *L) {
 
 /* t:t() (1-D or 2-D) or t:transpose(d1, d2). */
 static int t_transpose(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   blua_err err;
   if (lua_isnoneornil(L, 2)) {
     lblua_pushresult(L, blua_tensor_transpose(t, &err), "t", &err);
@@ -609,7 +643,7 @@ static int t_transpose(lua_State *L) {
 
 /* t:permute(p1, ..., pn): a view whose dimension i is t's dimension p_i, one per dimension. */
 static int t_permute(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   no_extra(L, t->dim, "t:permute", "one dimension per dimension of t");
   int order[BLUA_MAX_DIM];
   for (int i = 0; i < t->dim; i++) order[i] = lblua_checkdim(L, i + 2, t, "permute");
@@ -619,7 +653,7 @@ static int t_permute(lua_State *L) {
 }
 
 static int view_or_reshape(lua_State *L, int copy, const char *fname) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int64_t size[BLUA_MAX_DIM];
   int dim = read_sizes(L, 2, size, 1, fname);
   infer_size(L, dim, size, blua_tensor_nelement(t), fname);
@@ -641,7 +675,7 @@ static int t_reshape(lua_State *L) { return view_or_reshape(L, 1, "reshape"); }
 
 /* t:select(d, i): the slice, one dimension fewer; on a 1-D tensor the element itself. */
 static int t_select(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int d = lblua_checkdim(L, 2, t, "select");
   int64_t i = lblua_checkindex(L, 3, t->size[d], "select");
   if (t->dim == 1) {
@@ -654,7 +688,7 @@ static int t_select(lua_State *L) {
 }
 
 static int t_squeeze(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int d = lua_isnoneornil(L, 2) ? -1 : lblua_checkdim(L, 2, t, "squeeze");
   blua_err err;
   lblua_pushresult(L, blua_tensor_squeeze(t, d, &err), "squeeze", &err);
@@ -662,7 +696,7 @@ static int t_squeeze(lua_State *L) {
 }
 
 static int t_unsqueeze(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   lua_Integer d = lblua_checkint(L, 2, "dimension", "unsqueeze");
   if (d < 1 || d > t->dim + 1)
     luaL_error(L, "bad dimension in 'unsqueeze': %I for a %d-D tensor (1..%d)", (LUAI_UACINT)d, t->dim, t->dim + 1);
@@ -673,24 +707,24 @@ static int t_unsqueeze(lua_State *L) {
 
 static int t_clone(lua_State *L) {
   blua_err err;
-  lblua_pushresult(L, blua_tensor_clone(lblua_checktensor(L, 1), &err), "clone", &err);
+  lblua_pushresult(L, blua_tensor_clone(lblua_readtensor(L, 1), &err), "clone", &err);
   return 1;
 }
 
 static int t_contiguous(lua_State *L) {
   blua_err err;
-  lblua_pushresult(L, blua_tensor_contiguous(lblua_checktensor(L, 1), &err), "contiguous", &err);
+  lblua_pushresult(L, blua_tensor_contiguous(lblua_readtensor(L, 1), &err), "contiguous", &err);
   return 1;
 }
 
 static int t_isContiguous(lua_State *L) {
-  lua_pushboolean(L, blua_tensor_is_contiguous(lblua_checktensor(L, 1)));
+  lua_pushboolean(L, blua_tensor_is_contiguous(lblua_readtensor(L, 1)));
   return 1;
 }
 
 static int t_copy(lua_State *L) {
   blua_err err;
-  lblua_check(L, blua_tensor_copy(lblua_checktensor(L, 1), lblua_checktensor(L, 2), &err), "copy", &err);
+  lblua_check(L, blua_tensor_copy(lblua_checktensor(L, 1), lblua_readsource(L, 2, lblua_checktensor(L, 1), "copy"), &err), "copy", &err);
   lua_settop(L, 1);
   return 1;
 }
@@ -755,10 +789,10 @@ int64_t *lblua_readindices(lua_State *L, int arg, int64_t *count, const char *fn
 /* t:index(d, indices): the slices at those (1-based) positions of dimension d, a new tensor. */
 static int t_index(lua_State *L) {
   lua_settop(L, 3);
-  int d = lblua_checkdim(L, 2, lblua_checktensor(L, 1), "index");
+  int d = lblua_checkdim(L, 2, lblua_readtensor(L, 1), "index");
   int64_t n;
   int64_t *idx = lblua_readindices(L, 3, &n, "index");
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   blua_err err;
   lblua_pushresult(L, blua_tensor_index(t, d, idx, n, &err), "index", &err);
   return 1;
@@ -781,7 +815,10 @@ static int l_gatherRows(lua_State *L) {
   blua_tensor *dst[BLUA_GATHER_MAX], *src[BLUA_GATHER_MAX];
   for (int k = 0; k < (int)count; k++) { /* (read after the allocation above, which may run finalizers) */
     dst[k] = lblua_listtensor(L, 1, k + 1, "destinations", "_gatherRows");
-    src[k] = lblua_listtensor(L, 2, k + 1, "sources", "_gatherRows");
+    lua_rawgeti(L, 2, k + 1); /* a source is only read: an expanded one is fine */
+    src[k] = lblua_totensor(L, -1);
+    lua_pop(L, 1);
+    if (!src[k]) luaL_error(L, "bad argument #2 to '_gatherRows' (sources[%d] must be a live tensor)", k + 1);
   }
   blua_err err;
   int posted = blua_tensor_gather_rows_post((int)count, dst, (const blua_tensor *const *)src, idx, n, &err);
@@ -795,12 +832,12 @@ static int l_gatherRows(lua_State *L) {
  * returns out: a training loop reuses one buffer per batch size. */
 static int t_indexRows(lua_State *L) {
   lua_settop(L, 3);
-  lblua_checktensor(L, 1);
+  lblua_readtensor(L, 1);
   int into = !lua_isnil(L, 3);
   if (into) lblua_checktensor(L, 3);
   int64_t n;
   int64_t *idx = lblua_readindices(L, 2, &n, "indexRows");
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   blua_err err;
   if (into) {
     blua_tensor *out = lblua_checktensor(L, 3); /* (fetched again: reading the indices allocates) */
@@ -827,12 +864,12 @@ static int t_add(lua_State *L) {
   if (lua_isnumber(L, 2) && lua_isnoneornil(L, 3)) {
     blua_tensor_affine(t, t, 1.0f, (float)lua_tonumber(L, 2), &err);
   } else if (lua_isnumber(L, 2)) {
-    lblua_check(L, blua_tensor_add(t, t, (float)lua_tonumber(L, 2), lblua_checktensor(L, 3), &err), "add", &err);
+    lblua_check(L, blua_tensor_add(t, t, (float)lua_tonumber(L, 2), lblua_readsource(L, 3, t, "add"), &err), "add", &err);
   } else {
     if (!lua_isnoneornil(L, 3)) /* t:add(u, a) would add u and drop a: the scale goes first */
       luaL_error(L, "t:add: (u | a | a, u) expected, got a %s after the tensor",
                  luaL_testudata(L, 3, LBLUA_TENSOR_MT) ? "tensor" : luaL_typename(L, 3));
-    lblua_check(L, blua_tensor_add(t, t, 1.0f, lblua_checktensor(L, 2), &err), "add", &err);
+    lblua_check(L, blua_tensor_add(t, t, 1.0f, lblua_readsource(L, 2, t, "add"), &err), "add", &err);
   }
   lua_settop(L, 1);
   return 1;
@@ -844,7 +881,7 @@ static int t_sub(lua_State *L) {
   if (lua_isnumber(L, 2))
     blua_tensor_affine(t, t, 1.0f, -(float)lua_tonumber(L, 2), &err);
   else
-    lblua_check(L, blua_tensor_add(t, t, -1.0f, lblua_checktensor(L, 2), &err), "sub", &err);
+    lblua_check(L, blua_tensor_add(t, t, -1.0f, lblua_readsource(L, 2, t, "sub"), &err), "sub", &err);
   lua_settop(L, 1);
   return 1;
 }
@@ -852,7 +889,7 @@ static int t_sub(lua_State *L) {
 static int t_cmul(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
-  lblua_check(L, blua_tensor_cmul(t, t, lblua_checktensor(L, 2), &err), "cmul", &err);
+  lblua_check(L, blua_tensor_cmul(t, t, lblua_readsource(L, 2, t, "cmul"), &err), "cmul", &err);
   lua_settop(L, 1);
   return 1;
 }
@@ -860,7 +897,7 @@ static int t_cmul(lua_State *L) {
 static int t_cdiv(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
-  lblua_check(L, blua_tensor_cdiv(t, t, lblua_checktensor(L, 2), &err), "cdiv", &err);
+  lblua_check(L, blua_tensor_cdiv(t, t, lblua_readsource(L, 2, t, "cdiv"), &err), "cdiv", &err);
   lua_settop(L, 1);
   return 1;
 }
@@ -885,7 +922,7 @@ static int t_div(lua_State *L) {
 static int t_addRow(lua_State *L) {
   blua_tensor *t = lblua_checktensor(L, 1);
   blua_err err;
-  lblua_check(L, blua_tensor_add_rowvec(t, t, (float)luaL_optnumber(L, 3, 1.0), lblua_checktensor(L, 2), &err),
+  lblua_check(L, blua_tensor_add_rowvec(t, t, (float)luaL_optnumber(L, 3, 1.0), lblua_readsource(L, 2, t, "addRow"), &err),
               "addRow", &err);
   lua_settop(L, 1);
   return 1;
@@ -893,7 +930,7 @@ static int t_addRow(lua_State *L) {
 
 /* t:sumRows(): the 1 x cols tensor of column sums. */
 static int t_sumRows(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   blua_err err;
   lblua_check(L, blua_tensor_check_matrix(t, &err), "sumRows", &err);
   blua_tensor *r = new_tensor(L, 2, 1, blua_tensor_cols(t), "sumRows");
@@ -906,11 +943,11 @@ static int t_mm(lua_State *L) {
   if (lua_gettop(L) >= 3) { /* c:mm(a, b), Torch's form: c = a b, in place */
     blua_tensor *c = lblua_checktensor(L, 1);
     blua_err err;
-    lblua_check(L, blua_mm(c, 0.0f, 1.0f, lblua_checktensor(L, 2), lblua_checktensor(L, 3), &err), "mm", &err);
+    lblua_check(L, blua_mm(c, 0.0f, 1.0f, lblua_readtensor(L, 2), lblua_readtensor(L, 3), &err), "mm", &err);
     lua_settop(L, 1);
     return 1;
   }
-  blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
+  blua_tensor *a = lblua_readtensor(L, 1), *b = lblua_readtensor(L, 2);
   char sa[SHAPE_LEN], sb[SHAPE_LEN];
   if (a->dim != 2 || b->dim != 2 || a->size[1] != b->size[0])
     return luaL_error(L, "size mismatch in 'mm': %s * %s", shape(a, sa), shape(b, sb));
@@ -931,7 +968,7 @@ static int t_addmm(lua_State *L) {
   if (top == 4) alpha = (float)luaL_checknumber(L, 2);
   if (top == 5) beta = (float)luaL_checknumber(L, 2), alpha = (float)luaL_checknumber(L, 3);
   blua_err err;
-  lblua_check(L, blua_mm(c, beta, alpha, lblua_checktensor(L, first), lblua_checktensor(L, top), &err), "addmm", &err);
+  lblua_check(L, blua_mm(c, beta, alpha, lblua_readtensor(L, first), lblua_readtensor(L, top), &err), "addmm", &err);
   lua_settop(L, 1);
   return 1;
 }
@@ -995,7 +1032,7 @@ static int minmax(lua_State *L, int want_max, const char *fname) {
     map_or_raise(L, t, want_max ? BLUA_MAP_MAX : BLUA_MAP_MIN, (float)lua_tonumber(L, 2), 0.0f, fname);
   } else {
     blua_err err;
-    blua_tensor *u = lblua_checktensor(L, 2);
+    blua_tensor *u = lblua_readsource(L, 2, t, fname);
     lblua_check(L, (want_max ? blua_tensor_cmax : blua_tensor_cmin)(t, t, u, &err), fname, &err);
   }
   lua_settop(L, 1);
@@ -1061,7 +1098,7 @@ typedef struct {
 } reduction;
 
 static int reduce(lua_State *L, const reduction *how) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int kind = how->biased >= 0 && lua_toboolean(L, 3) ? how->biased : how->kind; /* Torch's flag */
   if (lua_isnoneornil(L, 2)) {
     push_value(L, how->whole(t, kind));
@@ -1098,7 +1135,7 @@ REDUCTION(prod, whole_stat, along_stat, BLUA_STAT_PROD, -1)
 
 /* t:cumsum(d): a new tensor of t's shape. */
 static int t_cumsum(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int d = lblua_checkdim(L, 2, t, "cumsum");
   blua_tensor *r = new_nd(L, t->dim, t->size, 0, "cumsum");
   blua_err err;
@@ -1120,7 +1157,7 @@ static int sorted_first(lua_State *L, blua_tensor *t, int d, int64_t k, int desc
 
 /* t:sort([d [, descending]]): d defaults to the last dimension. */
 static int t_sort(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   if (t->dim == 0) return luaL_error(L, "t:sort: a tensor without dimensions");
   int d = lua_isnoneornil(L, 2) ? t->dim - 1 : lblua_checkdim(L, 2, t, "sort");
   int descending = lua_toboolean(L, 3);
@@ -1129,7 +1166,7 @@ static int t_sort(lua_State *L) {
 
 /* t:topk(k [, d [, largest]]): the k smallest by default, as Torch7. */
 static int t_topk(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   if (t->dim == 0) return luaL_error(L, "t:topk: a tensor without dimensions");
   int d = lua_isnoneornil(L, 3) ? t->dim - 1 : lblua_checkdim(L, 3, t, "topk");
   int isint = 0;
@@ -1143,7 +1180,7 @@ static int t_topk(lua_State *L) {
 
 /* t:max() -> number; t:max(d) -> values, indices (1-based), both with size 1 at d. */
 static int extreme(lua_State *L, int want_max, const char *fname) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   if (lua_isnoneornil(L, 2)) {
     push_value(L, want_max ? blua_tensor_max(t) : blua_tensor_min(t));
     return 1;
@@ -1161,13 +1198,13 @@ static int extreme(lua_State *L, int want_max, const char *fname) {
 static int t_max(lua_State *L) { return extreme(L, 1, "max"); }
 static int t_min(lua_State *L) { return extreme(L, 0, "min"); }
 static int t_norm(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   lua_pushnumber(L, blua_tensor_norm(t));
   return 1;
 }
 
 static int t_dot(lua_State *L) {
-  blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
+  blua_tensor *a = lblua_readtensor(L, 1), *b = lblua_readtensor(L, 2);
   char s1[SHAPE_LEN], s2[SHAPE_LEN];
   if (!blua_tensor_same_shape(a, b)) return luaL_error(L, "size mismatch in 'dot': %s and %s", shape(a, s1), shape(b, s2));
   lua_pushnumber(L, blua_tensor_dot(a, b));
@@ -1175,7 +1212,7 @@ static int t_dot(lua_State *L) {
 }
 
 static int t_allFinite(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   lua_pushboolean(L, blua_tensor_all_finite(t));
   return 1;
 }
@@ -1184,7 +1221,7 @@ static int t_allFinite(lua_State *L) {
  * t:argmax(1): 1 x cols of row indices. A 1-D tensor: the 1-based index as a number.
  * N-d: the indices along d, with size 1 at d. */
 static int t_argmax(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int d = lua_isnoneornil(L, 2) ? (t->dim >= 2 ? 1 : 0) : lblua_checkdim(L, 2, t, "argmax");
   if (blua_tensor_nelement(t) == 0) return luaL_error(L, "empty tensor in 'argmax'");
   if (t->dim == 1) {
@@ -1208,7 +1245,7 @@ static int t_argmax(lua_State *L) {
   }
   int64_t n = d == 1 ? t->size[0] : t->size[1];
   int64_t *idx = lua_newuserdatauv(L, (size_t)n * sizeof *idx, 0);
-  t = lblua_checktensor(L, 1); /* the allocation may have run a finalizer */
+  t = lblua_readtensor(L, 1); /* the allocation may have run a finalizer */
   if (d == 1) blua_tensor_argmax_rows(t, idx); else blua_tensor_argmax_cols(t, idx);
   blua_tensor *r = new_tensor(L, 2, d == 1 ? n : 1, d == 1 ? 1 : n, "argmax");
   float *p = blua_tensor_data(r);
@@ -1259,7 +1296,7 @@ static int m_mul(lua_State *L) {
 
 static int m_unm(lua_State *L) {
   lua_settop(L, 1);
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   blua_err err;
   blua_tensor *r = new_like(L, t, "unm");
   blua_tensor_affine(r, t, -1.0f, 0.0f, &err);
@@ -1469,7 +1506,7 @@ static int arity_checked(lua_State *L) {
   int most = (int)lua_tointeger(L, lua_upvalueindex(2));
   if (lua_gettop(L) - 1 > most) {
     for (int i = 1; i <= lua_gettop(L); i++)
-      if (luaL_testudata(L, i, LBLUA_TENSOR_MT)) lblua_checktensor(L, i);
+      if (luaL_testudata(L, i, LBLUA_TENSOR_MT)) lblua_readtensor(L, i);
     no_extra(L, most, lua_tostring(L, lua_upvalueindex(3)), lua_tostring(L, lua_upvalueindex(4)));
   }
   return lua_tocfunction(L, lua_upvalueindex(1))(L);

@@ -19,6 +19,9 @@ static blua_tensor *check_arg(lua_State *L, int arg, const char *what, const cha
   if (!t)
     luaL_error(L, "bad argument in '%s': %s must be a tensor, got %s", fname, what,
                luaL_testudata(L, arg, LBLUA_TENSOR_MT) ? "a closed tensor" : luaL_typename(L, arg));
+  /* Read while the tensor at slot 1 may be written: an expanded view of its memory is refused. */
+  blua_tensor *self = lblua_totensor(L, 1);
+  if (self && self != t && blua_tensor_overlapping(t) && t->storage == self->storage) lblua_readsource(L, arg, self, fname);
   return t;
 }
 
@@ -96,18 +99,18 @@ static int t_map2(lua_State *L) { return each_entry(L, 3, 1, "map2", NULL); }
 
 /* t:all(), t:any(): booleans. */
 static int t_all(lua_State *L) {
-  lua_pushboolean(L, blua_tensor_all(lblua_checktensor(L, 1)));
+  lua_pushboolean(L, blua_tensor_all(lblua_readtensor(L, 1)));
   return 1;
 }
 
 static int t_any(lua_State *L) {
-  lua_pushboolean(L, blua_tensor_any(lblua_checktensor(L, 1)));
+  lua_pushboolean(L, blua_tensor_any(lblua_readtensor(L, 1)));
   return 1;
 }
 
 /* t:viewAs(u): a view of t with u's sizes. */
 static int t_viewAs(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1), *u = check_arg(L, 2, "u", "viewAs");
+  blua_tensor *t = lblua_readtensor(L, 1), *u = check_arg(L, 2, "u", "viewAs");
   blua_err err;
   lblua_pushresult(L, blua_tensor_view_nd(t, u->dim, u->size, &err), "viewAs", &err);
   return 1;
@@ -115,7 +118,7 @@ static int t_viewAs(lua_State *L) {
 
 /* t:cat(u [, d]): blua.cat({t, u}, d), a new tensor; d defaults to t's last dimension. */
 static int t_cat(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1), *u = check_arg(L, 2, "u", "cat");
+  blua_tensor *t = lblua_readtensor(L, 1), *u = check_arg(L, 2, "u", "cat");
   if (luaL_testudata(L, 3, LBLUA_TENSOR_MT))
     luaL_error(L, "bad argument in 'cat': d must be a dimension, got a tensor (Torch7's res:cat(a, b), writing into "
                   "res, is not taken: blua.cat({a, b}) makes a new tensor)");
@@ -128,13 +131,13 @@ static int t_cat(lua_State *L) {
 
 /* t:float(): t itself (blua's tensors hold floats). t:type(): Torch7's name of a float tensor. */
 static int t_float(lua_State *L) {
-  lblua_checktensor(L, 1);
+  lblua_readtensor(L, 1);
   lua_settop(L, 1);
   return 1;
 }
 
 static int t_type(lua_State *L) {
-  lblua_checktensor(L, 1);
+  lblua_readtensor(L, 1);
   lua_pushliteral(L, "torch.FloatTensor");
   return 1;
 }

@@ -16,6 +16,9 @@ static blua_tensor *check_arg(lua_State *L, int arg, const char *what, const cha
     luaL_error(L, "bad argument in '%s': %s must be a tensor%s, got %s", fname, what,
                strcmp(fname, "scatter") ? "" : " or a number",
                luaL_testudata(L, arg, LBLUA_TENSOR_MT) ? "a closed tensor" : luaL_typename(L, arg));
+  /* Read while the tensor at slot 1 may be written: an expanded view of its memory is refused. */
+  blua_tensor *self = lblua_totensor(L, 1);
+  if (self && self != t && blua_tensor_overlapping(t) && t->storage == self->storage) lblua_readsource(L, arg, self, fname);
   return t;
 }
 
@@ -68,7 +71,7 @@ static int t_maskedFill(lua_State *L) {
 
 /* t:maskedSelect(mask): a new 1-D tensor. */
 static int t_maskedSelect(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1), *mask = check_arg(L, 2, "mask", "maskedSelect");
+  blua_tensor *t = lblua_readtensor(L, 1), *mask = check_arg(L, 2, "mask", "maskedSelect");
   blua_err err;
   lblua_pushresult(L, blua_tensor_masked_select(t, mask, &err), "maskedSelect", &err);
   return 1;
@@ -86,7 +89,7 @@ static int t_maskedCopy(lua_State *L) {
 
 /* t:gather(d, index): a new tensor shaped as index. */
 static int t_gather(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int d = lblua_checkdim(L, 2, t, "gather");
   blua_tensor *index = check_arg(L, 3, "index", "gather");
   blua_err err;

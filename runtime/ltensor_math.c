@@ -54,7 +54,7 @@ static int t_remainder(lua_State *L) {
 
 /* t:atan2(u): t = atan2(t, u), in place. */
 static int t_atan2(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1), *u = lblua_checktensor(L, 2);
+  blua_tensor *t = lblua_checktensor(L, 1), *u = lblua_readsource(L, 2, t, "atan2");
   blua_err err;
   lblua_check(L, blua_tensor_atan2(t, u, &err), "atan2", &err);
   lua_settop(L, 1);
@@ -63,7 +63,7 @@ static int t_atan2(lua_State *L) {
 
 /* t:lerp(u, w): t = t + w (u - t), in place. */
 static int t_lerp(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1), *u = lblua_checktensor(L, 2);
+  blua_tensor *t = lblua_checktensor(L, 1), *u = lblua_readsource(L, 2, t, "lerp");
   double w = number_arg(L, 3, "w", 0, 0, "lerp");
   blua_err err;
   lblua_check(L, blua_tensor_lerp(t, u, w, &err), "lerp", &err);
@@ -78,7 +78,7 @@ static int t_csub(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER)
     lblua_check(L, blua_tensor_affine(t, t, 1.0f, -(float)lua_tonumber(L, 2), &err), "csub", &err);
   else
-    lblua_check(L, blua_tensor_add(t, t, -1.0f, lblua_checktensor(L, 2), &err), "csub", &err);
+    lblua_check(L, blua_tensor_add(t, t, -1.0f, lblua_readsource(L, 2, t, "csub"), &err), "csub", &err);
   lua_settop(L, 1);
   return 1;
 }
@@ -96,7 +96,7 @@ static blua_tensor *push_sized(lua_State *L, const blua_tensor *t, int d, int64_
 
 /* t:cumprod(d): a new tensor of t's shape. */
 static int t_cumprod(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int d = lblua_checkdim(L, 2, t, "cumprod");
   blua_tensor *r = push_sized(L, t, d, t->size[d], "cumprod");
   blua_err err;
@@ -106,7 +106,7 @@ static int t_cumprod(lua_State *L) {
 
 /* t:dist(u [, p]): the p-norm of t - u, a number. */
 static int t_dist(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1), *u = lblua_checktensor(L, 2);
+  blua_tensor *t = lblua_readtensor(L, 1), *u = lblua_readtensor(L, 2);
   double p = number_arg(L, 3, "p", 1, 2.0, "dist");
   if (!(p >= 0)) return luaL_error(L, "bad p in 'dist': %f (must be >= 0)", p);
   blua_err err;
@@ -147,7 +147,7 @@ static int mode_k(blua_tensor *v, blua_tensor *i, const blua_tensor *t, int64_t 
 
 /* has_k: the rank k (1-based) was given (kthvalue), checked here against the size of d. */
 static int order_stat(lua_State *L, int darg, int has_k, lua_Integer k, order_fn f, const char *fname) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int d = lua_isnoneornil(L, darg) ? t->dim - 1 : lblua_checkdim(L, darg, t, fname);
   char s[SHAPE_LEN];
   if (has_k && (k < 1 || k > t->size[d]))

@@ -70,7 +70,7 @@ static int addc(lua_State *L, int divide, const char *fname) {
   lblua_checktensor(L, 1);
   double beta, v;
   int u = scaled_pair(L, 1, fname, "[v,] a, b", &beta, &v);
-  blua_tensor *t = lblua_checktensor(L, 1), *a = lblua_checktensor(L, u), *b = lblua_checktensor(L, u + 1);
+  blua_tensor *t = lblua_checktensor(L, 1), *a = lblua_readtensor(L, u), *b = lblua_readtensor(L, u + 1);
   blua_err err;
   lblua_check(L, blua_tensor_addcmul(t, v, a, b, divide, &err), fname, &err);
   lua_settop(L, 1);
@@ -84,7 +84,7 @@ static int t_addcdiv(lua_State *L) { return addc(L, 1, "addcdiv"); }
 
 /* A new m·x from the tensors at arguments im and ix. */
 static int new_mv(lua_State *L, int im, int ix) {
-  blua_tensor *m = lblua_checktensor(L, im), *x = lblua_checktensor(L, ix);
+  blua_tensor *m = lblua_readtensor(L, im), *x = lblua_readtensor(L, ix);
   char sm[SHAPE_LEN], sx[SHAPE_LEN];
   if (m->dim != 2 || x->dim != 1 || m->size[1] != x->size[0])
     return luaL_error(L, "size mismatch in 'mv': %s * %s (a matrix times a vector)", shape(m, sm), shape(x, sx));
@@ -96,9 +96,9 @@ static int new_mv(lua_State *L, int im, int ix) {
 
 /* m:mv(x): a new m·x (as t:mm(u)); y:mv(m, x): m·x written into y (Torch7), returns y. */
 static int t_mv(lua_State *L) {
-  lblua_checktensor(L, 1);
+  lblua_readtensor(L, 1);
   if (lua_isnone(L, 3)) return new_mv(L, 1, 2); /* (y:mv(m, nil), a nil by mistake: not m's product) */
-  blua_tensor *y = lblua_checktensor(L, 1), *m = lblua_checktensor(L, 2), *x = lblua_checktensor(L, 3);
+  blua_tensor *y = lblua_checktensor(L, 1), *m = lblua_readtensor(L, 2), *x = lblua_readtensor(L, 3);
   char sy[SHAPE_LEN], sm[SHAPE_LEN], sx[SHAPE_LEN];
   if (m->dim != 2 || x->dim != 1 || y->dim != 1 || m->size[1] != x->size[0] || y->size[0] != m->size[0])
     return luaL_error(L, "size mismatch in 'mv': %s * %s -> %s (a matrix times a vector into a vector)", shape(m, sm),
@@ -117,7 +117,7 @@ static int t_addmv(lua_State *L) {
   lblua_checktensor(L, 1);
   double beta, alpha;
   int u = scaled_pair(L, 2, "addmv", "[beta,] [alpha,] m, x", &beta, &alpha);
-  blua_tensor *y = lblua_checktensor(L, 1), *m = lblua_checktensor(L, u), *x = lblua_checktensor(L, u + 1);
+  blua_tensor *y = lblua_checktensor(L, 1), *m = lblua_readtensor(L, u), *x = lblua_readtensor(L, u + 1);
   blua_err err;
   lblua_check(L, blua_addmv(y, (float)beta, (float)alpha, m, x, &err), "addmv", &err);
   lua_settop(L, 1);
@@ -128,7 +128,7 @@ static int t_addr(lua_State *L) {
   lblua_checktensor(L, 1);
   double beta, alpha;
   int u = scaled_pair(L, 2, "addr", "[beta,] [alpha,] x, y", &beta, &alpha);
-  blua_tensor *a = lblua_checktensor(L, 1), *x = lblua_checktensor(L, u), *y = lblua_checktensor(L, u + 1);
+  blua_tensor *a = lblua_checktensor(L, 1), *x = lblua_readtensor(L, u), *y = lblua_readtensor(L, u + 1);
   blua_err err;
   lblua_check(L, blua_addr(a, (float)beta, (float)alpha, x, y, &err), "addr", &err);
   lua_settop(L, 1);
@@ -139,7 +139,7 @@ static int t_addr(lua_State *L) {
 
 /* A new a·b for each batch entry, from the 3-D tensors at arguments ia and ib. */
 static int new_bmm(lua_State *L, int ia, int ib) {
-  blua_tensor *a = lblua_checktensor(L, ia), *b = lblua_checktensor(L, ib);
+  blua_tensor *a = lblua_readtensor(L, ia), *b = lblua_readtensor(L, ib);
   char sa[SHAPE_LEN], sb[SHAPE_LEN];
   if (a->dim != 3 || b->dim != 3 || a->size[0] != b->size[0] || a->size[2] != b->size[1])
     return luaL_error(L, "size mismatch in 'bmm': %s * %s (n x p x q * n x q x r expected)", shape(a, sa),
@@ -153,9 +153,9 @@ static int new_bmm(lua_State *L, int ia, int ib) {
 
 /* a:bmm(b): a new batched product (as t:mm(u)); c:bmm(a, b): written into c (Torch7). */
 static int t_bmm(lua_State *L) {
-  lblua_checktensor(L, 1);
+  lblua_readtensor(L, 1);
   if (lua_isnone(L, 3)) return new_bmm(L, 1, 2); /* (as t_mv) */
-  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_checktensor(L, 2), *b = lblua_checktensor(L, 3);
+  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_readtensor(L, 2), *b = lblua_readtensor(L, 3);
   blua_err err;
   lblua_check(L, blua_baddbmm(c, 0.0f, 1.0f, a, b, 0, &err), "bmm", &err);
   lua_settop(L, 1);
@@ -170,7 +170,7 @@ static int baddbmm(lua_State *L, int sum, const char *fname) {
   lblua_checktensor(L, 1);
   double beta, alpha;
   int u = scaled_pair(L, 2, fname, "[beta,] [alpha,] a, b", &beta, &alpha);
-  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_checktensor(L, u), *b = lblua_checktensor(L, u + 1);
+  blua_tensor *c = lblua_checktensor(L, 1), *a = lblua_readtensor(L, u), *b = lblua_readtensor(L, u + 1);
   blua_err err;
   lblua_check(L, blua_baddbmm(c, (float)beta, (float)alpha, a, b, sum, &err), fname, &err);
   lua_settop(L, 1);
@@ -213,9 +213,9 @@ static int64_t checkdiagonal(lua_State *L, int arg, const char *fname, const cha
 }
 
 static int diag(lua_State *L, int it, int ik, const char *who) {
-  lblua_checktensor(L, it);
+  lblua_readtensor(L, it);
   int64_t k = checkdiagonal(L, ik, "diag", who);
-  blua_tensor *t = lblua_checktensor(L, it);
+  blua_tensor *t = lblua_readtensor(L, it);
   blua_err err;
   lblua_pushresult(L, blua_tensor_diag(t, k, &err), "diag", &err);
   return 1;
@@ -225,7 +225,7 @@ static int t_diag(lua_State *L) { return diag(L, 1, 2, "t:diag"); }
 static int l_diag(lua_State *L) { return diag(L, 1, 2, "blua.diag"); }
 
 static int t_trace(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   double sum;
   blua_err err;
   lblua_check(L, blua_tensor_trace(t, &sum, &err), "trace", &err);
@@ -234,9 +234,9 @@ static int t_trace(lua_State *L) {
 }
 
 static int tri(lua_State *L, int upper, const char *fname, const char *who) {
-  lblua_checktensor(L, 1);
+  lblua_readtensor(L, 1);
   int64_t k = checkdiagonal(L, 2, fname, who);
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   blua_err err;
   lblua_pushresult(L, blua_tensor_tri(t, k, upper, &err), fname, &err);
   return 1;
@@ -249,7 +249,7 @@ static int t_triu(lua_State *L) { return tri(L, 1, "triu", "t:triu"); }
 
 /* t:repeatTensor(n1, n2, ...) or t:repeatTensor{n1, n2, ...}. */
 static int t_repeatTensor(lua_State *L) {
-  lblua_checktensor(L, 1);
+  lblua_readtensor(L, 1);
   int top = lua_gettop(L), from_table = lua_istable(L, 2);
   lua_Integer n = from_table ? (lua_Integer)lua_rawlen(L, 2) : top - 1;
   if (from_table && top > 2)
@@ -267,15 +267,50 @@ static int t_repeatTensor(lua_State *L) {
     reps[d] = lblua_checksize(L, arg, "repeatTensor");
     if (from_table) lua_pop(L, 1);
   }
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   blua_err err;
   lblua_pushresult(L, blua_tensor_repeat(t, (int)n, reps, &err), "repeatTensor", &err);
   return 1;
 }
 
+/* t:expand(n1, n2, ...) or t:expand{n1, n2, ...}: a view repeating t's size-1 dimensions by a
+ * step of 0 (blua_tensor_expand); it may be read but not written. */
+static int t_expand(lua_State *L) {
+  lblua_readtensor(L, 1);
+  int top = lua_gettop(L), from_table = lua_istable(L, 2);
+  lua_Integer n = from_table ? (lua_Integer)lua_rawlen(L, 2) : top - 1;
+  if (from_table && top > 2)
+    luaL_error(L, "t:expand: (n1, n2, ... | {n1, n2, ...}) expected, got a table and %d more argument%s", top - 2,
+               top > 3 ? "s" : "");
+  if (n < 1 || n > BLUA_MAX_DIM)
+    luaL_error(L, "bad sizes in 'expand': %I sizes given (1..%d)", (LUAI_UACINT)n, BLUA_MAX_DIM);
+  int64_t size[BLUA_MAX_DIM];
+  for (int d = 0; d < (int)n; d++) {
+    int arg = 2 + d;
+    if (from_table) {
+      lua_rawgeti(L, 2, d + 1);
+      arg = lua_gettop(L);
+    }
+    size[d] = lblua_checksize(L, arg, "expand");
+    if (from_table) lua_pop(L, 1);
+  }
+  blua_tensor *t = lblua_readtensor(L, 1); /* (fetched again: reading a table may run Lua code) */
+  blua_err err;
+  lblua_pushresult(L, blua_tensor_expand(t, (int)n, size, &err), "expand", &err);
+  return 1;
+}
+
+/* t:expandAs(u): t:expand with u's sizes. */
+static int t_expandAs(lua_State *L) {
+  blua_tensor *t = lblua_readtensor(L, 1), *u = lblua_readtensor(L, 2);
+  blua_err err;
+  lblua_pushresult(L, blua_tensor_expand(t, u->dim, u->size, &err), "expandAs", &err);
+  return 1;
+}
+
 /* A list of views of t along d, each `piece` long (the last one shorter). */
 static int pieces(lua_State *L, int d, int64_t piece, const char *fname) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   int64_t size = t->size[d], count = size == 0 ? 0 : (size - 1) / piece + 1;
   char s[SHAPE_LEN];
   if (count > MAX_PIECES)
@@ -283,7 +318,7 @@ static int pieces(lua_State *L, int d, int64_t piece, const char *fname) {
                shape(t, s));
   lua_createtable(L, (int)count, 0);
   for (int64_t k = 0; k < count; k++) {
-    t = lblua_checktensor(L, 1); /* (fetched again: making the list and the views allocates) */
+    t = lblua_readtensor(L, 1); /* (fetched again: making the list and the views allocates) */
     int64_t first = k * piece, len = size - first < piece ? size - first : piece;
     blua_err err;
     lblua_pushresult(L, blua_tensor_narrow(t, d, first, len, &err), fname, &err);
@@ -295,7 +330,7 @@ static int pieces(lua_State *L, int d, int64_t piece, const char *fname) {
 /* t:split(size [, d]) and t:chunk(n [, d]): d defaults to 1, as in Torch7; chunk cuts pieces
  * of ceil(size(d) / n), so it may give fewer than n. */
 static int t_split(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   lua_Integer piece = lblua_checkint(L, 2, "piece size", "split");
   int d = lua_isnoneornil(L, 3) ? 0 : lblua_checkdim(L, 3, t, "split");
   if (piece < 1) luaL_error(L, "bad piece size in 'split': %I (1 or more)", (LUAI_UACINT)piece);
@@ -304,7 +339,7 @@ static int t_split(lua_State *L) {
 }
 
 static int t_chunk(lua_State *L) {
-  blua_tensor *t = lblua_checktensor(L, 1);
+  blua_tensor *t = lblua_readtensor(L, 1);
   lua_Integer n = lblua_checkint(L, 2, "chunk count", "chunk");
   int d = lua_isnoneornil(L, 3) ? 0 : lblua_checkdim(L, 3, t, "chunk");
   if (n < 1) luaL_error(L, "bad chunk count in 'chunk': %I (1 or more)", (LUAI_UACINT)n);
@@ -316,13 +351,13 @@ static int t_chunk(lua_State *L) {
 /* ---- comparisons ---- */
 
 static int t_equal(lua_State *L) {
-  blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
+  blua_tensor *a = lblua_readtensor(L, 1), *b = lblua_readtensor(L, 2);
   lua_pushboolean(L, blua_tensor_equal(a, b));
   return 1;
 }
 
 static int t_isSameSizeAs(lua_State *L) {
-  blua_tensor *a = lblua_checktensor(L, 1), *b = lblua_checktensor(L, 2);
+  blua_tensor *a = lblua_readtensor(L, 1), *b = lblua_readtensor(L, 2);
   lua_pushboolean(L, blua_tensor_same_shape(a, b));
   return 1;
 }
@@ -341,6 +376,8 @@ const lblua_method lblua_shape_methods[] = {
     {"tril", t_tril, 1, "[k]"},
     {"triu", t_triu, 1, "[k]"},
     {"repeatTensor", t_repeatTensor, BLUA_MAX_DIM, "n1, n2, ... | {n1, n2, ...}"},
+    {"expand", t_expand, BLUA_MAX_DIM, "n1, n2, ... | {n1, n2, ...}"},
+    {"expandAs", t_expandAs, 1, "u"},
     {"split", t_split, 2, "size [, d]"},
     {"chunk", t_chunk, 2, "n [, d]"},
     {"equal", t_equal, 1, "u"},

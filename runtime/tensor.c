@@ -452,6 +452,43 @@ blua_tensor *blua_tensor_unsqueeze(blua_tensor *t, int d, blua_err *err) {
   return v;
 }
 
+int blua_tensor_overlapping(const blua_tensor *t) {
+  if (blua_tensor_nelement(t) == 0) return 0;
+  for (int d = 0; d < t->dim; d++)
+    if (t->size[d] > 1 && t->stride[d] == 0) return 1;
+  return 0;
+}
+
+blua_tensor *blua_tensor_expand(blua_tensor *t, int dim, const int64_t *size, blua_err *err) {
+  char s[160], w[160];
+  if (dim < t->dim || dim > BLUA_MAX_DIM) {
+    blua_fail(err, "bad sizes: %d given to expand a %s tensor (%d..%d expected)", dim,
+              blua_tensor_shape(t, s, sizeof s), t->dim, BLUA_MAX_DIM);
+    return NULL;
+  }
+  int64_t count;
+  if (blua_shape_check(dim, size, &count, err)) return NULL;
+  int pad = dim - t->dim;
+  for (int d = pad; d < dim; d++)
+    if (t->size[d - pad] != 1 && t->size[d - pad] != size[d]) {
+      shape_string(dim, size, w, sizeof w);
+      blua_fail(err, "bad sizes: %s cannot expand a %s tensor (dimension %d has size %lld, not 1)", w,
+                blua_tensor_shape(t, s, sizeof s), d - pad + 1, (long long)t->size[d - pad]);
+      return NULL;
+    }
+  blua_tensor *v = view_of(t, err);
+  if (!v) return NULL;
+  /* New leading dimensions and expanded size-1 dimensions step 0: every entry along them is
+   * the one float of t there. */
+  for (int d = 0; d < BLUA_MAX_DIM; d++) {
+    int keep = d >= pad && d < dim && t->size[d - pad] == size[d];
+    v->size[d] = d < dim ? size[d] : 1;
+    v->stride[d] = d >= dim ? 1 : keep ? t->stride[d - pad] : 0;
+  }
+  v->dim = dim;
+  return v;
+}
+
 /* ---- loops ---- */
 
 #define LAST(t) ((t)->dim - 1)

@@ -115,6 +115,15 @@ blua_tensor *blua_tensor_squeeze(blua_tensor *t, int d, blua_err *err);
 /* Inserts a dimension of size 1 before dimension d (0 <= d <= dim). */
 blua_tensor *blua_tensor_unsqueeze(blua_tensor *t, int d, blua_err *err);
 
+/* Torch7's expand: a view of t with size[0..dim) (dim >= t->dim; the first dim - t->dim are new
+ * leading dimensions), each dimension of t of size 1 repeated by a step of 0, the others kept
+ * (their size must be given unchanged). Its entries overlap: see blua_tensor_overlapping. */
+blua_tensor *blua_tensor_expand(blua_tensor *t, int dim, const int64_t *size, blua_err *err);
+/* 1 when two positions of t are the same float (a dimension of size > 1 steps 0, as in an
+ * expanded view). Such a tensor may be read but never written: a write would store one float
+ * many times, racing in the parallel loops; the binding refuses it as a destination. */
+int blua_tensor_overlapping(const blua_tensor *t);
+
 /* Copies. */
 blua_tensor *blua_tensor_clone(const blua_tensor *t, blua_err *err);
 /* t itself (retained) when contiguous, else a contiguous clone. */
