@@ -1341,6 +1341,7 @@ static int m_newindex(lua_State *L) {
   }
   blua_tensor *v = lblua_totensor(L, 3);
   if (!v) return luaL_error(L, "bad value in 'newindex': number or tensor expected, got %s", luaL_typename(L, 3));
+  lblua_readsource(L, 3, t, "newindex");
   blua_err err;
   lblua_check(L, blua_tensor_copy(&slice, v, &err), "newindex", &err);
   return 0;

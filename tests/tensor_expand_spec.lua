@@ -162,6 +162,12 @@ describe("t:expand", function()
       "bad argument in 'add': the source is an expanded view of the destination's memory; clone it first")
     refuses(function() t:copy(t:narrow(1, 1, 1):expand(3, 4)) end, "the source is an expanded view of the destination's memory")
     refuses(function() t:indexCopy(1, {1, 2, 3}, t:narrow(1, 1, 1):expand(3, 4)) end, "the source is an expanded view")
+    refuses(function() t[2] = t[1]:narrow(1, 1, 1):expand(4) end,
+      "bad argument in 'newindex': the source is an expanded view of the destination's memory; clone it first")
+    refuses(function() t:cmul(t:narrow(1, 1, 1):expand(3, 4)) end, "in 'cmul': the source is an expanded view")
+    refuses(function() t:map(t:narrow(1, 1, 1):expand(3, 4), function(a) return a end) end, "in 'map': the source is an expanded view")
+    t[2] = blua.tensor{9}:expand(4) -- another tensor's memory: fine
+    assert.are.same({9, 9, 9, 9}, t[2]:totable())
     -- slices without repeated entries stay writable views
     local s = e:select(2, 1)
     s:fill(5)
