@@ -67,6 +67,14 @@ blua_tensor *lblua_checktensor(lua_State *L, int idx) {
       if (name && strchr(name, ':')) name = strchr(name, ':') + 1;
       if (name && strchr(name, '.')) name = strchr(name, '.') + 1;
     }
+    /* Else the method's key in the method table (t:set is not wrapped). */
+    if (!name && luaL_getmetafield(L, idx, "methods") == LUA_TTABLE) {
+      lua_pushnil(L);
+      while (!name && lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, -4)) name = lua_tostring(L, -2);
+        lua_pop(L, 1);
+      }
+    }
     lblua_checkwritable(L, t, name ? name : "?");
   }
   return t;

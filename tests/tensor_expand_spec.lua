@@ -215,6 +215,46 @@ describe("t:expand", function()
     end
   end)
 
+  it("no method of blua.Tensor changes an expanded view or its base: it refuses or only reads", function()
+    local function u() return blua.ones(3, 4) end
+    local tries = {
+      {}, {1}, {2}, {u()}, {1, u()}, {u(), u()}, {1, 1, u(), u()}, {2, {1}, 1}, {2, {1}, u()}, {1, {1}, 1},
+      {u(), 1}, {function() return 0 end}, {u(), function() return 0 end}, {u(), u(), function() return 0 end},
+      {1, 1, 1}, {u(), 0.5}, {2, 1, 1}, {0, 1}, {{1, 2}, blua.zeros(2, 4)}, {blua.ones(4, 4), blua.ones(4, 4)},
+    }
+    local count = 0
+    for name, m in pairs(blua.Tensor) do
+      if type(m) == "function" and name ~= "print" then
+        count = count + 1
+        for _, args in ipairs(tries) do
+          local x = col()
+          local e = x:expand(3, 4)
+          local ok, err = pcall(m, e, table.unpack(args))
+          assert.are.same({{1}, {2}, {3}}, x:totable(), "t:" .. name .. " changed the base of an expanded view")
+          if not ok and tostring(err):find("clone it first", 1, true) then
+            assert.is_truthy(tostring(err):find("'" .. name .. "'", 1, true) or name == "indexRows", name .. ": " .. tostring(err))
+          end
+        end
+      end
+    end
+    assert.is_true(count >= 100, count .. " methods")
+  end)
+
+  it("refuses an expanded view as the destination of an into form", function()
+    local e = blua.zeros(1, 4):expand(2, 4)
+    refuses(function() blua.ones(3, 4):indexRows({1, 2}, e) end, "cannot write in 'indexRows': " .. WRITE)
+    refuses(function() blua.zeros(1, 4):expand(3, 4):mm(blua.ones(3, 2), blua.ones(2, 4)) end, "cannot write in 'mm': " .. WRITE)
+    refuses(function() blua.zeros(1, 4):expand(3, 4):addmm(blua.ones(3, 2), blua.ones(2, 4)) end, "cannot write in 'addmm': " .. WRITE)
+    refuses(function() blua.zeros(1):expand(3):mv(blua.ones(3, 2), blua.ones(2)) end, "cannot write in 'mv': " .. WRITE)
+    refuses(function() blua.zeros(1, 1, 4):expand(2, 3, 4):bmm(blua.ones(2, 3, 2), blua.ones(2, 2, 4)) end,
+      "cannot write in 'bmm': " .. WRITE)
+    refuses(function() blua.zeros(1, 3, 4):expand(2, 3, 4):baddbmm(blua.ones(2, 3, 2), blua.ones(2, 2, 4)) end,
+      "cannot write in 'baddbmm': " .. WRITE)
+    refuses(function() blua.zeros(1, 4):expand(3, 4):addbmm(blua.ones(2, 3, 2), blua.ones(2, 2, 4)) end,
+      "cannot write in 'addbmm': " .. WRITE)
+    refuses(function() blua.zeros(1, 4):expand(3, 4):addr(blua.ones(3), blua.ones(4)) end, "cannot write in 'addr': " .. WRITE)
+  end)
+
   it("reads right through the functional forms and views of views", function()
     local e = col():expand(3, 4)
     same(blua.add(e, 1), function(i) return i + 1 end, 3, 4)
