@@ -513,7 +513,18 @@ blua_tensor *blua_tensor_contiguous(blua_tensor *t, blua_err *err) {
   return blua_tensor_clone(t, err);
 }
 
+static int copy_apart(blua_tensor *dst, const blua_tensor *src, blua_err *err);
+
 int blua_tensor_copy(blua_tensor *dst, const blua_tensor *src, blua_err *err) {
+  if (blua_tensor_nelement(dst) != blua_tensor_nelement(src)) return shape_mismatch(err, dst, src);
+  blua_tensor *own;
+  const blua_tensor *s = blua_tensor_apart_from(dst, src, &own, err);
+  int status = s ? copy_apart(dst, s, err) : BLUA_ERROR;
+  blua_tensor_release(own);
+  return status;
+}
+
+static int copy_apart(blua_tensor *dst, const blua_tensor *src, blua_err *err) {
   int64_t n = blua_tensor_nelement(src);
   if (!blua_tensor_same_shape(dst, src)) {
     if (blua_tensor_nelement(dst) != n) return shape_mismatch(err, dst, src);
@@ -650,6 +661,23 @@ int blua_tensors_apart(int n, const blua_named_tensor *t, blua_err *err) {
         return blua_fail(err, "aliasing: %s%s and %s%s share memory", t[i].what, a, t[j].what, b);
       }
   return BLUA_OK;
+}
+
+int blua_tensor_same_view(const blua_tensor *a, const blua_tensor *b) {
+  if (a->storage != b->storage || a->offset != b->offset || a->dim != b->dim) return 0;
+  for (int d = 0; d < a->dim; d++)
+    if (a->size[d] != b->size[d] || (a->size[d] > 1 && a->stride[d] != b->stride[d])) return 0;
+  return 1;
+}
+
+const blua_tensor *blua_tensor_apart_from(const blua_tensor *dst, const blua_tensor *src, blua_tensor **copy,
+                                          blua_err *err) {
+  *copy = NULL;
+  if (src->storage != dst->storage || blua_tensor_same_view(dst, src)) return src;
+  blua_named_tensor pair[2] = {{dst, "dst", 0}, {src, "src", 0}};
+  if (blua_tensors_apart(2, pair, NULL) == BLUA_OK) return src;
+  *copy = blua_tensor_clone(src, err);
+  return *copy;
 }
 
 int blua_batch_scratch_apart(int L, const blua_tensor *x, const blua_tensor *y, blua_tensor *const *A, const char *a,
@@ -940,10 +968,26 @@ static int same_layout(const blua_tensor *a, const blua_tensor *b) {
   return 1;
 }
 
+static int binary_apart(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, binary_op op, float alpha,
+                         blua_err *err);
+
+/* r = a op b entry by entry; a source that shares memory with r otherwise than entry for entry
+ * is read from a copy. */
 static int binary(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, binary_op op, float alpha,
                   blua_err *err) {
   if (!blua_tensor_same_shape(a, b)) return shape_mismatch(err, a, b);
   if (!blua_tensor_same_shape(r, a)) return shape_mismatch(err, r, a);
+  blua_tensor *ca, *cb = NULL;
+  const blua_tensor *pa = blua_tensor_apart_from(r, a, &ca, err), *pb = pa ? blua_tensor_apart_from(r, b, &cb, err) : NULL;
+  int status = pa && pb ? binary_apart(r, pa, pb, op, alpha, err) : BLUA_ERROR;
+  blua_tensor_release(ca);
+  blua_tensor_release(cb);
+  return status;
+}
+
+static int binary_apart(blua_tensor *r, const blua_tensor *a, const blua_tensor *b, binary_op op, float alpha,
+                         blua_err *err) {
+  (void)err;
   int64_t n = blua_tensor_nelement(r);
   if (blua_tensor_is_contiguous(r) && blua_tensor_is_contiguous(a) && blua_tensor_is_contiguous(b)) {
     float *pr = blua_tensor_data(r);
@@ -980,8 +1024,18 @@ int blua_tensor_cmin(blua_tensor *r, const blua_tensor *a, const blua_tensor *b,
   return binary(r, a, b, OP_CMIN, 1.0f, err);
 }
 
+static int affine_apart(blua_tensor *r, const blua_tensor *a, float scale, float shift);
+
 int blua_tensor_affine(blua_tensor *r, const blua_tensor *a, float scale, float shift, blua_err *err) {
   if (!blua_tensor_same_shape(r, a)) return shape_mismatch(err, r, a);
+  blua_tensor *own;
+  const blua_tensor *s = blua_tensor_apart_from(r, a, &own, err);
+  int status = s ? affine_apart(r, s, scale, shift) : BLUA_ERROR;
+  blua_tensor_release(own);
+  return status;
+}
+
+static int affine_apart(blua_tensor *r, const blua_tensor *a, float scale, float shift) {
   int64_t n = blua_tensor_nelement(r);
   if (blua_tensor_is_contiguous(r) && blua_tensor_is_contiguous(a)) {
     float *pr = blua_tensor_data(r);
@@ -1012,14 +1066,23 @@ int blua_tensor_add_rowvec(blua_tensor *r, const blua_tensor *a, float alpha, co
   int64_t cols = blua_tensor_cols(a);
   if (v->dim > 2 || blua_tensor_nelement(v) != cols || (v->dim == 2 && v->size[0] != 1)) return shape_mismatch(err, a, v);
   int64_t rows = blua_tensor_rows(r), rc = blua_tensor_colstride(r), ac = blua_tensor_colstride(a);
-  int64_t vs = vec_step(v);
-  const float *pv = blua_tensor_data(v);
+  blua_tensor *oa, *ov = NULL; /* (sources sharing r's memory otherwise than entry for entry: copies) */
+  const blua_tensor *sa = blua_tensor_apart_from(r, a, &oa, err), *sv = sa ? blua_tensor_apart_from(r, v, &ov, err) : NULL;
+  if (!sa || !sv) {
+    blua_tensor_release(oa);
+    return BLUA_ERROR;
+  }
+  ac = blua_tensor_colstride(sa);
+  int64_t vs = vec_step(sv);
+  const float *pv = blua_tensor_data(sv);
   BLUA_PAR(BIG(rows * cols), "omp parallel for",
   for (int64_t i = 0; i < rows; i++) {
     float *pr = blua_tensor_at(r, i, 0);
-    const float *pa = blua_tensor_at(a, i, 0);
+    const float *pa = blua_tensor_at(sa, i, 0);
     for (int64_t j = 0; j < cols; j++) pr[j * rc] = pa[j * ac] + alpha * pv[j * vs];
   });
+  blua_tensor_release(oa);
+  blua_tensor_release(ov);
   return BLUA_OK;
 }
 

@@ -109,19 +109,11 @@ static void pair_run(float *p, int64_t ps, const float *q, int64_t qs, int64_t n
   }
 }
 
-/* Whether u addresses exactly t's entries in t's order (u is t, or a view equal to it). */
-static int same_view(const blua_tensor *t, const blua_tensor *u) {
-  if (t->storage != u->storage || t->offset != u->offset) return 0;
-  for (int d = 0; d < t->dim; d++)
-    if (t->size[d] > 1 && t->stride[d] != u->stride[d]) return 0;
-  return 1;
-}
-
 static int pair_map(blua_tensor *t, const blua_tensor *u, pair_op op, double w, blua_err *err) {
   if (!blua_tensor_same_shape(t, u)) return size_mismatch(err, t, u);
   /* An entry of t written before the entry of u that shares its memory is read would be wrong. */
   blua_named_tensor both[2] = {{t, "t", 0}, {u, "u", 0}};
-  if (!same_view(t, u) && blua_tensors_apart(2, both, err)) return BLUA_ERROR;
+  if (!blua_tensor_same_view(t, u) && blua_tensors_apart(2, both, err)) return BLUA_ERROR;
   int64_t n = blua_tensor_nelement(t);
   if (n == 0) return BLUA_OK;
   float *p = blua_tensor_data(t);

@@ -9,23 +9,6 @@
 
 #define SHAPE_LEN 160
 
-static int same_view(const blua_tensor *a, const blua_tensor *b) {
-  if (a->storage != b->storage || a->offset != b->offset || a->dim != b->dim) return 0;
-  for (int d = 0; d < a->dim; d++)
-    if (a->size[d] != b->size[d] || (a->size[d] > 1 && a->stride[d] != b->stride[d])) return 0;
-  return 1;
-}
-
-/* src itself when it cannot disturb a loop writing t (other memory, or t itself entry by entry),
- * else a private copy in *copy. */
-static const blua_tensor *apart_from(const blua_tensor *t, const blua_tensor *src, blua_tensor **copy,
-                                     blua_err *err) {
-  *copy = NULL;
-  if (src->storage != t->storage || same_view(src, t)) return src;
-  *copy = blua_tensor_clone(src, err);
-  return *copy;
-}
-
 int blua_tensor_addcmul(blua_tensor *t, double v, const blua_tensor *a, const blua_tensor *b, int divide,
                         blua_err *err) {
   char st[SHAPE_LEN], sa[SHAPE_LEN], sb[SHAPE_LEN];
@@ -34,7 +17,7 @@ int blua_tensor_addcmul(blua_tensor *t, double v, const blua_tensor *a, const bl
                      blua_tensor_shape(a, sa, sizeof sa), divide ? '/' : '*', blua_tensor_shape(b, sb, sizeof sb));
   if (blua_tensor_nelement(t) == 0) return BLUA_OK;
   blua_tensor *ca, *cb = NULL;
-  const blua_tensor *pa = apart_from(t, a, &ca, err), *pb = pa ? apart_from(t, b, &cb, err) : NULL;
+  const blua_tensor *pa = blua_tensor_apart_from(t, a, &ca, err), *pb = pa ? blua_tensor_apart_from(t, b, &cb, err) : NULL;
   if (!pa || !pb) {
     blua_tensor_release(ca);
     return BLUA_ERROR;

@@ -146,6 +146,14 @@ typedef struct {
  * naming the first such pair: a kernel whose outputs or scratch overlap would compute wrong
  * numbers. */
 int blua_tensors_apart(int n, const blua_named_tensor *t, blua_err *err);
+/* Whether b addresses exactly a's entries in a's order (b is a, or a view equal to it). */
+int blua_tensor_same_view(const blua_tensor *a, const blua_tensor *b);
+/* src itself when a loop writing dst entry by entry cannot disturb it (other memory, or dst's
+ * own entries in dst's order), else a private copy of it in *copy (NULL on failure, with err
+ * set); the caller releases *copy. In-place kernels read their sources through it, so that
+ * t:add(t:t()) adds t's transpose as it was, not a half-updated one. */
+const blua_tensor *blua_tensor_apart_from(const blua_tensor *dst, const blua_tensor *src, blua_tensor **copy,
+                                          blua_err *err);
 
 /* The same for a batch step of L layers (L <= 64): the inputs x, y and the scratch lists A
  * and B (one tensor per layer, named a and b in messages) and X (one per hidden layer). */

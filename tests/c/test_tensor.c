@@ -497,6 +497,28 @@ static void test_stats_and_sort(void) {
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) blua_tensor_release(all[i]);
 }
 
+/* A source sharing the destination's memory otherwise than entry for entry is read from a copy:
+ * t += tᵀ adds the transpose as it was. */
+static void test_overlapping_source(void) {
+  blua_err err;
+  blua_tensor *t = blua_tensor_new2d(2, 2, &err), *other = blua_tensor_new2d(2, 2, &err);
+  float v[] = {1, 2, 3, 4};
+  memcpy(blua_tensor_data(t), v, sizeof v);
+  blua_tensor *tt = blua_tensor_transpose(t, &err), *row0 = blua_tensor_narrow(t, 0, 0, 1, &err);
+  blua_tensor *row1 = blua_tensor_narrow(t, 0, 1, 1, &err), *copy;
+  CHECK(blua_tensor_apart_from(t, other, &copy, &err) == other && copy == NULL);
+  CHECK(blua_tensor_apart_from(t, t, &copy, &err) == t && copy == NULL);
+  CHECK(blua_tensor_apart_from(row0, row1, &copy, &err) == row1 && copy == NULL); /* disjoint rows */
+  const blua_tensor *s = blua_tensor_apart_from(t, tt, &copy, &err);
+  CHECK(s == copy && copy != NULL && copy->storage != t->storage);
+  blua_tensor_release(copy);
+  CHECK(blua_tensor_add(t, t, 1.0f, tt, &err) == BLUA_OK);
+  const float *p = blua_tensor_data(t);
+  CHECK(p[0] == 2 && p[1] == 5 && p[2] == 5 && p[3] == 8);
+  blua_tensor *all[] = {t, other, tt, row0, row1};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) blua_tensor_release(all[i]);
+}
+
 int main(void) {
   test_create_and_release();
   test_views_share_storage();
@@ -509,5 +531,6 @@ int main(void) {
   test_random();
   test_nd();
   test_stats_and_sort();
+  test_overlapping_source();
   return check_summary();
 }
