@@ -247,29 +247,36 @@ static int t_triu(lua_State *L) { return tri(L, 1, "triu", "t:triu"); }
 
 /* ---- tiling and pieces ---- */
 
-/* t:repeatTensor(n1, n2, ...) or t:repeatTensor{n1, n2, ...}. */
-static int t_repeatTensor(lua_State *L) {
-  lblua_readtensor(L, 1);
+/* The counts n1, n2, ... from the arguments after self or from one table {n1, n2, ...}, each
+ * in 0..BLUA_MAX_ELEMENTS; returns how many. Errors call them what (all) and unit (each). */
+static int read_counts(lua_State *L, int64_t *counts, const char *what, const char *unit, const char *fname) {
   int top = lua_gettop(L), from_table = lua_istable(L, 2);
   lua_Integer n = from_table ? (lua_Integer)lua_rawlen(L, 2) : top - 1;
   if (from_table && top > 2)
-    luaL_error(L, "t:repeatTensor: (n1, n2, ... | {n1, n2, ...}) expected, got a table and %d more argument%s", top - 2,
+    luaL_error(L, "t:%s: (n1, n2, ... | {n1, n2, ...}) expected, got a table and %d more argument%s", fname, top - 2,
                top > 3 ? "s" : "");
   if (n < 1 || n > BLUA_MAX_DIM)
-    luaL_error(L, "bad repetitions in 'repeatTensor': %I counts given (1..%d)", (LUAI_UACINT)n, BLUA_MAX_DIM);
-  int64_t reps[BLUA_MAX_DIM];
+    luaL_error(L, "bad %s in '%s': %I %s given (1..%d)", what, fname, (LUAI_UACINT)n, unit, BLUA_MAX_DIM);
   for (int d = 0; d < (int)n; d++) {
     int arg = 2 + d;
     if (from_table) {
       lua_rawgeti(L, 2, d + 1);
       arg = lua_gettop(L);
     }
-    reps[d] = lblua_checksize(L, arg, "repeatTensor");
+    counts[d] = lblua_checksize(L, arg, fname);
     if (from_table) lua_pop(L, 1);
   }
-  blua_tensor *t = lblua_readtensor(L, 1);
+  return (int)n;
+}
+
+/* t:repeatTensor(n1, n2, ...) or t:repeatTensor{n1, n2, ...}. */
+static int t_repeatTensor(lua_State *L) {
+  lblua_readtensor(L, 1);
+  int64_t reps[BLUA_MAX_DIM];
+  int n = read_counts(L, reps, "repetitions", "counts", "repeatTensor");
+  blua_tensor *t = lblua_readtensor(L, 1); /* (fetched again: reading a table may run Lua code) */
   blua_err err;
-  lblua_pushresult(L, blua_tensor_repeat(t, (int)n, reps, &err), "repeatTensor", &err);
+  lblua_pushresult(L, blua_tensor_repeat(t, n, reps, &err), "repeatTensor", &err);
   return 1;
 }
 
@@ -277,26 +284,11 @@ static int t_repeatTensor(lua_State *L) {
  * step of 0 (blua_tensor_expand); it may be read but not written. */
 static int t_expand(lua_State *L) {
   lblua_readtensor(L, 1);
-  int top = lua_gettop(L), from_table = lua_istable(L, 2);
-  lua_Integer n = from_table ? (lua_Integer)lua_rawlen(L, 2) : top - 1;
-  if (from_table && top > 2)
-    luaL_error(L, "t:expand: (n1, n2, ... | {n1, n2, ...}) expected, got a table and %d more argument%s", top - 2,
-               top > 3 ? "s" : "");
-  if (n < 1 || n > BLUA_MAX_DIM)
-    luaL_error(L, "bad sizes in 'expand': %I sizes given (1..%d)", (LUAI_UACINT)n, BLUA_MAX_DIM);
   int64_t size[BLUA_MAX_DIM];
-  for (int d = 0; d < (int)n; d++) {
-    int arg = 2 + d;
-    if (from_table) {
-      lua_rawgeti(L, 2, d + 1);
-      arg = lua_gettop(L);
-    }
-    size[d] = lblua_checksize(L, arg, "expand");
-    if (from_table) lua_pop(L, 1);
-  }
-  blua_tensor *t = lblua_readtensor(L, 1); /* (fetched again: reading a table may run Lua code) */
+  int n = read_counts(L, size, "sizes", "sizes", "expand");
+  blua_tensor *t = lblua_readtensor(L, 1);
   blua_err err;
-  lblua_pushresult(L, blua_tensor_expand(t, (int)n, size, &err), "expand", &err);
+  lblua_pushresult(L, blua_tensor_expand(t, n, size, &err), "expand", &err);
   return 1;
 }
 
