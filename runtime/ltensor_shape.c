@@ -113,27 +113,22 @@ static int l_mv(lua_State *L) { return new_mv(L, 1, 2); }
 
 /* y:addmv([beta,] [alpha,] m, x): y = beta·y + alpha·m·x; a:addr([beta,] [alpha,] x, y):
  * a = beta·a + alpha·x·yᵀ. One number is alpha, as in Torch7. */
-static int t_addmv(lua_State *L) {
+typedef int (*scaled_product)(blua_tensor *t, float beta, float alpha, const blua_tensor *u, const blua_tensor *v,
+                              blua_err *err);
+
+static int scaled(lua_State *L, scaled_product product, const char *fname, const char *usage) {
   lblua_checktensor(L, 1);
   double beta, alpha;
-  int u = scaled_pair(L, 2, "addmv", "[beta,] [alpha,] m, x", &beta, &alpha);
-  blua_tensor *y = lblua_checktensor(L, 1), *m = lblua_readtensor(L, u), *x = lblua_readtensor(L, u + 1);
+  int u = scaled_pair(L, 2, fname, usage, &beta, &alpha);
+  blua_tensor *t = lblua_checktensor(L, 1), *a = lblua_readtensor(L, u), *b = lblua_readtensor(L, u + 1);
   blua_err err;
-  lblua_check(L, blua_addmv(y, (float)beta, (float)alpha, m, x, &err), "addmv", &err);
+  lblua_check(L, product(t, (float)beta, (float)alpha, a, b, &err), fname, &err);
   lua_settop(L, 1);
   return 1;
 }
 
-static int t_addr(lua_State *L) {
-  lblua_checktensor(L, 1);
-  double beta, alpha;
-  int u = scaled_pair(L, 2, "addr", "[beta,] [alpha,] x, y", &beta, &alpha);
-  blua_tensor *a = lblua_checktensor(L, 1), *x = lblua_readtensor(L, u), *y = lblua_readtensor(L, u + 1);
-  blua_err err;
-  lblua_check(L, blua_addr(a, (float)beta, (float)alpha, x, y, &err), "addr", &err);
-  lua_settop(L, 1);
-  return 1;
-}
+static int t_addmv(lua_State *L) { return scaled(L, blua_addmv, "addmv", "[beta,] [alpha,] m, x"); }
+static int t_addr(lua_State *L) { return scaled(L, blua_addr, "addr", "[beta,] [alpha,] x, y"); }
 
 /* ---- batched matrix products ---- */
 
